@@ -1,0 +1,1 @@
+"""The built-in node library: PPO (rl/), environments (envs/) and flow control (flow/)."""

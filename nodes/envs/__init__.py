@@ -1,0 +1,1 @@
+"""Environment backends and env/step/action nodes."""

@@ -1,0 +1,1 @@
+"""The dnne-runtime engine: nodes, ports, channels, graphs, runner and CLI. Knows nothing about RL."""

@@ -1,0 +1,1 @@
+"""Graph file loaders: native, DNNE/ComfyUI workflow and ComfyUI API prompt formats."""
