@@ -1,1 +1,47 @@
 """The built-in node library: PPO (rl/), environments (envs/) and flow control (flow/)."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from dnne.runtime.types import PortType
+
+from .types import Dones, PolicyOutput
+
+if TYPE_CHECKING:
+    from dnne.runtime.registry import NodeRegistry
+
+PORT_TYPES = (
+    PortType("PolicyOutput", "a batched policy decision; read as a Tensor it is its action",
+             reads_as={"Tensor": lambda output: output.action}),
+    PortType("Dones", "terminated, truncated and final observations; read as a Tensor it is terminated | truncated",
+             reads_as={"Tensor": Dones.as_tensor}),
+    PortType("EnvHandle", "a running environment", config=True, crosses_processes=False),
+)
+
+DNNE_TYPE_NAMES = {
+    "TENSOR": "Tensor", "POLICY_OUTPUT": "PolicyOutput", "POLICY": "PolicyOutput", "SIM_HANDLE": "EnvHandle",
+    "ACTION": "Tensor", "SYNC": "Trigger", "DICT": "Dict", "MODEL": "Model", "INT": "Int", "FLOAT": "Float",
+    "BOOLEAN": "Bool", "STRING": "String",
+}
+
+
+def register(registry: NodeRegistry) -> None:
+    """Register the built-in port types, DNNE's type names and every built-in node."""
+    from .envs.action_node import ActionNode, CartpoleActionNode
+    from .envs.env_node import EnvNode
+    from .envs.isaac_nodes import IsaacGymEnvNode, IsaacGymStepNode
+    from .envs.step_node import StepNode
+    from .flow.or_node import ORNode
+    from .rl.agent_node import PPOAgentNode
+    from .rl.trainer_node import PPOTrainerNode
+
+    for port_type in PORT_TYPES:
+        registry.add_type(port_type)
+    for alias, name in DNNE_TYPE_NAMES.items():
+        registry.alias_type(alias, name)
+    for cls in (EnvNode, StepNode, ActionNode, CartpoleActionNode, IsaacGymEnvNode, IsaacGymStepNode, ORNode,
+                PPOAgentNode, PPOTrainerNode):
+        registry.add_node(cls)
+
+
+__all__ = ["Dones", "PolicyOutput", "register"]

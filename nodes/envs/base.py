@@ -1,0 +1,347 @@
+"""The batched environment contract every backend implements, and the shared machinery of the built-in tensor tasks."""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .spaces import Box, Discrete
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """What one batched step returns; every tensor is freshly allocated and has ``num_envs`` rows unless noted.
+
+    Args:
+        observations: ``[N, obs_dim]`` observations to act on next, taken after the automatic reset of ended episodes.
+        rewards: ``[N]`` rewards of the transition just taken.
+        terminated: ``[N]`` bool, the episode reached a terminal state (no bootstrapping past it).
+        truncated: ``[N]`` bool, the episode was cut by a time limit; never true where ``terminated`` is.
+        final_observations: ``[N, obs_dim]`` the true next state: the pre-reset observation where an episode ended,
+            otherwise equal to ``observations``. Bootstrapping a truncated episode must use this, not ``observations``.
+        episode_returns: ``[K]`` undiscounted returns of the K episodes that ended in this step (K may be 0).
+        episode_lengths: ``[K]`` long, the lengths in steps of those episodes, in the same order.
+    """
+
+    observations: Tensor
+    rewards: Tensor
+    terminated: Tensor
+    truncated: Tensor
+    final_observations: Tensor
+    episode_returns: Tensor
+    episode_lengths: Tensor
+
+
+class BatchedEnv(ABC):
+    """``num_envs`` copies of one task stepped together, with automatic reset in the same step.
+
+    Subclasses set the attributes below in ``__init__``.
+
+    Args:
+        num_envs: number of environments N stepped together.
+        device: device of every returned tensor.
+        observation_space: space of one observation row.
+        action_space: space of one action row (``Box`` actions are ``[N, dim]`` float, ``Discrete`` are ``[N]`` int).
+        dt: simulated seconds per step, used to pace inference runs at real time (0.0 when unknown).
+    """
+
+    num_envs: int
+    device: torch.device
+    observation_space: Box
+    action_space: Box | Discrete
+    dt: float
+
+    @abstractmethod
+    def reset(self, seed: int | None = None) -> Tensor:
+        """Reset every environment.
+
+        Args:
+            seed: seeds the environment's random generator so that a run is reproducible; ``None`` continues it.
+
+        Returns:
+            The first observations, ``[N, obs_dim]``.
+        """
+
+    @abstractmethod
+    def step(self, actions: Tensor) -> StepResult:
+        """Apply one action per environment, resetting the environments whose episode ended.
+
+        Args:
+            actions: ``[N, dim]`` float for a ``Box`` action space, ``[N]`` (or ``[N, 1]``) integer for ``Discrete``.
+
+        Returns:
+            The step's transition, see ``StepResult``.
+
+        Raises:
+            ValueError: the actions have the wrong shape or dtype, or contain NaN or infinity.
+        """
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue the environments bit for bit after ``load_state_dict``.
+
+        Raises:
+            NotImplementedError: the backend cannot capture its state (an external simulator, subprocesses).
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not support exact resume: it cannot save its state")
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a state taken by ``state_dict``.
+
+        Args:
+            state: the dict ``state_dict`` returned.
+
+        Raises:
+            NotImplementedError: the backend cannot restore its state.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not support exact resume: it cannot load a state")
+
+    @property
+    def supports_state(self) -> bool:
+        """Whether ``state_dict`` and ``load_state_dict`` are implemented."""
+        return type(self).state_dict is not BatchedEnv.state_dict
+
+    def close(self) -> None:
+        """Release simulator resources and worker processes; the default has nothing to release."""
+
+    def check_actions(self, actions: Tensor) -> Tensor:
+        """Validate a batch of actions against the action space and move it to the env device.
+
+        Out-of-range ``Box`` actions are allowed (each task clips them as its reference does); out-of-range discrete
+        actions are not.
+
+        Args:
+            actions: the batch passed to ``step``.
+
+        Returns:
+            The actions, detached, on ``self.device``: ``[N]`` long for ``Discrete``, ``[N, dim]`` for ``Box``.
+
+        Raises:
+            ValueError: wrong type, shape or dtype, a discrete action out of range, or a NaN or infinite value.
+        """
+        where = f"{type(self).__name__}.step"
+        if not isinstance(actions, Tensor):
+            raise ValueError(f"{where}: expected actions as a torch.Tensor, got {type(actions).__name__}")
+        n = self.num_envs
+        got = f"got shape {list(actions.shape)} dtype {actions.dtype}"
+        if isinstance(self.action_space, Discrete):
+            if tuple(actions.shape) not in ((n,), (n, 1)):
+                raise ValueError(f"{where}: expected discrete actions of shape [{n}] or [{n}, 1], {got}")
+            if actions.is_floating_point() or actions.is_complex() or actions.dtype == torch.bool:
+                raise ValueError(f"{where}: expected discrete actions of an integer dtype (torch.long), {got}")
+            actions = actions.detach().reshape(n).to(self.device, torch.long)
+            bad = (actions < 0) | (actions >= self.action_space.n)
+            if bool(bad.any()):
+                raise ValueError(
+                    f"{where}: discrete actions must be in [0, {self.action_space.n}), got {actions[bad][:5].tolist()} "
+                    f"in env(s) {bad.nonzero().flatten()[:5].tolist()}"
+                )
+            return actions
+        dim = self.action_space.dim
+        if tuple(actions.shape) != (n, dim):
+            raise ValueError(f"{where}: expected continuous actions of shape [{n}, {dim}], {got}")
+        if not actions.is_floating_point():
+            raise ValueError(f"{where}: expected continuous actions of a float dtype, {got}")
+        actions = actions.detach().to(self.device)
+        finite = torch.isfinite(actions).all(dim=1)
+        if not bool(finite.all()):
+            bad_envs = (~finite).nonzero().flatten()[:5].tolist()
+            raise ValueError(f"{where}: actions contain NaN or infinity in env(s) {bad_envs}")
+        return actions
+
+
+class RunningEpisodes:
+    """Return and length of the episode each environment is in, yielding those of the episodes that end.
+
+    Args:
+        num_envs: number of environments.
+        device: device of the counters.
+        dtype: dtype of the returns.
+    """
+
+    def __init__(self, num_envs: int, device: torch.device, dtype: torch.dtype) -> None:
+        self.returns = torch.zeros(num_envs, device=device, dtype=dtype)
+        self.lengths = torch.zeros(num_envs, device=device, dtype=torch.long)
+
+    def reset(self) -> None:
+        """Start a new episode in every environment."""
+        self.returns = torch.zeros_like(self.returns)
+        self.lengths = torch.zeros_like(self.lengths)
+
+    def update(self, rewards: Tensor, done: Tensor) -> tuple[Tensor, Tensor]:
+        """Add one step's rewards and close the episodes that ended.
+
+        Args:
+            rewards: ``[N]`` rewards of the step.
+            done: ``[N]`` bool, terminated or truncated.
+
+        Returns:
+            ``([K] returns, [K] lengths)`` of the ended episodes, in env order.
+        """
+        returns = self.returns + rewards.to(self.returns.dtype)
+        lengths = self.lengths + 1
+        self.returns = returns.masked_fill(done, 0.0)
+        self.lengths = lengths.masked_fill(done, 0)
+        return returns[done], lengths[done]
+
+    def state_dict(self) -> dict[str, Tensor]:
+        """The running counters, cloned."""
+        return {"returns": self.returns.clone(), "lengths": self.lengths.clone()}
+
+    def load_state_dict(self, state: dict[str, Tensor]) -> None:
+        """Restore counters taken by ``state_dict``.
+
+        Args:
+            state: the dict ``state_dict`` returned.
+        """
+        self.returns = _restore(state["returns"], self.returns, "episode returns")
+        self.lengths = _restore(state["lengths"], self.lengths, "episode lengths")
+
+
+class TensorTask(BatchedEnv):
+    """A task whose physics is batched tensor code: the shared reset, autoreset, counters, seeding and resume.
+
+    Subclasses give the physics as three pure functions of the state ``[N, state_dim]``; the state is replaced, never
+    written in place, so a returned tensor is never changed later.
+
+    Args:
+        num_envs: number of environments.
+        device: device of the state and of every returned tensor.
+        dtype: float dtype of the physics, observations and rewards.
+        max_episode_steps: episodes are truncated after this many steps.
+        state_dim: number of components of one environment's physics state.
+    """
+
+    def __init__(
+        self,
+        num_envs: int,
+        device: str | torch.device,
+        dtype: torch.dtype,
+        max_episode_steps: int,
+        state_dim: int,
+    ) -> None:
+        if num_envs < 1:
+            raise ValueError(f"{type(self).__name__}: num_envs must be at least 1, got {num_envs}")
+        if not dtype.is_floating_point:
+            raise ValueError(f"{type(self).__name__}: dtype must be a float dtype, got {dtype}")
+        if max_episode_steps < 1:
+            raise ValueError(f"{type(self).__name__}: max_episode_steps must be at least 1, got {max_episode_steps}")
+        self.num_envs = num_envs
+        self.device = torch.device(device)
+        self.dtype = dtype
+        self.max_episode_steps = max_episode_steps
+        self.state_dim = state_dim
+        self._generator = torch.Generator(device=self.device)
+        self._generator.seed()
+        self._state: Tensor | None = None
+        self._steps = torch.zeros(num_envs, device=self.device, dtype=torch.long)
+        self._episodes = RunningEpisodes(num_envs, self.device, dtype)
+
+    @abstractmethod
+    def _sample_initial(self, count: int) -> Tensor:
+        """Draw ``count`` initial states ``[count, state_dim]`` from ``self._generator``."""
+
+    @abstractmethod
+    def _advance(self, state: Tensor, actions: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """One step of physics from checked actions: ``(next_state, rewards, terminated)``, all new tensors."""
+
+    @abstractmethod
+    def _observe(self, state: Tensor) -> Tensor:
+        """Observations ``[N, obs_dim]`` of a state, as a new tensor."""
+
+    def _uniform(self, count: int, low: list[float], high: list[float]) -> Tensor:
+        """``count`` rows drawn uniformly per component between ``low`` and ``high`` (``low + (high - low) * u``)."""
+        lo = torch.tensor(low, device=self.device, dtype=self.dtype)
+        hi = torch.tensor(high, device=self.device, dtype=self.dtype)
+        u = torch.rand((count, len(low)), generator=self._generator, device=self.device, dtype=self.dtype)
+        return lo + (hi - lo) * u
+
+    def reset(self, seed: int | None = None) -> Tensor:
+        """Reset every environment; see ``BatchedEnv.reset``."""
+        if seed is not None:
+            self._generator.manual_seed(seed)
+        self._state = self._sample_initial(self.num_envs)
+        self._steps = torch.zeros_like(self._steps)
+        self._episodes.reset()
+        return self._observe(self._state)
+
+    def step(self, actions: Tensor) -> StepResult:
+        """Advance every environment one step and reset those whose episode ended; see ``BatchedEnv.step``."""
+        state = self._require_state()
+        actions = self.check_actions(actions)
+        next_state, rewards, terminated = self._advance(state, actions)
+        steps = self._steps + 1
+        truncated = (steps >= self.max_episode_steps) & ~terminated
+        done = terminated | truncated
+        final_observations = self._observe(next_state)
+        episode_returns, episode_lengths = self._episodes.update(rewards, done)
+        if episode_lengths.numel() > 0:
+            # Only the ended envs draw new states, so the generator stream depends on the trajectory, not on N.
+            ended = done.nonzero().flatten()
+            next_state = next_state.index_put((ended,), self._sample_initial(ended.numel()))
+            steps = steps.masked_fill(done, 0)
+            observations = self._observe(next_state)
+        else:
+            observations = final_observations.clone()
+        self._state = next_state
+        self._steps = steps
+        return StepResult(
+            observations=observations,
+            rewards=rewards,
+            terminated=terminated,
+            truncated=truncated,
+            final_observations=final_observations,
+            episode_returns=episode_returns,
+            episode_lengths=episode_lengths,
+        )
+
+    def get_state(self) -> Tensor:
+        """A copy of the physics state ``[N, state_dim]``."""
+        return self._require_state().clone()
+
+    def set_state(self, state: Tensor) -> None:
+        """Put every environment in a given physics state, keeping step counters and episode statistics.
+
+        Args:
+            state: ``[N, state_dim]`` physics state, in the layout ``get_state`` returns.
+        """
+        if tuple(state.shape) != (self.num_envs, self.state_dim):
+            raise ValueError(
+                f"{type(self).__name__}.set_state: expected shape [{self.num_envs}, {self.state_dim}], "
+                f"got {list(state.shape)}"
+            )
+        self._state = state.detach().to(self.device, self.dtype).clone()
+
+    def state_dict(self) -> dict[str, Any]:
+        """Physics state, step counters, running episode statistics and generator state, all cloned."""
+        return {
+            "state": self._require_state().clone(),
+            "steps": self._steps.clone(),
+            "episodes": self._episodes.state_dict(),
+            "generator": self._generator.get_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a state taken by ``state_dict`` of an env with the same ``num_envs`` and device type.
+
+        Args:
+            state: the dict ``state_dict`` returned.
+        """
+        self.set_state(state["state"])
+        self._steps = _restore(state["steps"], self._steps, "step counters")
+        self._episodes.load_state_dict(state["episodes"])
+        self._generator.set_state(state["generator"])
+
+    def _require_state(self) -> Tensor:
+        if self._state is None:
+            raise RuntimeError(f"{type(self).__name__}: call reset() before step() or get_state()")
+        return self._state
+
+
+def _restore(saved: Tensor, like: Tensor, what: str) -> Tensor:
+    """``saved`` moved to ``like``'s device and dtype, after checking it has ``like``'s shape."""
+    if saved.shape != like.shape:
+        raise ValueError(f"cannot load {what}: saved shape {list(saved.shape)}, this env has {list(like.shape)}")
+    return saved.to(like.device, like.dtype).clone()

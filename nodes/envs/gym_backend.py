@@ -1,0 +1,270 @@
+"""Gymnasium environments behind the batched contract: vectorized numpy envs, or already-batched torch envs as is."""
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import gymnasium
+import numpy as np
+import torch
+from torch import Tensor
+
+from .base import BatchedEnv, RunningEpisodes, StepResult
+from .spaces import Box, Discrete
+
+# Raised in the parent when an AsyncVectorEnv worker process has died: its pipe is closed.
+_DEAD_WORKER_ERRORS = (EOFError, BrokenPipeError, ConnectionError)
+
+
+def to_space(space: gymnasium.Space, what: str, task: str) -> Box | Discrete:
+    """Convert a Gymnasium space of one environment to ours.
+
+    Args:
+        space: a ``gymnasium.spaces.Box`` with one dimension or a ``gymnasium.spaces.Discrete`` starting at 0.
+        what: "observation" or "action", for the error message.
+        task: the env id, for the error message.
+
+    Returns:
+        The equivalent ``Box`` (bounds as float64 CPU tensors) or ``Discrete``.
+
+    Raises:
+        ValueError: the space has another type, shape or start.
+    """
+    if isinstance(space, gymnasium.spaces.Discrete) and int(space.start) == 0:
+        return Discrete(int(space.n))
+    if isinstance(space, gymnasium.spaces.Box) and len(space.shape) == 1:
+        low = torch.as_tensor(space.low, dtype=torch.float64)
+        high = torch.as_tensor(space.high, dtype=torch.float64)
+        return Box(low, high)
+    raise ValueError(
+        f"Gymnasium env {task!r}: its {what} space {space} is not supported; batched envs need a flat Box or a "
+        "Discrete starting at 0 (flatten the space with a Gymnasium wrapper in a registered env)"
+    )
+
+
+def _env_dt(env: gymnasium.Env) -> float:
+    """Seconds per step: the env's ``dt`` (MuJoCo envs), else ``1 / render_fps``, else 0.0."""
+    dt = getattr(env.unwrapped, "dt", None)
+    if dt is not None:
+        return float(dt)
+    fps = (env.metadata or {}).get("render_fps")
+    return 1.0 / float(fps) if fps else 0.0
+
+
+def _is_torch_batched(env: gymnasium.Env) -> bool:
+    """Whether ``env`` is already batched and speaks torch (Isaac Lab style); resets it to find out."""
+    if getattr(env.unwrapped, "num_envs", 1) > 1:
+        return True
+    observations, _ = env.reset()
+    if isinstance(observations, dict):
+        observations = observations.get("policy")
+    return isinstance(observations, Tensor)
+
+
+class GymnasiumEnv(BatchedEnv):
+    """Any registered Gymnasium id, vectorized with Gymnasium's vector envs and same-step autoreset.
+
+    Envs that ``gymnasium.make`` returns already batched over torch tensors are wrapped without a second
+    vectorization; ``GymnasiumEnv`` then delegates to ``TorchBatchedGymEnv``.
+
+    Args:
+        task: a registered env id, e.g. ``"CartPole-v1"`` or ``"HalfCheetah-v5"``.
+        num_envs: number of environments.
+        device: device of every returned tensor.
+        vectorization: ``"sync"`` steps the envs in this process, ``"async"`` one subprocess per env.
+        env_kwargs: keyword arguments for the env constructor.
+        dtype: float dtype of observations and rewards.
+    """
+
+    def __init__(
+        self,
+        task: str,
+        num_envs: int,
+        device: str | torch.device = "cpu",
+        vectorization: str = "sync",
+        env_kwargs: dict[str, Any] | None = None,
+        dtype: torch.dtype = torch.float32,
+    ) -> None:
+        if vectorization not in ("sync", "async"):
+            raise ValueError(f"Gymnasium env {task!r}: vectorization must be 'sync' or 'async', got {vectorization!r}")
+        env_kwargs = dict(env_kwargs or {})
+        self.task = task
+        self.num_envs = num_envs
+        self.device = torch.device(device)
+        self.dtype = dtype
+        try:
+            probe = gymnasium.make(task, disable_env_checker=True, **env_kwargs)
+        except gymnasium.error.UnregisteredEnv as exc:
+            raise ValueError(f"unknown Gymnasium env id {task!r}: {exc}") from exc
+        self._batched: TorchBatchedGymEnv | None = None
+        if _is_torch_batched(probe):
+            self._batched = TorchBatchedGymEnv(probe, task, num_envs, self.device, dtype)
+            self.observation_space = self._batched.observation_space
+            self.action_space = self._batched.action_space
+            self.dt = self._batched.dt
+            return
+        self.dt = _env_dt(probe)
+        probe.close()
+        self._env = gymnasium.make_vec(
+            task,
+            num_envs,
+            vectorization_mode=vectorization,
+            vector_kwargs={"autoreset_mode": gymnasium.vector.AutoresetMode.SAME_STEP},
+            **env_kwargs,
+        )
+        self.observation_space = to_space(self._env.single_observation_space, "observation", task)
+        self.action_space = to_space(self._env.single_action_space, "action", task)
+        self._action_dtype = getattr(self._env.single_action_space, "dtype", np.float32)
+        self._episodes = RunningEpisodes(num_envs, self.device, dtype)
+
+    def reset(self, seed: int | None = None) -> Tensor:
+        """Reset every environment; env ``i`` is seeded with ``seed + i`` as Gymnasium does."""
+        if self._batched is not None:
+            return self._batched.reset(seed)
+        observations, _ = self._call(lambda: self._env.reset(seed=seed))
+        self._episodes.reset()
+        return self._tensor(observations)
+
+    def step(self, actions: Tensor) -> StepResult:
+        """Step every environment; see ``BatchedEnv.step``.
+
+        Raises:
+            RuntimeError: an async worker process died.
+        """
+        if self._batched is not None:
+            return self._batched.step(actions)
+        actions = self.check_actions(actions).cpu().numpy()
+        if not isinstance(self.action_space, Discrete):
+            actions = actions.astype(self._action_dtype)
+        observations, rewards, terminated, truncated, infos = self._call(lambda: self._env.step(actions))
+        observations = self._tensor(observations)
+        final_observations = observations.clone()
+        for i in np.flatnonzero(infos.get("_final_obs", ())):
+            final_observations[i] = self._tensor(infos["final_obs"][i])
+        terminated = torch.as_tensor(terminated, dtype=torch.bool).to(self.device)
+        # Gymnasium's TimeLimit can report both; the contract says a terminal state wins.
+        truncated = torch.as_tensor(truncated, dtype=torch.bool).to(self.device) & ~terminated
+        rewards = torch.as_tensor(rewards).to(self.device, self.dtype)
+        episode_returns, episode_lengths = self._episodes.update(rewards, terminated | truncated)
+        return StepResult(
+            observations=observations,
+            rewards=rewards,
+            terminated=terminated,
+            truncated=truncated,
+            final_observations=final_observations,
+            episode_returns=episode_returns,
+            episode_lengths=episode_lengths,
+        )
+
+    def close(self) -> None:
+        """Close the envs; worker processes that cannot be shut down politely are terminated."""
+        if self._batched is not None:
+            self._batched.close()
+            return
+        try:
+            self._env.close()
+        except _DEAD_WORKER_ERRORS:
+            self._env.close(terminate=True)
+
+    def _tensor(self, array: np.ndarray) -> Tensor:
+        """A new float tensor of ``array`` on the env device (never a view of a Gymnasium buffer)."""
+        return torch.tensor(np.asarray(array), dtype=self.dtype, device=self.device)
+
+    def _call(self, call: Any) -> Any:
+        """Run a vector-env call, turning a dead worker's broken pipe into an error that names the task."""
+        try:
+            return call()
+        except _DEAD_WORKER_ERRORS as exc:
+            raise RuntimeError(
+                f"Gymnasium env {self.task!r}: a worker process of the async vector env died "
+                f"({type(exc).__name__}: {exc}); the run cannot continue with these envs"
+            ) from exc
+
+
+class TorchBatchedGymEnv(BatchedEnv):
+    """A Gymnasium env that is already batched over torch tensors (Isaac Lab style), wrapped without re-vectorizing.
+
+    The env's ``reset(seed=)`` returns ``(observations, info)`` and its ``step(actions)`` returns
+    ``(observations, rewards, terminated, truncated, info)``, all ``[N, ...]`` tensors, with automatic reset inside
+    ``step``. Dict observations use their ``"policy"`` entry. If ``info["final_obs"]`` is a ``[N, obs_dim]`` tensor it
+    gives the pre-reset observations of ended envs; envs that do not report it (Isaac Lab does not) leave
+    ``final_observations`` equal to the post-reset ``observations``, and a warning says so once, since bootstrapping
+    truncated episodes from them is wrong.
+
+    Args:
+        env: the env ``gymnasium.make`` returned.
+        task: its id, for messages.
+        num_envs: the number of envs the caller expects; must equal the env's own.
+        device: device of every returned tensor.
+        dtype: float dtype of observations and rewards.
+    """
+
+    def __init__(self, env: gymnasium.Env, task: str, num_envs: int, device: torch.device, dtype: torch.dtype) -> None:
+        own = getattr(env.unwrapped, "num_envs", None)
+        if own is not None and own != num_envs:
+            raise ValueError(
+                f"Gymnasium env {task!r} is already batched with {own} envs but {num_envs} were asked for; "
+                "set its number of envs through env_kwargs"
+            )
+        self._env = env
+        self.task = task
+        self.num_envs = num_envs
+        self.device = device
+        self.dtype = dtype
+        unwrapped = env.unwrapped
+        observation_space = getattr(unwrapped, "single_observation_space", env.observation_space)
+        if isinstance(observation_space, gymnasium.spaces.Dict):
+            observation_space = observation_space["policy"]
+        self.observation_space = to_space(observation_space, "observation", task)
+        self.action_space = to_space(getattr(unwrapped, "single_action_space", env.action_space), "action", task)
+        self.dt = _env_dt(env)
+        self._episodes = RunningEpisodes(num_envs, device, dtype)
+        self._warned_final = False
+
+    def reset(self, seed: int | None = None) -> Tensor:
+        """Reset every environment through the env's own ``reset(seed=)``."""
+        observations, _ = self._env.reset(seed=seed)
+        self._episodes.reset()
+        return self._observations(observations)
+
+    def step(self, actions: Tensor) -> StepResult:
+        """Step the batched env; see ``BatchedEnv.step``."""
+        actions = self.check_actions(actions)
+        observations, rewards, terminated, truncated, infos = self._env.step(actions)
+        observations = self._observations(observations)
+        terminated = torch.as_tensor(terminated).to(self.device, torch.bool).reshape(self.num_envs)
+        truncated = torch.as_tensor(truncated).to(self.device, torch.bool).reshape(self.num_envs) & ~terminated
+        done = terminated | truncated
+        rewards = torch.as_tensor(rewards).to(self.device, self.dtype).reshape(self.num_envs).clone()
+        final = infos.get("final_obs") if isinstance(infos, dict) else None
+        if isinstance(final, Tensor):
+            final_observations = torch.where(done[:, None], self._observations(final), observations)
+        else:
+            if bool(done.any()) and not self._warned_final:
+                warnings.warn(
+                    f"Gymnasium env {self.task!r} does not report final observations (info['final_obs']); "
+                    "final_observations of ended episodes are the post-reset observations",
+                    stacklevel=2,
+                )
+                self._warned_final = True
+            final_observations = observations.clone()
+        episode_returns, episode_lengths = self._episodes.update(rewards, done)
+        return StepResult(
+            observations=observations,
+            rewards=rewards,
+            terminated=terminated,
+            truncated=truncated,
+            final_observations=final_observations,
+            episode_returns=episode_returns,
+            episode_lengths=episode_lengths,
+        )
+
+    def close(self) -> None:
+        """Close the wrapped env."""
+        self._env.close()
+
+    def _observations(self, observations: Tensor | dict[str, Tensor]) -> Tensor:
+        """A new ``[N, obs_dim]`` tensor of the env's observations (the ``"policy"`` entry of a dict)."""
+        if isinstance(observations, dict):
+            observations = observations["policy"]
+        return torch.as_tensor(observations).to(self.device, self.dtype).reshape(self.num_envs, -1).clone()

@@ -1,0 +1,238 @@
+"""The PPO actor-critic: one shared MLP trunk, a Gaussian or categorical actor head, and a scalar critic head."""
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.distributions import Categorical, Distribution, Independent, Normal
+
+from dnne.nodes.rl.activations import resolve_activation
+from dnne.nodes.rl.normalizer import RunningMeanStd
+
+ACTION_SPACES = ("continuous", "discrete")
+
+
+def _init_linear(layer: nn.Linear, gain: float) -> nn.Linear:
+    """Orthogonal weights with ``gain`` and zero bias, as CleanRL and SB3 initialise PPO networks."""
+    nn.init.orthogonal_(layer.weight, gain)
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
+@dataclass(frozen=True)
+class ActResult:
+    """One batched action decision of ``ActorCritic.act``.
+
+    Args:
+        action: ``[B, action_dim]`` float (continuous) or ``[B]`` long (discrete).
+        log_prob: log-probability of ``action`` under the current policy, ``[B]``.
+        value: critic estimate in reward units (denormalized), ``[B]``.
+        params: distribution parameters, ``{"mean", "std"}`` or ``{"logits"}``.
+        observation: the network input (the normalized observation when input normalization is on).
+    """
+
+    action: torch.Tensor
+    log_prob: torch.Tensor
+    value: torch.Tensor
+    params: dict[str, torch.Tensor]
+    observation: torch.Tensor
+
+
+class ActorCritic(nn.Module):
+    """Actor-critic MLP with a shared trunk, for continuous (Gaussian) or discrete (categorical) actions.
+
+    With ``normalize_value`` the critic head predicts values in the value normalizer's space (rl_games style);
+    ``act`` and ``value`` return denormalized values, ``forward`` and ``evaluate`` the critic's own space.
+
+    Args:
+        obs_dim: size of a flat observation.
+        action_dim: action dimensions (continuous) or number of actions (discrete).
+        hidden_sizes: widths of the shared trunk's hidden layers; empty means the heads read the input directly.
+        activation: activation name, see ``dnne.nodes.rl.activations.ACTIVATIONS``.
+        action_space: ``"continuous"`` or ``"discrete"``.
+        init_log_std: initial value of the state-independent log standard deviation (continuous only).
+        normalize_input: keep running observation statistics and normalize the network input with them.
+        normalize_value: keep running return statistics; the critic learns normalized values.
+    """
+
+    def __init__(
+        self,
+        obs_dim: int,
+        action_dim: int,
+        hidden_sizes: Sequence[int] = (64, 64),
+        activation: str = "elu",
+        action_space: str = "continuous",
+        init_log_std: float = 0.0,
+        normalize_input: bool = False,
+        normalize_value: bool = False,
+    ) -> None:
+        super().__init__()
+        if action_space not in ACTION_SPACES:
+            raise ValueError(f"action_space must be one of {ACTION_SPACES}, got {action_space!r}")
+        self.obs_dim = obs_dim
+        self.action_dim = action_dim
+        self.action_space = action_space
+        self.discrete = action_space == "discrete"
+
+        layers: list[nn.Module] = []
+        width = obs_dim
+        for size in hidden_sizes:
+            layers += [_init_linear(nn.Linear(width, size), math.sqrt(2)), resolve_activation(activation)]
+            width = size
+        self.trunk = nn.Sequential(*layers)
+        # A small policy-head gain starts the policy near uniform / zero-mean, so early updates are not dominated
+        # by an arbitrary initial preference (Andrychowicz et al. 2021).
+        self.actor_head = _init_linear(nn.Linear(width, action_dim), 0.01)
+        self.critic_head = _init_linear(nn.Linear(width, 1), 1.0)
+        self.log_std = None if self.discrete else nn.Parameter(torch.full((action_dim,), float(init_log_std)))
+
+        self.obs_normalizer = RunningMeanStd((obs_dim,)) if normalize_input else None
+        # Value targets are never clipped: clipping returns would bias the critic on rare large returns.
+        self.value_normalizer = RunningMeanStd((), clip=None) if normalize_value else None
+
+    # --- normalization ------------------------------------------------------------------------------------------
+
+    def normalize_obs(self, obs: torch.Tensor) -> torch.Tensor:
+        """Return the network input for raw observations (identity when input normalization is off)."""
+        return obs if self.obs_normalizer is None else self.obs_normalizer.normalize(obs)
+
+    def update_obs_stats(self, obs: torch.Tensor) -> None:
+        """Merge raw observations into the input statistics (no-op when input normalization is off)."""
+        if self.obs_normalizer is not None:
+            self.obs_normalizer.update(obs)
+
+    def normalize_value(self, value: torch.Tensor) -> torch.Tensor:
+        """Map values in reward units to the critic's space (identity when value normalization is off)."""
+        return value if self.value_normalizer is None else self.value_normalizer.normalize(value)
+
+    def denormalize_value(self, value: torch.Tensor) -> torch.Tensor:
+        """Map critic-space values to reward units (identity when value normalization is off)."""
+        return value if self.value_normalizer is None else self.value_normalizer.denormalize(value)
+
+    # --- network ------------------------------------------------------------------------------------------------
+
+    def forward(self, x: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """Compute distribution parameters and the critic-space value.
+
+        Args:
+            x: network input (already normalized), ``[B, obs_dim]``.
+
+        Returns:
+            ``({"mean", "std"} or {"logits"}, value [B])``.
+        """
+        features = self.trunk(x)
+        value = self.critic_head(features).squeeze(-1)
+        out = self.actor_head(features)
+        if self.discrete:
+            return {"logits": out}, value
+        assert self.log_std is not None
+        return {"mean": out, "std": self.log_std.exp().expand_as(out)}, value
+
+    def distribution(self, params: dict[str, torch.Tensor]) -> Distribution:
+        """Build the action distribution: a diagonal Gaussian summed over action dims, or a categorical."""
+        if self.discrete:
+            return Categorical(logits=params["logits"])
+        return Independent(Normal(params["mean"], params["std"]), 1)
+
+    @torch.no_grad()
+    def act(
+        self, obs: torch.Tensor, deterministic: bool = False, generator: torch.Generator | None = None
+    ) -> ActResult:
+        """Choose actions for raw observations, without autograd.
+
+        Args:
+            obs: raw observations ``[B, obs_dim]`` (normalized here; the statistics are not updated).
+            deterministic: take the mean (continuous) or arg-max (discrete) action instead of sampling.
+            generator: random source for sampling, so a seeded rollout is reproducible.
+
+        Returns:
+            The action, its log-probability, the denormalized value, the distribution parameters and the network
+            input.
+        """
+        x = self.normalize_obs(obs)
+        params, value = self(x)
+        # torch.distributions' sample() takes no generator, so sampling is done by hand.
+        if self.discrete:
+            logits = params["logits"]
+            if deterministic:
+                action = logits.argmax(dim=-1)
+            else:
+                action = torch.multinomial(logits.softmax(dim=-1), 1, generator=generator).squeeze(-1)
+        else:
+            mean, std = params["mean"], params["std"]
+            if deterministic:
+                action = mean
+            else:
+                noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+                action = mean + std * noise
+        log_prob = self.distribution(params).log_prob(action)
+        return ActResult(action, log_prob, self.denormalize_value(value), params, x)
+
+    def evaluate(
+        self, x: torch.Tensor, actions: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Re-evaluate stored actions with autograd, for the PPO loss.
+
+        Args:
+            x: network input (normalized), ``[B, obs_dim]``.
+            actions: ``[B, action_dim]`` float or ``[B]`` long.
+
+        Returns:
+            ``(log_prob [B], entropy [B], value [B])``, the value in the critic's own space.
+        """
+        params, value = self(x)
+        dist = self.distribution(params)
+        return dist.log_prob(actions), dist.entropy(), value
+
+    @torch.no_grad()
+    def value(self, x: torch.Tensor) -> torch.Tensor:
+        """Return the denormalized value of network inputs ``[B, obs_dim]``, without autograd (for bootstrapping)."""
+        return self.denormalize_value(self(x)[1])
+
+    def deployable(self) -> PolicyModule:
+        """Return a TorchScript-able snapshot mapping raw observations to deterministic actions."""
+        return PolicyModule(self)
+
+
+class PolicyModule(nn.Module):
+    """A frozen copy of an ``ActorCritic``'s acting path: raw observation -> deterministic action.
+
+    The trunk, actor head and observation statistics are copied at construction, so later training does not change
+    an exported policy. ``torch.jit.script`` and ``torch.jit.trace`` both work on it.
+
+    Args:
+        model: the actor-critic to snapshot.
+    """
+
+    def __init__(self, model: ActorCritic) -> None:
+        super().__init__()
+        self.trunk = copy.deepcopy(model.trunk)
+        self.actor_head = copy.deepcopy(model.actor_head)
+        self.discrete = model.discrete
+        norm = model.obs_normalizer
+        ref = model.actor_head.weight
+        if norm is None:
+            mean = torch.zeros(model.obs_dim)
+            inv_std = torch.ones(model.obs_dim)
+            clip = math.inf
+        else:
+            mean = norm.mean.float()
+            inv_std = torch.rsqrt(norm.var + norm.epsilon).float()
+            clip = math.inf if norm.clip is None else float(norm.clip)
+        # Plain buffers instead of an optional submodule keep the module free of branches TorchScript dislikes.
+        self.register_buffer("obs_mean", mean.to(ref.device, ref.dtype).clone())
+        self.register_buffer("obs_inv_std", inv_std.to(ref.device, ref.dtype).clone())
+        self.clip = clip
+        self.requires_grad_(False)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        """Map raw observations ``[B, obs_dim]`` to mean (float) or arg-max (long) actions."""
+        x = ((obs - self.obs_mean) * self.obs_inv_std).clamp(-self.clip, self.clip)
+        out = self.actor_head(self.trunk(x))
+        if self.discrete:
+            return out.argmax(dim=-1)
+        return out

@@ -1,0 +1,146 @@
+"""``PPOAgentNode``: the actor-critic that samples actions; a policy server for one or several env groups."""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from dnne.runtime.node import DnneLayout, Node
+from dnne.runtime.ports import Input, Output, Param
+
+from ..envs.spaces import Box, Discrete
+from ..types import PolicyOutput
+from .activations import ACTIVATIONS
+from .actor_critic import ActorCritic
+from .policy import SharedPolicy
+
+
+class PPOAgentNode(Node):
+    """Actor-critic network that outputs actions, values and log-probs for PPO.
+
+    Shared backbone of ``hidden_sizes``, a Gaussian (learnable state-independent log-std) or categorical actor
+    head, a critic head, orthogonal initialisation. Sizes come from the env's spaces when ``input_size`` /
+    ``output_size`` are omitted. Serves several env groups through its fan-in ``observations`` input: the
+    observations waiting are batched into one forward pass and each output goes back to its source.
+    """
+
+    category = "RL/PPO"
+    dnne = DnneLayout(
+        inputs=("observations",),
+        outputs=("policy_output", "model"),
+        widgets=("hidden_sizes", "activation", "action_space", "output_size", "learning_rate", "deterministic",
+                 "init_log_std"),
+    )
+
+    observations = Input("Tensor", "observations [num_envs, obs_dim]", fan_in=True)
+    policy_output = Output("PolicyOutput", "action, value, log_prob, action_params, observation, version")
+    model = Output("Model", "the actor-critic, shared with the trainer")
+
+    input_size = Param(int, None, "observation size; default: from the env", ge=1, le=1 << 20, nullable=True)
+    output_size = Param(int, None, "action size (number of actions if discrete); default: from the env",
+                        ge=1, le=1 << 20, nullable=True, aliases=("action_dim",))
+    hidden_sizes = Param(list, [64, 64], "hidden layer widths, e.g. [64, 64] or \"64,64\"", ge=1, le=65536)
+    activation = Param(str, "elu", "activation function", choices=tuple(ACTIVATIONS))
+    learning_rate = Param(float, 3e-4, "learning rate (the trainer's wins when it sets one)", gt=0.0, le=1.0)
+    action_space = Param(str, "continuous", "continuous (Gaussian) or discrete (categorical)",
+                         choices=("continuous", "discrete"))
+    deterministic = Param(bool, False, "act with the mean / arg-max action (for play)")
+    init_log_std = Param(float, 0.0, "initial log standard deviation of continuous actions", ge=-20.0, le=5.0)
+    normalize_input = Param(bool, None, "running observation normalisation; default: on for continuous actions",
+                            nullable=True)
+    device = Param(str, None, "cpu or cuda; default: the env's device", nullable=True)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.policy: SharedPolicy | None = None
+        self.generator: torch.Generator | None = None
+
+    async def setup(self) -> None:
+        """Size the network from the env's spaces, checking any sizes given."""
+        obs_space = self.upstream("observation_space", "observations")
+        act_space = self.upstream("action_space", "observations")
+        input_size = self._size("input_size", self.input_size, obs_space.dim if isinstance(obs_space, Box) else None)
+        output_size = self._size("output_size", self.output_size, _action_size(act_space, self.action_space))
+        if act_space is not None and isinstance(act_space, Discrete) != (self.action_space == "discrete"):
+            kind = "discrete" if isinstance(act_space, Discrete) else "continuous"
+            raise ValueError(f"action_space is {self.action_space!r} but the env's action space is {kind}: "
+                             f"set action_space to {kind!r}")
+        if self.deterministic and self.ctx.mode == "train":
+            self.ctx.warn("deterministic=true while training: actions are not explored")
+        normalize = self.normalize_input if self.normalize_input is not None else self.action_space == "continuous"
+        device = torch.device(self.device or self.upstream("env_device", "observations") or self.ctx.device)
+        model = ActorCritic(input_size, output_size, self.hidden_sizes, self.activation, self.action_space,
+                            self.init_log_std, normalize_input=normalize).to(device)
+        self.policy = SharedPolicy(model, self.learning_rate)
+        self.generator = torch.Generator(device=device)
+        self.generator.manual_seed(self.ctx.seed)
+
+    def _size(self, name: str, given: int | None, from_env: int | None) -> int:
+        if given is not None and from_env is not None and given != from_env:
+            raise ValueError(f"{name} is {given} but the env says {from_env}: remove {name} or make it {from_env}")
+        size = given if given is not None else from_env
+        if size is None:
+            raise ValueError(f"{name} is not set and no env upstream of 'observations' declares it")
+        return size
+
+    async def start(self) -> None:
+        """Send the model to the trainer."""
+        await self.emit("model", self.policy)
+
+    async def run(self) -> None:
+        """Act on every observation batch; batches waiting from several sources share one forward pass."""
+        await self.start()
+        assert self.policy is not None and self.io is not None
+        while (first := await self.receive()) is not None:
+            firings = [first, *self.io.ready()]
+            self.firings += len(firings) - 1
+            for firing in firings:
+                await self.policy.wait_for(self.policy.required_version(firing.stamp))
+            observations = [f.values["observations"] for f in firings]
+            if len(firings) == 1:
+                await self.emit("policy_output", self.act(observations[0]), first.stamp, first.source)
+                continue
+            outputs = self.act(torch.cat(observations))
+            start = 0
+            for firing, obs in zip(firings, observations):
+                end = start + obs.shape[0]
+                await self.emit("policy_output", _slice(outputs, start, end), firing.stamp, firing.source)
+                start = end
+
+    def act(self, observations: torch.Tensor) -> PolicyOutput:
+        """One forward pass: update the input statistics when training, then sample (or take the mean)."""
+        assert self.policy is not None
+        model = self.policy.model
+        observations = observations.to(next(model.parameters()).device, torch.float32)
+        if self.ctx.mode == "train":
+            model.update_obs_stats(observations)
+        result = model.act(observations, deterministic=self.deterministic, generator=self.generator)
+        return PolicyOutput(result.action, result.value, result.log_prob, result.params, result.observation,
+                            self.policy.version)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Model weights, normaliser statistics, version and the sampling generator."""
+        assert self.policy is not None and self.generator is not None
+        return {"model": self.policy.model.state_dict(), "version": self.policy.version,
+                "generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore ``state_dict``."""
+        assert self.policy is not None and self.generator is not None
+        self.policy.model.load_state_dict(state["model"])
+        self.policy.version = int(state["version"])
+        self.generator.set_state(state["generator"])
+
+
+def _action_size(space: Any, action_space: str) -> int | None:
+    if isinstance(space, Discrete):
+        return space.n
+    if isinstance(space, Box):
+        return space.dim
+    return None
+
+
+def _slice(out: PolicyOutput, start: int, end: int) -> PolicyOutput:
+    return PolicyOutput(out.action[start:end], out.value[start:end], out.log_prob[start:end],
+                        {k: v[start:end] for k, v in out.action_params.items()}, out.observation[start:end],
+                        out.version)

@@ -1,0 +1,43 @@
+"""``SharedPolicy``: the value on a ``Model`` link: the actor-critic, its version, and the sync gate."""
+from __future__ import annotations
+
+import asyncio
+
+from .actor_critic import ActorCritic
+
+
+class SharedPolicy:
+    """The agent's model as shared with its trainer (same process, by reference).
+
+    In sync mode the trainer sets ``horizon``; the agent then acts on observation ``k`` only once ``version``
+    reaches ``k // horizon`` (per stream), so a rollout's first action comes from the updated weights and the
+    agent never acts during an update.
+
+    Args:
+        model: the actor-critic.
+        learning_rate: the agent's learning rate, the trainer's fallback.
+    """
+
+    def __init__(self, model: ActorCritic, learning_rate: float) -> None:
+        self.model = model
+        self.learning_rate = learning_rate
+        self.version = 0
+        self.horizon: int | None = None
+        self._changed = asyncio.Event()
+
+    def required_version(self, stamp: int | None) -> int:
+        """The version that must act on observation ``stamp`` (0 when not gated)."""
+        if self.horizon is None or stamp is None:
+            return 0
+        return stamp // self.horizon
+
+    async def wait_for(self, version: int) -> None:
+        """Wait until the policy has reached ``version``."""
+        while self.version < version:
+            self._changed.clear()
+            await self._changed.wait()
+
+    def publish(self, version: int) -> None:
+        """Announce that the weights now are ``version``."""
+        self.version = version
+        self._changed.set()

@@ -1,0 +1,160 @@
+"""The PPO update: GAE over a filled rollout, then epochs of clipped-loss minibatch steps."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from dnne.nodes.rl.actor_critic import ActorCritic
+from dnne.nodes.rl.gae import compute_gae
+from dnne.nodes.rl.ppo_loss import ppo_loss
+from dnne.nodes.rl.rollout import RolloutBuffer
+
+ADVANTAGE_NORMALIZATION = ("minibatch", "batch", "none")
+
+
+@dataclass
+class PPOConfig:
+    """Hyperparameters of one PPO update."""
+
+    epochs: int = 10
+    """passes over the rollout per update"""
+    minibatch_size: int = 64
+    """samples (env x time) per gradient step; clamped to the rollout size"""
+    clip_param: float = 0.2
+    """the surrogate (and value) clipping epsilon"""
+    value_coef: float = 0.5
+    """weight of the value loss"""
+    entropy_coef: float = 0.01
+    """weight of the entropy bonus"""
+    max_grad_norm: float | None = 0.5
+    """global gradient-norm clip; None disables clipping"""
+    clip_value_loss: bool = False
+    """clip the value loss around the old values, as CleanRL's ``clip_vloss``"""
+    normalize_advantage: str = "minibatch"
+    """``minibatch`` (SB3, CleanRL), ``batch`` (once over the rollout) or ``none``"""
+    target_kl: float | None = None
+    """stop the update when a minibatch's approximate KL exceeds this; None disables"""
+    gamma: float = 0.99
+    """discount factor"""
+    lam: float = 0.95
+    """GAE lambda"""
+
+    def __post_init__(self) -> None:
+        if self.normalize_advantage not in ADVANTAGE_NORMALIZATION:
+            raise ValueError(
+                f"normalize_advantage must be one of {ADVANTAGE_NORMALIZATION}, got {self.normalize_advantage!r}"
+            )
+        if self.epochs < 1 or self.minibatch_size < 1:
+            raise ValueError(f"epochs and minibatch_size must be positive, got {self.epochs}, {self.minibatch_size}")
+
+
+def _normalized(x: torch.Tensor) -> torch.Tensor:
+    """Zero-mean, unit-std copy of ``x``; a single sample has no spread, so it is left as is (as SB3)."""
+    return (x - x.mean()) / (x.std() + 1e-8) if x.numel() > 1 else x
+
+
+def explained_variance(predictions: torch.Tensor, targets: torch.Tensor) -> float:
+    """Return ``1 - Var(targets - predictions) / Var(targets)``; NaN when the targets are constant."""
+    var_targets = targets.var()
+    return float("nan") if var_targets == 0 else float(1.0 - (targets - predictions).var() / var_targets)
+
+
+class PPOUpdate:
+    """Runs PPO updates of an ``ActorCritic`` from filled ``RolloutBuffer``s.
+
+    Args:
+        model: the actor-critic to train.
+        optimizer: optimizer over ``model``'s parameters (its learning rate is set by the caller).
+        config: the update's hyperparameters.
+        generator: random source for the minibatch permutations (CPU), so updates are reproducible.
+    """
+
+    def __init__(
+        self, model: ActorCritic, optimizer: torch.optim.Optimizer, config: PPOConfig, generator: torch.Generator
+    ) -> None:
+        self.model = model
+        self.optimizer = optimizer
+        self.config = config
+        self.generator = generator
+
+    def run(self, buffer: RolloutBuffer) -> dict[str, float]:
+        """Update the model on the buffer's transitions and return the update's statistics.
+
+        Args:
+            buffer: the rollout (values and next values denormalized); it is not reset here.
+
+        Returns:
+            Means over the applied minibatch steps of ``policy_loss``, ``value_loss``, ``entropy``, ``approx_kl``,
+            ``clip_fraction`` (NaN when no step was applied); ``explained_variance`` of the rollout's values;
+            ``epochs_run`` (epochs begun), ``minibatches`` (optimizer steps applied), ``nan_skipped`` (minibatches
+            skipped for a non-finite loss or gradient) and ``early_stopped`` (1 when ``target_kl`` stopped it).
+        """
+        cfg, model = self.config, self.model
+        T = buffer.step
+
+        # --- advantages and returns, in reward units
+        advantages, returns = compute_gae(
+            buffer.rewards[:T], buffer.values[:T], buffer.next_values[:T],
+            buffer.terminated[:T], buffer.dones[:T], cfg.gamma, cfg.lam,
+        )  # fmt: skip
+
+        # --- value targets in the critic's space (rl_games: refresh the statistics with the new returns first)
+        if model.value_normalizer is not None and torch.isfinite(returns).all():
+            model.value_normalizer.update(returns)
+        data = buffer.flatten()
+        b_obs, b_actions, b_log_probs = data["observations"], data["actions"], data["log_probs"]
+        b_values, b_returns, b_advantages = data["values"], returns.flatten(), advantages.flatten()
+        b_old_values_c, b_returns_c = model.normalize_value(b_values), model.normalize_value(b_returns)
+        if cfg.normalize_advantage == "batch":
+            b_advantages = _normalized(b_advantages)
+
+        # --- epochs x minibatches of clipped PPO steps
+        params = [p for group in self.optimizer.param_groups for p in group["params"]]
+        max_norm = math.inf if cfg.max_grad_norm is None else cfg.max_grad_norm
+        sums = dict.fromkeys(("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction"), 0.0)
+        steps = nan_skipped = epochs_run = 0
+        early_stopped = False
+        for _ in range(cfg.epochs):
+            epochs_run += 1
+            for idx in buffer.minibatch_indices(cfg.minibatch_size, self.generator):
+                new_log_prob, entropy, new_values = model.evaluate(b_obs[idx], b_actions[idx])
+                mb_advantages = b_advantages[idx]
+                if cfg.normalize_advantage == "minibatch":
+                    mb_advantages = _normalized(mb_advantages)
+                terms = ppo_loss(
+                    new_log_prob, b_log_probs[idx], mb_advantages, new_values, b_old_values_c[idx],
+                    b_returns_c[idx], entropy, cfg.clip_param, cfg.value_coef, cfg.entropy_coef, cfg.clip_value_loss,
+                )  # fmt: skip
+
+                # KL early stop (as SB3): this minibatch already shows the policy moved too far; do not step on it
+                if cfg.target_kl is not None and terms.approx_kl.item() > cfg.target_kl:
+                    early_stopped = True
+                    break
+
+                self.optimizer.zero_grad(set_to_none=True)
+                terms.total.backward()
+                grad_norm = nn.utils.clip_grad_norm_(params, max_norm)
+
+                # NaN guard: one bad minibatch must not poison the weights (or the optimizer's moments)
+                if not (torch.isfinite(terms.total) and torch.isfinite(grad_norm)):
+                    self.optimizer.zero_grad(set_to_none=True)
+                    nan_skipped += 1
+                    continue
+                self.optimizer.step()
+
+                steps += 1
+                for name in sums:
+                    sums[name] += getattr(terms, name).item()
+            if early_stopped:
+                break
+
+        # --- statistics
+        stats = {name: total / steps if steps else float("nan") for name, total in sums.items()}
+        stats["explained_variance"] = explained_variance(b_values, b_returns)
+        stats.update(
+            epochs_run=epochs_run, minibatches=steps, nan_skipped=nan_skipped, early_stopped=int(early_stopped)
+        )
+        return {name: float(value) for name, value in stats.items()}

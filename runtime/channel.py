@@ -1,0 +1,227 @@
+"""Bounded channels between nodes: one per subscriber, blocking by default, with stats."""
+from __future__ import annotations
+
+import asyncio
+import time
+from abc import ABC, abstractmethod
+from collections import deque
+from dataclasses import asdict, dataclass
+from typing import Any, Literal, NamedTuple
+
+Policy = Literal["block", "latest"]
+POLICIES: tuple[str, ...] = ("block", "latest")
+
+
+class Message(NamedTuple):
+    """One value on a channel.
+
+    Args:
+        value: the payload.
+        stamp: index of the env observation the value derives from, ``None`` when unstamped.
+        source: the name of the stream the value belongs to when a node serves several (env groups).
+    """
+
+    value: Any
+    stamp: int | None = None
+    source: str | None = None
+
+
+class Activity:
+    """What a node is doing, as the deadlock watchdog sees it: running, or blocked on named channels.
+
+    Also accumulates the time the node spent blocked.
+    """
+
+    __slots__ = ("node_id", "blocked_on", "blocked_s", "_since", "_watch")
+
+    def __init__(self, node_id: str, watch: Any = None) -> None:
+        self.node_id = node_id
+        self.blocked_on: tuple[str, ...] = ()
+        self.blocked_s = 0.0
+        self._since = 0.0
+        self._watch = watch
+
+    def block(self, channels: tuple[str, ...]) -> None:
+        """Mark the node blocked on ``channels``."""
+        self.blocked_on = channels
+        self._since = time.perf_counter()
+        if self._watch is not None:
+            self._watch.blocked(self)
+
+    def wake(self) -> None:
+        """Mark the node runnable (called synchronously by whoever unblocks it)."""
+        if self.blocked_on:
+            self.blocked_on = ()
+            self.blocked_s += time.perf_counter() - self._since
+            if self._watch is not None:
+                self._watch.unblocked(self)
+
+
+class Inbox:
+    """The single long-lived waiter of a consumer node: every input channel wakes it, no per-message tasks."""
+
+    __slots__ = ("activity", "_waiter")
+
+    def __init__(self, activity: Activity) -> None:
+        self.activity = activity
+        self._waiter: asyncio.Future[None] | None = None
+
+    def notify(self) -> None:
+        """Wake the consumer if it waits."""
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            self.activity.wake()
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def wait(self, channels: tuple[Channel, ...]) -> None:
+        """Wait until a channel notifies; ``channels`` are what the node waits for (stats and the watchdog)."""
+        self._waiter = asyncio.get_running_loop().create_future()
+        self.activity.block(tuple(channel.name for channel in channels))
+        started = time.perf_counter()
+        try:
+            await self._waiter
+        finally:
+            self._waiter = None
+            self.activity.wake()
+            waited = time.perf_counter() - started
+            for channel in channels:
+                channel.stats.consumer_wait_s += waited
+
+
+@dataclass
+class ChannelStats:
+    """Counters of one channel: messages, depth, drops and the time each side spent waiting."""
+
+    messages: int = 0
+    max_depth: int = 0
+    drops: int = 0
+    producer_wait_s: float = 0.0
+    consumer_wait_s: float = 0.0
+
+    def as_dict(self) -> dict[str, float]:
+        """The stats as a plain dict."""
+        return asdict(self)
+
+
+class Channel(ABC):
+    """A bounded FIFO from one producer port to one consumer port.
+
+    The interface a cross-process channel implements too: ``put`` (blocking when full under ``block``),
+    ``get_nowait``, ``close`` and the consumer ``Inbox`` it wakes.
+    """
+
+    name: str
+    capacity: int
+    policy: Policy
+    stats: ChannelStats
+    closed: bool
+
+    @abstractmethod
+    async def put(self, message: Message, producer: Activity | None = None) -> None:
+        """Send ``message``; under ``block`` wait while the channel is full."""
+
+    @abstractmethod
+    def get_nowait(self) -> Message:
+        """Take the oldest message; ``IndexError`` when empty."""
+
+    @abstractmethod
+    def __len__(self) -> int:
+        """Messages waiting."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """The producer is done: the consumer drains what is left, then sees the end of the stream."""
+
+    @abstractmethod
+    def bind(self, inbox: Inbox) -> None:
+        """Attach the consumer's inbox."""
+
+    def snapshot(self) -> list[Message]:
+        """The messages waiting, oldest first, without taking them (for checkpoints)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot be snapshotted")
+
+    def depth(self) -> int:
+        """Messages waiting (same as ``len``)."""
+        return len(self)
+
+
+class LocalChannel(Channel):
+    """The in-process channel: a deque, a consumer inbox and the futures of blocked producers."""
+
+    __slots__ = ("name", "capacity", "policy", "stats", "closed", "_buffer", "_inbox", "_putters")
+
+    def __init__(self, name: str, capacity: int = 1, policy: Policy = "block") -> None:
+        if capacity < 1:
+            raise ValueError(f"channel {name}: capacity must be at least 1, got {capacity}")
+        if policy not in POLICIES:
+            raise ValueError(f"channel {name}: policy must be one of {POLICIES}, got {policy!r}")
+        self.name = name
+        self.capacity = capacity
+        self.policy: Policy = policy
+        self.stats = ChannelStats()
+        self.closed = False
+        self._buffer: deque[Message] = deque()
+        self._inbox: Inbox | None = None
+        self._putters: deque[tuple[asyncio.Future[None], Activity | None]] = deque()
+
+    def bind(self, inbox: Inbox) -> None:
+        """Attach the consumer's inbox."""
+        self._inbox = inbox
+
+    async def put(self, message: Message, producer: Activity | None = None) -> None:
+        """Append ``message``, waiting for room under ``block`` and dropping the oldest under ``latest``."""
+        buffer = self._buffer
+        while len(buffer) >= self.capacity:
+            if self.policy == "latest":
+                buffer.popleft()
+                self.stats.drops += 1
+                break
+            await self._wait_for_room(producer)
+        buffer.append(message)
+        stats = self.stats
+        stats.messages += 1
+        if len(buffer) > stats.max_depth:
+            stats.max_depth = len(buffer)
+        if self._inbox is not None:
+            self._inbox.notify()
+
+    async def _wait_for_room(self, producer: Activity | None) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._putters.append((future, producer))
+        if producer is not None:
+            producer.block((self.name,))
+        started = time.perf_counter()
+        try:
+            await future
+        finally:
+            self.stats.producer_wait_s += time.perf_counter() - started
+            if producer is not None:
+                producer.wake()
+
+    def get_nowait(self) -> Message:
+        """Take the oldest message and wake one blocked producer."""
+        message = self._buffer.popleft()
+        putters = self._putters
+        while putters:
+            future, producer = putters.popleft()
+            if not future.done():
+                if producer is not None:
+                    producer.wake()
+                future.set_result(None)
+                break
+        return message
+
+    def __len__(self) -> int:
+        return len(self._buffer)
+
+    def close(self) -> None:
+        """Mark the stream ended and wake the consumer so it can notice."""
+        self.closed = True
+        if self._inbox is not None:
+            self._inbox.notify()
+
+    def snapshot(self) -> list[Message]:
+        """The waiting messages, oldest first."""
+        return list(self._buffer)

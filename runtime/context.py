@@ -1,0 +1,163 @@
+"""What a node sees of its run: seed, device, counters, metrics, declarations, warnings and stop requests."""
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .counters import Counters
+
+log = logging.getLogger("dnne")
+
+
+def derive_seed(run_seed: int, node_id: str) -> int:
+    """A node's own seed, derived from the run seed and its id (stable across Python processes)."""
+    digest = hashlib.sha256(f"{run_seed}:{node_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & 0x7FFF_FFFF_FFFF_FFFF
+
+
+class NodeContext:
+    """The handle a node gets on its run; one per node, no globals.
+
+    Args:
+        node_id: the node's id.
+        node_type: the node's type name.
+        run: the run-wide state shared by every node context of one run.
+    """
+
+    def __init__(self, node_id: str, node_type: str, run: RunContext) -> None:
+        self.node_id = node_id
+        self.node_type = node_type
+        self.run = run
+        self.declarations: dict[str, Any] = {}
+        self.seed = derive_seed(run.seed, node_id)
+
+    @property
+    def device(self) -> str:
+        """The run's default device (``cpu`` or ``cuda``)."""
+        return self.run.device
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """The graph's run section (seed, stop conditions, ...), read-only by convention."""
+        return self.run.settings
+
+    @property
+    def mode(self) -> str:
+        """``train`` or ``play``."""
+        return self.run.mode
+
+    @property
+    def counters(self) -> Counters:
+        """The run's counters."""
+        return self.run.counters
+
+    @property
+    def run_dir(self) -> Path | None:
+        """The run directory, when the run has one."""
+        return self.run.run_dir
+
+    def log_metrics(self, values: dict[str, float]) -> None:
+        """Record a row of metrics (TensorBoard, ``metrics.jsonl``) stamped with the run's counters."""
+        self.run.log_metrics(self.node_id, values)
+
+    def warn(self, message: str) -> None:
+        """Report a warning that names this node."""
+        self.run.warn(f"{self.node_id} ({self.node_type}): {message}")
+
+    def request_stop(self, reason: str = "node_stop") -> None:
+        """Ask the runner to stop the graph gracefully."""
+        self.run.request_stop(reason, self.node_id)
+
+    def request_checkpoint(self, reason: str) -> None:
+        """Ask the run to save a checkpoint of every stateful node now (ignored when the run keeps none)."""
+        if self.run.checkpoint_handler is not None:
+            self.run.checkpoint_handler(f"{self.node_id}: {reason}")
+
+    def shared(self, name: str, factory: Callable[[], Any]) -> Any:
+        """A run-wide object shared by the nodes of this run (see ``RunContext.shared``)."""
+        return self.run.shared(name, factory)
+
+    def is_linked(self, port: str) -> bool:
+        """Whether this node's port has a link."""
+        return port in self.run.linked_ports.get(self.node_id, ())
+
+    def find_upstream(self, key: str, port: str) -> Any:
+        """Breadth-first search upstream from input ``port`` for a node that declared ``key``."""
+        return self.run.find_upstream(self.node_id, port, key)
+
+
+class RunContext:
+    """Run-wide state behind every ``NodeContext`` of one run.
+
+    Args:
+        seed: the run seed.
+        device: default device.
+        mode: ``train`` or ``play``.
+        counters: the run's counters.
+        run_dir: where the run writes, if anywhere.
+    """
+
+    def __init__(
+        self, seed: int, device: str, mode: str, counters: Counters, run_dir: Path | None = None
+    ) -> None:
+        self.seed = seed
+        self.device = device
+        self.mode = mode
+        self.counters = counters
+        self.run_dir = run_dir
+        self.settings: dict[str, Any] = {}
+        self.warnings: list[str] = []
+        self.contexts: dict[str, NodeContext] = {}
+        self.linked_ports: dict[str, set[str]] = {}
+        self.upstream_links: dict[tuple[str, str], list[str]] = {}
+        self.metric_sinks: list[Callable[[str, dict[str, float]], None]] = []
+        self.stop_handler: Callable[[str, str], None] | None = None
+        self.checkpoint_handler: Callable[[str], None] | None = None
+        self._shared: dict[str, Any] = {}
+
+    def shared(self, name: str, factory: Callable[[], Any]) -> Any:
+        """A run-wide object that several nodes of one run share (created by ``factory`` on first use)."""
+        if name not in self._shared:
+            self._shared[name] = factory()
+        return self._shared[name]
+
+    def context(self, node_id: str, node_type: str) -> NodeContext:
+        """Create the context of one node."""
+        ctx = NodeContext(node_id, node_type, self)
+        self.contexts[node_id] = ctx
+        return ctx
+
+    def warn(self, message: str) -> None:
+        """Record and log a warning."""
+        self.warnings.append(message)
+        log.warning(message)
+
+    def log_metrics(self, node_id: str, values: dict[str, float]) -> None:
+        """Pass a metrics row to every sink."""
+        for sink in self.metric_sinks:
+            sink(node_id, values)
+
+    def request_stop(self, reason: str, node_id: str) -> None:
+        """Forward a node's stop request to the runner."""
+        if self.stop_handler is not None:
+            self.stop_handler(reason, node_id)
+
+    def find_upstream(self, node_id: str, port: str, key: str) -> Any:
+        """The nearest upstream declaration of ``key`` reachable from ``node_id.port``."""
+        frontier = list(self.upstream_links.get((node_id, port), ()))
+        seen: set[str] = set()
+        while frontier:
+            upstream = frontier.pop(0)
+            if upstream in seen:
+                continue
+            seen.add(upstream)
+            declared = self.contexts[upstream].declarations
+            if key in declared:
+                return declared[key]
+            for (nid, _), sources in self.upstream_links.items():
+                if nid == upstream:
+                    frontier.extend(sources)
+        return None

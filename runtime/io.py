@@ -1,0 +1,220 @@
+"""A node's connections: input slots that join messages into firings, and output fan-out."""
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from .channel import Activity, Channel, Inbox, Message
+from .ports import Input, Output
+
+
+class AlignmentError(RuntimeError):
+    """Messages joined into one firing derive from different observations."""
+
+
+@dataclass
+class Firing:
+    """One complete set of inputs.
+
+    Args:
+        values: the input values by port name (config inputs included).
+        stamp: the observation index the firing derives from, ``None`` when unstamped.
+        source: the stream the firing belongs to, ``None`` with a single stream.
+    """
+
+    values: dict[str, Any]
+    stamp: int | None = None
+    source: str | None = None
+
+
+@dataclass
+class Link:
+    """One channel feeding an input, with the converter that reads the producer's type as the input's."""
+
+    channel: Channel
+    convert: Callable[[Any], Any]
+    upstream: str
+
+
+@dataclass
+class InputSlot:
+    """A declared input and the links that feed it."""
+
+    port: Input
+    config: bool
+    links: list[Link] = field(default_factory=list)
+    pending: dict[str | None, deque[Message]] = field(default_factory=dict)
+    value: Any = None
+    has_value: bool = False
+
+    def pending_count(self) -> int:
+        """Messages pulled from channels but not fired yet."""
+        return sum(len(q) for q in self.pending.values())
+
+    def exhausted(self) -> bool:
+        """Every link closed and drained, and nothing pending."""
+        return all(link.channel.closed and not len(link.channel) for link in self.links) and not self.pending_count()
+
+    def pull(self) -> None:
+        """Move waiting messages into ``pending``, bounded by the channels' capacity to keep backpressure."""
+        limit = sum(link.channel.capacity for link in self.links)
+        fan_in = self.port.fan_in
+        for link in self.links:
+            channel = link.channel
+            while len(channel) and self.pending_count() < limit:
+                message = channel.get_nowait()
+                source = message.source if message.source is not None or not fan_in else link.upstream
+                queue = self.pending.get(source)
+                if queue is None:
+                    queue = self.pending[source] = deque()
+                queue.append(Message(link.convert(message.value), message.stamp, source))
+
+
+class NodeIO:
+    """Joins a node's input messages into firings and fans its outputs out to subscriber channels."""
+
+    def __init__(
+        self,
+        node_id: str,
+        activity: Activity,
+        slots: dict[str, InputSlot],
+        outputs: dict[str, Output],
+        subscribers: dict[str, list[tuple[Channel, str | None]]],
+        merge: bool,
+    ) -> None:
+        self.node_id = node_id
+        self.activity = activity
+        self.inbox = Inbox(activity)
+        self.slots = slots
+        self.outputs = outputs
+        self.subscribers = subscribers
+        self.merge = merge
+        self.streaming = [s for s in slots.values() if not s.config and s.links]
+        self.configs = [s for s in slots.values() if s.config and s.links]
+        self._turn = 0
+        for slot in slots.values():
+            for link in slot.links:
+                link.channel.bind(self.inbox)
+
+    async def emit(self, port: str, value: Any, stamp: int | None = None, source: str | None = None) -> None:
+        """Send ``value`` on output ``port`` to every subscriber, waiting on full channels.
+
+        A subscriber whose link routes one source only receives messages of that source.
+        """
+        message = Message(value, stamp, source)
+        for channel, route in self.subscribers[port]:
+            if route is None or route == source:
+                await channel.put(message, self.activity)
+
+    def close_outputs(self) -> None:
+        """Tell every subscriber that this node sends nothing more."""
+        for channels in self.subscribers.values():
+            for channel, _ in channels:
+                channel.close()
+
+    async def next_firing(self) -> Firing | None:
+        """Wait for the next complete set of inputs; ``None`` when the inputs have ended."""
+        if not await self._take_configs():
+            return None
+        while True:
+            for slot in self.streaming:
+                slot.pull()
+            firing = self._merge_firing() if self.merge else self._join_firing()
+            if firing is not None:
+                return firing
+            if self._ended():
+                return None
+            await self.inbox.wait(self._missing())
+
+    def ready(self) -> list[Firing]:
+        """Every firing complete right now, without waiting (a policy server batches these)."""
+        firings = []
+        while True:
+            for slot in self.streaming:
+                slot.pull()
+            firing = self._merge_firing() if self.merge else self._join_firing()
+            if firing is None:
+                return firings
+            firings.append(firing)
+
+    async def _take_configs(self) -> bool:
+        while True:
+            for slot in self.configs:
+                for link in slot.links:
+                    while len(link.channel):
+                        slot.value = link.convert(link.channel.get_nowait().value)
+                        slot.has_value = True
+            missing = [s for s in self.configs if not s.has_value]
+            if not missing:
+                return True
+            if any(s.exhausted() for s in missing):
+                return False
+            await self.inbox.wait(tuple(link.channel for s in missing for link in s.links))
+
+    def _config_values(self) -> dict[str, Any]:
+        return {slot.port.name: slot.value for slot in self.configs}
+
+    def _join_firing(self) -> Firing | None:
+        if not self.streaming:
+            return None
+        sources = {source for slot in self.streaming for source, q in slot.pending.items() if q}
+        for source in sorted(sources, key=lambda s: (s is not None, s or "")):
+            queues = []
+            for slot in self.streaming:
+                queue = slot.pending.get(source)
+                if not queue:
+                    queue = slot.pending.get(None)
+                if not queue:
+                    break
+                queues.append((slot, queue))
+            else:
+                return self._fire(queues)
+        return None
+
+    def _fire(self, queues: list[tuple[InputSlot, deque[Message]]]) -> Firing:
+        values = self._config_values()
+        stamp: int | None = None
+        stamp_port = ""
+        source: str | None = None
+        for slot, queue in queues:
+            message = queue.popleft()
+            values[slot.port.name] = message.value
+            if message.source is not None:
+                source = message.source
+            if message.stamp is None:
+                continue
+            normalized = message.stamp - slot.port.offset
+            if stamp is None:
+                stamp, stamp_port = normalized, slot.port.name
+            elif normalized != stamp:
+                raise AlignmentError(
+                    f"node {self.node_id!r}: input {stamp_port!r} holds observation {stamp} but input "
+                    f"{slot.port.name!r} holds observation {normalized} (stamp {message.stamp}, offset "
+                    f"{slot.port.offset}); their messages are out of step"
+                )
+        return Firing(values, stamp, source)
+
+    def _merge_firing(self) -> Firing | None:
+        count = len(self.streaming)
+        for i in range(count):
+            slot = self.streaming[(self._turn + i) % count]
+            for queue in slot.pending.values():
+                if queue:
+                    self._turn = (self._turn + i + 1) % count
+                    message = queue.popleft()
+                    values = self._config_values()
+                    values[slot.port.name] = message.value
+                    stamp = None if message.stamp is None else message.stamp - slot.port.offset
+                    return Firing(values, stamp, message.source)
+        return None
+
+    def _ended(self) -> bool:
+        if not self.streaming:
+            return True
+        if self.merge:
+            return all(slot.exhausted() for slot in self.streaming)
+        return any(slot.exhausted() for slot in self.streaming)
+
+    def _missing(self) -> tuple[Channel, ...]:
+        return tuple(link.channel for slot in self.streaming if not slot.pending_count() for link in slot.links)

@@ -1,0 +1,123 @@
+"""``load_graph``: any supported file or dict to a validated ``Graph``, with ``--set`` overrides applied."""
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from .errors import GraphError, Issue
+from .graph import Graph
+from .loaders.comfy import load_api_prompt, load_workflow
+from .loaders.document import check_depth, detect_format, read_document
+from .loaders.native import load_native
+from .node import canonical_name
+from .registry import NodeRegistry, default_registry
+from .validate import validate
+
+
+def load_graph(
+    source: str | Path | Mapping[str, Any] | Graph,
+    overrides: Sequence[str] | Mapping[str, Any] = (),
+    registry: NodeRegistry | None = None,
+    run: Mapping[str, Any] | None = None,
+) -> Graph:
+    """Load, override and validate a graph.
+
+    Args:
+        source: a path to a graph file (native, DNNE/ComfyUI workflow or API prompt), a parsed document, or a
+            ``Graph`` built in code.
+        overrides: ``"ID.param=VALUE"`` / ``"run.KEY=VALUE"`` strings, or a mapping of the same keys to values.
+        registry: the node types to resolve against (default: every installed node package).
+        run: run-section values that win over overrides and the file (the CLI's ``--seed``, ``--max-steps``...).
+
+    Returns:
+        The validated graph; its ``warnings`` attribute lists the warnings found.
+
+    Raises:
+        GraphError: with every error found, when the graph cannot run.
+    """
+    registry = registry or default_registry()
+    path = None
+    issues: list[Issue] = []
+    if isinstance(source, Graph):
+        graph = source.copy()
+    else:
+        if isinstance(source, (str, Path)):
+            path = str(source)
+            document = read_document(source)
+        else:
+            document = dict(source)
+            check_depth(document)
+        graph = parse(document, registry, issues, path)
+    graph.path = path or graph.path
+    apply_overrides(graph, overrides, registry, issues)
+    if run:
+        graph.run.update({k: v for k, v in run.items() if v is not None})
+    issues.extend(validate(graph, registry))
+    if any(issue.severity == "error" for issue in issues):
+        raise GraphError(issues, path)
+    graph.warnings = [issue for issue in issues if issue.severity == "warning"]
+    return graph
+
+
+def parse(document: Any, registry: NodeRegistry, issues: list[Issue], path: str | None = None) -> Graph:
+    """Turn a parsed document of any supported format into a ``Graph`` (not validated)."""
+    kind = detect_format(document)
+    if kind == "native":
+        return load_native(document, issues)
+    if kind == "workflow":
+        return load_workflow(document, registry, issues)
+    if kind == "api":
+        return load_api_prompt(document, registry, issues)
+    raise GraphError([Issue("unknown_format", "not a graph file: expected a native dnne-graph document, a "
+                            "DNNE/ComfyUI workflow or a ComfyUI API prompt")], path)
+
+
+def parse_override(text: str) -> tuple[str, str, Any]:
+    """Split ``"ID.param=VALUE"`` into id, param and value (JSON when it parses, else the string)."""
+    key, eq, raw = text.partition("=")
+    target, dot, name = key.strip().rpartition(".")
+    if not eq or not dot or not target or not name:
+        raise ValueError(f"--set {text!r}: expected ID.param=VALUE or run.KEY=VALUE")
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    return target, name, value
+
+
+def apply_overrides(graph: Graph, overrides: Sequence[str] | Mapping[str, Any], registry: NodeRegistry,
+                    issues: list[Issue]) -> None:
+    """Apply ``--set`` overrides to ``graph``; unknown targets become issues located at ``--set``."""
+    items: list[tuple[str, str, Any]] = []
+    if isinstance(overrides, Mapping):
+        for key, value in overrides.items():
+            target, _, name = key.rpartition(".")
+            items.append((target, name, value))
+    else:
+        for text in overrides:
+            try:
+                items.append(parse_override(text))
+            except ValueError as error:
+                issues.append(Issue("bad_override", str(error), where="--set"))
+    for target, name, value in items:
+        where = f"--set {target}.{name}"
+        if target == "run":
+            graph.run[name] = value
+            continue
+        spec = graph.nodes.get(target)
+        if spec is None:
+            issues.append(Issue("unknown_node", f"--set names node {target!r}, which is not in the graph "
+                                f"(nodes: {', '.join(graph.nodes)})", target, name, where))
+            continue
+        cls = registry.get(spec.type)
+        canonical = canonical_name(cls.param_specs, name) if cls is not None else name
+        if cls is not None and canonical is None:
+            issues.append(Issue("unknown_param", f"{spec.type} has no param {name!r}", target, name, where))
+            continue
+        for written in list(spec.params):
+            if cls is not None and canonical_name(cls.param_specs, written) == canonical:
+                del spec.params[written]
+        spec.params[canonical or name] = value
+        spec.param_where[canonical or name] = where

@@ -1,0 +1,240 @@
+"""The node API: typed ports and params as class attributes, an async ``compute`` or ``run``, a lifecycle."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from .ports import REQUIRED, Input, Output, Param, ParamError
+
+if TYPE_CHECKING:
+    from .context import NodeContext
+    from .io import Firing, NodeIO
+
+
+@dataclass(frozen=True)
+class DnneLayout:
+    """How a DNNE/ComfyUI workflow file lays out a node type.
+
+    Args:
+        inputs: input socket names in DNNE's order; ``"context"`` marks a placeholder socket nothing links to.
+        outputs: output socket names in DNNE's order, placeholders included.
+        widgets: param names in ``widgets_values`` order.
+    """
+
+    inputs: tuple[str, ...] = ()
+    outputs: tuple[str, ...] = ()
+    widgets: tuple[str, ...] = ()
+
+
+class NodeDefinitionError(TypeError):
+    """A node class whose declarations are inconsistent (raised when the class is defined)."""
+
+
+class Node:
+    """Base class of every node.
+
+    Declare ports and params as class attributes (``Input``, ``Output``, ``Param``). Per-message nodes implement
+    ``async compute(**inputs) -> {output: value}``; sources and free-running nodes override ``run()``.
+    Lifecycle: ``setup()`` in dependency order before anything runs, ``start()`` after the start barrier,
+    firings, ``teardown()`` always, in reverse order. Stateful nodes implement ``state_dict`` /
+    ``load_state_dict``.
+
+    Args:
+        node_id: the id of the node in its graph.
+        params: param values already checked by validation (missing ones take their defaults).
+        context: the node's handle on the run: seed, counters, metrics, warnings, stop requests.
+    """
+
+    category: ClassVar[str] = "misc"
+    merge: ClassVar[bool] = False
+    """Fire once per message on whichever input it arrives (a merge node) instead of one from each input."""
+    training_only: ClassVar[bool] = False
+    """Left out by ``dnne play``."""
+    dnne: ClassVar[DnneLayout | None] = None
+    input_ports: ClassVar[dict[str, Input]] = {}
+    output_ports: ClassVar[dict[str, Output]] = {}
+    param_specs: ClassVar[dict[str, Param]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        inputs: dict[str, Input] = {}
+        outputs: dict[str, Output] = {}
+        params: dict[str, Param] = {}
+        for klass in reversed(cls.__mro__):
+            for name, value in vars(klass).items():
+                if isinstance(value, Input):
+                    inputs[name] = value
+                elif isinstance(value, Output):
+                    outputs[name] = value
+                elif isinstance(value, Param):
+                    params[name] = value
+        cls.input_ports, cls.output_ports, cls.param_specs = inputs, outputs, params
+        _check_definition(cls)
+
+    def __init__(self, node_id: str, params: Mapping[str, Any], context: NodeContext) -> None:
+        self.id = node_id
+        self.ctx = context
+        self.io: NodeIO | None = None
+        self.stamp: int | None = None
+        self.source: str | None = None
+        self.firings = 0
+        self._params = resolve_params(type(self), params)
+
+    @classmethod
+    def type_name(cls) -> str:
+        """The node type name used in graph files."""
+        return cls.__name__
+
+    @classmethod
+    def describe(cls) -> dict[str, Any]:
+        """The node type as data: doc, category, ports and params (used by the CLI, validator and docs)."""
+        return {
+            "type": cls.type_name(),
+            "category": cls.category,
+            "doc": (cls.__doc__ or "").strip().split("\n\n")[0],
+            "merge": cls.merge,
+            "training_only": cls.training_only,
+            "stateful": cls.state_dict is not Node.state_dict,
+            "inputs": {
+                name: {
+                    "type": p.type, "doc": p.doc, "optional": p.optional, "fan_in": p.fan_in,
+                    "primed": p.primed, "offset": p.offset, "aliases": list(p.aliases),
+                }
+                for name, p in cls.input_ports.items()
+            },
+            "outputs": {
+                name: {"type": p.type, "doc": p.doc, "offset": p.offset, "aliases": list(p.aliases)}
+                for name, p in cls.output_ports.items()
+            },
+            "params": {
+                name: {
+                    "type": p.type.__name__,
+                    "default": None if p.required else p.default,
+                    "required": p.required,
+                    "doc": p.doc,
+                    "bounds": p.bounds_text() if p.type in (int, float, list) else None,
+                    "choices": list(p.choices) if p.choices else None,
+                    "nullable": p.nullable,
+                    "aliases": list(p.aliases),
+                }
+                for name, p in cls.param_specs.items()
+            },
+        }
+
+    def linked(self, port: str) -> bool:
+        """Whether input or output ``port`` is linked in this graph."""
+        return self.ctx.is_linked(port)
+
+    async def setup(self) -> None:
+        """Prepare resources; upstream nodes are already set up (read their declarations with ``upstream``)."""
+
+    async def start(self) -> None:
+        """Run once after the start barrier, before the first firing (emit config outputs here)."""
+
+    async def compute(self, **inputs: Any) -> Mapping[str, Any] | None:
+        """Handle one firing and return ``{output: value}`` (or ``None`` to send nothing)."""
+        raise NotImplementedError(f"{type(self).__name__} implements neither compute() nor run()")
+
+    async def run(self) -> None:
+        """Fire ``compute`` once per complete set of inputs until the inputs end."""
+        await self.start()
+        while (firing := await self.receive()) is not None:
+            outputs = await self.compute(**firing.values)
+            if outputs:
+                await self.emit_all(outputs, firing)
+
+    async def teardown(self) -> None:
+        """Release resources; always called, in reverse setup order, also after failures."""
+
+    def state_dict(self) -> dict[str, Any] | None:
+        """The node's state for a checkpoint; ``None`` for stateless nodes."""
+        return None
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what ``state_dict`` returned."""
+
+    async def receive(self) -> Firing | None:
+        """Wait for the next firing and remember its stamp and source; ``None`` when the inputs ended."""
+        assert self.io is not None
+        firing = await self.io.next_firing()
+        if firing is not None:
+            self.stamp, self.source = firing.stamp, firing.source
+            self.firings += 1
+        return firing
+
+    async def emit(self, port: str, value: Any, stamp: int | None = None, source: str | None = None) -> None:
+        """Send ``value`` on output ``port`` (stamp and source given explicitly)."""
+        assert self.io is not None
+        await self.io.emit(port, value, stamp, source)
+
+    async def emit_all(self, outputs: Mapping[str, Any], firing: Firing) -> None:
+        """Send each output of a firing, stamped with the firing's stamp plus the output's offset."""
+        for port, value in outputs.items():
+            spec = self.output_ports.get(port)
+            if spec is None:
+                raise KeyError(f"node {self.id!r} returned unknown output {port!r}")
+            stamp = None if firing.stamp is None else firing.stamp + spec.offset
+            await self.emit(port, value, stamp, firing.source)
+
+    def declare(self, key: str, value: Any) -> None:
+        """Publish a value for downstream nodes to read at their setup (an env's spaces)."""
+        self.ctx.declarations[key] = value
+
+    def upstream(self, key: str, port: str) -> Any:
+        """The nearest declaration ``key`` upstream of input ``port``, ``None`` when nothing declares it."""
+        return self.ctx.find_upstream(key, port)
+
+
+def resolve_params(cls: type[Node], given: Mapping[str, Any]) -> dict[str, Any]:
+    """Check ``given`` against the class's params and fill in defaults; raises ``ParamError`` on the first fault."""
+    values: dict[str, Any] = {}
+    for name, spec in cls.param_specs.items():
+        if name in given:
+            try:
+                values[name] = spec.coerce(given[name])
+            except ParamError as error:
+                raise ParamError(error.code, f"{cls.type_name()}.{name}: {error}") from None
+        elif spec.required:
+            raise ParamError("missing_required_param", f"{cls.type_name()}.{name} must be set")
+        else:
+            values[name] = spec.default
+    unknown = set(given) - set(cls.param_specs)
+    if unknown:
+        raise ParamError("unknown_param", f"{cls.type_name()} has no param {sorted(unknown)[0]!r}")
+    return values
+
+
+def canonical_name(ports: Mapping[str, Input | Output | Param], spelling: str) -> str | None:
+    """The declared name that ``spelling`` (a name or an alias) refers to, ``None`` when unknown."""
+    if spelling in ports:
+        return spelling
+    for name, spec in ports.items():
+        if spelling in spec.aliases:
+            return name
+    return None
+
+
+def _check_definition(cls: type[Node]) -> None:
+    for name, spec in cls.param_specs.items():
+        numeric = spec.type in (int, float) or spec.type is list
+        if numeric and spec.ge is None and spec.gt is None and spec.le is None and spec.lt is None:
+            raise NodeDefinitionError(f"{cls.__name__}.{name}: a numeric param must declare bounds (ge/gt/le/lt)")
+        if spec.default is not REQUIRED and spec.default is not None:
+            try:
+                spec.coerce(spec.default)
+            except ParamError as error:
+                raise NodeDefinitionError(f"{cls.__name__}.{name}: default {error}") from None
+    taken: dict[str, str] = {}
+    for kind, ports in (("input", cls.input_ports), ("output", cls.output_ports), ("param", cls.param_specs)):
+        for name, spec in ports.items():
+            for spelling in (name, *spec.aliases):
+                key = f"{kind}:{spelling}"
+                if key in taken and taken[key] != name:
+                    raise NodeDefinitionError(f"{cls.__name__}: {kind} name {spelling!r} used twice")
+                taken[key] = name
+    layout = cls.dnne
+    if layout is not None:
+        for widget in layout.widgets:
+            if canonical_name(cls.param_specs, widget) is None:
+                raise NodeDefinitionError(f"{cls.__name__}: DNNE widget {widget!r} is not a param")

@@ -1,0 +1,358 @@
+"""Running a validated graph: build channels, set up in dependency order, run every node, stop, tear down."""
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from .channel import Activity, LocalChannel, Message
+from .context import RunContext
+from .counters import Counters
+from .durations import parse_duration
+from .errors import NodeFailure
+from .graph import Graph
+from .io import InputSlot, Link, NodeIO
+from .node import Node
+from .registry import NodeRegistry, default_registry
+from .types import Token
+from .validate import strongly_connected
+from .watchdog import Watchdog
+
+DEFAULT_CAPACITY = 2
+STOP_REASONS = ("max_steps", "max_iterations", "timeout", "target_return", "node_stop", "completed", "interrupted",
+                "failed")
+
+
+@dataclass
+class RunResult:
+    """What a finished run reports.
+
+    Args:
+        stop_reason: one of ``STOP_REASONS``.
+        solved: the run reached ``target_return``.
+        counters: the final counters (``env_steps``, ``iterations``, ``mean_return``, ``best_mean_return``...).
+        wall_time_s: seconds from start barrier to the end of teardown.
+        nodes: per node: firings, busy and blocked seconds.
+        channels: per channel: messages, max depth, drops, producer and consumer wait seconds.
+        error: the failure that stopped the run, if any.
+        warnings: warnings raised while it ran.
+    """
+
+    stop_reason: str
+    solved: bool
+    counters: dict[str, float]
+    wall_time_s: float
+    nodes: dict[str, dict[str, float]] = field(default_factory=dict)
+    channels: dict[str, dict[str, float]] = field(default_factory=dict)
+    error: NodeFailure | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        """Whether a node failed."""
+        return self.stop_reason == "failed"
+
+    def summary(self) -> dict[str, Any]:
+        """The result as JSON-ready data (the body of ``summary.json``)."""
+        counters = self.counters
+        return {
+            "stop_reason": self.stop_reason,
+            "solved": self.solved,
+            "env_steps": int(counters.get("env_steps", 0)),
+            "iterations": int(counters.get("iterations", 0)),
+            "wall_time_s": round(self.wall_time_s, 3),
+            "mean_return": counters.get("mean_return"),
+            "best_mean_return": counters.get("best_mean_return"),
+            "counters": counters,
+            "error": None if self.error is None else {
+                "node": self.error.node_id, "type": self.error.node_type, "phase": self.error.phase,
+                "cause": f"{type(self.error.cause).__name__}: {self.error.cause}",
+            },
+            "nodes": self.nodes,
+            "channels": self.channels,
+            "warnings": self.warnings,
+        }
+
+
+class RunHooks(Protocol):
+    """Observers of a run (run directory, progress display, checkpoints); every method is optional."""
+
+    def on_start(self, run: GraphRun) -> None: ...
+    def on_stop(self, run: GraphRun) -> None: ...
+
+
+class DeadlockError(RuntimeError):
+    """Every node waits on a channel and nothing moves."""
+
+
+class GraphRun:
+    """One run of one graph. Create it, then ``await execute()``; ``request_stop`` ends it gracefully.
+
+    Args:
+        graph: a validated graph (``load_graph``).
+        registry: the node types (default: every installed node package).
+        mode: ``train`` or ``play`` (play leaves training-only nodes out).
+        run_dir: where nodes and hooks may write.
+        hooks: run observers (``on_start``/``on_stop``).
+        deadlock_grace_s: how long every node must stay blocked before the watchdog reports a deadlock.
+        initial_counters: counters to continue from (resume).
+    """
+
+    def __init__(
+        self,
+        graph: Graph,
+        registry: NodeRegistry | None = None,
+        mode: str | None = None,
+        run_dir: Path | None = None,
+        hooks: Sequence[Any] = (),
+        deadlock_grace_s: float = 5.0,
+        initial_counters: dict[str, float] | None = None,
+    ) -> None:
+        self.graph = graph
+        self.registry = registry or default_registry()
+        self.mode = mode or graph.run.get("mode") or "train"
+        self.counters = Counters(initial_counters)
+        self.context = RunContext(
+            int(graph.run.get("seed") or 0), graph.run.get("device") or "cpu", self.mode, self.counters, run_dir
+        )
+        self.context.settings = dict(graph.run)
+        self.context.stop_handler = self._node_stop
+        self.hooks = list(hooks)
+        self.nodes: dict[str, Node] = {}
+        self.order: list[str] = []
+        self.channels: dict[str, LocalChannel] = {}
+        self.activities: dict[str, Activity] = {}
+        self.stop_reason: str | None = None
+        self.solved = False
+        self.error: NodeFailure | None = None
+        self.started_at = 0.0
+        self._stop_event: asyncio.Event | None = None
+        self._watchdog: Watchdog | None = None
+        self._deadlock_grace_s = deadlock_grace_s
+        self._alive: dict[str, float] = {}
+        self._limits = self._stop_limits()
+        self.counters.listen(self._counter_changed)
+
+    # ---- stopping -------------------------------------------------------------------------------------------
+    def request_stop(self, reason: str) -> None:
+        """Stop the graph gracefully for ``reason`` (the first reason wins)."""
+        if self.stop_reason is None:
+            self.stop_reason = reason
+        if self._stop_event is not None:
+            self._stop_event.set()
+
+    def _node_stop(self, reason: str, node_id: str) -> None:
+        self.request_stop(reason if reason in STOP_REASONS else "node_stop")
+
+    def _fail(self, node_id: str, phase: str, cause: BaseException) -> None:
+        if self.error is None:
+            node = self.nodes.get(node_id)
+            node_type = type(node).type_name() if node else self.graph.nodes[node_id].type
+            self.error = NodeFailure(node_id, node_type, phase, cause)
+            self.stop_reason = "failed"
+        self.request_stop("failed")
+
+    def _stop_limits(self) -> dict[str, float]:
+        run = self.graph.run
+        limits = {}
+        for key in ("max_steps", "max_iterations", "target_return"):
+            if run.get(key) is not None:
+                limits[key] = float(run[key])
+        if run.get("timeout") is not None:
+            limits["timeout"] = parse_duration(run["timeout"])
+        return limits
+
+    def _counter_changed(self, name: str, value: float) -> None:
+        limits = self._limits
+        if name == "env_steps" and value >= limits.get("max_steps", float("inf")):
+            self.request_stop("max_steps")
+        elif name == "iterations" and value >= limits.get("max_iterations", float("inf")):
+            self.request_stop("max_iterations")
+        elif name == "mean_return" and value >= limits.get("target_return", float("inf")):
+            if self.stop_reason is None:
+                self.solved = True
+            self.request_stop("target_return")
+
+    # ---- building -------------------------------------------------------------------------------------------
+    def build(self) -> None:
+        """Instantiate nodes and channels (no node code beyond ``__init__`` runs)."""
+        graph = self.graph
+        skipped = self._skipped_nodes()
+        for node_id, spec in graph.nodes.items():
+            if node_id in skipped:
+                continue
+            cls = self.registry.get(spec.type)
+            assert cls is not None, f"graph not validated: unknown node type {spec.type}"
+            self.nodes[node_id] = cls(node_id, spec.params, self.context.context(node_id, spec.type))
+        links = [link for link in graph.links if link.src in self.nodes and link.dst in self.nodes]
+        slots: dict[str, dict[str, InputSlot]] = {}
+        subscribers: dict[str, dict[str, list[tuple[LocalChannel, str | None]]]] = {}
+        for node_id, node in self.nodes.items():
+            slots[node_id] = {
+                name: InputSlot(port, port.config if port.config is not None else self.registry.types.get(port.type).config)
+                for name, port in node.input_ports.items()
+            }
+            subscribers[node_id] = {name: [] for name in node.output_ports}
+            self.activities[node_id] = Activity(node_id)
+        for link in links:
+            port = self.nodes[link.dst].input_ports[link.dst_port]
+            capacity = max(link.capacity or DEFAULT_CAPACITY, port.primed)
+            channel = LocalChannel(str(link), capacity, link.policy or "block")  # type: ignore[arg-type]
+            for _ in range(port.primed):
+                channel._buffer.append(Message(Token("start"), 0, None))
+            self.channels[channel.name] = channel
+            out_type = self.nodes[link.src].output_ports[link.src_port].type
+            convert = self.registry.types.converter(out_type, port.type)
+            assert convert is not None
+            slots[link.dst][link.dst_port].links.append(Link(channel, convert, link.src))
+            subscribers[link.src][link.src_port].append((channel, link.route))
+            self.context.linked_ports.setdefault(link.src, set()).add(link.src_port)
+            self.context.linked_ports.setdefault(link.dst, set()).add(link.dst_port)
+            self.context.upstream_links.setdefault((link.dst, link.dst_port), []).append(link.src)
+        for node_id, node in self.nodes.items():
+            node.io = NodeIO(node_id, self.activities[node_id], slots[node_id], node.output_ports,
+                             subscribers[node_id], node.merge)
+        self.order = self._setup_order(links)
+
+    def _skipped_nodes(self) -> set[str]:
+        if self.mode != "play":
+            return set()
+        return {node_id for node_id, spec in self.graph.nodes.items()
+                if (cls := self.registry.get(spec.type)) is not None and cls.training_only}
+
+    def _setup_order(self, links: list[Any]) -> list[str]:
+        """Kahn's order over links, leaving out the links that close loops (into primed inputs or merges)."""
+        edges: dict[str, set[str]] = {node_id: set() for node_id in self.nodes}
+        for link in links:
+            edges[link.src].add(link.dst)
+        component_of = {n: i for i, comp in enumerate(strongly_connected(edges)) for n in comp}
+        incoming: dict[str, set[str]] = {node_id: set() for node_id in self.nodes}
+        for link in links:
+            dst = self.nodes[link.dst]
+            closes_loop = component_of[link.src] == component_of[link.dst] and (
+                dst.input_ports[link.dst_port].primed or dst.merge)
+            if not closes_loop and link.src != link.dst:
+                incoming[link.dst].add(link.src)
+        order: list[str] = []
+        ready = [n for n in self.nodes if not incoming[n]]
+        while ready:
+            node_id = ready.pop(0)
+            order.append(node_id)
+            for other in self.nodes:
+                if node_id in incoming[other]:
+                    incoming[other].discard(node_id)
+                    if not incoming[other] and other not in order and other not in ready:
+                        ready.append(other)
+        order.extend(n for n in self.nodes if n not in order)
+        return order
+
+    # ---- running --------------------------------------------------------------------------------------------
+    async def execute(self) -> RunResult:
+        """Set up, run until a stop condition, a failure or the end of every stream, tear down; never raises
+        for node failures (they are in the result). Cancelling the awaiting task cancels the run."""
+        if not self.nodes:
+            self.build()
+        self._stop_event = asyncio.Event()
+        if self.stop_reason is not None:
+            self._stop_event.set()
+        self._watchdog = Watchdog(self._deadlock_grace_s, self._deadlock)
+        for activity in self.activities.values():
+            activity._watch = self._watchdog
+        loop = asyncio.get_running_loop()
+        self.started_at = time.perf_counter()
+        set_up: list[str] = []
+        timer = None
+        try:
+            for node_id in self.order:
+                try:
+                    await self.nodes[node_id].setup()
+                except Exception as error:
+                    self._fail(node_id, "setup", error)
+                    break
+                set_up.append(node_id)
+            for hook in self.hooks:
+                if hasattr(hook, "on_start"):
+                    hook.on_start(self)
+            if self.error is None and self.stop_reason is None:
+                if "timeout" in self._limits:
+                    timer = loop.call_later(self._limits["timeout"], self.request_stop, "timeout")
+                await self._run_nodes()
+        finally:
+            if timer is not None:
+                timer.cancel()
+            self._watchdog.stop()
+            for hook in self.hooks:
+                if hasattr(hook, "on_stop"):
+                    try:
+                        hook.on_stop(self)
+                    except Exception as error:  # a failing save is reported, teardown still runs
+                        self.context.warn(f"run hook {type(hook).__name__} failed: {error}")
+            for node_id in reversed(set_up):
+                try:
+                    await self.nodes[node_id].teardown()
+                except Exception as error:
+                    self._fail(node_id, "teardown", error)
+        return self.result()
+
+    async def _run_nodes(self) -> None:
+        assert self._stop_event is not None and self._watchdog is not None
+        barrier = asyncio.Event()
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(self._run_node(node_id, barrier), name=node_id) for node_id in self.nodes]
+            for node_id in self.nodes:
+                self._watchdog.add(node_id)
+                self._alive[node_id] = time.perf_counter()
+            barrier.set()
+            await self._stop_event.wait()
+            for task in tasks:
+                task.cancel()
+        if self.stop_reason is None:
+            self.stop_reason = "completed"
+
+    async def _run_node(self, node_id: str, barrier: asyncio.Event) -> None:
+        node = self.nodes[node_id]
+        assert self._watchdog is not None and node.io is not None
+        try:
+            await barrier.wait()
+            await node.run()
+            node.io.close_outputs()
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            self._fail(node_id, "run", error)
+        finally:
+            self._alive[node_id] = time.perf_counter() - self._alive[node_id]
+            self._watchdog.finished(node_id)
+            if not self._watchdog.live and self._stop_event is not None:
+                self._stop_event.set()
+
+    def _deadlock(self, message: str) -> None:
+        blocked = sorted(self._watchdog.blocked_nodes) if self._watchdog else []
+        node_id = blocked[0] if blocked else next(iter(self.nodes))
+        self._fail(node_id, "run", DeadlockError(message))
+
+    def result(self) -> RunResult:
+        """The run's result so far."""
+        nodes = {}
+        for node_id, activity in self.activities.items():
+            alive = self._alive.get(node_id, 0.0)
+            alive = alive if alive < 1e6 else 0.0
+            nodes[node_id] = {
+                "firings": self.nodes[node_id].firings if node_id in self.nodes else 0,
+                "blocked_s": round(activity.blocked_s, 6),
+                "busy_s": round(max(alive - activity.blocked_s, 0.0), 6),
+            }
+        channels = {name: ch.stats.as_dict() | {"depth": len(ch)} for name, ch in self.channels.items()}
+        return RunResult(
+            self.stop_reason or "completed", self.solved, dict(self.counters.values),
+            time.perf_counter() - self.started_at if self.started_at else 0.0,
+            nodes, channels, self.error, list(self.context.warnings),
+        )
+
+
+async def run(graph: Graph, registry: NodeRegistry | None = None, **options: Any) -> RunResult:
+    """Run ``graph`` in the current event loop and return its result (see ``GraphRun`` for ``options``)."""
+    return await GraphRun(graph, registry, **options).execute()

@@ -1,0 +1,277 @@
+"""Validation before anything runs: every error collected, each with a code, a node, a field and a place."""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from .channel import POLICIES
+from .durations import parse_duration
+from .errors import Issue
+from .graph import RUN_KEYS, Graph, LinkSpec
+from .node import Node, canonical_name
+from .ports import ParamError
+from .registry import NodeRegistry
+
+MAX_NUM_NODES = 10_000
+
+
+def validate(graph: Graph, registry: NodeRegistry) -> list[Issue]:
+    """Check ``graph`` against the registry; canonicalises param and port names in place.
+
+    Returns every issue found (errors and warnings). A node of an unknown type is reported once; its links and
+    params are not reported again.
+    """
+    issues: list[Issue] = []
+    if len(graph.nodes) > MAX_NUM_NODES:
+        return [Issue("too_many_nodes", f"{len(graph.nodes)} nodes is more than {MAX_NUM_NODES}")]
+    classes: dict[str, type[Node]] = {}
+    for spec in graph.nodes.values():
+        cls = registry.get(spec.type)
+        if cls is None:
+            known = ", ".join(sorted(registry.nodes)) or "none"
+            issues.append(Issue("unknown_node_type", f"unknown node type {spec.type!r} (known: {known})",
+                                spec.id, where=spec.where))
+            continue
+        classes[spec.id] = cls
+        _check_params(spec.id, cls, spec.params, spec.param_where, spec.where, issues)
+    valid_links = _check_links(graph, classes, registry, issues)
+    _check_required_inputs(graph, classes, valid_links, issues)
+    _check_unused_outputs(graph, classes, valid_links, issues)
+    _check_loops(graph, classes, valid_links, issues)
+    _check_run(graph.run, issues)
+    _check_placement(graph, classes, valid_links, registry, issues)
+    graph.links = valid_links
+    return issues
+
+
+def _check_params(node_id: str, cls: type[Node], params: dict[str, Any], param_where: dict[str, str], where: str,
+                  issues: list[Issue]) -> None:
+    canonical: dict[str, Any] = {}
+    places: dict[str, str] = {}
+    for written, value in params.items():
+        place = param_where.get(written, where)
+        name = canonical_name(cls.param_specs, written)
+        if name is None:
+            issues.append(Issue("unknown_param", f"{cls.type_name()} has no param {written!r} "
+                                f"(params: {', '.join(cls.param_specs) or 'none'})", node_id, written, place))
+            continue
+        if name in canonical:
+            issues.append(Issue("duplicate_param", f"{written!r} sets {name!r} a second time", node_id, written, place))
+            continue
+        try:
+            canonical[name] = cls.param_specs[name].coerce(value)
+        except ParamError as error:
+            issues.append(Issue(error.code, str(error), node_id, name, place))
+            continue
+        places[name] = place
+    for name, spec in cls.param_specs.items():
+        if spec.required and name not in canonical:
+            issues.append(Issue("missing_required_param", f"param {name!r} must be set ({spec.doc})", node_id, name,
+                                where))
+    params.clear()
+    params.update(canonical)
+    param_where.clear()
+    param_where.update(places)
+
+
+def _check_links(graph: Graph, classes: dict[str, type[Node]], registry: NodeRegistry,
+                 issues: list[Issue]) -> list[LinkSpec]:
+    valid: list[LinkSpec] = []
+    fed: dict[tuple[str, str], LinkSpec] = {}
+    for link in graph.links:
+        bad = False
+        for node_id in (link.src, link.dst):
+            if node_id not in graph.nodes:
+                issues.append(Issue("dangling_link", f"link {link} names node {node_id!r}, which is not in the graph",
+                                    where=link.where))
+                bad = True
+        if bad or link.src not in classes or link.dst not in classes:
+            continue
+        src_cls, dst_cls = classes[link.src], classes[link.dst]
+        out_name = canonical_name(src_cls.output_ports, link.src_port)
+        in_name = canonical_name(dst_cls.input_ports, link.dst_port)
+        if out_name is None:
+            issues.append(Issue("unknown_port", f"{src_cls.type_name()} has no output {link.src_port!r} (outputs: "
+                                f"{', '.join(src_cls.output_ports) or 'none'})", link.src, link.src_port, link.where))
+        if in_name is None:
+            issues.append(Issue("unknown_port", f"{dst_cls.type_name()} has no input {link.dst_port!r} (inputs: "
+                                f"{', '.join(dst_cls.input_ports) or 'none'})", link.dst, link.dst_port, link.where))
+        if out_name is None or in_name is None:
+            continue
+        out_type, in_type = src_cls.output_ports[out_name].type, dst_cls.input_ports[in_name].type
+        if registry.types.converter(out_type, in_type) is None:
+            issues.append(Issue("type_mismatch", f"{link.src}.{out_name} sends {out_type}, but {link.dst}.{in_name} "
+                                f"takes {in_type}", link.dst, in_name, link.where))
+            continue
+        previous = fed.get((link.dst, in_name))
+        if previous is not None and not dst_cls.input_ports[in_name].fan_in:
+            issues.append(Issue("too_many_links", f"input {in_name!r} takes one link; it is fed by {previous} and "
+                                f"{link}", link.dst, in_name, link.where))
+            continue
+        fed[(link.dst, in_name)] = link
+        if link.policy is not None and link.policy not in POLICIES:
+            issues.append(Issue("bad_link", f"policy {link.policy!r} is not one of {POLICIES}", link.dst, in_name,
+                                link.where))
+            continue
+        valid.append(LinkSpec(link.src, out_name, link.dst, in_name, link.capacity, link.policy, link.route,
+                              link.where))
+    return valid
+
+
+def _check_required_inputs(graph: Graph, classes: dict[str, type[Node]], links: list[LinkSpec],
+                           issues: list[Issue]) -> None:
+    fed = {(link.dst, link.dst_port) for link in links}
+    for node_id, cls in classes.items():
+        for name, port in cls.input_ports.items():
+            if not port.optional and (node_id, name) not in fed:
+                issues.append(Issue("missing_required_input", f"required input {name!r} ({port.type}) has no link",
+                                    node_id, name, graph.nodes[node_id].where))
+
+
+def _check_unused_outputs(graph: Graph, classes: dict[str, type[Node]], links: list[LinkSpec],
+                          issues: list[Issue]) -> None:
+    used = {(link.src, link.src_port) for link in links}
+    for node_id, cls in classes.items():
+        for name in cls.output_ports:
+            if (node_id, name) not in used:
+                issues.append(Issue("unused_output", f"output {name!r} is not linked", node_id, name,
+                                    graph.nodes[node_id].where, severity="warning"))
+
+
+def _check_loops(graph: Graph, classes: dict[str, type[Node]], links: list[LinkSpec], issues: list[Issue]) -> None:
+    """Every feedback loop needs a primed input or a merge node fed from outside the loop."""
+    edges: dict[str, set[str]] = {node_id: set() for node_id in graph.nodes}
+    for link in links:
+        edges[link.src].add(link.dst)
+    for component in strongly_connected(edges):
+        if len(component) == 1:
+            (only,) = component
+            if only not in edges[only]:
+                continue
+        started = False
+        for link in links:
+            if link.dst not in component or link.dst not in classes:
+                continue
+            port = classes[link.dst].input_ports[link.dst_port]
+            if link.src in component and port.primed:
+                started = True
+            if link.src not in component and classes[link.dst].merge:
+                started = True
+        if not started:
+            names = ", ".join(sorted(component))
+            issues.append(Issue(
+                "unstarted_loop",
+                f"the loop through nodes {names} has nothing to start it: add a primed input (a step node's "
+                "trigger) or feed a merge node (ORNode) in the loop from outside it",
+                sorted(component)[0], where=graph.nodes[sorted(component)[0]].where,
+            ))
+
+
+def strongly_connected(edges: dict[str, set[str]]) -> list[set[str]]:
+    """Tarjan's strongly connected components, iteratively (no recursion limit on large graphs)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    on_stack: set[str] = set()
+    stack: list[str] = []
+    components: list[set[str]] = []
+    counter = 0
+    for root in edges:
+        if root in index:
+            continue
+        work = [(root, iter(sorted(edges[root])))]
+        index[root] = low[root] = counter
+        counter += 1
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            advanced = False
+            for child in children:
+                if child not in index:
+                    index[child] = low[child] = counter
+                    counter += 1
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(edges[child]))))
+                    advanced = True
+                    break
+                if child in on_stack:
+                    low[node] = min(low[node], index[child])
+            if advanced:
+                continue
+            work.pop()
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[node])
+            if low[node] == index[node]:
+                component = set()
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.add(member)
+                    if member == node:
+                        break
+                components.append(component)
+    return components
+
+
+def _check_run(run: dict[str, Any], issues: list[Issue]) -> None:
+    for key, value in run.items():
+        where = f"/run/{key}"
+        if key not in RUN_KEYS:
+            issues.append(Issue("bad_run_option", f"unknown run key {key!r} (keys: {', '.join(RUN_KEYS)})",
+                                field=key, where=where))
+            continue
+        if value is None and key not in ("seed", "device", "mode"):
+            continue
+        problem = _run_value_problem(key, value)
+        if problem:
+            code = "non_finite_value" if "finite" in problem else "bad_run_option"
+            issues.append(Issue(code, f"run.{key}: {problem}", field=key, where=where))
+
+
+def _run_value_problem(key: str, value: Any) -> str | None:
+    def is_int(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    if key == "seed":
+        return None if is_int(value) and 0 <= value < 2**63 else f"{value!r} must be an integer in [0, 2^63)"
+    if key == "device":
+        ok = isinstance(value, str) and (value == "cpu" or value == "cuda" or value.startswith("cuda:"))
+        return None if ok else f"{value!r} must be 'cpu' or 'cuda'"
+    if key == "mode":
+        return None if value in ("train", "play") else f"{value!r} must be 'train' or 'play'"
+    if key in ("max_steps", "max_iterations", "keep_checkpoints"):
+        return None if is_int(value) and value >= 1 else f"{value!r} must be an integer >= 1"
+    if key == "checkpoint_every":
+        return None if is_int(value) and value >= 0 else f"{value!r} must be an integer >= 0"
+    if key == "timeout":
+        try:
+            parse_duration(value)
+        except (ValueError, TypeError, AttributeError) as error:
+            return str(error)
+        return None
+    if key == "target_return":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return f"{value!r} must be a number"
+        return None if math.isfinite(value) else f"{value!r} is not a finite number"
+    return None
+
+
+def _check_placement(graph: Graph, classes: dict[str, type[Node]], links: list[LinkSpec], registry: NodeRegistry,
+                     issues: list[Issue]) -> None:
+    for node_id, worker in graph.placement.items():
+        if node_id not in graph.nodes:
+            issues.append(Issue("unknown_node", f"placement names node {node_id!r}, which is not in the graph",
+                                node_id, where=f"/placement/{node_id}"))
+        elif graph.workers and worker not in graph.workers:
+            issues.append(Issue("bad_placement", f"worker {worker!r} is not declared under 'workers'", node_id,
+                                where=f"/placement/{node_id}"))
+    for link in links:
+        if graph.placement.get(link.src) == graph.placement.get(link.dst):
+            continue
+        out_type = registry.types.get(classes[link.src].output_ports[link.src_port].type)
+        if not out_type.crosses_processes:
+            issues.append(Issue("link_crosses_process", f"{link} carries {out_type.name}, which cannot cross a "
+                                "process boundary: place both nodes in the same process", link.dst, link.dst_port,
+                                link.where))
