@@ -138,6 +138,10 @@ class Channel(ABC):
     def bind(self, inbox: Inbox) -> None:
         """Attach the consumer's inbox."""
 
+    @abstractmethod
+    def release(self) -> None:
+        """The consumer is done: what waits and what is sent later is dropped (counted), producers never block."""
+
     def snapshot(self) -> list[Message]:
         """The messages waiting, oldest first, without taking them (for checkpoints)."""
         raise NotImplementedError(f"{type(self).__name__} cannot be snapshotted")
@@ -150,7 +154,7 @@ class Channel(ABC):
 class LocalChannel(Channel):
     """The in-process channel: a deque, a consumer inbox and the futures of blocked producers."""
 
-    __slots__ = ("name", "capacity", "policy", "stats", "closed", "_buffer", "_inbox", "_putters")
+    __slots__ = ("name", "capacity", "policy", "stats", "closed", "released", "_buffer", "_inbox", "_putters")
 
     def __init__(self, name: str, capacity: int = 1, policy: Policy = "block") -> None:
         if capacity < 1:
@@ -162,6 +166,7 @@ class LocalChannel(Channel):
         self.policy: Policy = policy
         self.stats = ChannelStats()
         self.closed = False
+        self.released = False
         self._buffer: deque[Message] = deque()
         self._inbox: Inbox | None = None
         self._putters: deque[tuple[asyncio.Future[None], Activity | None]] = deque()
@@ -173,12 +178,15 @@ class LocalChannel(Channel):
     async def put(self, message: Message, producer: Activity | None = None) -> None:
         """Append ``message``, waiting for room under ``block`` and dropping the oldest under ``latest``."""
         buffer = self._buffer
-        while len(buffer) >= self.capacity:
+        while len(buffer) >= self.capacity and not self.released:
             if self.policy == "latest":
                 buffer.popleft()
                 self.stats.drops += 1
                 break
             await self._wait_for_room(producer)
+        if self.released:
+            self.stats.drops += 1
+            return
         buffer.append(message)
         stats = self.stats
         stats.messages += 1
@@ -215,6 +223,18 @@ class LocalChannel(Channel):
 
     def __len__(self) -> int:
         return len(self._buffer)
+
+    def release(self) -> None:
+        """Drop the waiting messages (counted) and wake every blocked producer: nobody will read this channel."""
+        self.released = True
+        self.stats.drops += len(self._buffer)
+        self._buffer.clear()
+        while self._putters:
+            future, producer = self._putters.popleft()
+            if not future.done():
+                if producer is not None:
+                    producer.wake()
+                future.set_result(None)
 
     def close(self) -> None:
         """Mark the stream ended and wake the consumer so it can notice."""

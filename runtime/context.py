@@ -118,6 +118,10 @@ class RunContext:
         self.checkpoint_handler: Callable[[str], None] | None = None
         self._shared: dict[str, Any] = {}
 
+    def shared_objects(self) -> dict[str, Any]:
+        """Every run-wide shared object, by name."""
+        return dict(self._shared)
+
     def shared(self, name: str, factory: Callable[[], Any]) -> Any:
         """A run-wide object that several nodes of one run share (created by ``factory`` on first use)."""
         if name not in self._shared:

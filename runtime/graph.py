@@ -15,6 +15,7 @@ RUN_KEYS: dict[str, str] = {
     "max_iterations": "int: stop after this many training iterations",
     "timeout": "duration such as 30s, 5m, 1h30m: stop after this wall time",
     "target_return": "float: stop, solved, when mean_return (last 20 episodes) reaches it",
+    "max_episodes": "int: stop after this many finished episodes (play)",
     "checkpoint_every": "int: save a checkpoint every N iterations (0: only at the end)",
     "keep_checkpoints": "int: how many checkpoints to keep",
     "mode": "train or play",

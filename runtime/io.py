@@ -114,8 +114,13 @@ class NodeIO:
                 channel.close()
 
     async def next_firing(self) -> Firing | None:
-        """Wait for the next complete set of inputs; ``None`` when the inputs have ended."""
+        """Wait for the next complete set of inputs; ``None`` when the inputs have ended.
+
+        Once the inputs have ended, every input channel is released, so producers still sending on an input
+        that can no longer fire (the other input of a join ran out) are not blocked forever.
+        """
         if not await self._take_configs():
+            self.release_inputs()
             return None
         while True:
             for slot in self.streaming:
@@ -124,8 +129,15 @@ class NodeIO:
             if firing is not None:
                 return firing
             if self._ended():
+                self.release_inputs()
                 return None
             await self.inbox.wait(self._missing())
+
+    def release_inputs(self) -> None:
+        """Tell every input channel that this node reads nothing more."""
+        for slot in self.slots.values():
+            for link in slot.links:
+                link.channel.release()
 
     def ready(self) -> list[Firing]:
         """Every firing complete right now, without waiting (a policy server batches these)."""

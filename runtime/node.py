@@ -215,7 +215,16 @@ def canonical_name(ports: Mapping[str, Input | Output | Param], spelling: str) -
     return None
 
 
+_INSTANCE_ATTRIBUTES = frozenset({"id", "ctx", "io", "stamp", "source", "firings", "_params"})
+
+
 def _check_definition(cls: type[Node]) -> None:
+    for kind, ports in (("input", cls.input_ports), ("output", cls.output_ports), ("param", cls.param_specs)):
+        for name in ports:
+            # a port or param named like a Node attribute or method would shadow it (or be shadowed) silently
+            if name in _INSTANCE_ATTRIBUTES or hasattr(Node, name):
+                raise NodeDefinitionError(f"{cls.__name__}: {kind} name {name!r} is taken by the Node API; "
+                                          "choose another name")
     for name, spec in cls.param_specs.items():
         numeric = spec.type in (int, float) or spec.type is list
         if numeric and spec.ge is None and spec.gt is None and spec.le is None and spec.lt is None:

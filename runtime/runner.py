@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from . import checkpoint
 from .channel import Activity, LocalChannel, Message
 from .context import RunContext
 from .counters import Counters
@@ -22,7 +23,7 @@ from .validate import strongly_connected
 from .watchdog import Watchdog
 
 DEFAULT_CAPACITY = 2
-STOP_REASONS = ("max_steps", "max_iterations", "timeout", "target_return", "node_stop", "completed", "interrupted",
+STOP_REASONS = ("max_steps", "max_iterations", "max_episodes", "timeout", "target_return", "node_stop", "completed", "interrupted",
                 "failed")
 
 
@@ -98,7 +99,7 @@ class GraphRun:
         run_dir: where nodes and hooks may write.
         hooks: run observers (``on_start``/``on_stop``).
         deadlock_grace_s: how long every node must stay blocked before the watchdog reports a deadlock.
-        initial_counters: counters to continue from (resume).
+        restore: a checkpoint (``checkpoint.load``) to continue from: node states and counters, loaded after setup.
     """
 
     def __init__(
@@ -109,12 +110,13 @@ class GraphRun:
         run_dir: Path | None = None,
         hooks: Sequence[Any] = (),
         deadlock_grace_s: float = 5.0,
-        initial_counters: dict[str, float] | None = None,
+        restore: dict[str, Any] | None = None,
     ) -> None:
         self.graph = graph
         self.registry = registry or default_registry()
         self.mode = mode or graph.run.get("mode") or "train"
-        self.counters = Counters(initial_counters)
+        self.restore = restore
+        self.counters = Counters(restore["counters"] if restore else None)
         self.context = RunContext(
             int(graph.run.get("seed") or 0), graph.run.get("device") or "cpu", self.mode, self.counters, run_dir
         )
@@ -158,7 +160,7 @@ class GraphRun:
     def _stop_limits(self) -> dict[str, float]:
         run = self.graph.run
         limits = {}
-        for key in ("max_steps", "max_iterations", "target_return"):
+        for key in ("max_steps", "max_iterations", "max_episodes", "target_return"):
             if run.get(key) is not None:
                 limits[key] = float(run[key])
         if run.get("timeout") is not None:
@@ -171,6 +173,8 @@ class GraphRun:
             self.request_stop("max_steps")
         elif name == "iterations" and value >= limits.get("max_iterations", float("inf")):
             self.request_stop("max_iterations")
+        elif name == "episodes" and value >= limits.get("max_episodes", float("inf")):
+            self.request_stop("max_episodes")
         elif name == "mean_return" and value >= limits.get("target_return", float("inf")):
             if self.stop_reason is None:
                 self.solved = True
@@ -273,6 +277,8 @@ class GraphRun:
                     self._fail(node_id, "setup", error)
                     break
                 set_up.append(node_id)
+            if self.restore is not None and self.error is None:
+                checkpoint.restore(self.restore, self)
             for hook in self.hooks:
                 if hasattr(hook, "on_start"):
                     hook.on_start(self)

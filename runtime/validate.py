@@ -241,7 +241,7 @@ def _run_value_problem(key: str, value: Any) -> str | None:
         return None if ok else f"{value!r} must be 'cpu' or 'cuda'"
     if key == "mode":
         return None if value in ("train", "play") else f"{value!r} must be 'train' or 'play'"
-    if key in ("max_steps", "max_iterations", "keep_checkpoints"):
+    if key in ("max_steps", "max_iterations", "max_episodes", "keep_checkpoints"):
         return None if is_int(value) and value >= 1 else f"{value!r} must be an integer >= 1"
     if key == "checkpoint_every":
         return None if is_int(value) and value >= 0 else f"{value!r} must be an integer >= 0"

@@ -29,8 +29,8 @@ class Pendulum(TensorTask):
     g = 10, m = l = 1, dt = 0.05 and the torque ``u`` clipped to [-2, 2]; reward
     ``-(angle_normalize(th)^2 + 0.1 thdot^2 + 0.001 u^2)`` of the state before the step. Observations
     ``[cos th, sin th, thdot]``; never terminates, truncated after ``max_episode_steps``. Equal to Gymnasium's to float
-    rounding in float64; reset draws ``th ~ U(-pi, pi)``, ``thdot ~ U(-1, 1)`` from this env's own generator. The physics
-    state is ``[th, thdot]``.
+    rounding in float64; reset draws ``th ~ U(-pi, pi)``, ``thdot ~ U(-1, 1)`` from this env's own generator. The
+    physics state is ``[th, thdot]``.
 
     Args:
         num_envs: number of environments.

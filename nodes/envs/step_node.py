@@ -45,10 +45,14 @@ class StepNode(Node):
         self._next_step_at: float | None = None
         self._behind = 0
 
+    async def setup(self) -> None:
+        """Join the run's episode statistics (so a checkpoint restores them before the first step)."""
+        EpisodeStats.of(self.ctx)
+
     async def compute(self, env_handle: EnvHandle, actions: torch.Tensor, trigger: Any = None) -> Mapping[str, Any]:
         """Step once and report the transition."""
         env = env_handle.env
-        if self.pace and self.ctx.mode == "play" and env.dt > 0:
+        if (self.pace or self.ctx.settings.get("realtime")) and self.ctx.mode == "play" and env.dt > 0:
             await self._pace(env.dt)
         result = env.step(actions)
         self.ctx.counters.add("env_steps", env.num_envs)

@@ -67,10 +67,15 @@ class PPOAgentNode(Node):
                              f"set action_space to {kind!r}")
         if self.deterministic and self.ctx.mode == "train":
             self.ctx.warn("deterministic=true while training: actions are not explored")
+        self.acts_deterministically = self.deterministic or (
+            self.ctx.mode == "play" and not self.ctx.settings.get("stochastic"))
         normalize = self.normalize_input if self.normalize_input is not None else self.action_space == "continuous"
         device = torch.device(self.device or self.upstream("env_device", "observations") or self.ctx.device)
-        model = ActorCritic(input_size, output_size, self.hidden_sizes, self.activation, self.action_space,
-                            self.init_log_std, normalize_input=normalize).to(device)
+        # Initial weights come from the node's own seed; the process-wide generator is left as it was.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.ctx.seed)
+            model = ActorCritic(input_size, output_size, self.hidden_sizes, self.activation, self.action_space,
+                                self.init_log_std, normalize_input=normalize).to(device)
         self.policy = SharedPolicy(model, self.learning_rate)
         self.generator = torch.Generator(device=device)
         self.generator.manual_seed(self.ctx.seed)
@@ -114,9 +119,16 @@ class PPOAgentNode(Node):
         observations = observations.to(next(model.parameters()).device, torch.float32)
         if self.ctx.mode == "train":
             model.update_obs_stats(observations)
-        result = model.act(observations, deterministic=self.deterministic, generator=self.generator)
+        result = model.act(observations, deterministic=self.acts_deterministically, generator=self.generator)
         return PolicyOutput(result.action, result.value, result.log_prob, result.params, result.observation,
                             self.policy.version)
+
+    def deployable(self) -> tuple[torch.nn.Module, torch.Tensor]:
+        """The policy for deployment (raw observations -> deterministic actions, normalisation included) and an
+        example input."""
+        assert self.policy is not None
+        model = self.policy.model
+        return model.deployable(), torch.zeros(1, model.obs_dim)
 
     def state_dict(self) -> dict[str, Any]:
         """Model weights, normaliser statistics, version and the sampling generator."""

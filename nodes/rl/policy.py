@@ -10,7 +10,8 @@ class SharedPolicy:
     """The agent's model as shared with its trainer (same process, by reference).
 
     In sync mode the trainer sets ``horizon``; the agent then acts on observation ``k`` only once ``version``
-    reaches ``k // horizon`` (per stream), so a rollout's first action comes from the updated weights and the
+    reaches ``base_version + k // horizon`` (per stream; ``base_version`` is the version a resumed run starts
+    from), so a rollout's first action comes from the updated weights and the
     agent never acts during an update.
 
     Args:
@@ -22,6 +23,7 @@ class SharedPolicy:
         self.model = model
         self.learning_rate = learning_rate
         self.version = 0
+        self.base_version = 0
         self.horizon: int | None = None
         self._changed = asyncio.Event()
 
@@ -29,7 +31,7 @@ class SharedPolicy:
         """The version that must act on observation ``stamp`` (0 when not gated)."""
         if self.horizon is None or stamp is None:
             return 0
-        return stamp // self.horizon
+        return self.base_version + stamp // self.horizon
 
     async def wait_for(self, version: int) -> None:
         """Wait until the policy has reached ``version``."""

@@ -168,6 +168,12 @@ class PPOTrainerNode(Node):
         self.schedule = make_schedule(self.lr_schedule, lr, self._total_updates(), self.kl_threshold)
         if self.mode == "sync":
             policy.horizon = self.horizon_length
+        restored = getattr(self, "_restored", None)
+        if restored is not None and "optimizer" in restored:
+            self.optimizer.load_state_dict(restored["optimizer"])
+            self.schedule.load_state_dict(restored["schedule"])
+            self.learner.load_state_dict(restored["learner"])
+            policy.base_version = policy.version
 
     def _total_updates(self) -> int | None:
         settings = self.ctx.settings
