@@ -23,7 +23,7 @@ class EnvNode(Node):
     category = "envs"
 
     observations = Output("Tensor", "the first observations [num_envs, obs_dim], stamped 0")
-    env_handle = Output("EnvHandle", "the running environment, for step and action nodes")
+    env_handle = Output("EnvHandle", "the running environment, for step and action nodes", aliases=("sim_handle",))
 
     backend = Param(str, "torch", "torch (built-in tasks), gymnasium or isaacgym", choices=BACKENDS)
     task = Param(str, "Cartpole", "task name: Cartpole, Pendulum, CartpoleIsaac, or a Gymnasium/Isaac Gym id")
@@ -40,10 +40,10 @@ class EnvNode(Node):
         self.env: BatchedEnv | None = None
         self.first_observations: torch.Tensor | None = None
 
-    def env_options(self) -> dict[str, Any]:
+    def env_options(self, backend: str) -> dict[str, Any]:
         """Backend options beyond backend, task, count and device."""
         options = dict(self.env_kwargs or {})
-        if self.backend == "gymnasium":
+        if backend == "gymnasium":
             options = {"vectorization": self.vectorization, "env_kwargs": options}
         return options
 
@@ -57,7 +57,7 @@ class EnvNode(Node):
         if warning:
             self.ctx.warn(warning)
         backend, task = self.backend_and_task()
-        self.env = make_env(backend, task, self.num_envs, str(device), **self.env_options())
+        self.env = make_env(backend, task, self.num_envs, str(device), **self.env_options(backend))
         seed = self.seed if self.seed is not None else self.ctx.seed % 2**31
         self.first_observations = self.env.reset(seed=seed)
         self.declare("observation_space", self.env.observation_space)

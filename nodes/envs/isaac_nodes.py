@@ -34,9 +34,9 @@ class IsaacGymEnvNode(EnvNode):
     device = Param(str, None, "cuda or cpu", nullable=True, choices=("cuda", "cpu", None))
     physics_engine = Param(str, "physx", "physx or flex (Isaac Gym only)", choices=("physx", "flex"))
 
-    def env_options(self) -> dict[str, object]:
+    def env_options(self, backend: str) -> dict[str, object]:
         """Isaac Gym options, or none for the built-in task."""
-        if self.backend_and_task()[0] == "torch":
+        if backend == "torch":
             return {}
         return {"headless": self.headless, "physics_engine": self.physics_engine}
 
