@@ -47,7 +47,7 @@ def load_graph(
             path = str(source)
             document = read_document(source)
         else:
-            document = dict(source)
+            document = dict(source) if isinstance(source, Mapping) else source
             check_depth(document)
         graph = parse(document, registry, issues, path)
     graph.path = path or graph.path

@@ -152,6 +152,7 @@ class Param:
             return _int_list(value)
         elif self.type is dict:
             if isinstance(value, dict):
+                _check_finite(value)
                 return value
         raise ParamError("bad_param_type", f"{value!r} is not of type {expected}")
 
@@ -164,6 +165,19 @@ class Param:
         )
         if not ok:
             raise ParamError("value_out_of_bounds", f"{value!r} is outside {self.bounds_text()}")
+
+
+def _check_finite(value: Any) -> None:
+    """Every float nested in ``value`` is finite (NaN and Infinity are refused everywhere)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            raise ParamError("non_finite_value", f"{item!r} is not a finite number")
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
 
 
 def _int_list(value: Any) -> list[int]:

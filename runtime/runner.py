@@ -147,7 +147,8 @@ class GraphRun:
             self._stop_event.set()
 
     def _node_stop(self, reason: str, node_id: str) -> None:
-        self.request_stop(reason if reason in STOP_REASONS else "node_stop")
+        allowed = set(STOP_REASONS) - {"failed", "completed", "interrupted"}
+        self.request_stop(reason if reason in allowed else "node_stop")
 
     def _fail(self, node_id: str, phase: str, cause: BaseException) -> None:
         if self.error is None:
@@ -330,6 +331,7 @@ class GraphRun:
         except Exception as error:
             self._fail(node_id, "run", error)
         finally:
+            node.io.release_inputs()
             self._alive[node_id] = time.perf_counter() - self._alive[node_id]
             self._watchdog.finished(node_id)
             if not self._watchdog.live and self._stop_event is not None:

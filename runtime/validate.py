@@ -13,6 +13,7 @@ from .ports import ParamError
 from .registry import NodeRegistry
 
 MAX_NUM_NODES = 10_000
+MAX_CAPACITY = 1_000_000
 
 
 def validate(graph: Graph, registry: NodeRegistry) -> list[Issue]:
@@ -34,8 +35,9 @@ def validate(graph: Graph, registry: NodeRegistry) -> list[Issue]:
             continue
         classes[spec.id] = cls
         _check_params(spec.id, cls, spec.params, spec.param_where, spec.where, issues)
-    valid_links = _check_links(graph, classes, registry, issues)
-    _check_required_inputs(graph, classes, valid_links, issues)
+    refused: list[LinkSpec] = []
+    valid_links = _check_links(graph, classes, registry, issues, refused)
+    _check_required_inputs(graph, classes, valid_links + refused + _links_from_unknown_types(graph, classes), issues)
     _check_unused_outputs(graph, classes, valid_links, issues)
     _check_loops(graph, classes, valid_links, issues)
     _check_run(graph.run, issues)
@@ -74,18 +76,19 @@ def _check_params(node_id: str, cls: type[Node], params: dict[str, Any], param_w
     param_where.update(places)
 
 
-def _check_links(graph: Graph, classes: dict[str, type[Node]], registry: NodeRegistry,
-                 issues: list[Issue]) -> list[LinkSpec]:
+def _check_links(graph: Graph, classes: dict[str, type[Node]], registry: NodeRegistry, issues: list[Issue],
+                 refused: list[LinkSpec]) -> list[LinkSpec]:
+    """The valid links; links refused only for their options go to ``refused`` (their input is not missing)."""
     valid: list[LinkSpec] = []
     fed: dict[tuple[str, str], LinkSpec] = {}
     for link in graph.links:
-        bad = False
-        for node_id in (link.src, link.dst):
-            if node_id not in graph.nodes:
-                issues.append(Issue("dangling_link", f"link {link} names node {node_id!r}, which is not in the graph",
-                                    where=link.where))
-                bad = True
-        if bad or link.src not in classes or link.dst not in classes:
+        missing = [node_id for node_id in dict.fromkeys((link.src, link.dst)) if node_id not in graph.nodes]
+        if missing:
+            names = " and ".join(repr(node_id) for node_id in missing)
+            issues.append(Issue("dangling_link", f"link {link} names node {names}, which is not in the graph",
+                                where=link.where))
+            continue
+        if link.src not in classes or link.dst not in classes:
             continue
         src_cls, dst_cls = classes[link.src], classes[link.dst]
         out_name = canonical_name(src_cls.output_ports, link.src_port)
@@ -109,13 +112,35 @@ def _check_links(graph: Graph, classes: dict[str, type[Node]], registry: NodeReg
                                 f"{link}", link.dst, in_name, link.where))
             continue
         fed[(link.dst, in_name)] = link
+        refused.append(LinkSpec(link.src, out_name, link.dst, in_name))
         if link.policy is not None and link.policy not in POLICIES:
             issues.append(Issue("bad_link", f"policy {link.policy!r} is not one of {POLICIES}", link.dst, in_name,
                                 link.where))
             continue
+        capacity = link.capacity
+        if capacity is not None and (isinstance(capacity, bool) or not isinstance(capacity, int)
+                                     or not 1 <= capacity <= MAX_CAPACITY):
+            issues.append(Issue("bad_link", f"capacity {capacity!r} must be an integer in [1, {MAX_CAPACITY}]",
+                                link.dst, in_name, link.where))
+            continue
+        if link.route is not None and not isinstance(link.route, str):
+            issues.append(Issue("bad_link", "route must be a string (a source name)", link.dst, in_name, link.where))
+            continue
+        refused.pop()
         valid.append(LinkSpec(link.src, out_name, link.dst, in_name, link.capacity, link.policy, link.route,
                               link.where))
     return valid
+
+
+def _links_from_unknown_types(graph: Graph, classes: dict[str, type[Node]]) -> list[LinkSpec]:
+    """Links out of nodes of unknown type: the type is reported once, the inputs they feed are not missing."""
+    links = []
+    for link in graph.links:
+        if link.src in graph.nodes and link.src not in classes and link.dst in classes:
+            name = canonical_name(classes[link.dst].input_ports, link.dst_port)
+            if name is not None:
+                links.append(LinkSpec(link.src, link.src_port, link.dst, name))
+    return links
 
 
 def _check_required_inputs(graph: Graph, classes: dict[str, type[Node]], links: list[LinkSpec],

@@ -92,11 +92,20 @@ def load_api_prompt(document: dict[str, Any], registry: NodeRegistry, issues: li
             continue
         spec = NodeSpec(node_id, node_type, {}, where)
         graph.nodes[node_id] = spec
+        cls = registry.get(node_type)
         for name, value in inputs.items():
             place = f"{where}/inputs/{name}"
-            if isinstance(value, list) and len(value) == 2 and isinstance(value[0], (str, int)) \
+            # a list param ("hidden_sizes": [64, 64]) looks like a link; the node type says which it is
+            is_param = cls is not None and canonical_name(cls.input_ports, name) is None \
+                and canonical_name(cls.param_specs, name) is not None
+            if not is_param and isinstance(value, list) and len(value) == 2 \
+                    and isinstance(value[0], (str, int)) and not isinstance(value[0], bool) \
                     and isinstance(value[1], int) and not isinstance(value[1], bool):
                 src = str(value[0])
+                if src not in document:
+                    issues.append(Issue("dangling_link", f"input {name!r} is linked to node {src}, which is not in "
+                                        "the prompt", node_id, name, place))
+                    continue
                 src_socket = _api_output_name(document.get(src), value[1], registry)
                 if src_socket is None:
                     issues.append(Issue("bad_slot_index", f"node {src} has no output {value[1]}", node_id, name, place))
@@ -231,7 +240,7 @@ def _apply_primitive(wire: _Wire, nodes: _Nodes, graph: Graph, issues: list[Issu
     target = graph.nodes.get(wire.dst)
     if target is None:
         return
-    if not values:
+    if not isinstance(values, list) or not values:
         issues.append(Issue("malformed_node", "a PrimitiveNode without a value", wire.src, where=wire.where))
         return
     target.params[wire.dst_socket] = values[0]

@@ -35,15 +35,22 @@ def parse_document(text: str, path: str | None = None) -> Any:
     if len(text.encode("utf-8", "surrogatepass")) > MAX_FILE_BYTES:
         raise GraphError([Issue("file_too_large", f"more than {MAX_FILE_BYTES} bytes")], path)
     try:
-        document = json.loads(text, parse_constant=_reject_constant)
+        document = json.loads(text, parse_constant=_NonFinite, object_pairs_hook=_object)
     except RecursionError:
         raise GraphError([Issue("too_deeply_nested", f"nested deeper than {MAX_DEPTH} levels")], path) from None
     except json.JSONDecodeError as error:
         issue = Issue("malformed_file", f"not valid JSON: {error.msg}", where=f"line {error.lineno}, column {error.colno}")
         raise GraphError([issue], path) from None
-    except ValueError as error:
-        raise GraphError([Issue("non_finite_value", str(error))], path) from None
     check_depth(document, path)
+    if "NaN" not in text and "Infinity" not in text:
+        return document
+    non_finite = [
+        Issue("non_finite_value", f"{value.name} is not allowed in a graph file: every number must be finite",
+              where=where)
+        for where, value in _leaves(document) if isinstance(value, _NonFinite)
+    ]
+    if non_finite:
+        raise GraphError(non_finite, path)
     return document
 
 
@@ -75,5 +82,42 @@ def detect_format(document: Any) -> str | None:
     return None
 
 
-def _reject_constant(name: str) -> float:
-    raise ValueError(f"{name} is not allowed in a graph file: every number must be finite")
+class RepeatedKeys(dict):
+    """A JSON object written with a key more than once (JSON keeps the last value); ``repeated`` names them."""
+
+    repeated: tuple[str, ...] = ()
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) == len(pairs):
+        return result
+    seen: set[str] = set()
+    repeated = [key for key, _ in pairs if key in seen or seen.add(key)]
+    flagged = RepeatedKeys(result)
+    flagged.repeated = tuple(dict.fromkeys(repeated))
+    return flagged
+
+
+class _NonFinite:
+    """Stands for a ``NaN`` / ``Infinity`` literal until its place in the file is known."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+def _leaves(document: Any) -> list[tuple[str, Any]]:
+    """Every non-container value with its JSON pointer, in file order."""
+    leaves = []
+    stack: list[tuple[str, Any]] = [("", document)]
+    while stack:
+        where, value = stack.pop()
+        if isinstance(value, dict):
+            items = [(f"{where}/{str(k).replace('~', '~0').replace('/', '~1')}", v) for k, v in value.items()]
+        elif isinstance(value, list):
+            items = [(f"{where}/{i}", v) for i, v in enumerate(value)]
+        else:
+            leaves.append((where, value))
+            continue
+        stack.extend(reversed(items))
+    return leaves

@@ -24,6 +24,9 @@ def load_native(document: dict[str, Any], issues: list[Issue]) -> Graph:
     if not isinstance(nodes, dict):
         issues.append(Issue("malformed_file", "'nodes' must be an object of node id -> node", where="/nodes"))
         nodes = {}
+    for node_id in getattr(nodes, "repeated", ()):
+        issues.append(Issue("duplicate_node_id", f"node id {node_id!r} is written more than once", node_id,
+                            where=f"/nodes/{_escape(node_id)}"))
     for node_id, body in nodes.items():
         where = f"/nodes/{_escape(node_id)}"
         if not node_id.strip():
@@ -36,6 +39,9 @@ def load_native(document: dict[str, Any], issues: list[Issue]) -> Graph:
         if not isinstance(params, dict):
             issues.append(Issue("malformed_node", "'params' must be an object", node_id, where=f"{where}/params"))
             params = {}
+        for key in getattr(params, "repeated", ()):
+            issues.append(Issue("duplicate_param", f"param {key!r} is written more than once", node_id, key,
+                                f"{where}/params/{_escape(key)}"))
         for key in body:
             if key not in {"type", "params", "title"}:
                 issues.append(Issue("ignored_field", f"node key {key!r} is ignored", node_id,

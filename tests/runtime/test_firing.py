@@ -1,0 +1,192 @@
+"""Firing rules: streaming and config inputs, optional inputs, fan-in, merges, primed inputs, stamps."""
+from __future__ import annotations
+
+import pytest
+
+from dnne.runtime.graph import Graph
+from dnne.runtime.io import AlignmentError
+
+
+class TestStreamingInputs:
+    def test_one_firing_per_message(self, registry, run_graph):
+        """A single-input node fires once per message, in order."""
+        g = Graph().add("c", "Count", n=10).add("d", "Double").add("s", "Sink").link("c.out", "d.x").link("d.y", "s.x")
+        run, result = run_graph(g, registry)
+        assert result.stop_reason == "completed"
+        assert [v for v, _, _ in run.nodes["s"].received] == [2 * i for i in range(10)]
+        assert result.nodes["d"]["firings"] == 10
+
+    def test_join_takes_one_message_from_each_input(self, registry, run_graph):
+        """A node with several streaming inputs fires once per complete set, pairing messages in order."""
+        g = (Graph().add("a", "Count", n=6).add("b", "Count", n=4, first=100, stamp_from=1).add("add", "Add")
+             .add("s", "Sink").link("a.out", "add.a").link("b.out", "add.b").link("add.total", "s.x"))
+        run, result = run_graph(g, registry)
+        assert result.stop_reason == "completed"
+        assert [v for v, _, _ in run.nodes["s"].received] == [i + 100 + i for i in range(4)]
+
+    def test_unstamped_messages_join_by_order(self, registry, run_graph):
+        """Unstamped messages join in arrival order and the firing carries no stamp."""
+        g = (Graph().add("a", "Count", n=3, stamped=False).add("b", "Count", n=3, stamped=False).add("add", "Add")
+             .add("s", "Sink").link("a.out", "add.a").link("b.out", "add.b").link("add.total", "s.x"))
+        run, _ = run_graph(g, registry)
+        assert [(v, stamp) for v, stamp, _ in run.nodes["s"].received] == [(0, None), (2, None), (4, None)]
+
+
+class TestConfigInputs:
+    def test_config_taken_once_and_kept(self, registry, run_graph):
+        """A config input (Model) is read once and reused by every later firing."""
+        g = (Graph().add("w", "Weights", scale=3).add("c", "Count", n=5).add("m", "Scale").add("s", "Sink")
+             .link("w.model", "m.model").link("c.out", "m.x").link("m.y", "s.x"))
+        run, result = run_graph(g, registry)
+        assert result.stop_reason == "completed"
+        assert [v for v, _, _ in run.nodes["s"].received] == [0, 3, 6, 9, 12]
+        assert result.channels["w.model -> m.model"]["messages"] == 1
+
+    def test_config_never_sent_ends_the_node(self, registry, run_graph):
+        """A node whose config input ends without a value fires never and ends."""
+        g = (Graph().add("w", "Count", n=0).add("c", "Count", n=3).add("r", "Relay").add("m", "Scale")
+             .add("s", "Sink").add("w2", "Weights")
+             .link("w2.model", "r.x").link("r.y", "m.model").link("c.out", "m.x").link("m.y", "s.x")
+             .link("w.out", "s.x"))
+        # the Relay forwards a Model read as Any, so m gets its config: every value is scaled
+        run, result = run_graph(g, registry)
+        assert result.stop_reason == "completed"
+        assert sorted(v for v, _, _ in run.nodes["s"].received) == [0, 3, 6]
+
+
+class TestOptionalInputs:
+    def test_unlinked_optional_input_is_not_required(self, registry, run_graph):
+        """An unlinked optional input takes the compute default and does not hold firings back."""
+        g = Graph().add("c", "Count", n=3).add("b", "Bias").add("s", "Sink").link("c.out", "b.x").link("b.y", "s.x")
+        run, _ = run_graph(g, registry)
+        assert [v for v, _, _ in run.nodes["s"].received] == [0, 1, 2]
+
+    def test_linked_optional_input_is_required_at_every_firing(self, registry, run_graph):
+        """A linked optional input is needed by every firing: firings stop when it runs out."""
+        g = (Graph().add("c", "Count", n=5).add("k", "Count", n=2, first=10).add("b", "Bias").add("s", "Sink")
+             .link("c.out", "b.x").link("k.out", "b.bias").link("b.y", "s.x"))
+        run, _ = run_graph(g, registry)
+        assert [v for v, _, _ in run.nodes["s"].received] == [10, 12]
+
+    def test_linked_optional_third_term(self, registry, run_graph):
+        """Add's optional ``c`` is used when linked."""
+        g = (Graph().add("a", "Count", n=2).add("b", "Count", n=2, stamp_from=1).add("k", "Count", n=2, first=5)
+             .add("add", "Add").add("s", "Sink")
+             .link("a.out", "add.a").link("b.out", "add.b").link("k.out", "add.c").link("add.total", "s.x"))
+        run, _ = run_graph(g, registry)
+        assert [v for v, _, _ in run.nodes["s"].received] == [5, 8]
+
+
+class TestFanIn:
+    def test_messages_carry_their_source(self, registry, run_graph):
+        """On a fan-in input each message carries its source: the producer's id when it names none."""
+        g = (Graph().add("a", "Count", n=3).add("b", "Count", n=2, first=10).add("s", "Sink")
+             .link("a.out", "s.x").link("b.out", "s.x"))
+        run, result = run_graph(g, registry)
+        got = run.nodes["s"].received
+        assert sorted((v, src) for v, _, src in got) == [(0, "a"), (1, "a"), (2, "a"), (10, "b"), (11, "b")]
+        assert result.nodes["s"]["firings"] == 5
+
+    def test_explicit_source_is_kept(self, registry, run_graph):
+        """A source named by the producer is kept through a fan-in input."""
+        g = Graph().add("a", "Count", n=2, group="g1").add("s", "Sink").link("a.out", "s.x")
+        run, _ = run_graph(g, registry)
+        assert [src for _, _, src in run.nodes["s"].received] == ["g1", "g1"]
+
+    def test_join_pairs_messages_of_the_same_source(self, registry, run_graph):
+        """Fan-in joins pair the messages of one source, whatever order the sources arrive in."""
+        g = (Graph().add("x1", "Count", n=3, group="g1").add("x2", "Count", n=3, first=10, group="g2")
+             .add("y2", "Count", n=3, first=20, group="g2").add("y1", "Count", n=3, first=30, group="g1")
+             .add("p", "Pair")
+             .link("x1.out", "p.x").link("x2.out", "p.x").link("y2.out", "p.y").link("y1.out", "p.y"))
+        run, _ = run_graph(g, registry)
+        got = run.nodes["p"].received
+        assert sorted(got) == sorted([(i, 30 + i, "g1") for i in range(3)] + [(10 + i, 20 + i, "g2") for i in range(3)])
+
+    def test_route_delivers_one_source(self, registry, run_graph):
+        """A link with a route delivers only the messages of that source."""
+        g = (Graph().add("a", "Count", n=3, group="g1").add("b", "Count", n=3, group="g2").add("m", "Merge")
+             .add("s", "Sink").link("a.out", "m.a").link("b.out", "m.b").link("m.out", "s.x", route="g2"))
+        run, _ = run_graph(g, registry)
+        assert [src for _, _, src in run.nodes["s"].received] == ["g2"] * 3
+
+
+class TestMerge:
+    def test_merge_forwards_every_message_from_every_input(self, registry, run_graph):
+        """A merge node forwards every message of every input, none lost, each input's order kept."""
+        n = 400
+        g = (Graph().add("a", "Count", n=n).add("b", "Count", n=n, first=10_000).add("c", "Count", n=n, first=20_000)
+             .add("m", "Merge").add("s", "Sink")
+             .link("a.out", "m.a").link("b.out", "m.b", capacity=3).link("c.out", "m.c", capacity=1)
+             .link("m.out", "s.x"))
+        run, result = run_graph(g, registry)
+        values = [v for v, _, _ in run.nodes["s"].received]
+        assert sorted(values) == sorted(list(range(n)) + list(range(10_000, 10_000 + n)) + list(range(20_000, 20_000 + n)))
+        for base in (0, 10_000, 20_000):
+            mine = [v for v in values if base <= v < base + n]
+            assert mine == sorted(mine)
+        assert result.nodes["m"]["firings"] == 3 * n
+
+    def test_merge_interleaves_inputs(self, registry, run_graph):
+        """A merge node takes inputs in turn rather than draining one first."""
+        g = (Graph().add("a", "Count", n=50).add("b", "Count", n=50, first=100).add("m", "Merge").add("s", "Sink")
+             .link("a.out", "m.a").link("b.out", "m.b").link("m.out", "s.x"))
+        run, _ = run_graph(g, registry)
+        first = [v for v, _, _ in run.nodes["s"].received][:20]
+        assert any(v >= 100 for v in first) and any(v < 100 for v in first)
+
+    def test_merge_with_one_linked_input(self, registry, run_graph):
+        """A merge node with only one input linked forwards it and ends when it ends."""
+        g = Graph().add("a", "Count", n=4).add("m", "Merge").add("s", "Sink").link("a.out", "m.b").link("m.out", "s.x")
+        run, result = run_graph(g, registry)
+        assert [v for v, _, _ in run.nodes["s"].received] == [0, 1, 2, 3]
+        assert result.stop_reason == "completed"
+
+
+class TestPrimedInputs:
+    def test_primed_loop_starts_by_itself(self, registry, run_graph):
+        """A loop through a primed input runs: the start token fires the first tick."""
+        g = (Graph().add("t", "Ticker", stop_after=25).add("e", "Echo")
+             .link("t.tick", "e.tick").link("e.done", "t.trigger"))
+        _, result = run_graph(g, registry)
+        assert result.stop_reason == "node_stop"
+        assert result.nodes["t"]["firings"] == 25
+        assert result.nodes["e"]["firings"] >= 24
+
+    def test_start_token_is_stamped_zero(self, registry, run_graph):
+        """The start token carries reason 'start' and stamp 0; the outputs after it are stamped 1."""
+        g = (Graph().add("t", "Ticker", stop_after=6).add("s", "Sink").add("e", "Echo")
+             .link("t.tick", "s.x").link("t.tick", "e.tick").link("e.done", "t.trigger"))
+        run, _ = run_graph(g, registry)
+        stamps = [stamp for _, stamp, _ in run.nodes["s"].received]
+        assert stamps[:3] == [1, 2, 3]
+
+
+class TestStamps:
+    def test_offset_joins_k_with_k_plus_one(self, registry, run_graph):
+        """A port offset of 1 joins the message stamped k + 1 with the one stamped k; the firing is stamped k."""
+        g = (Graph().add("a", "Count", n=3).add("b", "Count", n=3, stamp_from=1).add("add", "Add").add("s", "Sink")
+             .link("a.out", "add.a").link("b.out", "add.b").link("add.total", "s.x"))
+        run, result = run_graph(g, registry)
+        assert result.stop_reason == "completed"
+        assert [stamp for _, stamp, _ in run.nodes["s"].received] == [0, 1, 2]
+
+    def test_disagreeing_stamps_fail_naming_both_ports(self, registry, run_graph):
+        """Stamps that disagree after offsets fail the node with an AlignmentError naming both ports."""
+        g = (Graph().add("a", "Count", n=3).add("b", "Count", n=3, stamp_from=0).add("add", "Add").add("s", "Sink")
+             .link("a.out", "add.a").link("b.out", "add.b").link("add.total", "s.x"))
+        _, result = run_graph(g, registry)
+        assert result.stop_reason == "failed"
+        assert result.error is not None and result.error.node_id == "add"
+        assert isinstance(result.error.cause, AlignmentError)
+        message = str(result.error.cause)
+        assert "'a'" in message and "'b'" in message
+
+    @pytest.mark.parametrize("shift", [2, 5])
+    def test_any_shift_is_detected(self, registry, run_graph, shift):
+        """A stream shifted by more than its declared offset is never silently joined."""
+        g = (Graph().add("a", "Count", n=4).add("b", "Count", n=4, stamp_from=shift).add("add", "Add")
+             .add("s", "Sink").link("a.out", "add.a").link("b.out", "add.b").link("add.total", "s.x"))
+        run, result = run_graph(g, registry)
+        assert result.stop_reason == "failed"
+        assert run.nodes["s"].received == []

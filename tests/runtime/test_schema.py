@@ -1,0 +1,74 @@
+"""The JSON Schema of the native format: graphs/ validate against it, bad documents do not, it matches the code."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from dnne.runtime.graph import RUN_KEYS
+
+ROOT = Path(__file__).resolve().parents[2]
+SCHEMA = json.loads((ROOT / "runtime" / "schema" / "graph.schema.json").read_text())
+VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)
+NATIVE_FILES = [p for p in sorted((ROOT / "graphs").rglob("*.json"))
+                if json.loads(p.read_text()).get("format") == "dnne-graph"]
+
+
+def minimal(**changes):
+    doc = {"format": "dnne-graph", "version": 1, "nodes": {"c": {"type": "Count", "params": {"n": 3}}},
+           "links": [["c.out", "s.x"], {"from": "c.out", "to": "t.x", "capacity": 2, "policy": "latest"}],
+           "run": {"seed": 1, "timeout": "1h30m"}}
+    doc.update(changes)
+    return doc
+
+
+class TestSchema:
+    def test_schema_is_valid_draft_2020_12(self):
+        """The schema itself is a valid draft 2020-12 schema."""
+        jsonschema.Draft202012Validator.check_schema(SCHEMA)
+        assert SCHEMA["$schema"].endswith("2020-12/schema")
+
+    def test_run_keys_match_the_code(self):
+        """The schema's run section names exactly graph.RUN_KEYS."""
+        assert set(SCHEMA["properties"]["run"]["properties"]) == set(RUN_KEYS)
+
+    @pytest.mark.parametrize("path", NATIVE_FILES, ids=lambda p: p.name)
+    def test_native_graph_files_validate(self, path):
+        """Every native graph in graphs/ validates against the schema."""
+        VALIDATOR.validate(json.loads(path.read_text()))
+
+    def test_there_are_native_graph_files(self):
+        """graphs/ holds at least one native graph (so the check above checks something)."""
+        assert NATIVE_FILES
+
+    def test_minimal_document_validates(self):
+        """A minimal document with both link forms validates."""
+        VALIDATOR.validate(minimal())
+
+    @pytest.mark.parametrize("bad", [
+        {"format": "dnne-graph"},
+        minimal(format="comfy"),
+        minimal(version=2),
+        minimal(nodes={"c": {"params": {}}}),
+        minimal(nodes={"c": {"type": "Count", "colour": "red"}}),
+        minimal(links=[["c.out"]]),
+        minimal(links=[["cout", "s.x"]]),
+        minimal(links=[{"from": "c.out", "to": "s.x", "policy": "newest"}]),
+        minimal(links=[{"from": "c.out", "to": "s.x", "capacity": 0}]),
+        minimal(run={"max_step": 10}),
+        minimal(run={"timeout": "ten minutes"}),
+        minimal(run={"seed": -1}),
+        minimal(placement={"c": 3}),
+        minimal(extra=1),
+    ], ids=lambda d: json.dumps(d)[:60])
+    def test_bad_documents_are_rejected(self, bad):
+        """Documents the native loader refuses are rejected by the schema too."""
+        assert list(VALIDATOR.iter_errors(bad))
+
+    def test_schema_ships_with_the_package(self):
+        """The schema is package data of dnne.runtime."""
+        from importlib.resources import files
+
+        assert json.loads(files("dnne.runtime").joinpath("schema/graph.schema.json").read_text()) == SCHEMA

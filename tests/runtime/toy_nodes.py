@@ -1,0 +1,294 @@
+"""Toy nodes for the runtime tests, written with the real Node API (no RL, no torch)."""
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from dnne.runtime.node import Node
+from dnne.runtime.ports import Input, Output, Param
+from dnne.runtime.registry import NodeRegistry
+from dnne.runtime.types import Token
+
+
+def events(node: Node) -> list[tuple[str, str]]:
+    """The run-wide event log (setup/teardown order) every toy node writes to."""
+    return node.ctx.shared("events", list)
+
+
+class Recorded(Node):
+    """Base of the toy nodes: records setup and teardown in the run's event log."""
+
+    async def setup(self) -> None:
+        events(self).append(("setup", self.id))
+
+    async def teardown(self) -> None:
+        events(self).append(("teardown", self.id))
+
+
+class Count(Recorded):
+    """Emits start..start+n-1, stamped with the index, optionally as a named source and with a delay."""
+
+    out = Output("Int", "the count")
+    n = Param(int, 5, "how many values", ge=0, le=1_000_000)
+    first = Param(int, 0, "first value", ge=-1_000_000, le=1_000_000)
+    stamp_from = Param(int, 0, "stamp of the first value", ge=0, le=1_000_000)
+    stamped = Param(bool, True, "stamp the messages")
+    group = Param(str, None, "source name carried by every message", nullable=True)
+    delay = Param(float, 0.0, "seconds between messages", ge=0.0, le=10.0)
+
+    async def run(self) -> None:
+        for i in range(self.n):
+            stamp = self.stamp_from + i if self.stamped else None
+            await self.emit("out", self.first + i, stamp=stamp, source=self.group)
+            if self.delay:
+                await asyncio.sleep(self.delay)
+
+
+class Double(Recorded):
+    """Doubles each value."""
+
+    x = Input("Int", "a value")
+    y = Output("Int", "twice the value")
+
+    async def compute(self, x: int) -> Mapping[str, Any]:
+        return {"y": 2 * x}
+
+
+class Add(Recorded):
+    """Adds one message of ``a`` to one of ``b`` (and of ``c`` when linked); ``b`` reads stamps one ahead."""
+
+    a = Input("Int", "first term")
+    b = Input("Int", "second term, stamped k + 1 for firing k", offset=1)
+    c = Input("Int", "optional third term", optional=True)
+    total = Output("Int", "a + b (+ c)")
+
+    async def compute(self, a: int, b: int, c: int = 0) -> Mapping[str, Any]:
+        return {"total": a + b + c}
+
+
+class Sink(Recorded):
+    """Collects (value, stamp, source) of every message on ``x`` (a fan-in input)."""
+
+    x = Input("Any", "anything", fan_in=True)
+    delay = Param(float, 0.0, "seconds spent per message (asyncio.sleep)", ge=0.0, le=10.0)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.received: list[tuple[Any, int | None, str | None]] = []
+
+    async def compute(self, x: Any) -> None:
+        self.received.append((x, self.stamp, self.source))
+        if self.delay:
+            await asyncio.sleep(self.delay)
+
+
+class Pair(Recorded):
+    """Joins one ``x`` and one ``y`` of the same source (both fan-in) and records them."""
+
+    x = Input("Int", "left", fan_in=True)
+    y = Input("Int", "right", fan_in=True)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.received: list[tuple[int, int, str | None]] = []
+
+    async def compute(self, x: int, y: int) -> None:
+        self.received.append((x, y, self.source))
+
+
+class Merge(Recorded):
+    """Forwards whichever input arrives (a merge node, like ORNode)."""
+
+    merge = True
+    a = Input("Any", "first", optional=True)
+    b = Input("Any", "second", optional=True)
+    c = Input("Any", "third", optional=True)
+    out = Output("Any", "the message that arrived")
+
+    async def compute(self, **inputs: Any) -> Mapping[str, Any]:
+        (value,) = inputs.values()
+        return {"out": value}
+
+
+class Relay(Recorded):
+    """Forwards its one input (neither primed nor a merge: a loop of relays cannot start)."""
+
+    x = Input("Any", "in")
+    y = Output("Any", "out")
+
+    async def compute(self, x: Any) -> Mapping[str, Any]:
+        return {"y": x}
+
+
+class Weights(Recorded):
+    """Sends one config value (a ``Model``) and ends."""
+
+    model = Output("Model", "a config value")
+    scale = Param(int, 3, "the value", ge=0, le=100)
+
+    async def run(self) -> None:
+        await self.emit("model", {"scale": self.scale})
+
+
+class Scale(Recorded):
+    """Multiplies each ``x`` by the scale of the config input ``model`` (taken once and kept)."""
+
+    x = Input("Int", "a value")
+    model = Input("Model", "the scale, config")
+    y = Output("Int", "x times the scale")
+
+    async def compute(self, x: int, model: dict[str, int]) -> Mapping[str, Any]:
+        return {"y": x * model["scale"]}
+
+
+class Bias(Recorded):
+    """Adds an optional ``bias`` input to ``x`` (0 when the bias is not linked)."""
+
+    x = Input("Int", "a value")
+    bias = Input("Int", "optional; when linked, required at every firing", optional=True)
+    y = Output("Int", "x + bias")
+
+    async def compute(self, x: int, bias: int = 0) -> Mapping[str, Any]:
+        return {"y": x + bias}
+
+
+class Ticker(Recorded):
+    """One tick per trigger (primed once): publishes counters, may stop the run, may sleep per tick."""
+
+    trigger = Input("Trigger", "permission to tick; holds one start token", primed=1)
+    tick = Output("Int", "the tick number", offset=1)
+    steps_per_tick = Param(int, 0, "env_steps added per tick", ge=0, le=1_000_000)
+    iterations = Param(bool, False, "add one iteration per tick")
+    returns = Param(bool, False, "set mean_return to the tick number")
+    stop_after = Param(int, 0, "request a stop after this many ticks (0: never)", ge=0, le=1_000_000)
+    delay = Param(float, 0.0, "seconds of sleep per tick", ge=0.0, le=10.0)
+
+    async def compute(self, trigger: Token) -> Mapping[str, Any]:
+        counters = self.ctx.counters
+        if self.steps_per_tick:
+            counters.add("env_steps", self.steps_per_tick)
+        if self.iterations:
+            counters.add("iterations")
+        if self.returns:
+            counters.set("mean_return", float(self.firings))
+        if self.stop_after and self.firings >= self.stop_after:
+            self.ctx.request_stop()
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        return {"tick": self.firings}
+
+
+class Echo(Recorded):
+    """Answers each tick with a trigger."""
+
+    tick = Input("Int", "a tick")
+    done = Output("Trigger", "permission for the next tick")
+
+    async def compute(self, tick: int) -> Mapping[str, Any]:
+        return {"done": Token("transition")}
+
+
+class Slow(Recorded):
+    """Spends ``seconds`` in a worker thread per message, then forwards it."""
+
+    x = Input("Any", "in")
+    y = Output("Any", "out")
+    seconds = Param(float, 0.5, "seconds in the worker thread", ge=0.0, le=60.0)
+
+    async def compute(self, x: Any) -> Mapping[str, Any]:
+        await asyncio.to_thread(time.sleep, self.seconds)
+        return {"y": x}
+
+
+class Fail(Recorded):
+    """Raises on its ``after``-th message (or in setup)."""
+
+    x = Input("Any", "in")
+    y = Output("Any", "out")
+    after = Param(int, 1, "the firing that raises", ge=1, le=1_000_000)
+    in_setup = Param(bool, False, "raise in setup instead")
+
+    async def setup(self) -> None:
+        await super().setup()
+        if self.in_setup:
+            raise RuntimeError("setup broke")
+
+    async def compute(self, x: Any) -> Mapping[str, Any]:
+        if self.firings >= self.after:
+            raise ValueError(f"boom at {x}")
+        return {"y": x}
+
+
+class Forever(Recorded):
+    """A source that emits forever, sleeping between messages."""
+
+    out = Output("Int", "a count")
+    delay = Param(float, 0.01, "seconds between messages", ge=0.0, le=10.0)
+
+    async def run(self) -> None:
+        i = 0
+        while True:
+            await self.emit("out", i, stamp=i)
+            i += 1
+            await asyncio.sleep(self.delay)
+
+
+class Declarer(Recorded):
+    """Declares ``space`` at setup and emits it once."""
+
+    out = Output("Int", "the declared value")
+    space = Param(int, 7, "the value declared at setup", ge=0, le=1000)
+
+    async def setup(self) -> None:
+        await super().setup()
+        self.declare("space", self.space)
+
+    async def run(self) -> None:
+        await self.emit("out", self.space, stamp=0)
+
+
+class Reader(Recorded):
+    """Reads ``space`` from upstream of ``x`` at setup; forwards ``x``."""
+
+    x = Input("Int", "in")
+    y = Output("Int", "out")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.seen: Any = "not set up"
+
+    async def setup(self) -> None:
+        await super().setup()
+        self.seen = self.upstream("space", "x")
+
+    async def compute(self, x: int) -> Mapping[str, Any]:
+        return {"y": x}
+
+
+TOY_NODES = (Count, Double, Add, Sink, Pair, Merge, Relay, Weights, Scale, Bias, Ticker, Echo, Slow, Fail, Forever,
+             Declarer, Reader)
+
+
+def toy_registry(builtins: bool = False) -> NodeRegistry:
+    """A registry holding the toy nodes (and the installed node packages when ``builtins``)."""
+    registry = NodeRegistry()
+    if builtins:
+        registry.load_entry_points()
+    for cls in TOY_NODES:
+        registry.add_node(cls)
+    return registry
+
+
+class Needs(Recorded):
+    """A node with a param the graph must set."""
+
+    out = Output("Int", "the value")
+    value = Param(int, doc="must be set", ge=0, le=100)
+
+    async def run(self) -> None:
+        await self.emit("out", self.value)
+
+
+TOY_NODES = (*TOY_NODES, Needs)
