@@ -128,10 +128,10 @@ class NodeIO:
             firing = self._merge_firing() if self.merge else self._join_firing()
             if firing is not None:
                 return firing
-            if self._ended():
+            if self.ended():
                 self.release_inputs()
                 return None
-            await self.inbox.wait(self._missing())
+            await self.inbox.wait(self.missing())
 
     def release_inputs(self) -> None:
         """Tell every input channel that this node reads nothing more."""
@@ -221,12 +221,14 @@ class NodeIO:
                     return Firing(values, stamp, message.source)
         return None
 
-    def _ended(self) -> bool:
+    def ended(self) -> bool:
+        """Whether no further firing can come (an input's links all closed and drained)."""
         if not self.streaming:
             return True
         if self.merge:
             return all(slot.exhausted() for slot in self.streaming)
         return any(slot.exhausted() for slot in self.streaming)
 
-    def _missing(self) -> tuple[Channel, ...]:
+    def missing(self) -> tuple[Channel, ...]:
+        """The channels of the inputs that hold nothing yet (what the node waits on)."""
         return tuple(link.channel for slot in self.streaming if not slot.pending_count() for link in slot.links)

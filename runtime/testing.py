@@ -19,7 +19,7 @@ class _Feed(Node):
     out = Output("Any")
 
     async def run(self) -> None:
-        for stamp, value in enumerate(self.ctx.settings["_feeds"][self.id]):
+        for stamp, value in self.ctx.settings["_feeds"][self.id]:
             await self.emit("out", value, stamp=stamp)
 
 
@@ -38,6 +38,7 @@ async def run_node(
     params: Mapping[str, Any] | None = None,
     registry: NodeRegistry | None = None,
     timeout: float = 30.0,
+    stamps: Mapping[str, Sequence[int]] | None = None,
 ) -> dict[str, list[Any]]:
     """Run one node on given input streams and return what each output sent.
 
@@ -47,6 +48,7 @@ async def run_node(
         params: the node's params.
         registry: where ``node_type`` is registered (default: installed packages; a class is added to a copy).
         timeout: seconds before the run is stopped.
+        stamps: stamps per input port; by default ``offset, offset + 1, ...`` so the inputs are in step.
 
     Returns:
         The values sent on each linked output, in order.
@@ -68,7 +70,9 @@ async def run_node(
     for port, values in inputs.items():
         feed_id = f"feed_{port}"
         graph.add(feed_id, "_dnne_test_feed").link(f"{feed_id}.out", f"node.{port}")
-        feeds[feed_id] = list(values)
+        offset = cls.input_ports[port].offset if port in cls.input_ports else 0
+        port_stamps = list((stamps or {}).get(port, range(offset, offset + len(values))))
+        feeds[feed_id] = list(zip(port_stamps, values))
     for port in cls.output_ports:
         graph.add(f"out_{port}", "_dnne_test_collect").link(f"node.{port}", f"out_{port}.value")
     graph.run = {"timeout": timeout}

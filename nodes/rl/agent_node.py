@@ -5,6 +5,7 @@ from typing import Any
 
 import torch
 
+from dnne.runtime.io import Firing
 from dnne.runtime.node import DnneLayout, Node
 from dnne.runtime.ports import Input, Output, Param
 
@@ -54,6 +55,7 @@ class PPOAgentNode(Node):
         super().__init__(*args, **kwargs)
         self.policy: SharedPolicy | None = None
         self.generator: torch.Generator | None = None
+        self.forward_passes = 0
 
     async def setup(self) -> None:
         """Size the network from the env's spaces, checking any sizes given."""
@@ -93,24 +95,41 @@ class PPOAgentNode(Node):
         await self.emit("model", self.policy)
 
     async def run(self) -> None:
-        """Act on every observation batch; batches waiting from several sources share one forward pass."""
+        """Act on every observation batch; batches waiting from several sources share one forward pass.
+
+        In sync mode an observation waits until the weights it must be acted on with are published; the others
+        waiting (other env groups) are served meanwhile, so one group at its horizon end never blocks the rest.
+        """
         await self.start()
         assert self.policy is not None and self.io is not None
-        while (first := await self.receive()) is not None:
-            firings = [first, *self.io.ready()]
-            self.firings += len(firings) - 1
-            for firing in firings:
-                await self.policy.wait_for(self.policy.required_version(firing.stamp))
-            observations = [f.values["observations"] for f in firings]
-            if len(firings) == 1:
-                await self.emit("policy_output", self.act(observations[0]), first.stamp, first.source)
+        policy, io = self.policy, self.io
+        policy.listeners.append(io.inbox.notify)
+        waiting: list[Firing] = []
+        while True:
+            waiting += io.ready()
+            servable = [f for f in waiting if policy.may_act(f.stamp)]
+            if not servable:
+                if io.ended() and not waiting:
+                    return
+                await io.inbox.wait(io.missing())
                 continue
-            outputs = self.act(torch.cat(observations))
-            start = 0
-            for firing, obs in zip(firings, observations):
-                end = start + obs.shape[0]
-                await self.emit("policy_output", _slice(outputs, start, end), firing.stamp, firing.source)
-                start = end
+            waiting = [f for f in waiting if not policy.may_act(f.stamp)]
+            self.firings += len(servable)
+            await self.serve(servable)
+
+    async def serve(self, firings: list[Firing]) -> None:
+        """One forward pass over the observations of ``firings``; each output goes back to its source."""
+        observations = [f.values["observations"] for f in firings]
+        self.forward_passes += 1
+        if len(firings) == 1:
+            await self.emit("policy_output", self.act(observations[0]), firings[0].stamp, firings[0].source)
+            return
+        outputs = self.act(torch.cat(observations))
+        start = 0
+        for firing, obs in zip(firings, observations):
+            end = start + obs.shape[0]
+            await self.emit("policy_output", _slice(outputs, start, end), firing.stamp, firing.source)
+            start = end
 
     def act(self, observations: torch.Tensor) -> PolicyOutput:
         """One forward pass: update the input statistics when training, then sample (or take the mean)."""

@@ -1,7 +1,7 @@
 """``SharedPolicy``: the value on a ``Model`` link: the actor-critic, its version, and the sync gate."""
 from __future__ import annotations
 
-import asyncio
+from collections.abc import Callable
 
 from .actor_critic import ActorCritic
 
@@ -25,7 +25,7 @@ class SharedPolicy:
         self.version = 0
         self.base_version = 0
         self.horizon: int | None = None
-        self._changed = asyncio.Event()
+        self.listeners: list[Callable[[], None]] = []
 
     def required_version(self, stamp: int | None) -> int:
         """The version that must act on observation ``stamp`` (0 when not gated)."""
@@ -33,13 +33,12 @@ class SharedPolicy:
             return 0
         return self.base_version + stamp // self.horizon
 
-    async def wait_for(self, version: int) -> None:
-        """Wait until the policy has reached ``version``."""
-        while self.version < version:
-            self._changed.clear()
-            await self._changed.wait()
+    def may_act(self, stamp: int | None) -> bool:
+        """Whether the current weights may act on observation ``stamp``."""
+        return self.version >= self.required_version(stamp)
 
     def publish(self, version: int) -> None:
-        """Announce that the weights now are ``version``."""
+        """Announce that the weights now are ``version`` and wake the listeners (the agent's inbox)."""
         self.version = version
-        self._changed.set()
+        for listener in self.listeners:
+            listener()

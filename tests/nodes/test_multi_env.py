@@ -1,0 +1,86 @@
+"""Multi-environment PPO: one agent serving several env groups, actions routed back to their group."""
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from dnne.runtime import Input, Node, Output, Param, default_registry, load_graph, run
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class JitterNode(Node):
+    """Passes actions on after a random delay, so groups answer at different speeds; records batch sizes."""
+
+    action = Input("Tensor")
+    delayed = Output("Tensor")
+    max_delay_ms = Param(float, 2.0, ge=0.0, le=1000.0)
+
+    async def compute(self, action: torch.Tensor) -> Mapping[str, Any]:
+        await asyncio.sleep(random.Random(self.firings).uniform(0, self.max_delay_ms) / 1000)
+        self.ctx.shared("sizes", dict).setdefault(self.id, set()).add(action.shape[0])
+        return {"delayed": action}
+
+
+def jittered_graph(sizes: tuple[int, ...], delays: tuple[float, ...]) -> dict[str, Any]:
+    """The multi-env graph with groups of the given sizes and a jitter node before each step node."""
+    graph = json.loads((ROOT / "graphs" / "multi_env_ppo.json").read_text())
+    for i, (size, delay) in enumerate(zip(sizes, delays), start=1):
+        graph["nodes"][f"env{i}"]["params"]["num_envs"] = size
+        graph["nodes"][f"jitter{i}"] = {"type": "JitterNode", "params": {"max_delay_ms": delay}}
+        graph["links"].remove([f"action{i}.action", f"step{i}.actions"])
+        graph["links"] += [[f"action{i}.action", f"jitter{i}.action"], [f"jitter{i}.delayed", f"step{i}.actions"]]
+    graph["nodes"]["trainer"]["params"].update(horizon_length=8, epochs=2)
+    graph["run"].update(max_steps=6 * 8 * sum(sizes), target_return=None)
+    return graph
+
+
+class TestMultiEnv:
+    def test_actions_reach_their_group_at_different_speeds(self) -> None:
+        """With groups of 3, 2 and 1 envs answering at different speeds, every step node only ever gets actions of
+        its own batch size, the trainer's stamp joins never disagree, and the run ends on max_steps."""
+        registry = default_registry()
+        registry.add_node(JitterNode)
+        graph = load_graph(jittered_graph((3, 2, 1), (0.0, 3.0, 8.0)), registry=registry)
+        from dnne.runtime.runner import GraphRun
+
+        graph_run = GraphRun(graph, registry)
+        result = asyncio.run(graph_run.execute())
+        assert result.error is None, result.error
+        assert result.stop_reason == "max_steps"
+        sizes = graph_run.context.shared("sizes", dict)
+        assert sizes == {"jitter1": {3}, "jitter2": {2}, "jitter3": {1}}
+        assert result.counters["iterations"] >= 5
+
+    def test_trainer_updates_once_per_round_of_horizons(self) -> None:
+        """Sync updates wait for every group's horizon: after 5 updates each group took exactly 5 horizons of
+        steps (the triggers of the next round are still held)."""
+        registry = default_registry()
+        registry.add_node(JitterNode)
+        document = jittered_graph((2, 2, 1), (1.0, 0.0, 2.0))
+        document["run"].update(max_steps=None, max_iterations=5)
+        result = asyncio.run(run(load_graph(document, registry=registry), registry))
+        assert result.stop_reason == "max_iterations"
+        assert result.counters["env_steps"] == 5 * 8 * (2 + 2 + 1)
+
+    def test_agent_batches_waiting_groups(self) -> None:
+        """The agent serves the observations of several groups in fewer forward passes than observations, and
+        serves every observation it received before the stop."""
+        graph = load_graph(ROOT / "graphs" / "multi_env_ppo.json",
+                           overrides=["run.target_return=null", "run.max_steps=2048"])
+        from dnne.runtime.runner import GraphRun
+
+        graph_run = GraphRun(graph)
+        result = asyncio.run(graph_run.execute())
+        assert result.error is None
+        channel_messages = sum(stats["messages"] for name, stats in result.channels.items()
+                               if name.endswith("agent.observations"))
+        agent = graph_run.nodes["agent"]
+        assert channel_messages - 3 <= agent.firings <= channel_messages
+        assert agent.forward_passes < agent.firings
