@@ -1,0 +1,215 @@
+"""Env steps per second of the Cartpole PPO graph against the same code driven by a plain Python loop.
+
+Run: ``python benchmarks/runtime_overhead.py`` (about three minutes; ``--scale 0.25`` for a quick look).
+
+The graph is ``graphs/cartpole_ppo.json`` loaded with ``load_graph(path, overrides=[...])``: ``env.num_envs=N``,
+``run.target_return=null`` and a fixed ``run.max_steps``, run with ``dnne.runtime.runner.run`` on uvloop (as the CLI
+does; ``--loop asyncio`` for asyncio's loop). The plain loop uses the same classes the nodes use (``Cartpole`` via
+``make_env``, ``ActorCritic.act``, ``RolloutBuffer``, ``PPOUpdate``, ``LRSchedule``, ``EpisodeStats``) with the
+graph file's hyperparameters (read from the loaded graph, node defaults filled in by ``resolve_params``) and the
+trainer node's bootstrapping: the value of the final observation for truncated episodes, the value of the next
+observation at the horizon end. Both sides draw from the same seeds (the env's, the network init's, the agent's and
+the trainer's generators, derived from the run seed and the node ids), so they compute the same trajectory; the script checks that they end with the same episode count and mean return.
+
+The budget of each env count is a whole number of PPO iterations plus one vector step (``max_steps = k * horizon *
+N + 1``), so both sides do exactly ``k`` updates. Timed, in wall time and in CPU time of the process (the graph's update thread included; CPU time is what the
+target is judged on, because it does not grow when other processes share the cores): the whole ``run()`` (setup,
+every node, teardown) against
+the whole loop (env and network construction included), after one tiny warm-up run of each (the first
+``torch.optim.Adam`` of a process imports ``torch._dynamo``, about 1 s). torch runs one thread. Overhead per vector step is
+``(t_graph - t_loop) / vector_steps`` in CPU time. Target: at most 5 % from 64 envs up.
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import time
+from types import SimpleNamespace
+from typing import Any
+
+import torch
+from common import REPO, loop_factories, machine, markdown_table, median, run_on
+
+from dnne.nodes.envs.episodes import EpisodeStats
+from dnne.nodes.envs.registry import make_env
+from dnne.nodes.rl.actor_critic import ActorCritic
+from dnne.nodes.rl.agent_node import PPOAgentNode
+from dnne.nodes.rl.ppo import PPOConfig, PPOUpdate
+from dnne.nodes.rl.rollout import RolloutBuffer
+from dnne.nodes.rl.schedules import make_schedule
+from dnne.nodes.rl.trainer_node import PPOTrainerNode
+from dnne.nodes.types import PolicyOutput
+from dnne.runtime.context import derive_seed
+from dnne.runtime.counters import Counters
+from dnne.runtime.graph import Graph
+from dnne.runtime.loading import load_graph
+from dnne.runtime.node import resolve_params
+from dnne.runtime.runner import run
+
+GRAPH = REPO / "graphs" / "cartpole_ppo.json"
+# PPO iterations per env count at --scale 1: about 25-40 s per side on the reference machine.
+ITERATIONS = {1: 250, 64: 12, 1024: 3}
+
+
+def load(num_envs: int, max_steps: int) -> Graph:
+    """The Cartpole graph at ``num_envs`` envs, stopping at ``max_steps`` only."""
+    return load_graph(GRAPH, overrides=[f"env.num_envs={num_envs}", "run.target_return=null",
+                                        f"run.max_steps={max_steps}", "run.timeout=null"])
+
+
+def run_graph(graph: Graph, loop_factory: Any) -> tuple[float, float, dict[str, float]]:
+    """Wall and CPU seconds of ``run(graph)`` (the update thread's CPU included) and its final counters."""
+    async def timed() -> tuple[float, float, Any]:
+        wall, cpu = time.perf_counter(), time.process_time()
+        result = await run(graph)
+        return time.perf_counter() - wall, time.process_time() - cpu, result
+
+    wall, cpu, result = run_on(loop_factory, timed())
+    if result.stop_reason != "max_steps":
+        raise RuntimeError(f"graph stopped with {result.stop_reason}: {result.summary().get('error')}")
+    return wall, cpu, result.counters
+
+
+def run_loop(graph: Graph) -> tuple[float, float, dict[str, float]]:
+    """Wall and CPU seconds of the plain-loop equivalent of ``graph`` and its final counters."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    seed = int(graph.run["seed"])
+    max_steps = int(graph.run["max_steps"])
+    env_spec, agent_spec, trainer_spec = (graph.nodes[k] for k in ("env", "agent", "trainer"))
+    env_params = env_spec.params
+    agent = resolve_params(PPOAgentNode, agent_spec.params)
+    trainer = resolve_params(PPOTrainerNode, trainer_spec.params)
+    assert trainer["mode"] == "sync" and agent["action_space"] == "discrete", "the loop mirrors sync discrete PPO"
+
+    # EnvNode.setup
+    env = make_env(env_params["backend"], env_params["task"], env_params["num_envs"], "cpu")
+    observations = env.reset(seed=derive_seed(seed, "env") % 2**31)
+    num_envs = env.num_envs
+    # PPOAgentNode.setup
+    normalize = agent["normalize_input"] if agent["normalize_input"] is not None else agent["action_space"] == "continuous"
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(derive_seed(seed, "agent"))
+        model = ActorCritic(env.observation_space.dim, env.action_space.n, agent["hidden_sizes"],
+                            agent["activation"], agent["action_space"], agent["init_log_std"], normalize_input=normalize)
+    act_generator = torch.Generator().manual_seed(derive_seed(seed, "agent"))
+    # PPOTrainerNode._start_learning
+    lr = trainer["learning_rate"] if trainer["learning_rate"] is not None else agent["learning_rate"]
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr, eps=1e-5)
+    config = PPOConfig(trainer["epochs"], trainer["minibatch_size"], trainer["clip_param"], trainer["value_coef"],
+                       trainer["entropy_coef"], trainer["max_grad_norm"], trainer["clip_value_loss"],
+                       trainer["normalize_advantage"], trainer["target_kl"], trainer["gamma"], trainer["lam"])
+    updater = PPOUpdate(model, optimizer, config, torch.Generator().manual_seed(derive_seed(seed, "trainer")))
+    schedule = make_schedule(trainer["lr_schedule"], lr, None, trainer["kl_threshold"])
+    horizon, reward_scale = trainer["horizon_length"], trainer["reward_scale"]
+    # StepNode's counters
+    counters = Counters()
+    ctx = SimpleNamespace(counters=counters)
+    episodes = EpisodeStats()
+    buffer: RolloutBuffer | None = None
+    env_steps = 0
+
+    while env_steps < max_steps:
+        # PPOAgentNode.act
+        obs = observations.to(torch.float32)
+        model.update_obs_stats(obs)
+        acted = model.act(obs, generator=act_generator)
+        policy = PolicyOutput(acted.action, acted.value, acted.log_prob, acted.params, acted.observation, 0)
+        # ActionNode: a discrete action passes through; StepNode.compute
+        result = env.step(policy.action)
+        env_steps += num_envs
+        counters.add("env_steps", num_envs)
+        episodes.record(ctx, result.episode_returns, result.episode_lengths)  # type: ignore[arg-type]
+        observations = result.observations
+        # PPOTrainerNode.compute
+        if buffer is None:
+            buffer = RolloutBuffer(horizon, num_envs, tuple(policy.observation.shape[1:]),
+                                   tuple(policy.action.shape[1:]), policy.action.dtype)
+        next_value = torch.zeros_like(policy.value)
+        truncated = result.truncated & ~result.terminated
+        if truncated.any():
+            final = result.final_observations[truncated].to(torch.float32)
+            next_value[truncated] = model.value(model.normalize_obs(final))
+        buffer.add(policy.observation, policy.action, policy.log_prob, policy.value,
+                   result.rewards.to(torch.float32) * reward_scale, result.terminated, result.truncated, next_value)
+        if not buffer.full:
+            continue
+        # PPOTrainerNode._finish_rollout, the update, _after_update
+        cut = buffer.dones & ~buffer.terminated
+        last = observations.to(torch.float32)
+        following = torch.cat([buffer.values[1:], model.value(model.normalize_obs(last))[None]])
+        buffer.next_values.copy_(torch.where(cut, buffer.next_values, following))
+        stats = updater.run(buffer)
+        buffer.reset()
+        counters.add("iterations")
+        progress = min(env_steps / max_steps, 1.0) if trainer["lr_schedule"] == "linear" else None
+        kl = stats["approx_kl"]
+        lr = schedule.step(kl=kl if kl == kl and abs(kl) != float("inf") else 0.0, progress=progress)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+    env.close()
+    return time.perf_counter() - wall, time.process_time() - cpu, counters.values
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--envs", type=int, nargs="+", default=list(ITERATIONS), help="env counts to measure")
+    parser.add_argument("--scale", type=float, default=1.0, help="multiply the iterations of every env count")
+    parser.add_argument("--repeats", type=int, default=1, help="measurements per side (the median is reported)")
+    parser.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop", help="event loop of the graph")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    factories = loop_factories()
+    loop_factory = factories.get(args.loop, None)
+    loop_name = args.loop if args.loop in factories else "asyncio"
+    print(f"machine: {machine()}")
+    print(f"graph: {GRAPH.relative_to(REPO)} on {loop_name}, torch threads 1, median of {args.repeats}\n")
+
+    # Warm-up: the first torch.optim.Adam of a process imports torch._dynamo (about 1 s here); pay it, and any other
+    # first-use cost, before timing either side.
+    warm = load(1, 33)
+    run_graph(warm, loop_factory)
+    run_loop(warm)
+
+    rows = []
+    for num_envs in args.envs:
+        probe = load(num_envs, 1)
+        horizon = resolve_params(PPOTrainerNode, probe.nodes["trainer"].params)["horizon_length"]
+        iterations = max(1, round(ITERATIONS.get(num_envs, 4) * args.scale))
+        max_steps = iterations * horizon * num_envs + 1
+        graph = load(num_envs, max_steps)
+        graph_wall, graph_cpu, loop_wall, loop_cpu = [], [], [], []
+        for _ in range(args.repeats):
+            gc.collect()
+            wall, cpu, graph_counters = run_graph(graph, loop_factory)
+            graph_wall.append(wall)
+            graph_cpu.append(cpu)
+            gc.collect()
+            wall, cpu, loop_counters = run_loop(graph)
+            loop_wall.append(wall)
+            loop_cpu.append(cpu)
+        if int(graph_counters.get("iterations", 0)) != iterations or int(loop_counters["iterations"]) != iterations:
+            raise RuntimeError(f"{num_envs} envs: expected {iterations} updates, graph did "
+                               f"{graph_counters.get('iterations')}, loop {loop_counters['iterations']}")
+        same = (graph_counters.get("episodes") == loop_counters.get("episodes")
+                and graph_counters.get("mean_return") == loop_counters.get("mean_return"))
+        env_steps = int(graph_counters["env_steps"])
+        vector_steps = env_steps // num_envs
+        w_graph, w_loop = median(graph_wall), median(loop_wall)
+        c_graph, c_loop = median(graph_cpu), median(loop_cpu)
+        overhead = c_graph / c_loop - 1.0
+        verdict = "" if num_envs < 64 else ("ok" if overhead <= 0.05 else "MISSED")
+        rows.append((num_envs, f"{env_steps:,}", iterations,
+                     f"{env_steps / w_graph:,.0f}", f"{env_steps / w_loop:,.0f}", f"{(w_graph / w_loop - 1) * 100:+.1f} %",
+                     f"{env_steps / c_graph:,.0f}", f"{env_steps / c_loop:,.0f}", f"{overhead * 100:+.1f} %",
+                     f"{(c_graph - c_loop) / vector_steps * 1e6:,.0f}", "yes" if same else "NO", verdict))
+        print(f"{num_envs} envs: graph {w_graph:.2f}s wall {c_graph:.2f}s CPU, loop {w_loop:.2f}s wall {c_loop:.2f}s CPU "
+              f"(mean_return graph {graph_counters.get('mean_return')}, loop {loop_counters.get('mean_return')})",
+              flush=True)
+    print()
+    print(markdown_table(("envs", "env steps", "updates", "graph steps/s (wall)", "loop steps/s (wall)",
+                          "overhead (wall)", "graph steps/s (CPU)", "loop steps/s (CPU)", "overhead (CPU)",
+                          "us CPU / vector step", "same trajectory", "target <= 5 % (CPU)"), rows))
+
+
+if __name__ == "__main__":
+    main()

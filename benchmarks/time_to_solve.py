@@ -1,0 +1,261 @@
+"""Wall time to solve, spawn to exit: the dnne Cartpole (and Pendulum) graph against Stable-Baselines3 PPO.
+
+Run: ``python benchmarks/time_to_solve.py`` (about five minutes for Cartpole; ``--seeds 1`` for a quick look,
+``--tasks cartpole pendulum`` to add Pendulum). Long: start it with ``nohup ... &`` and read its output later.
+
+Each measurement is one fresh process, pinned to core 0 (``taskset -c 0`` when available), with
+``OMP_NUM_THREADS=1`` and torch on one thread, timed by this script from spawn to exit (imports, env and network
+construction, training, teardown). "Outside training" is that wall time minus the time the run itself reports
+(dnne: ``summary.json``'s ``wall_time_s``, setup to teardown; SB3: env construction to the end of ``learn``), i.e.
+interpreter start, imports and exit. The CPU time of each process (user + system, from ``getrusage``) is reported
+too: unlike wall time it does not grow when other processes share the core. Seeds 1-3 by default, ours and SB3 alternating; the median wall time of each side
+and the ratio ours / SB3 are reported.
+
+* **dnne**: ``dnne run graphs/<task>_ppo.json --seed S --run-dir TMP`` when the CLI works (``dnne --help`` exits 0),
+  else a ``python -c`` that does what it would (``load_graph`` with the seed, ``run`` on uvloop, torch one thread).
+  The graph file is run as it is: its stop conditions (``target_return``, ``max_steps``, ``timeout``) apply.
+* **SB3**: PPO with rl-baselines3-zoo's hyperparameters (below), stopped by a callback when the mean return of the
+  last 20 finished training episodes (Monitor) reaches the target, the same rule as dnne's ``mean_return`` (the
+  mean over the window, up to 20 episodes); otherwise it runs its full zoo budget (1e5 steps).
+
+Zoo CartPole-v1: n_envs 8, n_steps 32, batch_size 256, gae_lambda 0.8, gamma 0.98, n_epochs 20, ent_coef 0.0,
+learning_rate lin_1e-3, clip_range lin_0.2, 1e5 steps, target 475. Zoo Pendulum-v1: n_envs 4, n_steps 1024,
+gae_lambda 0.95, gamma 0.9, n_epochs 10, ent_coef 0.0, learning_rate 1e-3, clip_range 0.2, use_sde with
+sde_sample_freq 4, 1e5 steps, target -250. Pendulum is measured only when ``graphs/pendulum_ppo.json`` exists.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from common import REPO, machine, markdown_table, median
+
+MARK = "TIME_TO_SOLVE_RESULT "
+
+TASKS: dict[str, dict[str, Any]] = {
+    "cartpole": {
+        "graph": "graphs/cartpole_ppo.json", "gym_id": "CartPole-v1", "target": 475.0,
+        "sb3": dict(n_envs=8, n_steps=32, batch_size=256, gae_lambda=0.8, gamma=0.98, n_epochs=20, ent_coef=0.0,
+                    learning_rate="lin_1e-3", clip_range="lin_0.2", n_timesteps=100_000),
+    },
+    "pendulum": {
+        "graph": "graphs/pendulum_ppo.json", "gym_id": "Pendulum-v1", "target": -250.0,
+        "sb3": dict(n_envs=4, n_steps=1024, gae_lambda=0.95, gamma=0.9, n_epochs=10, ent_coef=0.0,
+                    learning_rate=1e-3, clip_range=0.2, use_sde=True, sde_sample_freq=4, n_timesteps=100_000),
+    },
+}
+
+# What `dnne run` does, for when the CLI is not there yet: load with the seed, run on uvloop, torch on one thread.
+DNNE_INLINE = """
+import asyncio, json, sys, torch
+torch.set_num_threads(1)
+from dnne.runtime.loading import load_graph
+from dnne.runtime.runner import run
+graph = load_graph(sys.argv[1], run={"seed": int(sys.argv[2])})
+try:
+    import uvloop
+    factory = uvloop.new_event_loop
+except ImportError:
+    factory = None
+with asyncio.Runner(loop_factory=factory) as runner:
+    result = runner.run(run(graph))
+summary = result.summary()
+print(%r + json.dumps({k: summary[k] for k in ("stop_reason", "solved", "env_steps", "wall_time_s", "mean_return")}))
+sys.exit(1 if result.failed else 0)
+""" % MARK
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the SB3 side (runs in its own process: `python time_to_solve.py --sb3-worker TASK SEED`)
+# ---------------------------------------------------------------------------------------------------------------
+def sb3_worker(task: str, seed: int) -> None:
+    """Train SB3 PPO with the zoo's hyperparameters until the target or the budget; print the result line."""
+    started = time.perf_counter()
+    from collections import deque
+
+    import torch
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.env_util import make_vec_env
+
+    torch.set_num_threads(1)
+    spec = TASKS[task]
+    hp = dict(spec["sb3"])
+    n_envs, n_timesteps = hp.pop("n_envs"), hp.pop("n_timesteps")
+    for key in ("learning_rate", "clip_range"):
+        if isinstance(hp[key], str) and hp[key].startswith("lin_"):
+            initial = float(hp[key][4:])
+            hp[key] = lambda progress_remaining, initial=initial: progress_remaining * initial
+
+    class StopAtTarget(BaseCallback):
+        """Stop when the mean of the last 20 finished episodes reaches the target (dnne's mean_return rule)."""
+
+        def __init__(self, target: float) -> None:
+            super().__init__()
+            self.target = target
+            self.returns: deque[float] = deque(maxlen=20)
+            self.solved = False
+
+        def _on_step(self) -> bool:
+            ended = False
+            for info in self.locals["infos"]:
+                episode = info.get("episode")
+                if episode is not None:
+                    self.returns.append(float(episode["r"]))
+                    ended = True
+            if ended and sum(self.returns) / len(self.returns) >= self.target:
+                self.solved = True
+                return False
+            return True
+
+    imported = time.perf_counter()
+    env = make_vec_env(spec["gym_id"], n_envs=n_envs, seed=seed)
+    model = PPO("MlpPolicy", env, seed=seed, device="cpu", verbose=0, **hp)
+    callback = StopAtTarget(spec["target"])
+    model.learn(total_timesteps=n_timesteps, callback=callback)
+    returns = callback.returns
+    print(MARK + json.dumps({
+        "stop_reason": "target_return" if callback.solved else "max_steps", "solved": callback.solved,
+        "env_steps": int(model.num_timesteps), "wall_time_s": round(time.perf_counter() - imported, 3),
+        "import_s": round(imported - started, 3),
+        "mean_return": sum(returns) / len(returns) if returns else None,
+    }))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the driver
+# ---------------------------------------------------------------------------------------------------------------
+def cli_works() -> bool:
+    """Whether ``dnne --help`` runs (the CLI may not exist yet)."""
+    exe = shutil.which("dnne")
+    if exe is None:
+        return False
+    try:
+        done = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0 and "run" in done.stdout
+
+
+def pinned(command: list[str]) -> list[str]:
+    """``command`` pinned to core 0 when ``taskset`` exists."""
+    return ["taskset", "-c", "0", *command] if shutil.which("taskset") else command
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def spawn(command: list[str], timeout: float) -> tuple[float, float, str, int]:
+    """Run ``command`` with one-thread settings: wall and CPU seconds from spawn to exit, stdout, exit code."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    cpu = _children_cpu()
+    started = time.perf_counter()
+    done = subprocess.run(pinned(command), capture_output=True, text=True, env=env, cwd=REPO, timeout=timeout)
+    seconds = time.perf_counter() - started
+    cpu = _children_cpu() - cpu
+    if done.returncode not in (0,):
+        sys.stderr.write(f"{' '.join(command)} exited {done.returncode}:\n{done.stderr[-3000:]}\n")
+    return seconds, cpu, done.stdout, done.returncode
+
+
+def parse_result(stdout: str, run_dir: Path | None) -> dict[str, Any]:
+    """The result line a worker printed, else the run directory's summary.json."""
+    for line in stdout.splitlines():
+        if line.startswith(MARK):
+            return json.loads(line[len(MARK):])
+    if run_dir is not None and (run_dir / "summary.json").exists():
+        return json.loads((run_dir / "summary.json").read_text())
+    return {"stop_reason": "unknown", "solved": False, "env_steps": None}
+
+
+def run_dnne(task: str, seed: int, use_cli: bool, timeout: float) -> dict[str, Any]:
+    """One dnne process: its wall time and result."""
+    graph = TASKS[task]["graph"]
+    with tempfile.TemporaryDirectory(prefix="dnne-tts-") as tmp:
+        run_dir = Path(tmp) / "run"
+        if use_cli:
+            command = [shutil.which("dnne") or "dnne", "run", graph, "--seed", str(seed), "--run-dir", str(run_dir)]
+        else:
+            command = [sys.executable, "-c", DNNE_INLINE, graph, str(seed)]
+        seconds, cpu, stdout, code = spawn(command, timeout)
+        result = parse_result(stdout, run_dir)
+    return dict(result, process_s=seconds, cpu_s=cpu, exit_code=code)
+
+
+def run_sb3(task: str, seed: int, timeout: float) -> dict[str, Any]:
+    """One SB3 process: its wall time and result."""
+    seconds, cpu, stdout, code = spawn([sys.executable, str(Path(__file__).resolve()), "--sb3-worker", task,
+                                        str(seed)], timeout)
+    return dict(parse_result(stdout, None), process_s=seconds, cpu_s=cpu, exit_code=code)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tasks", nargs="+", default=["cartpole", "pendulum"], choices=list(TASKS),
+                        help="tasks to measure (a task without its graph file is skipped)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--timeout", type=float, default=900.0, help="seconds before one process is killed")
+    parser.add_argument("--sb3-worker", nargs=2, metavar=("TASK", "SEED"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.sb3_worker:
+        sb3_worker(args.sb3_worker[0], int(args.sb3_worker[1]))
+        return
+
+    use_cli = cli_works()
+    print(f"machine: {machine()}")
+    print(f"dnne side: {'dnne run (CLI)' if use_cli else 'python -c load_graph + run (no working dnne CLI)'}; "
+          f"pinned: {'taskset -c 0' if shutil.which('taskset') else 'no taskset'}; seeds {args.seeds}\n", flush=True)
+    per_seed, summary = [], []
+    for task in args.tasks:
+        graph = REPO / TASKS[task]["graph"]
+        if not graph.exists():
+            print(f"{task}: skipped, {graph.relative_to(REPO)} does not exist\n", flush=True)
+            continue
+        graph_run = json.loads(graph.read_text()).get("run", {})
+        print(f"{task}: graph run section {graph_run}", flush=True)
+        walls: dict[str, list[float]] = {"dnne": [], "SB3": []}
+        cpus: dict[str, list[float]] = {"dnne": [], "SB3": []}
+        solved: dict[str, int] = {"dnne": 0, "SB3": 0}
+        for seed in args.seeds:
+            for side in ("dnne", "SB3"):
+                result = run_dnne(task, seed, use_cli, args.timeout) if side == "dnne" else \
+                    run_sb3(task, seed, args.timeout)
+                walls[side].append(result["process_s"])
+                cpus[side].append(result["cpu_s"])
+                solved[side] += bool(result.get("solved"))
+                mean_return = result.get("mean_return")
+                steps = result.get("env_steps") or 0
+                inside = result.get("wall_time_s")
+                per_seed.append((task, seed, side, f"{result['process_s']:.1f}", f"{result['cpu_s']:.1f}",
+                                 "-" if inside is None else f"{result['process_s'] - inside:.1f}",
+                                 "yes" if result.get("solved") else "no", f"{steps:,}",
+                                 f"{steps / inside:,.0f}" if inside else "-", result.get("stop_reason"),
+                                 "-" if mean_return is None else f"{mean_return:.1f}"))
+                print(f"  seed {seed} {side}: {result['process_s']:.1f}s, {result.get('stop_reason')}, "
+                      f"{result.get('env_steps')} steps, mean return {mean_return}", flush=True)
+        n = len(args.seeds)
+        ours, theirs = median(walls["dnne"]), median(walls["SB3"])
+        ours_cpu, theirs_cpu = median(cpus["dnne"]), median(cpus["SB3"])
+        summary.append((task, f"{ours:.1f}", f"{ours_cpu:.1f}", f"{solved['dnne']}/{n}", f"{theirs:.1f}",
+                        f"{theirs_cpu:.1f}", f"{solved['SB3']}/{n}", f"{ours / theirs:.2f}", f"{ours_cpu / theirs_cpu:.2f}"))
+    print()
+    print(markdown_table(("task", "seed", "side", "wall s (spawn to exit)", "CPU s", "outside training s", "solved",
+                          "env steps", "env steps/s in training", "stop reason", "final mean return"), per_seed))
+    print()
+    print(markdown_table(("task", "dnne median wall s", "dnne median CPU s", "dnne solved", "SB3 median wall s",
+                          "SB3 median CPU s", "SB3 solved", "dnne / SB3 (wall)", "dnne / SB3 (CPU)"), summary))
+
+
+if __name__ == "__main__":
+    main()
