@@ -7,6 +7,7 @@ from typing import Any, Callable
 
 from .channel import Activity, Channel, Inbox, Message
 from .ports import Input, Output
+from .types import identity
 
 
 class AlignmentError(RuntimeError):
@@ -39,7 +40,11 @@ class Link:
 
 @dataclass
 class InputSlot:
-    """A declared input and the links that feed it."""
+    """A declared input and the links that feed it.
+
+    ``pulled`` counts the messages in ``pending``; it is kept as it changes because the firing loop reads it for
+    every message.
+    """
 
     port: Input
     config: bool
@@ -47,28 +52,47 @@ class InputSlot:
     pending: dict[str | None, deque[Message]] = field(default_factory=dict)
     value: Any = None
     has_value: bool = False
+    pulled: int = 0
 
     def pending_count(self) -> int:
         """Messages pulled from channels but not fired yet."""
-        return sum(len(q) for q in self.pending.values())
+        return self.pulled
 
     def exhausted(self) -> bool:
         """Every link closed and drained, and nothing pending."""
-        return all(link.channel.closed and not len(link.channel) for link in self.links) and not self.pending_count()
+        return not self.pulled and all(link.channel.closed and not len(link.channel) for link in self.links)
 
     def pull(self) -> None:
         """Move waiting messages into ``pending``, bounded by the channels' capacity to keep backpressure."""
-        limit = sum(link.channel.capacity for link in self.links)
+        limit = self._limit
         fan_in = self.port.fan_in
         for link in self.links:
             channel = link.channel
-            while len(channel) and self.pending_count() < limit:
+            convert = link.convert
+            while len(channel) and self.pulled < limit:
                 message = channel.get_nowait()
-                source = message.source if message.source is not None or not fan_in else link.upstream
+                source = message.source
+                if source is None and fan_in:
+                    source = link.upstream
+                if convert is not identity or source is not message.source:
+                    message = Message(convert(message.value), message.stamp, source)
                 queue = self.pending.get(source)
                 if queue is None:
                     queue = self.pending[source] = deque()
-                queue.append(Message(link.convert(message.value), message.stamp, source))
+                queue.append(message)
+                self.pulled += 1
+
+    def take(self, queue: deque[Message]) -> Message:
+        """Remove the oldest message of one of this slot's pending queues."""
+        self.pulled -= 1
+        return queue.popleft()
+
+    @property
+    def _limit(self) -> int:
+        limit = self.__dict__.get("_limit_value")
+        if limit is None:
+            limit = self.__dict__["_limit_value"] = sum(link.channel.capacity for link in self.links)
+        return limit
 
 
 class NodeIO:
@@ -119,7 +143,7 @@ class NodeIO:
         Once the inputs have ended, every input channel is released, so producers still sending on an input
         that can no longer fire (the other input of a join ran out) are not blocked forever.
         """
-        if not await self._take_configs():
+        if self.configs and not await self._take_configs():
             self.release_inputs()
             return None
         while True:
@@ -170,8 +194,15 @@ class NodeIO:
     def _join_firing(self) -> Firing | None:
         if not self.streaming:
             return None
+        if len(self.streaming) == 1:
+            slot = self.streaming[0]
+            if not slot.pulled:
+                return None
+            return self._fire([(slot, next(q for q in slot.pending.values() if q))])
         sources = {source for slot in self.streaming for source, q in slot.pending.items() if q}
-        for source in sorted(sources, key=lambda s: (s is not None, s or "")):
+        if len(sources) > 1:
+            sources = sorted(sources, key=lambda s: (s is not None, s or ""))
+        for source in sources:
             queues = []
             for slot in self.streaming:
                 queue = slot.pending.get(source)
@@ -190,7 +221,7 @@ class NodeIO:
         stamp_port = ""
         source: str | None = None
         for slot, queue in queues:
-            message = queue.popleft()
+            message = slot.take(queue)
             values[slot.port.name] = message.value
             if message.source is not None:
                 source = message.source
@@ -214,7 +245,7 @@ class NodeIO:
             for queue in slot.pending.values():
                 if queue:
                     self._turn = (self._turn + i + 1) % count
-                    message = queue.popleft()
+                    message = slot.take(queue)
                     values = self._config_values()
                     values[slot.port.name] = message.value
                     stamp = None if message.stamp is None else message.stamp - slot.port.offset

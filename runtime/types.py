@@ -92,11 +92,12 @@ class TypeRegistry:
         """
         source, target = self.get(out_type), self.get(in_type)
         if source.name == target.name or "Any" in (source.name, target.name):
-            return _identity
+            return identity
         return source.reads_as.get(target.name)
 
 
-def _identity(value: Any) -> Any:
+def identity(value: Any) -> Any:
+    """The converter of compatible types: the value as it is."""
     return value
 
 

@@ -191,10 +191,12 @@ class PPOTrainerNode(Node):
         rollout = self._finish_rollout()
         if self.mode == "sync":
             stats = await self._in_thread(rollout)
+            self._reset_buffers()
             await self._after_update(stats, staleness=0)
             self.policy.publish(self.iteration)
             await self._release("update")
             return
+        self._reset_buffers()  # the async rollout is a copy: collection goes on while it trains
         while len(self.pending) >= self.max_staleness:
             stats = await self.pending.pop(0)
             await self._after_update(stats, staleness=len(self.pending) + 1)
@@ -232,8 +234,6 @@ class PPOTrainerNode(Node):
 
     async def _after_update(self, stats: dict[str, float], staleness: int) -> None:
         assert self.optimizer is not None and self.schedule is not None
-        for buffer in self.buffers.values():
-            buffer.reset()
         self.iteration += 1
         if stats["minibatches"] == 0 and stats["nan_skipped"] > 0:
             self.nan_updates += 1
@@ -255,6 +255,10 @@ class PPOTrainerNode(Node):
         await self.emit("loss_info", info)
         await self.emit("loss", torch.tensor(total))
         self._maybe_checkpoint()
+
+    def _reset_buffers(self) -> None:
+        for buffer in self.buffers.values():
+            buffer.reset()
 
     def _progress(self) -> float | None:
         if self.lr_schedule != "linear":

@@ -1,0 +1,37 @@
+"""The graph files shipped in graphs/: every one validates, and native ones declare what solving means."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from dnne.runtime.cli import main
+
+GRAPHS = Path(__file__).resolve().parents[2] / "graphs"
+FILES = sorted(GRAPHS.rglob("*.json"))
+
+
+def test_graphs_are_shipped() -> None:
+    """graphs/ holds the native graphs and the DNNE-format Cartpole file."""
+    names = {str(path.relative_to(GRAPHS)) for path in FILES}
+    assert {"cartpole_ppo.json", "pendulum_ppo.json", "gym_cartpole_ppo.json", "halfcheetah_ppo.json",
+            "dnne/cartpole_ppo.json"} <= names
+
+
+@pytest.mark.parametrize("path", FILES, ids=[str(p.relative_to(GRAPHS)) for p in FILES])
+def test_validates(path: Path) -> None:
+    """``dnne validate`` accepts the file."""
+    assert main(["validate", str(path)]) == 0
+
+
+@pytest.mark.parametrize("path", FILES, ids=[str(p.relative_to(GRAPHS)) for p in FILES])
+def test_native_graphs_declare_target_return(path: Path) -> None:
+    """A native graph has a description and a numeric run.target_return; DNNE files have no run section."""
+    document = json.loads(path.read_text())
+    if document.get("format") != "dnne-graph":
+        assert "run" not in document
+        return
+    assert document.get("description")
+    target = document.get("run", {}).get("target_return")
+    assert isinstance(target, (int, float)) and not isinstance(target, bool)
