@@ -19,8 +19,9 @@ class _Feed(Node):
     out = Output("Any")
 
     async def run(self) -> None:
-        for stamp, value in self.ctx.settings["_feeds"][self.id]:
-            await self.emit("out", value, stamp=stamp)
+        source, messages = self.ctx.settings["_feeds"][self.id]
+        for stamp, value in messages:
+            await self.emit("out", value, stamp=stamp, source=source)
 
 
 class _Collect(Node):
@@ -70,9 +71,12 @@ async def run_node(
     for port, values in inputs.items():
         feed_id = f"feed_{port}"
         graph.add(feed_id, "_dnne_test_feed").link(f"{feed_id}.out", f"node.{port}")
-        offset = cls.input_ports[port].offset if port in cls.input_ports else 0
+        spec = cls.input_ports.get(port)
+        offset = spec.offset if spec is not None else 0
         port_stamps = list((stamps or {}).get(port, range(offset, offset + len(values))))
-        feeds[feed_id] = list(zip(port_stamps, values))
+        # Fan-in inputs name every message's source; one shared name keeps the fed streams one stream.
+        source = "feed" if spec is not None and spec.fan_in else None
+        feeds[feed_id] = (source, list(zip(port_stamps, values)))
     for port in cls.output_ports:
         graph.add(f"out_{port}", "_dnne_test_collect").link(f"node.{port}", f"out_{port}.value")
     graph.run = {"timeout": timeout}
