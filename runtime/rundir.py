@@ -35,6 +35,7 @@ class RunDirectory:
         self._metrics: TextIO | None = None
         self._writer: Any = None
         self.abort = False
+        self._last_row = (0, 0.0)
         self._saves = 0
         self._started = time.perf_counter()
         self._wall_offset = 0.0
@@ -51,6 +52,7 @@ class RunDirectory:
         (self.path / "graph.json").write_text(json.dumps(run.graph.to_native(), indent=2) + "\n")
         self._wall_offset = float(run.counters.get("wall_time_s", 0.0) or 0.0)
         self._started = time.perf_counter()
+        self._last_row = (int(run.counters.get("env_steps", 0) or 0), self._wall_offset)
         self._metrics = open(self.path / "metrics.jsonl", "a", buffering=1)
         if self.tensorboard:
             try:
@@ -71,8 +73,12 @@ class RunDirectory:
         """Append a row stamped with ``env_steps`` and ``wall_time_s`` (and the episode statistics)."""
         assert self.run is not None and self._metrics is not None
         counters = self.run.counters.values
-        row: dict[str, Any] = {"node": node_id, "env_steps": int(counters.get("env_steps", 0)),
-                               "wall_time_s": round(self.wall_time(), 4)}
+        wall = self.wall_time()
+        steps = int(counters.get("env_steps", 0))
+        row: dict[str, Any] = {"node": node_id, "env_steps": steps, "wall_time_s": round(wall, 4)}
+        if wall > self._last_row[1]:
+            row["env_steps_per_s"] = round((steps - self._last_row[0]) / (wall - self._last_row[1]), 1)
+        self._last_row = (steps, wall)
         for name in ("iterations", "episodes", "mean_return", "mean_length"):
             if name in counters:
                 row[name] = counters[name]
