@@ -30,8 +30,14 @@ def register(registry: NodeRegistry) -> None:
     from .envs.action_node import ActionNode, CartpoleActionNode
     from .envs.env_node import EnvNode
     from .envs.isaac_nodes import IsaacGymEnvNode, IsaacGymStepNode
+    from .envs.spaces import Box, Discrete
     from .envs.step_node import StepNode
+    from .flow.metrics_node import MetricsNode
     from .flow.or_node import ORNode
+    from .hierarchy.concat import SubgoalConcatNode
+    from .hierarchy.high_level import HighLevelStepNode
+    from .hierarchy.reward import SubgoalRewardNode
+    from .hierarchy.subgoal import SubgoalNode
     from .rl.agent_node import PPOAgentNode
     from .rl.trainer_node import PPOTrainerNode
 
@@ -39,8 +45,11 @@ def register(registry: NodeRegistry) -> None:
         registry.add_type(port_type)
     for alias, name in DNNE_TYPE_NAMES.items():
         registry.alias_type(alias, name)
+    for wire_type in (PolicyOutput, Dones, Box, Discrete):
+        registry.add_wire_type(wire_type)
     for cls in (EnvNode, StepNode, ActionNode, CartpoleActionNode, IsaacGymEnvNode, IsaacGymStepNode, ORNode,
-                PPOAgentNode, PPOTrainerNode):
+                MetricsNode, PPOAgentNode, PPOTrainerNode, HighLevelStepNode, SubgoalNode, SubgoalConcatNode,
+                SubgoalRewardNode):
         registry.add_node(cls)
 
 

@@ -1,6 +1,7 @@
 """What a node sees of its run: seed, device, counters, metrics, declarations, warnings and stop requests."""
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 from collections.abc import Callable
@@ -71,6 +72,18 @@ class NodeContext:
         """Ask the runner to stop the graph gracefully."""
         self.run.request_stop(reason, self.node_id)
 
+    def use_stop_points(self) -> None:
+        """Declare that this node calls ``stop_point()`` at its consistent points; a graceful stop then waits for
+        the next one, so the final checkpoint resumes exactly."""
+        self.run.stop_points.add(self.node_id)
+
+    async def stop_point(self) -> None:
+        """A consistent point of this node: if a graceful stop is pending, the run stops here (this never
+        returns then; the node is cancelled with the rest)."""
+        if self.run.stopping and self.run.stop_point_handler is not None:
+            self.run.stop_point_handler()
+            await asyncio.get_running_loop().create_future()
+
     def request_checkpoint(self, reason: str) -> None:
         """Ask the run to save a checkpoint of every stateful node now (ignored when the run keeps none)."""
         if self.run.checkpoint_handler is not None:
@@ -116,6 +129,9 @@ class RunContext:
         self.metric_sinks: list[Callable[[str, dict[str, float]], None]] = []
         self.stop_handler: Callable[[str, str], None] | None = None
         self.checkpoint_handler: Callable[[str], None] | None = None
+        self.stop_points: set[str] = set()
+        self.stopping = False
+        self.stop_point_handler: Callable[[], None] | None = None
         self._shared: dict[str, Any] = {}
 
     def shared_objects(self) -> dict[str, Any]:

@@ -6,7 +6,7 @@ import logging
 from importlib.metadata import entry_points
 
 from .node import Node
-from .types import PortType, TypeRegistry
+from .types import PortType, Token, TypeRegistry
 
 log = logging.getLogger("dnne")
 
@@ -20,7 +20,8 @@ class PluginCollision(ValueError):
 class NodeRegistry:
     """The node types and port types one run knows. No globals: each run may build its own.
 
-    Node packages expose ``register(registry)`` and call ``add_node`` / ``add_type`` / ``alias_type`` on it.
+    Node packages expose ``register(registry)`` and call ``add_node`` / ``add_type`` / ``alias_type`` on it, and
+    ``add_wire_type`` for the dataclasses their ports (or declarations) carry across a process boundary.
     """
 
     def __init__(self) -> None:
@@ -28,6 +29,8 @@ class NodeRegistry:
         self.sources: dict[str, str] = {}
         self.types = TypeRegistry()
         self.plugin_errors: list[str] = []
+        self.plugin_modules: list[str] = []
+        self.wire_types: dict[str, type] = {"Token": Token}
         self._current_source = "code"
 
     def add_node(self, cls: type[Node], name: str | None = None) -> None:
@@ -47,6 +50,13 @@ class NodeRegistry:
     def alias_type(self, alias: str, name: str) -> None:
         """Let ``alias`` name the port type ``name``."""
         self.types.alias(alias, name)
+
+    def add_wire_type(self, cls: type, name: str | None = None) -> None:
+        """Allow dataclass ``cls`` to cross a process boundary (the msgpack codec refuses any other class)."""
+        name = name or cls.__name__
+        if name in self.wire_types and self.wire_types[name] is not cls:
+            raise PluginCollision(f"wire type {name!r} from {self._current_source} is already registered")
+        self.wire_types[name] = cls
 
     def get(self, name: str) -> type[Node] | None:
         """The node class registered as ``name``."""
@@ -76,6 +86,7 @@ class NodeRegistry:
             self._plugin_failed(source, AttributeError("it defines no register(registry) function"))
             return
         self._register_from(register, source)
+        self.plugin_modules.append(module_name)
 
     def _register_from(self, register: object, source: str) -> None:
         self._current_source = source

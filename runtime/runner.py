@@ -115,6 +115,12 @@ class GraphRun:
         self.graph = graph
         self.registry = registry or default_registry()
         self.mode = mode or graph.run.get("mode") or "train"
+        self.placement: Any = None
+        if graph.placement:  # split over processes (runtime/placement): this process runs the main part
+            from .placement import Placement
+
+            self.placement = Placement(graph, self.registry, self.mode)
+            self.graph = self.placement.main_graph
         self.restore = restore
         self.counters = Counters(restore["counters"] if restore else None)
         self.context = RunContext(
@@ -136,13 +142,31 @@ class GraphRun:
         self._deadlock_grace_s = deadlock_grace_s
         self._alive: dict[str, float] = {}
         self._limits = self._stop_limits()
+        self.stop_point_grace_s = 60.0
+        self.context.stop_point_handler = self._stop_now
         self.counters.listen(self._counter_changed)
 
     # ---- stopping -------------------------------------------------------------------------------------------
     def request_stop(self, reason: str) -> None:
-        """Stop the graph gracefully for ``reason`` (the first reason wins)."""
+        """Stop the graph gracefully for ``reason`` (the first reason wins).
+
+        When nodes declared stop points (``ctx.use_stop_points()``), the graph runs on until one of them reaches
+        its next consistent point (a trainer: right after an update), so the final checkpoint is a consistent
+        cut that resumes exactly; after ``stop_point_grace_s`` it stops regardless. Failures stop at once.
+        """
         if self.stop_reason is None:
             self.stop_reason = reason
+        if self._stop_event is None:
+            return
+        live_points = self.context.stop_points & (self._watchdog.live if self._watchdog else set())
+        if reason != "failed" and live_points and not self.context.stopping:
+            self.context.stopping = True
+            asyncio.get_running_loop().call_later(self.stop_point_grace_s, self._stop_now)
+            return
+        if reason == "failed" or not live_points:
+            self._stop_now()
+
+    def _stop_now(self) -> None:
         if self._stop_event is not None:
             self._stop_event.set()
 
@@ -271,6 +295,8 @@ class GraphRun:
         set_up: list[str] = []
         timer = None
         try:
+            if self.placement is not None:  # workers start before any setup (setups wait across processes)
+                await self.placement.start(self)
             for node_id in self.order:
                 try:
                     await self.nodes[node_id].setup()
@@ -288,6 +314,8 @@ class GraphRun:
                     timer = loop.call_later(self._limits["timeout"], self.request_stop, "timeout")
                 await self._run_nodes()
         finally:
+            if self.placement is not None:  # the workers stop and report before this process tears down
+                await self.placement.stop(self)
             if timer is not None:
                 timer.cancel()
             self._watchdog.stop()
@@ -334,8 +362,8 @@ class GraphRun:
             node.io.release_inputs()
             self._alive[node_id] = time.perf_counter() - self._alive[node_id]
             self._watchdog.finished(node_id)
-            if not self._watchdog.live and self._stop_event is not None:
-                self._stop_event.set()
+            if not self._watchdog.live or (self.context.stopping and not self.context.stop_points & self._watchdog.live):
+                self._stop_now()
 
     def _deadlock(self, message: str) -> None:
         blocked = sorted(self._watchdog.blocked_nodes) if self._watchdog else []
@@ -354,11 +382,14 @@ class GraphRun:
                 "busy_s": round(max(alive - activity.blocked_s, 0.0), 6),
             }
         channels = {name: ch.stats.as_dict() | {"depth": len(ch)} for name, ch in self.channels.items()}
-        return RunResult(
+        result = RunResult(
             self.stop_reason or "completed", self.solved, dict(self.counters.values),
             time.perf_counter() - self.started_at if self.started_at else 0.0,
             nodes, channels, self.error, list(self.context.warnings),
         )
+        if self.placement is not None:  # the workers' nodes and channels, crossing links under their own names
+            self.placement.merge_result(result)
+        return result
 
 
 async def run(graph: Graph, registry: NodeRegistry | None = None, **options: Any) -> RunResult:

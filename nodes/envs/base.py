@@ -297,6 +297,10 @@ class TensorTask(BatchedEnv):
             episode_lengths=episode_lengths,
         )
 
+    def current_observations(self) -> Tensor:
+        """The observations of the current state (what the last reset or step returned as ``observations``)."""
+        return self._observe(self._require_state())
+
     def get_state(self) -> Tensor:
         """A copy of the physics state ``[N, state_dim]``."""
         return self._require_state().clone()

@@ -26,7 +26,8 @@ class EnvNode(Node):
     env_handle = Output("EnvHandle", "the running environment, for step and action nodes", aliases=("sim_handle",))
 
     backend = Param(str, "torch", "torch (built-in tasks), gymnasium or isaacgym", choices=BACKENDS)
-    task = Param(str, "Cartpole", "task name: Cartpole, Pendulum, CartpoleIsaac, or a Gymnasium/Isaac Gym id")
+    task = Param(str, "Cartpole", "task: Cartpole, Pendulum, CartpoleIsaac, PointMassNav (torch), or a "
+                 "Gymnasium / Isaac Gym id")
     num_envs = Param(int, 64, "number of environments stepped together", ge=1, le=65536)
     device = Param(str, None, "cpu or cuda; default: the run's device", nullable=True)
     seed = Param(int, None, "env seed; default: derived from the run seed and the node id", ge=0, lt=2**63,
@@ -70,6 +71,19 @@ class EnvNode(Node):
         assert self.env is not None
         await self.emit("env_handle", EnvHandle(self.env, {"node": self.id}))
         await self.emit("observations", self.first_observations, stamp=0)
+
+    def state_dict(self) -> dict[str, Any] | None:
+        """The environment's state where the backend can save it (the built-in tasks); ``None`` otherwise, and a
+        resumed run then starts from fresh resets."""
+        if self.env is None or not self.env.supports_state:
+            return None
+        return {"env": self.env.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore the environment; the first observations emitted are then those of the restored state."""
+        assert self.env is not None
+        self.env.load_state_dict(state["env"])
+        self.first_observations = self.env.current_observations()
 
     async def teardown(self) -> None:
         """Close the environment."""

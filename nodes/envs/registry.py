@@ -9,11 +9,13 @@ from .base import BatchedEnv
 from .cartpole import Cartpole
 from .cartpole_isaac import CartpoleIsaac
 from .pendulum import Pendulum
+from .point_mass import PointMassNav
 
 TORCH_TASKS: dict[str, type[BatchedEnv]] = {
     "Cartpole": Cartpole,
     "Pendulum": Pendulum,
     "CartpoleIsaac": CartpoleIsaac,
+    "PointMassNav": PointMassNav,
 }
 BACKENDS = ("torch", "gymnasium", "isaacgym")
 

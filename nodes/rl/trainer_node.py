@@ -107,6 +107,11 @@ class PPOTrainerNode(Node):
         self.generator.manual_seed(self.ctx.seed)
         self._last_checkpoint = (time.perf_counter(), float("-inf"))
 
+    async def setup(self) -> None:
+        """In sync mode, a graceful stop waits for the end of the current update (an exact-resume point)."""
+        if self.mode == "sync":
+            self.ctx.use_stop_points()
+
     # ---- collection ---------------------------------------------------------------------------------------
     async def compute(self, states: torch.Tensor, policy_outputs: PolicyOutput, rewards: torch.Tensor,
                       dones: Dones, model: SharedPolicy) -> Mapping[str, Any] | None:
@@ -173,7 +178,8 @@ class PPOTrainerNode(Node):
             self.optimizer.load_state_dict(restored["optimizer"])
             self.schedule.load_state_dict(restored["schedule"])
             self.learner.load_state_dict(restored["learner"])
-            policy.base_version = policy.version
+            # The checkpoint may have been taken between an update and its publication: the trainer's count wins.
+            policy.version = policy.base_version = self.iteration
 
     def _total_updates(self) -> int | None:
         settings = self.ctx.settings
@@ -193,6 +199,7 @@ class PPOTrainerNode(Node):
             stats = await self._in_thread(rollout)
             self._reset_buffers()
             await self._after_update(stats, staleness=0)
+            await self.ctx.stop_point()  # nothing is in flight here but the held triggers, which resume as primed
             self.policy.publish(self.iteration)
             await self._release("update")
             return
@@ -201,12 +208,19 @@ class PPOTrainerNode(Node):
             stats = await self.pending.pop(0)
             await self._after_update(stats, staleness=len(self.pending) + 1)
             self._swap_weights()
-        self.pending.append(asyncio.ensure_future(asyncio.to_thread(self.updater.run, rollout)))
+        self.pending.append(asyncio.ensure_future(asyncio.to_thread(self._timed_update, rollout)))
         await self._release("update")
+
+    def _timed_update(self, rollout: RolloutBuffer) -> dict[str, float]:
+        assert self.updater is not None
+        started = time.perf_counter()
+        stats = self.updater.run(rollout)
+        stats["update_time_s"] = time.perf_counter() - started
+        return stats
 
     async def _in_thread(self, rollout: RolloutBuffer) -> dict[str, float]:
         assert self.updater is not None
-        future = asyncio.ensure_future(asyncio.to_thread(self.updater.run, rollout))
+        future = asyncio.ensure_future(asyncio.to_thread(self._timed_update, rollout))
         try:
             return await asyncio.shield(future)
         except asyncio.CancelledError:

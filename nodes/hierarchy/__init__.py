@@ -1,0 +1,1 @@
+"""Hierarchical RL nodes: a high level that picks subgoals every few env steps, a low level that reaches them."""

@@ -1,0 +1,163 @@
+"""msgpack encoding of the values that cross a process boundary: tensors as an extension type, allowlisted
+dataclasses, never pickle.
+
+What travels: ``None``, bools, ints, floats, strings, bytes, lists, tuples, dicts, torch tensors and devices, and
+instances of the dataclasses a node package allowed (``NodeRegistry.add_wire_type``). Anything else is refused with
+``WireError`` when encoding. Decoding builds dataclasses by calling the allowlisted class with its fields (so their
+``__post_init__`` checks run) and never imports a module or resolves a name that is not on the allowlist.
+
+A tensor is its dtype name, its shape and its raw bytes (C order, on CPU). Encoding reads the bytes through a NumPy
+view of the tensor's own memory; decoding builds the tensor over a writable copy of the frame's bytes (one copy, so
+that a receiver may change the tensor in place). A CUDA tensor is copied to the CPU first and arrives on the CPU.
+
+Written for Python 3.8 as well (no imports from the runtime): a worker under an older interpreter uses it as is.
+"""
+from __future__ import annotations
+
+import dataclasses
+import struct
+from typing import Any, Dict, Mapping, Optional, Tuple
+
+import msgpack
+import numpy as np
+import torch
+
+EXT_TENSOR = 1
+EXT_DATACLASS = 2
+EXT_TUPLE = 3
+EXT_DEVICE = 4
+
+DTYPES: Dict[str, torch.dtype] = {
+    name: getattr(torch, name)
+    for name in ("bool", "uint8", "int8", "int16", "int32", "int64", "float16", "bfloat16", "float32", "float64",
+                 "complex64", "complex128")
+}
+_DTYPE_NAMES = {dtype: name for name, dtype in DTYPES.items()}
+_HEADER_LENGTH = struct.Struct(">H")
+
+
+class WireError(ValueError):
+    """A value that cannot cross a process boundary, or a frame that does not decode."""
+
+
+class Codec:
+    """Encodes and decodes values and messages; ``dataclasses`` is the allowlist, name -> class.
+
+    Args:
+        dataclasses: the classes that may cross, by wire name (``NodeRegistry.wire_types``).
+    """
+
+    def __init__(self, dataclasses: Optional[Mapping[str, type]] = None) -> None:
+        self._classes: Dict[str, type] = dict(dataclasses or {})
+        self._names: Dict[type, str] = {cls: name for name, cls in self._classes.items()}
+
+    # ---- values --------------------------------------------------------------------------------------------
+    def encode(self, value: Any) -> bytes:
+        """``value`` as msgpack bytes; ``WireError`` names the first part that cannot cross."""
+        try:
+            return msgpack.packb(value, default=self._default, use_bin_type=True, strict_types=True)
+        except WireError:
+            raise
+        except (TypeError, ValueError, OverflowError) as error:
+            raise WireError(f"cannot encode {type(value).__name__}: {error}") from None
+
+    def decode(self, data: Any) -> Any:
+        """The value ``encode`` made of ``data`` (bytes or a memoryview); ``WireError`` on anything unexpected."""
+        try:
+            return msgpack.unpackb(data, ext_hook=self._ext_hook, raw=False, strict_map_key=False,
+                                   use_list=True)
+        except WireError:
+            raise
+        except Exception as error:  # malformed frames surface as one error type
+            raise WireError(f"undecodable frame: {type(error).__name__}: {error}") from None
+
+    # ---- messages ------------------------------------------------------------------------------------------
+    def encode_message(self, value: Any, stamp: Optional[int], source: Optional[str]) -> bytes:
+        """One channel message (value, stamp, source)."""
+        return self.encode([value, stamp, source])
+
+    def decode_message(self, data: Any) -> Tuple[Any, Optional[int], Optional[str]]:
+        """(value, stamp, source) of an encoded message."""
+        decoded = self.decode(data)
+        if not isinstance(decoded, list) or len(decoded) != 3:
+            raise WireError("a message frame must hold [value, stamp, source]")
+        value, stamp, source = decoded
+        if not (stamp is None or isinstance(stamp, int)) or not (source is None or isinstance(source, str)):
+            raise WireError("a message's stamp must be an int or null and its source a string or null")
+        return value, stamp, source
+
+    # ---- extension types -----------------------------------------------------------------------------------
+    def _default(self, value: Any) -> Any:
+        if isinstance(value, torch.Tensor):
+            return msgpack.ExtType(EXT_TENSOR, _tensor_bytes(value))
+        if isinstance(value, tuple):
+            return msgpack.ExtType(EXT_TUPLE, self.encode(list(value)))
+        if isinstance(value, torch.device):
+            return msgpack.ExtType(EXT_DEVICE, str(value).encode())
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            name = self._names.get(type(value))
+            if name is None:
+                raise WireError(f"{type(value).__qualname__} may not cross a process boundary: its node package "
+                                "must allow it with registry.add_wire_type")
+            fields = {f.name: getattr(value, f.name) for f in dataclasses.fields(value) if f.init}
+            return msgpack.ExtType(EXT_DATACLASS, self.encode([name, fields]))
+        # with strict_types, subclasses of the plain types come here: send them as the plain type
+        if isinstance(value, (bool, np.bool_)):
+            return bool(value)
+        if isinstance(value, (int, np.integer)):
+            return int(value)
+        if isinstance(value, (float, np.floating)):
+            return float(value)
+        if isinstance(value, str):
+            return str(value)
+        if isinstance(value, dict):
+            return dict(value)
+        if isinstance(value, list):
+            return list(value)
+        raise WireError(f"{type(value).__qualname__} may not cross a process boundary (no pickle: send tensors, "
+                        "plain data or an allowlisted dataclass)")
+
+    def _ext_hook(self, code: int, data: bytes) -> Any:
+        if code == EXT_TENSOR:
+            return _tensor_from(data)
+        if code == EXT_TUPLE:
+            return tuple(self.decode(data))
+        if code == EXT_DEVICE:
+            return torch.device(data.decode())
+        if code == EXT_DATACLASS:
+            name, fields = self.decode(data)
+            cls = self._classes.get(name) if isinstance(name, str) else None
+            if cls is None or not isinstance(fields, dict):
+                raise WireError(f"dataclass {name!r} is not on this process's allowlist")
+            return cls(**fields)
+        raise WireError(f"unknown msgpack extension type {code}")
+
+
+def _tensor_bytes(tensor: torch.Tensor) -> bytes:
+    tensor = tensor.detach()
+    name = _DTYPE_NAMES.get(tensor.dtype)
+    if name is None or tensor.layout != torch.strided:
+        raise WireError(f"a {tensor.dtype} {tensor.layout} tensor cannot cross a process boundary")
+    if tensor.device.type != "cpu":
+        tensor = tensor.cpu()
+    tensor = tensor.resolve_conj().resolve_neg().contiguous()
+    header = msgpack.packb([name, list(tensor.shape)])
+    raw = tensor.reshape(-1).view(torch.uint8).numpy()  # a view of the tensor's memory, no copy
+    return _HEADER_LENGTH.pack(len(header)) + header + raw.data
+
+
+def _tensor_from(data: bytes) -> torch.Tensor:
+    (length,) = _HEADER_LENGTH.unpack_from(data)
+    name, shape = msgpack.unpackb(data[2:2 + length])
+    dtype = DTYPES.get(name)
+    if dtype is None or not isinstance(shape, list) or not all(isinstance(n, int) and n >= 0 for n in shape):
+        raise WireError(f"bad tensor header: dtype {name!r}, shape {shape!r}")
+    raw = bytearray(memoryview(data)[2 + length:])
+    count = 1
+    for size in shape:
+        count *= size
+    if len(raw) != count * torch.empty(0, dtype=dtype).element_size():
+        raise WireError(f"tensor of shape {shape} and dtype {name} does not match its {len(raw)} bytes")
+    if not raw:
+        return torch.empty(shape, dtype=dtype)
+    return torch.frombuffer(raw, dtype=torch.uint8).view(dtype).reshape(shape)

@@ -1,0 +1,331 @@
+"""``Placement``: the main process's side of a graph split over processes.
+
+``GraphRun`` creates one when its graph has a ``placement`` section and runs the main process's part itself. The
+placement starts one worker process per worker name, routes frames between processes (the main process is the hub;
+data frames are routed by kind and link without decoding), keeps the counters in step, forwards the workers' stop
+requests, metrics and checkpoint requests, turns a worker that fails or dies into a failed run naming it, stops
+the workers when the run stops, and folds their node and channel stats into the result.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..errors import NodeFailure
+from ..graph import Graph
+from ..registry import NodeRegistry
+from . import wire
+from .codec import Codec
+from .endpoint import Endpoint
+from .mirror import CounterMirror
+from .proxies import ENDPOINT, add_proxies
+from .split import MAIN, CrossingLink, Split, split_graph
+
+if TYPE_CHECKING:
+    from ..runner import GraphRun, RunResult
+
+STOP_TIMEOUT_S = 30.0
+"""How long a stopping worker may take to tear down and report before it is killed."""
+
+
+class WorkerDied(RuntimeError):
+    """A worker process ended without reporting a result (killed, crashed, or its interpreter failed)."""
+
+
+class RemoteFailure(RuntimeError):
+    """A node in a worker process failed; the message is the worker's ``Type: message``."""
+
+
+class Stopped(RuntimeError):
+    """The run stopped while a setup waited for the other side of a crossing link."""
+
+
+def _live_key(worker: Worker) -> str:
+    return f"worker {worker.name!r}"
+
+
+@dataclass
+class Worker:
+    """One worker process and what the main process knows of it."""
+
+    name: str
+    python: str
+    nodes: list[str]
+    process: asyncio.subprocess.Process | None = None
+    reader: asyncio.Task[None] | None = None
+    result: dict[str, Any] | None = None
+    done: bool = False
+    killed: bool = False
+    returncode: int | None = None
+
+    def send(self, data: bytes) -> None:
+        """Write a frame to the worker (dropped once it is gone)."""
+        process = self.process
+        if self.done or process is None or process.stdin is None or process.stdin.is_closing():
+            return
+        process.stdin.write(data)
+
+
+class Placement:
+    """The workers of one run and the routing between them.
+
+    Args:
+        graph: the validated graph with its ``placement`` and ``workers`` sections.
+        registry: the node types (the proxy nodes are added to it).
+        mode: ``train`` or ``play`` (play leaves training-only nodes out, as in one process).
+    """
+
+    def __init__(self, graph: Graph, registry: NodeRegistry, mode: str) -> None:
+        add_proxies(registry)
+        skipped = set()
+        if mode == "play":
+            skipped = {node_id for node_id, spec in graph.nodes.items()
+                       if (cls := registry.get(spec.type)) is not None and cls.training_only}
+        self.graph = graph
+        self.registry = registry
+        self.split: Split = split_graph(graph, registry, skipped)
+        self.codec = Codec(registry.wire_types)
+        self.workers = {
+            name: Worker(name, str((graph.workers.get(name) or {}).get("python") or sys.executable), sorted(part.nodes))
+            for name, part in self.split.workers.items()
+        }
+        self.endpoint: Endpoint | None = None
+        self.mirror: CounterMirror | None = None
+        self._links = {c.index: c for c in self.split.links}
+        self._run: GraphRun | None = None
+
+    @property
+    def main_graph(self) -> Graph:
+        """The main process's part (proxies included): what ``GraphRun`` builds."""
+        return self.split.main
+
+    # ---- starting -------------------------------------------------------------------------------------------
+    async def start(self, run: GraphRun) -> None:
+        """After ``build``, before any setup: set the setup order, install the endpoint, start every worker."""
+        self._run = run
+        run.order = [node_id for node_id in self.split.orders[MAIN] if node_id in run.nodes]
+        mine = [c for c in self.split.links if MAIN in (c.src_process, c.dst_process)]
+        self.endpoint = Endpoint(
+            self.codec, self._write_from_main,
+            {c.index: (c.capacity, self._converter(c)) for c in mine if c.src_process == MAIN},
+            [c.index for c in mine if c.dst_process == MAIN],
+        )
+        endpoint = self.endpoint
+        run.context.shared(ENDPOINT, lambda: endpoint)
+        self.mirror = CounterMirror(run.counters, lambda op, name, value: self._counter(None, op, name, value))
+        for worker in self.workers.values():
+            # a running worker keeps the run alive (it completes when every node here and every worker has
+            # ended) and, never blocked on a channel here, keeps this process's deadlock watchdog quiet
+            run._watchdog.add(_live_key(worker))
+            await self._start_worker(run, worker)
+
+    def _converter(self, crossing: CrossingLink) -> Any:
+        convert = self.registry.types.converter(crossing.out_type, crossing.in_type)
+        assert convert is not None, f"graph not validated: {crossing.name}"
+        return convert
+
+    async def _start_worker(self, run: GraphRun, worker: Worker) -> None:
+        args = [worker.python, "-m", "dnne.runtime.placement.worker", "--name", worker.name]
+        for module in self.registry.plugin_modules:
+            args += ["--plugin", module]
+        env = dict(os.environ)
+        if os.path.realpath(worker.python) == os.path.realpath(sys.executable):
+            # the same interpreter sees the same modules (plugins, test helpers) as this process
+            env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+        try:
+            worker.process = await asyncio.create_subprocess_exec(
+                *args, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=env,
+                start_new_session=True,  # Ctrl-C reaches the main process only; it stops the workers
+            )
+        except OSError as error:
+            worker.done = True
+            self._worker_gone(run, worker, WorkerDied(f"worker {worker.name!r} could not start {worker.python}: "
+                                                      f"{error}"))
+            return
+        config = {
+            "graph": self.split.graphs[worker.name].to_native(),
+            "order": self.split.orders[worker.name],
+            "links": [{"index": c.index, "src": c.src_process, "dst": c.dst_process, "capacity": c.capacity,
+                       "out_type": c.out_type, "in_type": c.in_type}
+                      for c in self.split.links if worker.name in (c.src_process, c.dst_process)],
+            "mode": run.mode,
+            "settings": run.context.settings,
+            "counters": dict(run.counters.values),
+            "run_dir": None if run.context.run_dir is None else str(run.context.run_dir),
+        }
+        worker.send(self._control(["start", config]))
+        worker.reader = asyncio.ensure_future(self._read(run, worker))
+
+    def _control(self, message: list[Any]) -> bytes:
+        return wire.frame(wire.CONTROL, 0, self.codec.encode(message))
+
+    # ---- routing --------------------------------------------------------------------------------------------
+    def _write_from_main(self, data: bytes) -> None:
+        kind, link, _ = wire.parse(data[4:])
+        self._deliver(kind, link, data)
+
+    def _deliver(self, kind: bytes, link: int, data: bytes) -> None:
+        """Send a link frame (length prefix included) to the process it is addressed to."""
+        crossing = self._links[link]
+        target = crossing.dst_process if kind in wire.TO_CONSUMER else crossing.src_process
+        if target == MAIN:
+            assert self.endpoint is not None
+            self.endpoint.on_frame(*wire.parse(data[4:]))
+            return
+        worker = self.workers[target]
+        if worker.done:
+            if kind == wire.MESSAGE:  # nobody reads it any more: let the producer stop waiting for credit
+                self._deliver(wire.RELEASE, link, wire.frame(wire.RELEASE, link))
+            return
+        worker.send(data)
+
+    async def _read(self, run: GraphRun, worker: Worker) -> None:
+        assert worker.process is not None and worker.process.stdout is not None
+        error: BaseException | None = None
+        try:
+            while True:
+                data = await wire.read_frame(worker.process.stdout)
+                kind, link, body = wire.parse(data)
+                if kind == wire.CONTROL:
+                    self._on_control(run, worker, self.codec.decode(body))
+                else:
+                    self._deliver(kind, link, wire.prefixed(data))
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        except Exception as bad:  # a frame that does not parse: the worker cannot be trusted to continue
+            error = bad
+            worker.process.kill()
+        worker.returncode = await worker.process.wait()
+        worker.done = True
+        cause = None
+        if worker.result is None and not worker.killed:
+            cause = WorkerDied(self._death(worker, error))
+        self._worker_gone(run, worker, cause)
+
+    def _death(self, worker: Worker, error: BaseException | None) -> str:
+        code = worker.returncode
+        how = f"exit code {code}"
+        if code is not None and code < 0:
+            try:
+                how += f" ({signal.Signals(-code).name})"
+            except ValueError:
+                pass
+        text = f"worker {worker.name!r} (nodes {', '.join(n for n in worker.nodes if not n.startswith('~'))}) died: "
+        text += how if error is None else f"bad frame ({type(error).__name__}: {error}); killed, {how}"
+        return text + " -- the run stops"
+
+    def _worker_gone(self, run: GraphRun, worker: Worker, cause: BaseException | None) -> None:
+        """The worker reports nothing more: fail the run if it died, end its links on the other sides."""
+        if cause is not None:
+            self._fail(run, worker.name, "worker", "run", cause)
+        watchdog = run._watchdog
+        if watchdog is not None:
+            watchdog.finished(_live_key(worker))
+            if not watchdog.live:  # the last participant: the run completes as it would in one process
+                run.request_stop("completed")
+        for crossing in self.split.links:
+            if crossing.dst_process == worker.name:
+                self._deliver(wire.RELEASE, crossing.index, wire.frame(wire.RELEASE, crossing.index))
+            elif crossing.src_process == worker.name:
+                if crossing.dst_process == MAIN and self.endpoint is not None:
+                    self.endpoint.cut(crossing.index, cause or Stopped(f"worker {worker.name!r} ended"))
+                else:
+                    self._deliver(wire.END, crossing.index, wire.frame(wire.END, crossing.index))
+
+    def _on_control(self, run: GraphRun, worker: Worker, message: list[Any]) -> None:
+        op = message[0]
+        if op == "counter":
+            _, counter_op, name, value = message
+            assert self.mirror is not None
+            self.mirror.apply(counter_op, name, value)
+            self._counter(worker.name, counter_op, name, value)
+        elif op == "stop":
+            run.context.request_stop(message[1], message[2])
+        elif op == "metrics":
+            run.context.log_metrics(message[1], message[2])
+        elif op == "checkpoint":
+            if run.context.checkpoint_handler is not None:
+                run.context.checkpoint_handler(message[1])
+        elif op == "result":
+            worker.result = result = message[1]
+            error = result.get("error")
+            if result.get("stop_reason") == "failed" and error is not None:
+                self._fail(run, error["node"] or worker.name, error["type"] or "worker", error["phase"],
+                           RemoteFailure(f"in worker {worker.name!r}: {error['cause']}"))
+
+    def _counter(self, origin: str | None, op: str, name: str, value: float) -> None:
+        """Pass a counter change made in ``origin`` (``None``: here) to every other worker."""
+        frame = self._control(["counter", op, name, value])
+        for worker in self.workers.values():
+            if worker.name != origin:
+                worker.send(frame)
+
+    @staticmethod
+    def _fail(run: GraphRun, node_id: str, node_type: str, phase: str, cause: BaseException) -> None:
+        if run.error is None:
+            run.error = NodeFailure(node_id, node_type, phase, cause)
+            run.stop_reason = "failed"
+        run.request_stop("failed")
+
+    # ---- stopping -------------------------------------------------------------------------------------------
+    async def stop(self, run: GraphRun) -> None:
+        """Tell every worker to stop, wait for their results (killing a worker that takes longer than
+        ``STOP_TIMEOUT_S``), and end every crossing link here. Never leaves a worker process behind."""
+        try:
+            frame = self._control(["stop", run.stop_reason or "completed"])
+            for worker in self.workers.values():
+                worker.send(frame)
+                if worker.process is not None and worker.process.stdin is not None:
+                    worker.process.stdin.close()
+            if self.endpoint is not None:
+                self.endpoint.cut_all(Stopped("the run stopped"))
+            readers = [w.reader for w in self.workers.values() if w.reader is not None]
+            if readers:
+                _, late = await asyncio.wait(readers, timeout=STOP_TIMEOUT_S)
+                for worker in self.workers.values():
+                    if worker.reader in late and worker.process is not None:
+                        worker.killed = True
+                        worker.process.kill()
+                        run.context.warn(f"worker {worker.name!r} did not stop within {STOP_TIMEOUT_S:g}s: killed")
+                if late:
+                    await asyncio.wait(late, timeout=5.0)
+        finally:
+            for worker in self.workers.values():
+                if worker.process is not None and worker.process.returncode is None:
+                    worker.killed = True
+                    worker.process.kill()
+
+    # ---- result ---------------------------------------------------------------------------------------------
+    def merge_result(self, result: RunResult) -> None:
+        """Fold the workers' nodes, channels and warnings into ``result``; each crossing link is reported under
+        its own name (``src.port -> dst.port``), its two halves and the wire between them counted together."""
+        proxies = {c.send_id for c in self.split.links} | {c.receive_id for c in self.split.links}
+        channels = {MAIN: dict(result.channels)}
+        sends = {MAIN: self.endpoint.stats() if self.endpoint is not None else {}}
+        for worker in self.workers.values():
+            reported = worker.result or {}
+            result.nodes.update(reported.get("nodes", {}))
+            result.warnings.extend(reported.get("warnings", []))
+            channels[worker.name] = dict(reported.get("channels", {}))
+            sends[worker.name] = {int(k): v for k, v in reported.get("links", {}).items()}
+        for node_id in proxies:
+            result.nodes.pop(node_id, None)
+        merged: dict[str, dict[str, float]] = {}
+        for crossing in self.split.links:
+            link = crossing.link
+            near = channels[crossing.src_process].pop(f"{link.src}.{link.src_port} -> {crossing.send_id}.x", {})
+            far = channels[crossing.dst_process].pop(f"{crossing.receive_id}.out -> {link.dst}.{link.dst_port}", {})
+            sent = sends[crossing.src_process].get(crossing.index, {})
+            merged[crossing.name] = {
+                "messages": far.get("messages", sent.get("messages", 0)),
+                "max_depth": far.get("max_depth", 0),
+                "drops": near.get("drops", 0) + far.get("drops", 0) + sent.get("drops", 0),
+                "producer_wait_s": round(near.get("producer_wait_s", 0.0) + sent.get("credit_wait_s", 0.0), 6),
+                "consumer_wait_s": far.get("consumer_wait_s", 0.0),
+                "depth": far.get("depth", 0),
+            }
+        result.channels = {name: stats for part in channels.values() for name, stats in part.items()} | merged

@@ -1,0 +1,166 @@
+"""A worker process: runs its part of a split graph and speaks the frame protocol (``wire``) on stdin/stdout.
+
+The main process starts it as ``python -m dnne.runtime.placement.worker --name W [--plugin MODULE ...]``. Frames
+arrive on stdin and leave on the original stdout; fd 1 is then pointed at stderr, so whatever a node prints goes to
+stderr, which the main process passes through (with the logs). The conversation:
+
+1. main -> worker ``X ["start", config]``: the part (native graph), its setup order, its crossing links, mode,
+   settings (the full run section), counters, run directory;
+2. both ways, link frames ``M``/``E``/``C``/``R``/``D`` (see ``wire``) and ``X ["counter", op, name, value]``;
+   worker -> main ``X ["stop", reason, node]``, ``["metrics", node, values]``, ``["checkpoint", reason]``;
+3. main -> worker ``X ["stop", reason]``, or stdin closing (the main process is gone): the part stops and tears
+   down; worker -> main ``X ["result", {...}]`` (stop reason, error, node and channel stats); exit.
+
+Python versions. This module needs Python 3.11: it runs its part with ``GraphRun`` (``asyncio.TaskGroup``) and
+loads node types from the runtime package (``requires-python >= 3.11``). The protocol itself -- ``wire``,
+``codec``, ``endpoint``, ``mirror`` -- is written for Python 3.8 and imports nothing from the runtime (a test parses
+it with Python 3.8's grammar). A worker under Python 3.8 (Isaac Gym's last release) would need those four modules
+plus something that runs its nodes: the runtime's node layer (``node``, ``ports``, ``io``, ``channel``, a runner
+without ``TaskGroup``) ported to 3.8, or a small loop playing one step node's part (wait for an ``M`` on the actions
+link, step the simulator, send observations/rewards/dones as ``M`` frames, grant a ``C``). Neither was built or run:
+every worker in the tests runs under the runtime's own interpreter.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..loading import load_graph
+from ..registry import default_registry
+from ..runner import GraphRun
+from . import wire
+from .codec import Codec
+from .endpoint import Endpoint
+from .hub import Stopped
+from .mirror import CounterMirror
+from .proxies import ENDPOINT, add_proxies
+
+
+class _Worker:
+    """One worker's state: its frame writer, its run and its endpoint."""
+
+    def __init__(self, name: str, write: Any) -> None:
+        self.name = name
+        self.write = write
+        self.codec = Codec()
+        self.run: GraphRun | None = None
+        self.endpoint: Endpoint | None = None
+        self.mirror: CounterMirror | None = None
+
+    def control(self, message: list[Any]) -> None:
+        self.write(wire.frame(wire.CONTROL, 0, self.codec.encode(message)))
+
+    def prepare(self, config: dict[str, Any], plugins: list[str]) -> GraphRun:
+        """Load the part, build its run and wire the run's context to the main process."""
+        registry = default_registry(plugins)
+        add_proxies(registry)
+        self.codec = Codec(registry.wire_types)
+        graph = load_graph(config["graph"], registry=registry)
+        run_dir = Path(config["run_dir"]) if config.get("run_dir") else None
+        run = GraphRun(graph, registry, mode=config["mode"], run_dir=run_dir)
+        run.context.settings = dict(config["settings"])
+        run.counters.values.update(config["counters"])
+        links = config["links"]
+        outbound = {}
+        for link in links:
+            if link["src"] == self.name:
+                convert = registry.types.converter(link["out_type"], link["in_type"])
+                outbound[link["index"]] = (link["capacity"], convert)
+        endpoint = Endpoint(self.codec, self.write, outbound, [link["index"] for link in links
+                                                               if link["dst"] == self.name])
+        run.context.shared(ENDPOINT, lambda: endpoint)
+        self.mirror = CounterMirror(run.counters, lambda op, name, value: self.control(["counter", op, name, value]))
+        run.context.stop_handler = lambda reason, node_id: self.control(["stop", reason, node_id])
+        run.context.metric_sinks.append(lambda node_id, values: self.control(["metrics", node_id, values]))
+        run.context.checkpoint_handler = lambda reason: self.control(["checkpoint", reason])
+        run.build()
+        run.order = [node_id for node_id in config["order"] if node_id in run.nodes]
+        self.run, self.endpoint = run, endpoint
+        return run
+
+    async def listen(self, reader: asyncio.StreamReader) -> None:
+        """Apply frames from the main process until it says stop or goes away."""
+        assert self.run is not None and self.endpoint is not None and self.mirror is not None
+        while True:
+            try:
+                data = await wire.read_frame(reader)
+            except (asyncio.IncompleteReadError, ConnectionError):
+                self._stop("interrupted", "the main process closed the pipe")
+                return
+            kind, link, body = wire.parse(data)
+            if kind != wire.CONTROL:
+                self.endpoint.on_frame(kind, link, body)
+                continue
+            message = self.codec.decode(body)
+            if message[0] == "counter":
+                self.mirror.apply(message[1], message[2], message[3])
+            elif message[0] == "stop":
+                self._stop(message[1], "the run stopped")
+
+    def _stop(self, reason: str, why: str) -> None:
+        assert self.run is not None and self.endpoint is not None
+        self.run.request_stop(reason)
+        self.endpoint.cut_all(Stopped(why))
+
+
+def _failure(name: str, error: BaseException) -> dict[str, Any]:
+    return {"stop_reason": "failed", "nodes": {}, "channels": {}, "links": {}, "warnings": [],
+            "error": {"node": None, "type": "worker", "phase": "setup",
+                      "cause": f"{type(error).__name__}: worker {name!r} could not load its part: {error}"}}
+
+
+async def serve(name: str, plugins: list[str], frames: Any) -> int:
+    """Run one worker: read the start frame, run the part, report the result."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=2**20)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin.buffer)
+    transport, _ = await loop.connect_write_pipe(asyncio.Protocol, frames)
+    worker = _Worker(name, transport.write)
+    try:
+        kind, _, body = wire.parse(await wire.read_frame(reader))
+        op, config = Codec().decode(body)
+        assert kind == wire.CONTROL and op == "start", "the first frame must be a start frame"
+        run = worker.prepare(config, plugins)
+    except asyncio.IncompleteReadError:
+        return 0  # the main process went away before starting us
+    except Exception as error:
+        logging.getLogger("dnne").exception("worker %s could not load its part", name)
+        worker.control(["result", _failure(name, error)])
+        transport.close()
+        return 1
+    listener = asyncio.ensure_future(worker.listen(reader))
+    result = await run.execute()
+    listener.cancel()
+    assert worker.endpoint is not None
+    summary = result.summary()
+    worker.control(["result", {
+        "stop_reason": result.stop_reason, "error": summary["error"], "nodes": result.nodes,
+        "channels": result.channels, "links": worker.endpoint.stats(), "warnings": result.warnings,
+    }])
+    transport.close()
+    await asyncio.sleep(0)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m dnne.runtime.placement.worker``."""
+    parser = argparse.ArgumentParser(prog="dnne.runtime.placement.worker")
+    parser.add_argument("--name", required=True)
+    parser.add_argument("--plugin", action="append", default=[])
+    args = parser.parse_args(argv)
+    frames = os.fdopen(os.dup(1), "wb", buffering=0)
+    os.dup2(2, 1)  # a node's print() must not corrupt the frames
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process decides when to stop
+    logging.basicConfig(stream=sys.stderr, level=logging.WARNING,
+                        format=f"[worker {args.name}] %(levelname)s %(name)s: %(message)s")
+    return asyncio.run(serve(args.name, args.plugin, frames))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
