@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import pytest
 import torch
 
 from dnne.runtime import Input, Node, Output, Param, default_registry, load_graph, run
@@ -84,3 +85,17 @@ class TestMultiEnv:
         agent = graph_run.nodes["agent"]
         assert channel_messages - 3 <= agent.firings <= channel_messages
         assert agent.forward_passes < agent.firings
+
+
+class TestPatternGraphsSolve:
+    @pytest.mark.slow
+    @pytest.mark.parametrize("name", ["multi_env_ppo.json", "multi_env_ppo_procs.json"])
+    def test_solves_with_seed_1(self, name: str, tmp_path: Path) -> None:
+        """The shipped multi-environment graph (one process, and each group in its own process) solves Cartpole
+        with --seed 1: summary.json says solved, within 5 minutes."""
+        from dnne.runtime.cli import main
+
+        code = main(["run", str(ROOT / "graphs" / name), "--seed", "1", "--run-dir", str(tmp_path), "-q"])
+        summary = json.loads((tmp_path / "summary.json").read_text())
+        assert code == 0 and summary["solved"] and summary["stop_reason"] == "target_return"
+        assert summary["wall_time_s"] < 300
