@@ -27,6 +27,7 @@ def add_tool_commands(sub: Any, graph_args: argparse.ArgumentParser, common: arg
     play.add_argument("--realtime", action="store_true", help="pace steps to the env's dt")
     play.add_argument("--stochastic", action="store_true", help="sample actions instead of acting deterministically")
     play.add_argument("--seed", type=int, help="run seed")
+    play.add_argument("--video", metavar="DIR", help="record episode videos (GIF) where the env can render")
     play.set_defaults(handler=cmd_play)
 
     plot = sub.add_parser("plot", parents=[common], help="learning curves of runs as a PNG")
@@ -53,7 +54,7 @@ def cmd_play(args: argparse.Namespace) -> int:
     graph = load_from_args(args, registry, {"mode": "play", "seed": args.seed, "max_episodes": args.episodes,
                                             "max_steps": args.max_steps, "target_return": None})
     graph.run["target_return"] = None
-    graph.run.update(realtime=args.realtime, stochastic=args.stochastic)
+    graph.run.update(realtime=args.realtime, stochastic=args.stochastic, video_dir=args.video)
     run = GraphRun(graph, registry, mode="play", restore=_without_counters(state))
     result = asyncio.run(run.execute())
     if result.error is not None:

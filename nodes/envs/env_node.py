@@ -46,6 +46,11 @@ class EnvNode(Node):
         options = dict(self.env_kwargs or {})
         if backend == "gymnasium":
             options = {"vectorization": self.vectorization, "env_kwargs": options}
+            video = self.ctx.settings.get("video_dir") if self.ctx.mode == "play" else None
+            if video:
+                options["record_dir"] = str(video)
+        elif self.ctx.mode == "play" and self.ctx.settings.get("video_dir"):
+            self.ctx.warn(f"the {backend} backend cannot render; --video records nothing for this env")
         return options
 
     def backend_and_task(self) -> tuple[str, str]:

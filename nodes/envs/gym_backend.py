@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 from .base import BatchedEnv, RunningEpisodes, StepResult
+from .recorder import EpisodeRecorder
 from .spaces import Box, Discrete
 
 # Raised in the parent when an AsyncVectorEnv worker process has died: its pipe is closed.
@@ -74,6 +75,8 @@ class GymnasiumEnv(BatchedEnv):
         vectorization: ``"sync"`` steps the envs in this process, ``"async"`` one subprocess per env.
         env_kwargs: keyword arguments for the env constructor.
         dtype: float dtype of observations and rewards.
+        record_dir: write a GIF of each episode of env 0 here (renders with ``render_mode="rgb_array"``; needs
+            ``sync`` vectorization).
     """
 
     def __init__(
@@ -84,10 +87,16 @@ class GymnasiumEnv(BatchedEnv):
         vectorization: str = "sync",
         env_kwargs: dict[str, Any] | None = None,
         dtype: torch.dtype = torch.float32,
+        record_dir: str | None = None,
     ) -> None:
         if vectorization not in ("sync", "async"):
             raise ValueError(f"Gymnasium env {task!r}: vectorization must be 'sync' or 'async', got {vectorization!r}")
         env_kwargs = dict(env_kwargs or {})
+        self._recorder: EpisodeRecorder | None = None
+        if record_dir is not None:
+            if vectorization != "sync":
+                raise ValueError(f"Gymnasium env {task!r}: recording videos needs vectorization 'sync'")
+            env_kwargs["render_mode"] = "rgb_array"
         self.task = task
         self.num_envs = num_envs
         self.device = torch.device(device)
@@ -116,6 +125,8 @@ class GymnasiumEnv(BatchedEnv):
         self.action_space = to_space(self._env.single_action_space, "action", task)
         self._action_dtype = getattr(self._env.single_action_space, "dtype", np.float32)
         self._episodes = RunningEpisodes(num_envs, self.device, dtype)
+        if record_dir is not None:
+            self._recorder = EpisodeRecorder(record_dir, 1 / self.dt if self.dt > 0 else 30.0)
 
     def reset(self, seed: int | None = None) -> Tensor:
         """Reset every environment; env ``i`` is seeded with ``seed + i`` as Gymnasium does."""
@@ -123,6 +134,8 @@ class GymnasiumEnv(BatchedEnv):
             return self._batched.reset(seed)
         observations, _ = self._call(lambda: self._env.reset(seed=seed))
         self._episodes.reset()
+        if self._recorder is not None:
+            self._recorder.add(self._env.render()[0])
         return self._tensor(observations)
 
     def step(self, actions: Tensor) -> StepResult:
@@ -146,6 +159,10 @@ class GymnasiumEnv(BatchedEnv):
         truncated = torch.as_tensor(truncated, dtype=torch.bool).to(self.device) & ~terminated
         rewards = torch.as_tensor(rewards).to(self.device, self.dtype)
         episode_returns, episode_lengths = self._episodes.update(rewards, terminated | truncated)
+        if self._recorder is not None:
+            if bool(terminated[0] | truncated[0]):
+                self._recorder.episode_ended()
+            self._recorder.add(self._env.render()[0])
         return StepResult(
             observations=observations,
             rewards=rewards,
