@@ -27,7 +27,7 @@ class Message(NamedTuple):
 
 
 class Activity:
-    """What a node is doing, as the deadlock watchdog sees it: running, or blocked on named channels.
+    """What a node is doing, as the deadlock watchdog sees it: running, or blocked on channels.
 
     Also accumulates the time the node spent blocked.
     """
@@ -36,56 +36,64 @@ class Activity:
 
     def __init__(self, node_id: str, watch: Any = None) -> None:
         self.node_id = node_id
-        self.blocked_on: tuple[str, ...] = ()
+        self.blocked_on: tuple[Channel, ...] = ()
         self.blocked_s = 0.0
         self._since = 0.0
         self._watch = watch
 
-    def block(self, channels: tuple[str, ...]) -> None:
+    def block(self, channels: tuple[Channel, ...]) -> None:
         """Mark the node blocked on ``channels``."""
         self.blocked_on = channels
         self._since = time.perf_counter()
         if self._watch is not None:
             self._watch.blocked(self)
 
-    def wake(self) -> None:
-        """Mark the node runnable (called synchronously by whoever unblocks it)."""
-        if self.blocked_on:
-            self.blocked_on = ()
-            self.blocked_s += time.perf_counter() - self._since
-            if self._watch is not None:
-                self._watch.unblocked(self)
+    def wake(self) -> float:
+        """Mark the node runnable (called synchronously by whoever unblocks it); returns the seconds it was
+        blocked (0 when it was not)."""
+        if not self.blocked_on:
+            return 0.0
+        self.blocked_on = ()
+        waited = time.perf_counter() - self._since
+        self.blocked_s += waited
+        if self._watch is not None:
+            self._watch.unblocked(self)
+        return waited
+
+    def waiting_on(self) -> str:
+        """The names of the channels the node is blocked on."""
+        return ", ".join(channel.name for channel in self.blocked_on)
 
 
 class Inbox:
     """The single long-lived waiter of a consumer node: every input channel wakes it, no per-message tasks."""
 
-    __slots__ = ("activity", "_waiter")
+    __slots__ = ("activity", "_waiter", "_woken")
 
     def __init__(self, activity: Activity) -> None:
         self.activity = activity
         self._waiter: asyncio.Future[None] | None = None
+        self._woken = 0.0
 
     def notify(self) -> None:
         """Wake the consumer if it waits."""
         waiter = self._waiter
         if waiter is not None:
             self._waiter = None
-            self.activity.wake()
+            self._woken = self.activity.wake()
             if not waiter.done():
                 waiter.set_result(None)
 
     async def wait(self, channels: tuple[Channel, ...]) -> None:
         """Wait until a channel notifies; ``channels`` are what the node waits for (stats and the watchdog)."""
         self._waiter = asyncio.get_running_loop().create_future()
-        self.activity.block(tuple(channel.name for channel in channels))
-        started = time.perf_counter()
+        self.activity.block(channels)
         try:
             await self._waiter
         finally:
             self._waiter = None
-            self.activity.wake()
-            waited = time.perf_counter() - started
+            waited = self.activity.wake() or self._woken
+            self._woken = 0.0
             for channel in channels:
                 channel.stats.consumer_wait_s += waited
 
@@ -121,6 +129,10 @@ class Channel(ABC):
     @abstractmethod
     async def put(self, message: Message, producer: Activity | None = None) -> None:
         """Send ``message``; under ``block`` wait while the channel is full."""
+
+    def offer(self, message: Message) -> bool:
+        """Send ``message`` if that needs no waiting; ``False`` when the caller must ``await put`` instead."""
+        return False
 
     @abstractmethod
     def get_nowait(self) -> Message:
@@ -175,6 +187,20 @@ class LocalChannel(Channel):
         """Attach the consumer's inbox."""
         self._inbox = inbox
 
+    def offer(self, message: Message) -> bool:
+        """Append ``message`` at once when there is room (the common case: no coroutine, no waiting)."""
+        buffer = self._buffer
+        if len(buffer) >= self.capacity or self.released:
+            return False
+        buffer.append(message)
+        stats = self.stats
+        stats.messages += 1
+        if len(buffer) > stats.max_depth:
+            stats.max_depth = len(buffer)
+        if self._inbox is not None:
+            self._inbox.notify()
+        return True
+
     async def put(self, message: Message, producer: Activity | None = None) -> None:
         """Append ``message``, waiting for room under ``block`` and dropping the oldest under ``latest``."""
         buffer = self._buffer
@@ -199,7 +225,7 @@ class LocalChannel(Channel):
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._putters.append((future, producer))
         if producer is not None:
-            producer.block((self.name,))
+            producer.block((self,))
         started = time.perf_counter()
         try:
             await future

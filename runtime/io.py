@@ -128,7 +128,7 @@ class NodeIO:
         """
         message = Message(value, stamp, source)
         for channel, route in self.subscribers[port]:
-            if route is None or route == source:
+            if (route is None or route == source) and not channel.offer(message):
                 await channel.put(message, self.activity)
 
     def close_outputs(self) -> None:

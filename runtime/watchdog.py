@@ -66,6 +66,6 @@ class Watchdog:
             self._check()
             return
         waits = "; ".join(
-            f"{node_id} waits on {', '.join(a.blocked_on)}" for node_id, a in sorted(self.blocked_nodes.items())
+            f"{node_id} waits on {a.waiting_on()}" for node_id, a in sorted(self.blocked_nodes.items())
         )
         self.on_deadlock(f"deadlock: every node is blocked on a channel for {self.grace_s:g}s ({waits})")

@@ -18,6 +18,8 @@ def read_document(path: str | Path) -> Any:
         size = path.stat().st_size
     except OSError as error:
         raise GraphError([Issue("file_not_found", f"cannot read {path}: {error.strerror}")], str(path)) from None
+    except ValueError as error:  # a path with a NUL byte, say
+        raise GraphError([Issue("file_not_found", f"cannot read {path!r}: {error}")], repr(str(path))) from None
     if size > MAX_FILE_BYTES:
         raise GraphError(
             [Issue("file_too_large", f"{size} bytes is more than the {MAX_FILE_BYTES} bytes a graph file may have")],
