@@ -35,8 +35,8 @@ def collect(run: GraphRun) -> dict[str, Any]:
 
 
 def save(state: dict[str, Any], directory: Path, index: int, keep: int) -> Path:
-    """Write ``state`` as ``ckpt-INDEX.pt`` (write then rename, so a crash never leaves a broken latest file),
-    point ``latest.pt`` at it and keep the newest ``keep`` checkpoints."""
+    """Write ``state`` as ``ckpt-INDEX.pt`` (write then rename, so a crash never leaves a broken latest file) and
+    keep the newest ``keep`` checkpoints; the newest name is the latest."""
     import torch
 
     directory.mkdir(parents=True, exist_ok=True)
@@ -44,9 +44,6 @@ def save(state: dict[str, Any], directory: Path, index: int, keep: int) -> Path:
     partial = path.with_suffix(".pt.partial")
     torch.save(state, partial)
     os.replace(partial, path)
-    latest_partial = directory / "latest.pt.partial"
-    torch.save({"format": CHECKPOINT_FORMAT, "latest": path.name}, latest_partial)
-    os.replace(latest_partial, directory / "latest.pt")
     for old in sorted(p for p in directory.iterdir() if _NAME.match(p.name))[:-keep]:
         old.unlink()
     return path

@@ -37,7 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except GraphError as error:
         _print_issues(error)
         return EXIT_BAD_INPUT
-    except (CheckpointError, FileNotFoundError, ValueError) as error:
+    except (CheckpointError, OSError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
 
@@ -68,8 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="continue the run in RUN_DIR from its latest checkpoint")
     run.add_argument("--inference", action="store_true", help="DNNE's flag: play the graph (no training)")
     run.add_argument("--headless", action="store_true", help="DNNE's flag: accepted; runs are headless")
-    run.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
-    run.add_argument("--checkpoint-every", type=int, help="save a checkpoint every N iterations")
+    run.add_argument("--threads", type=_at_least(1), default=1, help="torch threads (default 1)")
+    run.add_argument("--checkpoint-every", type=_at_least(0), help="save a checkpoint every N iterations")
     run.add_argument("--no-uvloop", action="store_true", help="use asyncio's own event loop")
     run.set_defaults(handler=cmd_run)
 
@@ -97,8 +97,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def registry_for(args: argparse.Namespace) -> NodeRegistry:
-    """The node registry with installed packages and ``--plugin`` modules."""
-    return default_registry(args.plugin)
+    """The node registry with installed packages and ``--plugin`` modules; a named plugin that fails is bad input."""
+    registry = default_registry(args.plugin)
+    failed = [error for error in registry.plugin_errors if error.startswith("plugin module")]
+    if failed:
+        raise ValueError("; ".join(failed))
+    return registry
+
+
+def _at_least(low: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{value} is less than {low}")
+        return value
+
+    return parse
 
 
 def load_from_args(args: argparse.Namespace, registry: NodeRegistry, run: dict[str, Any] | None = None) -> Graph:
@@ -204,7 +218,7 @@ def to_mermaid(graph: Graph) -> str:
     """The graph as a Mermaid flowchart."""
     ids = {node_id: f"n{i}" for i, node_id in enumerate(graph.nodes)}
     lines = ["flowchart LR"]
-    lines += [f'    {ids[n]}["{n}: {spec.type}"]' for n, spec in graph.nodes.items()]
+    lines += [f'    {ids[n]}["{_label(n)}: {spec.type}"]' for n, spec in graph.nodes.items()]
     lines += [f"    {ids[l.src]} -->|{l.src_port} → {l.dst_port}| {ids[l.dst]}" for l in graph.links]
     return "\n".join(lines) + "\n"
 
@@ -212,9 +226,14 @@ def to_mermaid(graph: Graph) -> str:
 def to_dot(graph: Graph) -> str:
     """The graph as Graphviz DOT."""
     lines = ["digraph dnne {", "    rankdir=LR;", "    node [shape=box];"]
-    lines += [f'    "{n}" [label="{n}\\n{spec.type}"];' for n, spec in graph.nodes.items()]
-    lines += [f'    "{l.src}" -> "{l.dst}" [label="{l.src_port} → {l.dst_port}"];' for l in graph.links]
+    lines += [f'    "{_label(n)}" [label="{_label(n)}\\n{spec.type}"];' for n, spec in graph.nodes.items()]
+    lines += [f'    "{_label(l.src)}" -> "{_label(l.dst)}" [label="{l.src_port} → {l.dst_port}"];'
+              for l in graph.links]
     return "\n".join(lines + ["}"]) + "\n"
+
+
+def _label(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', '\\"')
 
 
 def _print_issues(error: GraphError) -> None:

@@ -81,8 +81,11 @@ class RunResult:
 class RunHooks(Protocol):
     """Observers of a run (run directory, progress display, checkpoints); every method is optional."""
 
-    def on_start(self, run: GraphRun) -> None: ...
-    def on_stop(self, run: GraphRun) -> None: ...
+    def on_start(self, run: GraphRun) -> None:
+        """Called after setup (and restore), before any node runs."""
+
+    def on_stop(self, run: GraphRun) -> None:
+        """Called after every node has stopped and been torn down."""
 
 
 class DeadlockError(RuntimeError):
@@ -108,7 +111,7 @@ class GraphRun:
         registry: NodeRegistry | None = None,
         mode: str | None = None,
         run_dir: Path | None = None,
-        hooks: Sequence[Any] = (),
+        hooks: Sequence[RunHooks] = (),
         deadlock_grace_s: float = 5.0,
         restore: dict[str, Any] | None = None,
     ) -> None:
@@ -140,7 +143,9 @@ class GraphRun:
         self._stop_event: asyncio.Event | None = None
         self._watchdog: Watchdog | None = None
         self._deadlock_grace_s = deadlock_grace_s
+        self._started: dict[str, float] = {}
         self._alive: dict[str, float] = {}
+        self._grace_timer: asyncio.TimerHandle | None = None
         self._limits = self._stop_limits()
         self.stop_point_grace_s = 60.0
         self.context.stop_point_handler = self._stop_now
@@ -161,7 +166,7 @@ class GraphRun:
         live_points = self.context.stop_points & (self._watchdog.live if self._watchdog else set())
         if reason != "failed" and live_points and not self.context.stopping:
             self.context.stopping = True
-            asyncio.get_running_loop().call_later(self.stop_point_grace_s, self._stop_now)
+            self._grace_timer = asyncio.get_running_loop().call_later(self.stop_point_grace_s, self._stop_now)
             return
         if reason == "failed" or not live_points:
             self._stop_now()
@@ -319,17 +324,21 @@ class GraphRun:
             if timer is not None:
                 timer.cancel()
             self._watchdog.stop()
-            for hook in self.hooks:
-                if hasattr(hook, "on_stop"):
-                    try:
-                        hook.on_stop(self)
-                    except Exception as error:  # a failing save is reported, teardown still runs
-                        self.context.warn(f"run hook {type(hook).__name__} failed: {error}")
+            if self._grace_timer is not None:
+                self._grace_timer.cancel()
+            # Teardown first (a trainer waits for its update threads there), so the hooks' final checkpoint and
+            # summary see settled state and a teardown failure.
             for node_id in reversed(set_up):
                 try:
                     await self.nodes[node_id].teardown()
                 except Exception as error:
                     self._fail(node_id, "teardown", error)
+            for hook in self.hooks:
+                if hasattr(hook, "on_stop"):
+                    try:
+                        hook.on_stop(self)
+                    except Exception as error:  # a failing save is reported; the other hooks still run
+                        self.context.warn(f"run hook {type(hook).__name__} failed: {error}")
         return self.result()
 
     async def _run_nodes(self) -> None:
@@ -339,7 +348,7 @@ class GraphRun:
             tasks = [group.create_task(self._run_node(node_id, barrier), name=node_id) for node_id in self.nodes]
             for node_id in self.nodes:
                 self._watchdog.add(node_id)
-                self._alive[node_id] = time.perf_counter()
+                self._started[node_id] = time.perf_counter()
             barrier.set()
             await self._stop_event.wait()
             for task in tasks:
@@ -360,7 +369,7 @@ class GraphRun:
             self._fail(node_id, "run", error)
         finally:
             node.io.release_inputs()
-            self._alive[node_id] = time.perf_counter() - self._alive[node_id]
+            self._alive[node_id] = time.perf_counter() - self._started[node_id]
             self._watchdog.finished(node_id)
             if not self._watchdog.live or (self.context.stopping and not self.context.stop_points & self._watchdog.live):
                 self._stop_now()
@@ -374,8 +383,10 @@ class GraphRun:
         """The run's result so far."""
         nodes = {}
         for node_id, activity in self.activities.items():
-            alive = self._alive.get(node_id, 0.0)
-            alive = alive if alive < 1e6 else 0.0
+            if node_id in self._alive:
+                alive = self._alive[node_id]
+            else:
+                alive = time.perf_counter() - self._started[node_id] if node_id in self._started else 0.0
             nodes[node_id] = {
                 "firings": self.nodes[node_id].firings if node_id in self.nodes else 0,
                 "blocked_s": round(activity.blocked_s, 6),

@@ -80,10 +80,6 @@ class TypeRegistry:
         """All registered type names, sorted."""
         return sorted(self._types)
 
-    def aliases_of(self, name: str) -> list[str]:
-        """The aliases that resolve to ``name``."""
-        return sorted(alias for alias, target in self._aliases.items() if target == name)
-
     def converter(self, out_type: str, in_type: str) -> Converter | None:
         """How a value of ``out_type`` is read by an input of ``in_type``; ``None`` when incompatible.
 

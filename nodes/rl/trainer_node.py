@@ -318,13 +318,20 @@ class PPOTrainerNode(Node):
             self.ctx.request_checkpoint(f"{kind} trigger")
 
     async def teardown(self) -> None:
-        """Wait for async updates still running so no thread outlives the run."""
-        if self.pending:
-            await asyncio.wait(self.pending)
+        """Finish async updates still running (no thread outlives the run) and apply them, so the final
+        checkpoint holds their weights and counts."""
+        pending, self.pending = self.pending, []
+        for future in pending:
+            stats = await future
+            self.iteration += 1
+            self.ctx.counters.add("iterations")
+            self.ctx.log_metrics(dict(stats, iteration=self.iteration, staleness=0, policy_version=self.iteration))
+            self._swap_weights()
 
     # ---- checkpoints --------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        """Optimizer, schedule, counters, the sampling generator and the partial rollouts."""
+        """Optimizer, schedule, counters and the minibatch generator. A checkpoint taken at a stop point (after
+        an update) has no partial rollout to keep; one taken elsewhere resumes from the next rollout."""
         state: dict[str, Any] = {"iteration": self.iteration, "nan_updates": self.nan_updates,
                                  "generator": self.generator.get_state()}
         if self.optimizer is not None and self.schedule is not None and self.learner is not None:

@@ -77,6 +77,17 @@ def loads_or_graph_error(document) -> None:
         assert isinstance(result, Graph)
 
 
+def has_non_finite(value) -> bool:
+    """Whether a float NaN or infinity is anywhere in ``value`` (json.dumps writes those as bare tokens)."""
+    if isinstance(value, float):
+        return value != value or value in (float("inf"), float("-inf"))
+    if isinstance(value, dict):
+        return any(has_non_finite(v) for v in value.values())
+    if isinstance(value, list):
+        return any(has_non_finite(v) for v in value)
+    return False
+
+
 def through_file(document) -> None:
     text = json.dumps(document, allow_nan=True)
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
@@ -86,8 +97,8 @@ def through_file(document) -> None:
             result = load_graph(f.name, registry=REGISTRY)
         except GraphError as error:
             assert error.errors
-            if "NaN" in text or "Infinity" in text:
-                assert any(i.code == "non_finite_value" for i in error.errors) or error.errors
+            if has_non_finite(document):
+                assert any(i.code == "non_finite_value" for i in error.errors)
         else:
             assert isinstance(result, Graph)
             assert not any(isinstance(v, float) and not math.isfinite(v) for v in _leaves(result.run))

@@ -1,7 +1,6 @@
 """Graph files: native, DNNE/ComfyUI workflow (v0.4 and v1.0 links), API prompt, frontend-only nodes, overrides."""
 from __future__ import annotations
 
-import copy
 import json
 from pathlib import Path
 

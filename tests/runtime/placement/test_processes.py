@@ -8,7 +8,6 @@ import signal
 import sys
 import time
 
-import pytest
 
 from dnne.runtime.graph import Graph
 from dnne.runtime.loading import load_graph
