@@ -36,6 +36,7 @@ from common import loop_factories, machine, markdown_table, median, run_on
 
 from dnne.runtime.channel import Activity, Inbox, LocalChannel, Message
 from dnne.runtime.graph import Graph
+from dnne.runtime.types import identity
 from dnne.runtime.io import InputSlot, Link, NodeIO
 from dnne.runtime.loading import load_graph
 from dnne.runtime.node import Node
@@ -137,16 +138,12 @@ async def channel_chain(messages: int, relays: int, capacity: int) -> float:
 # ---------------------------------------------------------------------------------------------------------------
 # NodeIO over LocalChannels: the firing path without the runner
 # ---------------------------------------------------------------------------------------------------------------
-def _identity(value: Any) -> Any:
-    return value
-
-
 def _node_io(node_id: str, inbound: LocalChannel | None, outbound: LocalChannel | None) -> NodeIO:
     slots = {}
     if inbound is not None:
         port = Input("Int")
         port.name = "value"
-        slots["value"] = InputSlot(port, False, [Link(inbound, _identity, "upstream")])
+        slots["value"] = InputSlot(port, False, [Link(inbound, identity, "upstream")])
     outputs = {}
     subscribers: dict[str, list[tuple[LocalChannel, str | None]]] = {}
     if outbound is not None:

@@ -189,16 +189,9 @@ class LocalChannel(Channel):
 
     def offer(self, message: Message) -> bool:
         """Append ``message`` at once when there is room (the common case: no coroutine, no waiting)."""
-        buffer = self._buffer
-        if len(buffer) >= self.capacity or self.released:
+        if len(self._buffer) >= self.capacity or self.released:
             return False
-        buffer.append(message)
-        stats = self.stats
-        stats.messages += 1
-        if len(buffer) > stats.max_depth:
-            stats.max_depth = len(buffer)
-        if self._inbox is not None:
-            self._inbox.notify()
+        self._append(message)
         return True
 
     async def put(self, message: Message, producer: Activity | None = None) -> None:
@@ -213,6 +206,10 @@ class LocalChannel(Channel):
         if self.released:
             self.stats.drops += 1
             return
+        self._append(message)
+
+    def _append(self, message: Message) -> None:
+        buffer = self._buffer
         buffer.append(message)
         stats = self.stats
         stats.messages += 1

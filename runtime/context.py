@@ -4,7 +4,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -165,19 +165,24 @@ class RunContext:
         if self.stop_handler is not None:
             self.stop_handler(reason, node_id)
 
-    def find_upstream(self, node_id: str, port: str, key: str) -> Any:
-        """The nearest upstream declaration of ``key`` reachable from ``node_id.port``."""
-        frontier = list(self.upstream_links.get((node_id, port), ()))
+    def upstream_nodes(self, node_id: str, port: str | None = None) -> Iterator[str]:
+        """Node ids upstream of ``node_id`` (of its input ``port`` only, when given), nearest first."""
+        frontier = [src for (dst, dst_port), sources in self.upstream_links.items()
+                    if dst == node_id and port in (None, dst_port) for src in sources]
         seen: set[str] = set()
         while frontier:
             upstream = frontier.pop(0)
             if upstream in seen:
                 continue
             seen.add(upstream)
+            yield upstream
+            frontier.extend(src for (dst, _), sources in self.upstream_links.items() if dst == upstream
+                            for src in sources)
+
+    def find_upstream(self, node_id: str, port: str, key: str) -> Any:
+        """The nearest upstream declaration of ``key`` reachable from ``node_id.port``."""
+        for upstream in self.upstream_nodes(node_id, port):
             declared = self.contexts[upstream].declarations
             if key in declared:
                 return declared[key]
-            for (nid, _), sources in self.upstream_links.items():
-                if nid == upstream:
-                    frontier.extend(sources)
         return None

@@ -53,6 +53,7 @@ class InputSlot:
     value: Any = None
     has_value: bool = False
     pulled: int = 0
+    limit: int = 0
 
     def pending_count(self) -> int:
         """Messages pulled from channels but not fired yet."""
@@ -64,7 +65,7 @@ class InputSlot:
 
     def pull(self) -> None:
         """Move waiting messages into ``pending``, bounded by the channels' capacity to keep backpressure."""
-        limit = self._limit
+        limit = self.limit
         fan_in = self.port.fan_in
         for link in self.links:
             channel = link.channel
@@ -86,13 +87,6 @@ class InputSlot:
         """Remove the oldest message of one of this slot's pending queues."""
         self.pulled -= 1
         return queue.popleft()
-
-    @property
-    def _limit(self) -> int:
-        limit = self.__dict__.get("_limit_value")
-        if limit is None:
-            limit = self.__dict__["_limit_value"] = sum(link.channel.capacity for link in self.links)
-        return limit
 
 
 class NodeIO:
@@ -118,6 +112,8 @@ class NodeIO:
         self.configs = [s for s in slots.values() if s.config and s.links]
         self._turn = 0
         for slot in slots.values():
+            # Pull no more than the links could hold themselves, so backpressure reaches the producers.
+            slot.limit = sum(link.channel.capacity for link in slot.links)
             for link in slot.links:
                 link.channel.bind(self.inbox)
 

@@ -106,6 +106,7 @@ class PPOTrainerNode(Node):
         self.generator = torch.Generator()
         self.generator.manual_seed(self.ctx.seed)
         self._last_checkpoint = (time.perf_counter(), float("-inf"))
+        self._restored: dict[str, Any] | None = None
 
     async def setup(self) -> None:
         """In sync mode, a graceful stop waits for the end of the current update (an exact-resume point)."""
@@ -173,7 +174,7 @@ class PPOTrainerNode(Node):
         self.schedule = make_schedule(self.lr_schedule, lr, self._total_updates(), self.kl_threshold)
         if self.mode == "sync":
             policy.horizon = self.horizon_length
-        restored = getattr(self, "_restored", None)
+        restored = self._restored
         if restored is not None and "optimizer" in restored:
             self.optimizer.load_state_dict(restored["optimizer"])
             self.schedule.load_state_dict(restored["schedule"])

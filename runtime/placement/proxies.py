@@ -74,16 +74,9 @@ def upstream_declarations(node: Node) -> dict[str, Any]:
     """Every declaration reachable upstream of ``node``, the nearest one winning per key (as ``upstream`` finds)."""
     run = node.ctx.run
     found: dict[str, Any] = {}
-    frontier = [src for (dst, _), sources in run.upstream_links.items() if dst == node.id for src in sources]
-    seen: set[str] = set()
-    while frontier:
-        upstream = frontier.pop(0)
-        if upstream in seen:
-            continue
-        seen.add(upstream)
+    for upstream in run.upstream_nodes(node.id):
         for key, value in run.contexts[upstream].declarations.items():
             found.setdefault(key, value)
-        frontier.extend(src for (dst, _), sources in run.upstream_links.items() if dst == upstream for src in sources)
     return found
 
 
