@@ -1,28 +1,43 @@
-"""``dnne run`` end to end: run directory, resume, progress, signals, uvloop, exit codes."""
+"""``dnne run``: run directory, resume, progress, signals, uvloop, exit codes."""
 from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
 from pathlib import Path
 from typing import Any
 
-from . import checkpoint
-from .progress import Progress
-from .registry import NodeRegistry
-from .rundir import RunDirectory
-from .runner import GraphRun, RunResult
-
-log = logging.getLogger("dnne")
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+from .. import checkpoint
+from ..progress import Progress
+from ..rundir import RunDirectory
+from ..runner import GraphRun, RunResult
+from .shared import (EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, at_least, install_signal_handlers,
+                     load_from_args, loop_factory, registry_for, timestamp)
 
 
-def execute_cli_run(args: argparse.Namespace, registry: NodeRegistry) -> int:
-    """Run the graph named by ``args`` and return the process exit code."""
-    from .cli import install_signal_handlers, load_from_args, timestamp
+def add_parser(sub: Any, graph_args: argparse.ArgumentParser) -> None:
+    """Add ``run`` to the ``dnne`` parser."""
+    run = sub.add_parser("run", parents=[graph_args], help="train (or play) a graph")
+    run.add_argument("--max-steps", type=int, help="stop at this many env steps (summed over envs)")
+    run.add_argument("--timeout", help="stop after this wall time: 30s, 5m, 1h30m")
+    run.add_argument("--seed", type=int, help="run seed")
+    run.add_argument("--device", choices=("cpu", "cuda"), help="default device")
+    run.add_argument("--run-dir", "--save-checkpoint-dir", dest="run_dir", help="where the run writes")
+    run.add_argument("--resume", "--load-checkpoint-dir", dest="resume", metavar="RUN_DIR",
+                     help="continue the run in RUN_DIR from its latest checkpoint")
+    run.add_argument("--inference", action="store_true", help="DNNE's flag: play the graph (no training)")
+    run.add_argument("--headless", action="store_true", help="DNNE's flag: accepted; runs are headless")
+    run.add_argument("--threads", type=at_least(1), default=1, help="torch threads (default 1)")
+    run.add_argument("--checkpoint-every", type=at_least(0), help="save a checkpoint every N iterations")
+    run.add_argument("--no-uvloop", action="store_true", help="use asyncio's own event loop")
+    run.set_defaults(handler=cmd_run)
 
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """``dnne run``: load, run with a run directory, progress and signal handling; exit code by outcome."""
     import torch
+
+    registry = registry_for(args)
 
     torch.set_num_threads(max(args.threads, 1))
     restore = None
@@ -56,7 +71,7 @@ def execute_cli_run(args: argparse.Namespace, registry: NodeRegistry) -> int:
         return await graph_run.execute()
 
     try:
-        with asyncio.Runner(loop_factory=_loop_factory(args.no_uvloop)) as runner:
+        with asyncio.Runner(loop_factory=loop_factory(args.no_uvloop)) as runner:
             result = runner.run(main())
     except asyncio.CancelledError:
         return EXIT_INTERRUPTED
@@ -83,12 +98,3 @@ def report(result: RunResult, run_dir: Path) -> int:
         return EXIT_INTERRUPTED
     return EXIT_OK
 
-
-def _loop_factory(disabled: bool) -> Any:
-    if disabled:
-        return None
-    try:
-        import uvloop
-    except ImportError:
-        return None
-    return uvloop.new_event_loop

@@ -1,0 +1,6 @@
+"""The ``dnne`` command line, one module per subcommand; ``shared`` holds what they have in common."""
+from __future__ import annotations
+
+from .main import build_parser, main
+
+__all__ = ["build_parser", "main"]

@@ -1,0 +1,8 @@
+"""``python -m dnne.runtime.cli``: the ``dnne`` command."""
+from __future__ import annotations
+
+import sys
+
+from .main import main
+
+sys.exit(main())

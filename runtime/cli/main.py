@@ -1,0 +1,58 @@
+"""``dnne``: the parser of every subcommand and the entry point that maps outcomes to exit codes."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from .. import __version__
+from ..checkpoint import CheckpointError
+from ..errors import GraphError
+from . import convert, draw, export, nodes, play, plot, run, validate
+from .shared import EXIT_BAD_INPUT, print_issues
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``dnne`` console script; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO,
+                        format="%(levelname)s %(message)s", stream=sys.stderr)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return EXIT_BAD_INPUT
+    try:
+        return int(args.handler(args))
+    except GraphError as error:
+        print_issues(error)
+        return EXIT_BAD_INPUT
+    except (CheckpointError, OSError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(prog="dnne", description="Run RL training graphs (DNNE-compatible).")
+    parser.add_argument("--version", action="version", version=f"dnne-runtime {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                        help="import MODULE and register its nodes (repeatable)")
+    common.add_argument("-v", "--verbose", action="store_true", help="more output")
+    common.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+    graph_args = argparse.ArgumentParser(add_help=False, parents=[common])
+    graph_args.add_argument("file", nargs="?", help="graph file: native, DNNE/ComfyUI workflow or ComfyUI API "
+                            "prompt")
+    graph_args.add_argument("--set", action="append", default=[], metavar="ID.PARAM=VALUE", dest="overrides",
+                            help="override a node param or run.KEY (VALUE parsed as JSON, else a string)")
+    sub = parser.add_subparsers(dest="command")
+    run.add_parser(sub, graph_args)
+    validate.add_parser(sub, graph_args)
+    nodes.add_parser(sub, common)
+    convert.add_parser(sub, graph_args)
+    draw.add_parser(sub, graph_args)
+    play.add_parser(sub, graph_args)
+    plot.add_parser(sub, common)
+    export.add_parser(sub, common)
+    return parser
