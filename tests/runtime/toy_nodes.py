@@ -165,7 +165,12 @@ class Ticker(Recorded):
     stop_after = Param(int, 0, "request a stop after this many ticks (0: never)", ge=0, le=1_000_000)
     delay = Param(float, 0.0, "seconds of sleep per tick", ge=0.0, le=10.0)
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.triggers: list[tuple[str, int | None]] = []
+
     async def compute(self, trigger: Token) -> Mapping[str, Any]:
+        self.triggers.append((trigger.reason, self.stamp))
         counters = self.ctx.counters
         if self.steps_per_tick:
             counters.add("env_steps", self.steps_per_tick)
