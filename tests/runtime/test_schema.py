@@ -7,7 +7,9 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from dnne.runtime.errors import GraphError
 from dnne.runtime.graph import RUN_KEYS
+from dnne.runtime.loading import load_graph
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = json.loads((ROOT / "runtime" / "schema" / "graph.schema.json").read_text())
@@ -17,7 +19,8 @@ NATIVE_FILES = [p for p in sorted((ROOT / "graphs").rglob("*.json"))
 
 
 def minimal(**changes):
-    doc = {"format": "dnne-graph", "version": 1, "nodes": {"c": {"type": "Count", "params": {"n": 3}}},
+    doc = {"format": "dnne-graph", "version": 1,
+           "nodes": {"c": {"type": "Count", "params": {"n": 3}}, "s": {"type": "Sink"}, "t": {"type": "Sink"}},
            "links": [["c.out", "s.x"], {"from": "c.out", "to": "t.x", "capacity": 2, "policy": "latest"}],
            "run": {"seed": 1, "timeout": "1h30m"}}
     doc.update(changes)
@@ -48,11 +51,8 @@ class TestSchema:
         VALIDATOR.validate(minimal())
 
     @pytest.mark.parametrize("bad", [
-        {"format": "dnne-graph"},
-        minimal(format="comfy"),
         minimal(version=2),
         minimal(nodes={"c": {"params": {}}}),
-        minimal(nodes={"c": {"type": "Count", "colour": "red"}}),
         minimal(links=[["c.out"]]),
         minimal(links=[["cout", "s.x"]]),
         minimal(links=[{"from": "c.out", "to": "s.x", "policy": "newest"}]),
@@ -61,10 +61,29 @@ class TestSchema:
         minimal(run={"timeout": "ten minutes"}),
         minimal(run={"seed": -1}),
         minimal(placement={"c": 3}),
+    ], ids=lambda d: json.dumps(d)[:60])
+    def test_documents_the_loader_refuses_are_rejected(self, bad, registry):
+        """Documents the native loader refuses (a GraphError) are rejected by the schema too."""
+        with pytest.raises(GraphError):
+            load_graph(bad, registry=registry)
+        assert list(VALIDATOR.iter_errors(bad))
+
+    @pytest.mark.parametrize("bad", [
+        minimal(nodes={"c": {"type": "Count", "colour": "red"}, "s": {"type": "Sink"}, "t": {"type": "Sink"}}),
         minimal(extra=1),
     ], ids=lambda d: json.dumps(d)[:60])
-    def test_bad_documents_are_rejected(self, bad):
-        """Documents the native loader refuses are rejected by the schema too."""
+    def test_fields_the_loader_ignores_with_a_warning_are_rejected(self, bad, registry):
+        """The schema is stricter than the loader: a field the loader ignores with a warning is a schema error."""
+        graph = load_graph(bad, registry=registry)
+        assert [issue.code for issue in graph.warnings] == ["ignored_field"]
+        assert list(VALIDATOR.iter_errors(bad))
+
+    @pytest.mark.parametrize("bad", [{"format": "dnne-graph"}, minimal(format="comfy")],
+                             ids=lambda d: json.dumps(d)[:60])
+    def test_documents_only_the_schema_rejects(self, bad, registry):
+        """Documents the loader accepts but the schema rejects: no nodes at all, and a wrong ``format`` string on a
+        document that has the native shape."""
+        load_graph(bad, registry=registry)
         assert list(VALIDATOR.iter_errors(bad))
 
     def test_schema_ships_with_the_package(self):
