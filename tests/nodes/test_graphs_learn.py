@@ -12,7 +12,7 @@ from dnne.runtime.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 GRAPHS = ROOT / "graphs"
-DNNE_EXAMPLE = Path("/work/shared/spec/dnne-examples/Cartpole_PPO.json")
+DNNE_EXAMPLE = ROOT / "tests" / "data" / "dnne" / "Cartpole_PPO.json"  # DNNE's own file, byte for byte
 TRAINING_FIELDS = ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction", "explained_variance")
 
 
@@ -76,7 +76,6 @@ def test_same_seed_same_training(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not DNNE_EXAMPLE.exists(), reason="the DNNE example file is not on this machine")
 def test_dnne_example_learns(tmp_path: Path) -> None:
     """DNNE's own Cartpole_PPO.json, with 256 envs, reaches 400 within 500k env steps."""
     summary = run(DNNE_EXAMPLE, tmp_path, "--set", "1.num_envs=256", "--set", "run.target_return=400",

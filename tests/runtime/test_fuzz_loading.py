@@ -17,8 +17,7 @@ from dnne.runtime.registry import default_registry
 
 ROOT = Path(__file__).resolve().parents[2]
 NATIVE = json.loads((ROOT / "graphs" / "cartpole_ppo.json").read_text())
-DNNE = json.loads(Path("/work/shared/spec/dnne-examples/Cartpole_PPO.json").read_text()) \
-    if Path("/work/shared/spec/dnne-examples/Cartpole_PPO.json").exists() else NATIVE
+DNNE = json.loads((ROOT / "tests" / "data" / "dnne" / "Cartpole_PPO.json").read_text())
 REGISTRY = default_registry()
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

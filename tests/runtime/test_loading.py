@@ -11,9 +11,7 @@ from dnne.runtime.graph import Graph
 from dnne.runtime.loading import apply_overrides, load_graph, parse_override
 
 ROOT = Path(__file__).resolve().parents[2]
-DNNE_FILE = Path("/work/shared/spec/dnne-examples/Cartpole_PPO.json")
-if not DNNE_FILE.exists():
-    DNNE_FILE = ROOT / "graphs" / "dnne" / "Cartpole_PPO.json"
+DNNE_FILE = ROOT / "tests" / "data" / "dnne" / "Cartpole_PPO.json"  # DNNE's own file, byte for byte
 
 
 def codes(error: GraphError) -> list[str]:
