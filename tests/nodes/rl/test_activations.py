@@ -9,12 +9,25 @@ from dnne.nodes.rl.activations import ACTIVATIONS, resolve_activation
 
 
 class TestResolveActivation:
-    def test_every_name_builds_a_module(self) -> None:
-        """Every registered name builds a fresh module of its class."""
-        for name, cls in ACTIVATIONS.items():
-            module = resolve_activation(name)
-            assert isinstance(module, cls)
-            assert module is not resolve_activation(name)
+    @pytest.mark.parametrize("name, reference", [
+        ("elu", torch.nn.functional.elu), ("relu", torch.relu), ("tanh", torch.tanh),
+        ("selu", torch.nn.functional.selu), ("gelu", torch.nn.functional.gelu), ("silu", torch.nn.functional.silu),
+        ("swish", torch.nn.functional.silu), ("leaky_relu", torch.nn.functional.leaky_relu),
+        ("softplus", torch.nn.functional.softplus), ("sigmoid", torch.sigmoid), ("identity", lambda x: x),
+        ("none", lambda x: x),
+    ])
+    def test_every_name_computes_its_function(self, name, reference) -> None:
+        """Each name builds a fresh module that computes the function of that name (checked against torch's own
+        functional form, not against the lookup table)."""
+        x = torch.linspace(-3, 3, 13)
+        module = resolve_activation(name)
+        assert torch.allclose(module(x), reference(x))
+        assert module is not resolve_activation(name)
+
+    def test_every_registered_name_is_checked(self) -> None:
+        """The list above covers every registered name, so a new entry needs a reference."""
+        assert set(ACTIVATIONS) == {"elu", "relu", "tanh", "selu", "gelu", "silu", "swish", "leaky_relu", "softplus",
+                                    "sigmoid", "identity", "none"}
 
     def test_aliases_and_case(self) -> None:
         """swish is SiLU, none is Identity, and names are case-insensitive."""
