@@ -1,6 +1,7 @@
 """The Gymnasium backend: vectorized numpy envs, already-batched torch envs, and dead async workers."""
 from __future__ import annotations
 
+import multiprocessing
 import warnings
 from typing import Any
 
@@ -10,7 +11,7 @@ import pytest
 import torch
 
 from dnne.nodes.envs.base import StepResult
-from dnne.nodes.envs.gym_backend import GymnasiumEnv, TorchBatchedGymEnv
+from dnne.nodes.envs.gym_backend import GymnasiumEnv
 from dnne.nodes.envs.spaces import Box, Discrete
 
 
@@ -149,9 +150,12 @@ class TestAsync:
 
     def test_dead_worker_raises_runtime_error_naming_task(self) -> None:
         """A killed async worker surfaces as RuntimeError naming the task, and close() still succeeds."""
+        before = set(multiprocessing.active_children())
         env = GymnasiumEnv("CartPole-v1", 2, vectorization="async")
         env.reset(seed=0)
-        worker = env._env.processes[0]
+        workers = [process for process in multiprocessing.active_children() if process not in before]
+        assert len(workers) == 2
+        worker = workers[0]
         worker.kill()
         worker.join()
         with pytest.raises(RuntimeError, match="'CartPole-v1'.*worker process.*died"):
@@ -204,11 +208,15 @@ gymnasium.register(id="DnneTestTorchBatched-v0", entry_point=FakeTorchBatchedEnv
 
 
 class TestAlreadyBatchedTorchEnv:
-    def test_wrapped_without_second_vectorization(self) -> None:
-        """A registered env that is already batched in torch is wrapped as is, with its spaces and dt."""
+    def test_wrapped_without_second_vectorization(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A registered env that is already batched in torch is wrapped as is (Gymnasium's vectorization is never
+        called), with its spaces and dt."""
+
+        def refuse(*args: Any, **kwargs: Any) -> None:
+            raise AssertionError("an already-batched env was vectorized again")
+
+        monkeypatch.setattr(gymnasium, "make_vec", refuse)
         env = GymnasiumEnv("DnneTestTorchBatched-v0", 4)
-        assert isinstance(env._batched, TorchBatchedGymEnv)
-        assert not hasattr(env, "_env")
         assert env.observation_space.dim == 2 and env.action_space.dim == 1
         assert env.dt == pytest.approx(1 / 25)
         assert env.reset(seed=0).shape == (4, 2)
