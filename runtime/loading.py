@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ def load_graph(
     overrides: Sequence[str] | Mapping[str, Any] = (),
     registry: NodeRegistry | None = None,
     run: Mapping[str, Any] | None = None,
+    allowed_modules: Collection[str] = (),
 ) -> Graph:
     """Load, override and validate a graph.
 
@@ -30,6 +31,8 @@ def load_graph(
         overrides: ``"ID.param=VALUE"`` / ``"run.KEY=VALUE"`` strings, or a mapping of the same keys to values.
         registry: the node types to resolve against (default: every installed node package).
         run: run-section values that win over overrides and the file (the CLI's ``--seed``, ``--max-steps``...).
+        allowed_modules: modules a node may import because the user named them (``--allow-env-module``); a
+            graph file can never add to them.
 
     Returns:
         The validated graph; its ``warnings`` attribute lists the warnings found.
@@ -51,6 +54,7 @@ def load_graph(
             check_depth(document)
         graph = parse(document, registry, issues, path)
     graph.path = path or graph.path
+    graph.allowed_modules = frozenset(allowed_modules) | graph.allowed_modules
     apply_overrides(graph, overrides, registry, issues)
     if run:
         graph.run.update({k: v for k, v in run.items() if v is not None})

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 from .channel import POLICIES
@@ -34,7 +35,8 @@ def validate(graph: Graph, registry: NodeRegistry) -> list[Issue]:
                                 spec.id, where=spec.where))
             continue
         classes[spec.id] = cls
-        _check_params(spec.id, cls, spec.params, spec.param_where, spec.where, issues)
+        if _check_params(spec.id, cls, spec.params, spec.param_where, spec.where, issues):
+            _check_node(spec.id, cls, spec.params, spec.param_where, spec.where, graph, issues)
     refused: list[LinkSpec] = []
     valid_links = _check_links(graph, classes, registry, issues, refused)
     _check_required_inputs(graph, classes, valid_links + refused + _links_from_unknown_types(graph, classes), issues)
@@ -47,7 +49,9 @@ def validate(graph: Graph, registry: NodeRegistry) -> list[Issue]:
 
 
 def _check_params(node_id: str, cls: type[Node], params: dict[str, Any], param_where: dict[str, str], where: str,
-                  issues: list[Issue]) -> None:
+                  issues: list[Issue]) -> bool:
+    """Coerce ``params`` to their canonical names and types in place; whether every param was good."""
+    count = len(issues)
     canonical: dict[str, Any] = {}
     places: dict[str, str] = {}
     for written, value in params.items():
@@ -74,6 +78,22 @@ def _check_params(node_id: str, cls: type[Node], params: dict[str, Any], param_w
     params.update(canonical)
     param_where.clear()
     param_where.update(places)
+    return len(issues) == count
+
+
+def _check_node(node_id: str, cls: type[Node], params: dict[str, Any], param_where: dict[str, str], where: str,
+                graph: Graph, issues: list[Issue]) -> None:
+    """A node type's own checks of its params together (``check_params``), run before anything is built, so a
+    value the node would refuse at setup is refused by ``dnne validate`` too."""
+    device = params.get("device") if "device" in cls.param_specs else None
+    if isinstance(device, str) and (problem := device_problem(device)):
+        issues.append(Issue("bad_device", problem, node_id, "device", param_where.get("device", where)))
+    check = getattr(cls, "check_params", None)
+    if check is None:
+        return
+    full = {name: params.get(name, spec.default) for name, spec in cls.param_specs.items()}
+    for code, name, message in check(full, {"device": graph.run.get("device"), "allowed_modules": graph.allowed_modules}):
+        issues.append(Issue(code, message, node_id, name, param_where.get(name, where) if name else where))
 
 
 def _check_links(graph: Graph, classes: dict[str, type[Node]], registry: NodeRegistry, issues: list[Issue],
@@ -262,8 +282,7 @@ def _run_value_problem(key: str, value: Any) -> str | None:
     if key == "seed":
         return None if is_int(value) and 0 <= value < 2**63 else f"{value!r} must be an integer in [0, 2^63)"
     if key == "device":
-        ok = isinstance(value, str) and (value == "cpu" or value == "cuda" or value.startswith("cuda:"))
-        return None if ok else f"{value!r} must be 'cpu' or 'cuda'"
+        return device_problem(value)
     if key == "mode":
         return None if value in ("train", "play") else f"{value!r} must be 'train' or 'play'"
     if key in ("max_steps", "max_iterations", "max_episodes", "keep_checkpoints"):
@@ -281,6 +300,13 @@ def _run_value_problem(key: str, value: Any) -> str | None:
             return f"{value!r} must be a number"
         return None if math.isfinite(value) else f"{value!r} is not a finite number"
     return None
+
+
+def device_problem(value: Any) -> str | None:
+    """Why ``value`` is not a device the runtime can run on (``cpu``, ``cuda``, ``cuda:N``, ``mps``); else ``None``."""
+    if isinstance(value, str) and (value in ("cpu", "cuda", "mps") or re.fullmatch(r"cuda:\d{1,4}", value)):
+        return None
+    return f"device {value!r} must be 'cpu', 'cuda', 'cuda:N' (N a GPU index) or 'mps'"
 
 
 def _check_placement(graph: Graph, classes: dict[str, type[Node]], links: list[LinkSpec], registry: NodeRegistry,

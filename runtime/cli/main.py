@@ -8,17 +8,19 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..checkpoint import CheckpointError
-from ..errors import GraphError
+from ..errors import GraphError, printable
 from . import convert, draw, export, nodes, play, plot, run, validate
-from .shared import EXIT_BAD_INPUT, print_issues
+from .shared import EXIT_BAD_INPUT, PrintableFormatter, print_issues
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``dnne`` console script; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(PrintableFormatter("%(levelname)s %(message)s"))
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO,
-                        format="%(levelname)s %(message)s", stream=sys.stderr)
+                        handlers=[handler])
     if not getattr(args, "command", None):
         parser.print_help()
         return EXIT_BAD_INPUT
@@ -28,7 +30,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print_issues(error)
         return EXIT_BAD_INPUT
     except (CheckpointError, OSError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(printable(f"error: {error}", keep_newlines=True), file=sys.stderr)
         return EXIT_BAD_INPUT
 
 
@@ -46,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "prompt")
     graph_args.add_argument("--set", action="append", default=[], metavar="ID.PARAM=VALUE", dest="overrides",
                             help="override a node param or run.KEY (VALUE parsed as JSON, else a string)")
+    graph_args.add_argument("--allow-env-module", action="append", default=[], metavar="MODULE",
+                            dest="allowed_modules", help="let env ids of the form MODULE:EnvId import MODULE; a graph "
+                            "file can never import a module by itself (repeatable)")
     sub = parser.add_subparsers(dest="command")
     run.add_parser(sub, graph_args)
     validate.add_parser(sub, graph_args)

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import GraphError, Issue
+from ..errors import GraphError, Issue, printable
 from ..graph import Graph
 from ..loading import load_graph
 from ..registry import NodeRegistry, default_registry
@@ -44,7 +44,7 @@ def load_from_args(args: argparse.Namespace, registry: NodeRegistry, run: dict[s
     """Load and validate the graph named on the command line, printing its warnings."""
     if not args.file:
         raise GraphError([Issue("missing_file", f"dnne {args.command} needs a graph FILE")])
-    graph = load_graph(args.file, args.overrides, registry, run)
+    graph = load_graph(args.file, args.overrides, registry, run, getattr(args, "allowed_modules", ()))
     for issue in graph.warnings:
         if issue.code != "unused_output" or getattr(args, "verbose", False):
             log.warning("%s", issue)
@@ -54,10 +54,18 @@ def load_from_args(args: argparse.Namespace, registry: NodeRegistry, run: dict[s
 def print_issues(error: GraphError) -> None:
     """Print a graph's errors, one per line, under a count."""
     errors = error.errors
-    head = f"{error.path}: " if error.path else ""
+    head = printable(f"{error.path}: ") if error.path else ""
     print(f"{head}{len(errors)} error(s)", file=sys.stderr)
     for issue in errors:
         print(f"  {issue}", file=sys.stderr)
+
+
+class PrintableFormatter(logging.Formatter):
+    """Log lines with control characters escaped: messages quote node ids and values from graph files."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """The formatted record, escaped with ``printable`` (line breaks kept)."""
+        return printable(super().format(record), keep_newlines=True)
 
 
 def install_signal_handlers(loop: asyncio.AbstractEventLoop, graceful: Callable[[], None],
