@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from .. import __version__
 from ..checkpoint import CheckpointError
 from ..errors import GraphError, printable
+from ..run_owner import RunDirectoryError
 from . import convert, draw, export, nodes, play, plot, run, validate
 from .shared import EXIT_BAD_INPUT, PrintableFormatter, print_issues
 
@@ -29,7 +30,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except GraphError as error:
         print_issues(error)
         return EXIT_BAD_INPUT
-    except (CheckpointError, OSError, ValueError) as error:
+    except (CheckpointError, RunDirectoryError, OSError, ValueError) as error:
         print(printable(f"error: {error}", keep_newlines=True), file=sys.stderr)
         return EXIT_BAD_INPUT
 
