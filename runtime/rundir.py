@@ -21,6 +21,10 @@ log = logging.getLogger("dnne")
 DEFAULT_CHECKPOINT_INTERVAL_S = 600.0
 
 
+class LoopBlockedError(RuntimeError):
+    """A node held the event loop in a synchronous call and the run had to be stopped around it."""
+
+
 class RunDirectory:
     """A run hook that keeps everything a run leaves behind in one folder.
 
@@ -189,6 +193,20 @@ class RunDirectory:
                 self._metrics.close()
             if self._writer is not None:
                 self._writer.close()
+
+    def save_stuck(self, run: GraphRun, reason: str, node_id: str | None, description: str) -> None:
+        """Record a run whose event loop is blocked (called from the loop watchdog's thread while the loop cannot
+        run): the state at the last consistent point becomes a checkpoint, and the summary names the node."""
+        from .errors import NodeFailure
+
+        if run.stop_reason is None:
+            run.stop_reason = reason
+        if run.error is None and node_id is not None and node_id in run.nodes:
+            cause = LoopBlockedError(f"blocked the event loop ({description}); the run was stopped for {reason}")
+            run.error = NodeFailure(node_id, type(run.nodes[node_id]).type_name(), "run", cause)
+        if self._consistent is not None:
+            self._write(self._consistent, f"the last consistent state before the loop was blocked ({reason})")
+        self.write_summary(run)
 
     def write_summary(self, run: GraphRun) -> None:
         """Write ``summary.json`` (atomically)."""

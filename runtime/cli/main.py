@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 
 from .. import __version__
@@ -11,19 +13,37 @@ from ..checkpoint import CheckpointError
 from ..errors import GraphError, printable
 from ..run_owner import RunDirectoryError
 from . import convert, draw, export, nodes, play, plot, run, validate
-from .shared import EXIT_BAD_INPUT, PrintableFormatter, print_issues
+from .shared import EXIT_BAD_INPUT, EXIT_INTERRUPTED, PrintableFormatter, print_issues
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``dnne`` console script; returns the exit code."""
+    # Ctrl-C or SIGTERM before the run's own handlers are in place (imports take a while) is a quiet exit 130,
+    # also for a background job, which inherits SIGINT ignored.
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(PrintableFormatter("%(levelname)s %(message)s"))
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO,
+    verbose, quiet = getattr(args, "verbose", False), getattr(args, "quiet", False)
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO,
                         handlers=[handler])
     if not getattr(args, "command", None):
-        parser.print_help()
+        parser.print_help(sys.stderr)
         return EXIT_BAD_INPUT
     try:
         return int(args.handler(args))

@@ -12,6 +12,7 @@ from .. import checkpoint
 from ..durations import parse_duration
 from ..errors import GraphError, printable
 from ..loaders.document import parse_document
+from ..loop_watchdog import LoopWatchdog
 from ..progress import Progress
 from ..run_owner import claim
 from ..rundir import DEFAULT_CHECKPOINT_INTERVAL_S, RunDirectory
@@ -40,6 +41,8 @@ def add_parser(sub: Any, graph_args: argparse.ArgumentParser) -> None:
                      help="save a checkpoint at the first consistent point after each DURATION (default 10m; "
                      "0 turns it off)")
     run.add_argument("--no-uvloop", action="store_true", help="use asyncio's own event loop")
+    run.add_argument("--stall-warning", type=interval, default=10.0, metavar="DURATION",
+                     help="report a node that holds the event loop this long in one synchronous call (default 10s)")
     run.set_defaults(handler=cmd_run)
 
 
@@ -93,8 +96,21 @@ def cmd_run(args: argparse.Namespace) -> int:
             print("second signal: aborting without saving", file=sys.stderr, flush=True)
             task.cancel()
 
-        install_signal_handlers(asyncio.get_running_loop(), lambda: graph_run.request_stop("interrupted"), abort)
-        return await graph_run.execute()
+        def on_stuck(reason: str, node_id: str | None, description: str) -> int:
+            print("\n" + printable(f"{reason} while the event loop is blocked: {description}; saving the last consistent "
+                            "checkpoint and the summary, then exiting"), file=sys.stderr, flush=True)
+            directory.save_stuck(graph_run, reason, node_id, description)
+            return EXIT_INTERRUPTED if reason == "interrupted" else EXIT_FAILED
+
+        loop = asyncio.get_running_loop()
+        install_signal_handlers(loop, lambda: graph_run.request_stop("interrupted"), abort)
+        timeout = graph.run.get("timeout")
+        watchdog = LoopWatchdog(loop, on_stuck, stall_s=args.stall_warning or float("inf"),
+                                deadline_s=None if timeout is None else parse_duration(timeout) + 1.0)
+        try:
+            return await graph_run.execute()
+        finally:
+            watchdog.stop()
 
     try:
         with asyncio.Runner(loop_factory=loop_factory(args.no_uvloop)) as runner:
