@@ -13,6 +13,7 @@ from ..checkpoint import CheckpointError
 from ..errors import GraphError, printable
 from ..run_owner import RunDirectoryError
 from . import convert, draw, export, nodes, play, plot, run, validate
+from . import eval as evaluate
 from .shared import EXIT_BAD_INPUT, EXIT_INTERRUPTED, PrintableFormatter, print_issues
 
 
@@ -79,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_parser(sub, graph_args)
     draw.add_parser(sub, graph_args)
     play.add_parser(sub, graph_args)
+    evaluate.add_parser(sub, graph_args)
     plot.add_parser(sub, common)
     export.add_parser(sub, common)
     return parser
