@@ -30,7 +30,7 @@ def add_evaluation_args(parser: argparse.ArgumentParser) -> None:
                         "(default 10)")
     parser.add_argument("--max-steps", type=at_least(1), help="also stop after this many env steps")
     parser.add_argument("--stochastic", action="store_true", help="sample actions instead of acting deterministically")
-    parser.add_argument("--seed", type=at_least(0), default=0, help="seed of the evaluation episodes (default 0)")
+    parser.add_argument("--seed", type=at_least(0), help="seed of the evaluation episodes (default: the graph's)")
 
 
 def cmd_play(args: argparse.Namespace) -> int:
@@ -43,7 +43,9 @@ def cmd_play(args: argparse.Namespace) -> int:
     state = checkpoint.load(Path(args.checkpoint))
     graph = load_from_args(args, registry, {"mode": "play"})
     # The training graph's stop conditions are not the evaluation's: it ends after its episodes (or --max-steps).
-    graph.run.update(seed=args.seed, max_episodes=args.episodes, max_steps=args.max_steps, max_iterations=None,
+    if args.seed is not None:
+        graph.run["seed"] = args.seed
+    graph.run.update(max_episodes=args.episodes, max_steps=args.max_steps, max_iterations=None,
                      timeout=None, target_return=None, realtime=getattr(args, "realtime", False),
                      stochastic=args.stochastic, video_dir=getattr(args, "video", None))
     episodes: list[dict[str, float]] = []
