@@ -11,9 +11,11 @@ from typing import Any
 from .. import checkpoint
 from ..durations import parse_duration
 from ..errors import GraphError, printable
+from ..graph import Graph
 from ..loaders.document import parse_document
 from ..loop_watchdog import LoopWatchdog
 from ..progress import Progress
+from ..registry import NodeRegistry
 from ..run_owner import claim
 from ..rundir import DEFAULT_CHECKPOINT_INTERVAL_S, RunDirectory
 from ..runner import GraphRun, RunResult
@@ -62,23 +64,34 @@ def cmd_run(args: argparse.Namespace) -> int:
     import torch
 
     registry = registry_for(args)
-    restore = None
-    if args.resume:
-        run_dir = Path(args.resume)
-        lock = claim(run_dir, resume=True)
-        if not args.file:
-            args.file = str(run_dir / "graph.json")
-        settings = resolved_settings(args, saved_settings(run_dir))
-        restore = checkpoint.load(run_dir)
-    else:
-        settings = resolved_settings(args, {})
-    run_section = {"seed": args.seed, "device": args.device, "max_steps": args.max_steps, "timeout": args.timeout,
-                   "mode": "play" if args.inference else None}
-    graph = load_from_args(args, registry, run_section)
-    if not args.resume:
-        run_dir = Path(args.run_dir) if args.run_dir else Path("runs") / f"{Path(args.file).stem}-{timestamp()}"
-        lock = claim(run_dir, force=args.force)
-    torch.set_num_threads(settings["threads"])
+    lock = claim(Path(args.resume), resume=True) if args.resume else None
+    try:
+        restore = None
+        if args.resume:
+            run_dir = Path(args.resume)
+            if not args.file:
+                args.file = str(run_dir / "graph.json")
+            settings = resolved_settings(args, saved_settings(run_dir))
+            restore = checkpoint.load(run_dir)
+        else:
+            settings = resolved_settings(args, {})
+        run_section = {"seed": args.seed, "device": args.device, "max_steps": args.max_steps,
+                       "timeout": args.timeout, "mode": "play" if args.inference else None}
+        graph = load_from_args(args, registry, run_section)
+        if not args.resume:
+            run_dir = Path(args.run_dir) if args.run_dir else Path("runs") / f"{Path(args.file).stem}-{timestamp()}"
+            lock = claim(run_dir, force=args.force)
+        torch.set_num_threads(settings["threads"])
+        return run_in(run_dir, graph, registry, restore, settings, args)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def run_in(run_dir: Path, graph: Graph, registry: NodeRegistry, restore: dict[str, Any] | None,
+           settings: dict[str, Any], args: argparse.Namespace) -> int:
+    """Run ``graph`` in the claimed ``run_dir`` with checkpoints, progress, signal handling and the loop
+    watchdog; the exit code by outcome."""
     every = settings["checkpoint_every"] or int(graph.run.get("checkpoint_every") or 0)
     directory = RunDirectory(run_dir, every, int(graph.run.get("keep_checkpoints") or 3),
                              checkpoint_interval_s=settings["checkpoint_interval_s"] or None, settings=settings)
@@ -97,8 +110,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             task.cancel()
 
         def on_stuck(reason: str, node_id: str | None, description: str) -> int:
-            print("\n" + printable(f"{reason} while the event loop is blocked: {description}; saving the last consistent "
-                            "checkpoint and the summary, then exiting"), file=sys.stderr, flush=True)
+            print("\n" + printable(f"{reason} while the event loop is blocked: {description}; saving the last "
+                                   "consistent checkpoint and the summary, then exiting"), file=sys.stderr, flush=True)
             directory.save_stuck(graph_run, reason, node_id, description)
             return EXIT_INTERRUPTED if reason == "interrupted" else EXIT_FAILED
 
@@ -117,8 +130,6 @@ def cmd_run(args: argparse.Namespace) -> int:
             result = runner.run(main())
     except asyncio.CancelledError:
         return EXIT_INTERRUPTED
-    finally:
-        lock.release()
     return report(result, run_dir, directory.checkpoint_error)
 
 
