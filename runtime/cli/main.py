@@ -21,7 +21,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``dnne`` console script; returns the exit code."""
     # Ctrl-C or SIGTERM before the run's own handlers are in place (imports take a while) is a quiet exit 130,
     # also for a background job, which inherits SIGINT ignored.
+    previous = {}
     if threading.current_thread() is threading.main_thread():
+        previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, _interrupt)
     try:
@@ -29,6 +31,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    finally:
+        for signum, handler in previous.items():  # main() called from Python leaves the caller's handlers as they were
+            if handler is not None:
+                signal.signal(signum, handler)
 
 
 def _interrupt(signum: int, frame: object) -> None:
