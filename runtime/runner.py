@@ -130,7 +130,7 @@ class GraphRun:
         self.context = RunContext(
             int(graph.run.get("seed") or 0), graph.run.get("device") or "cpu", self.mode, self.counters, run_dir
         )
-        self.context.settings = dict(graph.run, allowed_modules=graph.allowed_modules)
+        self.context.settings = dict(graph.run, allowed_modules=sorted(graph.allowed_modules))
         self.context.stop_handler = self._node_stop
         self.hooks = list(hooks)
         self.nodes: dict[str, Node] = {}

@@ -62,7 +62,7 @@ class EnvNode(Node):
         options = dict(self.env_kwargs or {})
         if backend == "gymnasium":
             options = {"vectorization": self.vectorization, "env_kwargs": options,
-                       "allowed_modules": self.ctx.settings.get("allowed_modules", frozenset())}
+                       "allowed_modules": self.ctx.settings.get("allowed_modules", ())}
             video = self.ctx.settings.get("video_dir") if self.ctx.mode == "play" else None
             if video:
                 options["record_dir"] = str(video)
