@@ -62,8 +62,9 @@ def parse_document(text: str, path: str | None = None) -> Any:
 
 
 def parse_value(text: str, depth: int = 1) -> Any:
-    """A ``--set`` value: JSON with the limits of a graph file (finite numbers of bounded size, at most
+    """A ``--set`` value: JSON with the size limits of a graph file (integers within 64 bits, at most
     ``MAX_DEPTH - depth`` levels, ``depth`` being where the value lands), else the text itself as a string.
+    ``NaN`` and ``Infinity`` parse as floats, so the param or run key they set refuses them at its own place.
 
     Raises:
         ValueError: the value is JSON beyond those limits (the message says which).
@@ -71,7 +72,7 @@ def parse_value(text: str, depth: int = 1) -> Any:
     if len(text) > MAX_FILE_BYTES:
         raise ValueError(f"more than {MAX_FILE_BYTES} bytes")
     try:
-        value = json.loads(text, parse_constant=_NonFinite, parse_int=_integer)
+        value = json.loads(text, parse_int=_integer)
     except RecursionError:
         raise ValueError(f"nested deeper than {MAX_DEPTH} levels") from None
     except ValueError:
@@ -81,7 +82,7 @@ def parse_value(text: str, depth: int = 1) -> Any:
     except GraphError:
         raise ValueError(f"nested deeper than the {MAX_DEPTH - depth} levels a value may have there") from None
     for _, leaf in _leaves(value):
-        if isinstance(leaf, (_NonFinite, _TooLarge)) or isinstance(leaf, float) and not math.isfinite(leaf):
+        if isinstance(leaf, _TooLarge):
             raise ValueError(_refusal(leaf, "").message)
     return value
 
