@@ -1,6 +1,8 @@
 """Checkpoints of a whole graph: every stateful node's state plus the counters, saved atomically."""
 from __future__ import annotations
 
+import errno
+import logging
 import os
 import re
 from pathlib import Path
@@ -11,6 +13,7 @@ if TYPE_CHECKING:
 
 CHECKPOINT_FORMAT = 1
 _NAME = re.compile(r"^ckpt-(\d+)\.pt$")
+log = logging.getLogger("dnne")
 
 
 class CheckpointError(Exception):
@@ -35,43 +38,120 @@ def collect(run: GraphRun) -> dict[str, Any]:
 
 
 def save(state: dict[str, Any], directory: Path, index: int, keep: int) -> Path:
-    """Write ``state`` as ``ckpt-INDEX.pt`` (write then rename, so a crash never leaves a broken latest file) and
-    keep the newest ``keep`` checkpoints; the newest name is the latest."""
+    """Write ``state`` as ``ckpt-INDEX.pt`` and keep the newest ``keep`` checkpoints; the newest name is the latest.
+
+    The file is written beside its final name, flushed to disk (``fsync``) and renamed, and the rename is made
+    durable too, so a crash or a power cut never leaves a broken latest file; a failed write removes its partial
+    file.
+
+    Raises:
+        CheckpointError: the checkpoint could not be written (disk full, read-only, ...); nothing is left behind.
+    """
     import torch
 
-    directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"ckpt-{index:08d}.pt"
     partial = path.with_suffix(".pt.partial")
-    torch.save(state, partial)
-    os.replace(partial, path)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with open(partial, "wb") as file:
+            torch.save(state, file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(partial, path)
+        _fsync_directory(directory)
+    except Exception as error:
+        partial.unlink(missing_ok=True)
+        raise CheckpointError(f"cannot write checkpoint {path}: {_why(error, directory)}") from None
     for old in sorted(p for p in directory.iterdir() if _NAME.match(p.name))[:-keep]:
         old.unlink()
     return path
 
 
-def latest(directory: Path) -> Path | None:
-    """The newest complete checkpoint in ``directory``."""
+def remove_partials(directory: Path) -> list[Path]:
+    """Delete partial files a killed run left in ``directory``; returns them."""
     if not directory.is_dir():
-        return None
-    found = sorted(p for p in directory.iterdir() if _NAME.match(p.name))
-    return found[-1] if found else None
+        return []
+    found = [p for p in directory.iterdir() if p.name.endswith(".partial")]
+    for path in found:
+        path.unlink(missing_ok=True)
+    return found
+
+
+def _fsync_directory(directory: Path) -> None:
+    try:
+        handle = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return  # platforms without directory handles
+    try:
+        os.fsync(handle)
+    except OSError:
+        pass
+    finally:
+        os.close(handle)
+
+
+def _why(error: BaseException, directory: Path) -> str:
+    """A write error in words; torch reports a full disk as an opaque ``inline_container.cc`` failure."""
+    import shutil
+
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+        return "no space left on the device"
+    try:
+        free = shutil.disk_usage(directory).free
+    except OSError:
+        free = None
+    if free is not None and free < 64 * 1024 * 1024:
+        return f"the disk is full ({free} bytes free): {type(error).__name__}: {str(error).splitlines()[0]}"
+    return f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+
+
+def latest(directory: Path) -> Path | None:
+    """The newest complete checkpoint in ``directory`` (by name; see ``load`` for one that is also readable)."""
+    found = candidates(directory)
+    return found[0] if found else None
+
+
+def candidates(directory: Path) -> list[Path]:
+    """The complete checkpoints in ``directory``, newest first."""
+    if not directory.is_dir():
+        return []
+    return sorted((p for p in directory.iterdir() if _NAME.match(p.name)), reverse=True)
 
 
 def load(path: Path) -> dict[str, Any]:
-    """Read a checkpoint safely (``weights_only``: no code runs); ``CheckpointError`` says what is wrong."""
+    """Read a checkpoint safely (``weights_only``: no code runs); ``CheckpointError`` says what is wrong.
+
+    For a run directory, the newest readable checkpoint: a truncated or corrupt newer one is skipped with a
+    warning, so one bad file never blocks a resume while older good ones exist.
+    """
+    if not path.is_dir():
+        return _read(path)
+    found = candidates(path / "checkpoints") or candidates(path)
+    if not found:
+        raise CheckpointError(f"no checkpoint in {path}")
+    problems = []
+    for candidate in found:
+        try:
+            state = _read(candidate)
+        except CheckpointError as error:
+            problems.append(str(error))
+            continue
+        for problem in problems:
+            log.warning("skipped an unreadable checkpoint: %s", problem)
+        return state
+    raise CheckpointError("no readable checkpoint: " + "; ".join(problems))
+
+
+def _read(path: Path) -> dict[str, Any]:
     import torch
 
-    if path.is_dir():
-        found = latest(path / "checkpoints") or latest(path)
-        if found is None:
-            raise CheckpointError(f"no checkpoint in {path}")
-        path = found
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise CheckpointError(f"{path}: no such checkpoint") from None
     except Exception as error:
-        raise CheckpointError(f"{path} is not a readable checkpoint (truncated or corrupt?): {error}") from None
+        first = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise CheckpointError(f"{path} is not a readable checkpoint (truncated or corrupt?): {first}") from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT or "nodes" not in state:
         raise CheckpointError(f"{path} is not a dnne checkpoint of format {CHECKPOINT_FORMAT}")
     return state
@@ -98,7 +178,14 @@ def restore(state: dict[str, Any], run: GraphRun) -> None:
     check_compatible(state, run)
     for node_id, node_state in state["nodes"].items():
         if node_id in run.nodes:
-            run.nodes[node_id].load_state_dict(node_state)
+            try:
+                run.nodes[node_id].load_state_dict(node_state)
+            except (RuntimeError, KeyError, ValueError, TypeError, IndexError) as error:
+                # A state of another shape (a changed hidden size, num_envs, ...) is a checkpoint that does not
+                # fit this graph: bad input, not a crash.
+                text = " ".join(str(error).split())[:400] or type(error).__name__
+                raise CheckpointError(f"node {node_id!r}: the checkpoint does not fit this graph "
+                                      f"({type(error).__name__}: {text})") from None
     for name, obj in run.context.shared_objects().items():
         if name in state.get("shared", {}) and hasattr(obj, "load_state_dict"):
             obj.load_state_dict(state["shared"][name])

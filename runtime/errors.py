@@ -1,7 +1,20 @@
 """Errors users read: validation issues with a code, a node, a port or param, and a place in the file."""
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import asdict, dataclass
+
+
+def printable(text: str, keep_newlines: bool = False) -> str:
+    """``text`` with control and format characters (terminal escapes, bidi overrides) written as ``\\x1b``-style
+    escapes, so a node id from a file can never drive the terminal it is printed to."""
+    out = []
+    for char in str(text):
+        if (char == "\n" and keep_newlines) or unicodedata.category(char) not in ("Cc", "Cf", "Zl", "Zp"):
+            out.append(char)
+        else:
+            out.append(char.encode("unicode_escape").decode("ascii"))
+    return "".join(out)
 
 
 @dataclass(frozen=True)
@@ -32,7 +45,7 @@ class Issue:
                 subject += f" {self.field!r}"
             subject += ": "
         place = f" (at {self.where})" if self.where else ""
-        return f"{self.severity} [{self.code}] {subject}{self.message}{place}"
+        return printable(f"{self.severity} [{self.code}] {subject}{self.message}{place}")
 
     def as_dict(self) -> dict[str, str | None]:
         """The issue as plain data."""
@@ -52,7 +65,7 @@ class GraphError(Exception):
         self.path = path
         errors = [i for i in issues if i.severity == "error"]
         head = f"{path}: " if path else ""
-        super().__init__(head + f"{len(errors)} error(s)\n" + "\n".join(f"  {i}" for i in errors))
+        super().__init__(printable(head) + f"{len(errors)} error(s)\n" + "\n".join(f"  {i}" for i in errors))
 
     @property
     def errors(self) -> list[Issue]:
@@ -75,4 +88,5 @@ class NodeFailure(Exception):
         self.node_type = node_type
         self.phase = phase
         self.cause = cause
-        super().__init__(f"node {node_id!r} ({node_type}) failed in {phase}: {type(cause).__name__}: {cause}")
+        super().__init__(printable(f"node {node_id!r} ({node_type}) failed in {phase}: {type(cause).__name__}: {cause}",
+                                   keep_newlines=True))

@@ -78,6 +78,8 @@ class Graph:
         workers: worker name -> options (the Python interpreter to run it under).
         path: the file it was loaded from.
         format: the format it was loaded from.
+        allowed_modules: modules the command line allows nodes to import by name (``module:EnvId``); never read
+            from a file and never written to one.
     """
 
     nodes: dict[str, NodeSpec] = field(default_factory=dict)
@@ -88,6 +90,7 @@ class Graph:
     path: str | None = None
     format: str = FORMAT_NAME
     warnings: list[Any] = field(default_factory=list)
+    allowed_modules: frozenset[str] = frozenset()
 
     def add(self, node_id: str, node_type: str, **params: Any) -> Graph:
         """Add a node; returns the graph so calls chain."""

@@ -1,19 +1,18 @@
 """``load_graph``: any supported file or dict to a validated ``Graph``, with ``--set`` overrides applied."""
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from .errors import GraphError, Issue
 from .graph import Graph
 from .loaders.comfy import load_api_prompt, load_workflow
-from .loaders.document import check_depth, detect_format, read_document
+from .loaders.document import check_depth, detect_format, parse_value, read_document
 from .loaders.native import load_native
 from .node import canonical_name
 from .registry import NodeRegistry, default_registry
-from .validate import validate
+from .validate import did_you_mean, validate
 
 
 def load_graph(
@@ -21,6 +20,7 @@ def load_graph(
     overrides: Sequence[str] | Mapping[str, Any] = (),
     registry: NodeRegistry | None = None,
     run: Mapping[str, Any] | None = None,
+    allowed_modules: Collection[str] = (),
 ) -> Graph:
     """Load, override and validate a graph.
 
@@ -30,6 +30,8 @@ def load_graph(
         overrides: ``"ID.param=VALUE"`` / ``"run.KEY=VALUE"`` strings, or a mapping of the same keys to values.
         registry: the node types to resolve against (default: every installed node package).
         run: run-section values that win over overrides and the file (the CLI's ``--seed``, ``--max-steps``...).
+        allowed_modules: modules a node may import because the user named them (``--allow-env-module``); a
+            graph file can never add to them.
 
     Returns:
         The validated graph; its ``warnings`` attribute lists the warnings found.
@@ -51,6 +53,7 @@ def load_graph(
             check_depth(document)
         graph = parse(document, registry, issues, path)
     graph.path = path or graph.path
+    graph.allowed_modules = frozenset(allowed_modules) | graph.allowed_modules
     apply_overrides(graph, overrides, registry, issues)
     if run:
         graph.run.update({k: v for k, v in run.items() if v is not None})
@@ -79,11 +82,12 @@ def parse_override(text: str) -> tuple[str, str, Any]:
     key, eq, raw = text.partition("=")
     target, dot, name = key.strip().rpartition(".")
     if not eq or not dot or not target or not name:
-        raise ValueError(f"--set {text!r}: expected ID.param=VALUE or run.KEY=VALUE")
+        raise ValueError(f"--set {text[:200]!r}: expected ID.param=VALUE or run.KEY=VALUE")
     try:
-        value = json.loads(raw)
-    except json.JSONDecodeError:
-        value = raw
+        # a node param sits at /nodes/ID/params/NAME, a run value at /run/KEY
+        value = parse_value(raw, depth=2 if target == "run" else 4)
+    except ValueError as error:
+        raise ValueError(f"--set {key.strip()[:200]!r}: {error}") from None
     return target, name, value
 
 
@@ -108,13 +112,15 @@ def apply_overrides(graph: Graph, overrides: Sequence[str] | Mapping[str, Any], 
             continue
         spec = graph.nodes.get(target)
         if spec is None:
-            issues.append(Issue("unknown_node", f"--set names node {target!r}, which is not in the graph "
-                                f"(nodes: {', '.join(graph.nodes)})", target, name, where))
+            issues.append(Issue("unknown_node", f"--set names node {target!r}, which is not in the graph"
+                                f"{did_you_mean(target, graph.nodes)} (nodes: {', '.join(graph.nodes)})", target, name,
+                                where))
             continue
         cls = registry.get(spec.type)
         canonical = canonical_name(cls.param_specs, name) if cls is not None else name
         if cls is not None and canonical is None:
-            issues.append(Issue("unknown_param", f"{spec.type} has no param {name!r}", target, name, where))
+            issues.append(Issue("unknown_param", f"{spec.type} has no param {name!r}"
+                                f"{did_you_mean(name, cls.param_specs)}", target, name, where))
             continue
         for written in list(spec.params):
             if cls is not None and canonical_name(cls.param_specs, written) == canonical:

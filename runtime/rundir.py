@@ -1,9 +1,11 @@
 """The run directory: resolved graph, ``metrics.jsonl``, TensorBoard events, checkpoints, ``summary.json``."""
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import math
+import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -16,21 +18,45 @@ if TYPE_CHECKING:
 log = logging.getLogger("dnne")
 
 
+DEFAULT_CHECKPOINT_INTERVAL_S = 600.0
+
+
+class LoopBlockedError(RuntimeError):
+    """A node held the event loop in a synchronous call and the run had to be stopped around it."""
+
+
 class RunDirectory:
     """A run hook that keeps everything a run leaves behind in one folder.
 
+    Checkpoints are taken at consistent points only (when the ``iterations`` counter moves: a trainer has just
+    finished an update): every ``checkpoint_every`` iterations, at the first consistent point after each
+    ``checkpoint_interval_s`` seconds, on a node's request, and at the end. The state at the last consistent point
+    is also kept in memory, so a node failure saves it (``failure`` checkpoint) and a crash loses at most one
+    interval.
+
     Args:
         path: the run directory (created).
-        checkpoint_every: save a checkpoint every N iterations (0: only at the end and on request).
+        checkpoint_every: save a checkpoint every N iterations (0: not by count).
         keep: how many checkpoints to keep.
         tensorboard: write TensorBoard event files (when the ``tensorboard`` package is installed).
+        checkpoint_interval_s: save at the first consistent point after this many seconds (``None``: not by time).
+        settings: the run's command-line settings, written to ``run.json`` so a resume uses them again.
     """
 
-    def __init__(self, path: Path, checkpoint_every: int = 0, keep: int = 3, tensorboard: bool = True) -> None:
+    def __init__(self, path: Path, checkpoint_every: int = 0, keep: int = 3, tensorboard: bool = True,
+                 checkpoint_interval_s: float | None = DEFAULT_CHECKPOINT_INTERVAL_S,
+                 settings: dict[str, Any] | None = None) -> None:
         self.path = path
         self.checkpoint_every = checkpoint_every
+        self.checkpoint_interval_s = checkpoint_interval_s
+        self.settings = settings
         self.keep = keep
         self.tensorboard = tensorboard
+        self.started = False
+        self.last_checkpoint: Path | None = None
+        self.checkpoint_error: str | None = None
+        self._consistent: dict[str, Any] | None = None
+        self._last_save = time.perf_counter()
         self.run: GraphRun | None = None
         self._metrics: TextIO | None = None
         self._writer: Any = None
@@ -48,11 +74,19 @@ class RunDirectory:
     def on_start(self, run: GraphRun) -> None:
         """Write the resolved graph; open the metrics file and TensorBoard writer; hook into the run."""
         self.run = run
+        self.started = True
         self.path.mkdir(parents=True, exist_ok=True)
-        (self.path / "graph.json").write_text(json.dumps(run.graph.to_native(), indent=2) + "\n")
+        for partial in checkpoint.remove_partials(self.checkpoints):
+            log.info("removed %s, left by a run that was killed while saving", partial)
+        _write_atomic(self.path / "graph.json", json.dumps(run.graph.to_native(), indent=2) + "\n")
+        if self.settings is not None:
+            _write_atomic(self.path / "run.json", json.dumps(self.settings, indent=2) + "\n")
         self._wall_offset = float(run.counters.get("wall_time_s", 0.0) or 0.0)
-        self._started = time.perf_counter()
+        self._started = self._last_save = time.perf_counter()
         self._last_row = (int(run.counters.get("env_steps", 0) or 0), self._wall_offset)
+        resumed_at = int(run.counters.get("env_steps", 0) or 0) if run.restore is not None else None
+        if resumed_at is not None:
+            drop_replayed_rows(self.path / "metrics.jsonl", resumed_at)
         self._metrics = open(self.path / "metrics.jsonl", "a", buffering=1)
         if self.tensorboard:
             try:
@@ -60,7 +94,9 @@ class RunDirectory:
             except ImportError:
                 log.info("tensorboard is not installed; no TensorBoard events are written")
             else:
-                self._writer = SummaryWriter(str(self.path / "tensorboard"))
+                # purge_step drops the events of steps after the checkpoint, which this run replays
+                self._writer = SummaryWriter(str(self.path / "tensorboard"),
+                                             purge_step=None if resumed_at is None else resumed_at + 1)
         run.context.metric_sinks.append(self.write_metrics)
         run.context.checkpoint_handler = self.request_checkpoint
         run.counters.listen(self._counter_changed)
@@ -92,25 +128,65 @@ class RunDirectory:
                     self._writer.add_scalar(f"{group}/{key}", value, step)
 
     def _counter_changed(self, name: str, value: float) -> None:
-        if name == "iterations" and self.checkpoint_every and int(value) % self.checkpoint_every == 0:
+        if name != "iterations" or self.run is None or self.run.error is not None:
+            return
+        if self.checkpoint_every and int(value) % self.checkpoint_every == 0:
             self.request_checkpoint("periodic")
+        elif self.checkpoint_interval_s and time.perf_counter() - self._last_save >= self.checkpoint_interval_s:
+            self.request_checkpoint(f"every {self.checkpoint_interval_s:g}s")
+        elif self.run.placement is None:
+            # A split graph's state lives in its workers; gathering it at every update would cost a round trip.
+            self._consistent = copy.deepcopy(self._state())
+
+    def _state(self) -> dict[str, Any]:
+        assert self.run is not None
+        self.run.counters.values["wall_time_s"] = self.wall_time()
+        return checkpoint.collect(self.run)
 
     def request_checkpoint(self, reason: str) -> None:
-        """Save a checkpoint of the whole graph now."""
+        """Save a checkpoint of the whole graph now (nodes call this at their consistent points).
+
+        A checkpoint that cannot be written (disk full) stops the run: going on would lose what it cannot save.
+        """
         assert self.run is not None
         if self.run.error is not None or self.abort:
-            return  # after a failure or an abort, the last good checkpoint stays the latest
-        self.run.counters.values["wall_time_s"] = self.wall_time()
+            return  # after a failure or an abort, on_stop saves the last consistent state
+        state = self._state()
+        if self.run.placement is None:
+            self._consistent = copy.deepcopy(state)
+        self._write(state, reason)
+
+    def _write(self, state: dict[str, Any], reason: str) -> None:
+        assert self.run is not None
         self._saves += 1
-        index = int(self.run.counters.get("iterations", 0) or 0)
-        path = checkpoint.save(checkpoint.collect(self.run), self.checkpoints, index, self.keep)
+        self._last_save = time.perf_counter()
+        index = int(state["counters"].get("iterations", 0) or 0)
+        try:
+            path = checkpoint.save(state, self.checkpoints, index, self.keep)
+        except checkpoint.CheckpointError as error:
+            if self.checkpoint_error is None:
+                self.checkpoint_error = str(error)
+                log.error("%s; stopping the run", error)
+                self.run.request_stop("failed")
+            return
+        self.last_checkpoint = path
         log.info("checkpoint %s (%s)", path, reason)
 
     def on_stop(self, run: GraphRun) -> None:
-        """Save the final checkpoint (unless a node failed) and write ``summary.json``."""
+        """Save the final checkpoint (after a node failure: the state at the last consistent point, if one was
+        reached) and write ``summary.json``. A run that never started (a resume refused at restore) writes
+        nothing: the records of the run it tried to resume stay as they were."""
+        if not self.started:
+            return
         try:
-            if run.error is None and run.nodes:
+            if self.abort or not run.nodes:
+                pass
+            elif run.error is None:
                 self.request_checkpoint(run.stop_reason or "end")
+            elif self._consistent is not None:
+                self._write(self._consistent, f"the last consistent state before {run.error.node_id!r} failed")
+            else:
+                log.warning("no checkpoint written: the run failed before its first consistent point")
         finally:
             self.write_summary(run)
             if self._metrics is not None:
@@ -118,15 +194,63 @@ class RunDirectory:
             if self._writer is not None:
                 self._writer.close()
 
+    def save_stuck(self, run: GraphRun, reason: str, node_id: str | None, description: str) -> None:
+        """Record a run whose event loop is blocked (called from the loop watchdog's thread while the loop cannot
+        run): the state at the last consistent point becomes a checkpoint, and the summary names the node."""
+        from .errors import NodeFailure
+
+        if run.stop_reason is None:
+            run.stop_reason = reason
+        if run.error is None and node_id is not None and node_id in run.nodes:
+            cause = LoopBlockedError(f"blocked the event loop ({description}); the run was stopped for {reason}")
+            run.error = NodeFailure(node_id, type(run.nodes[node_id]).type_name(), "run", cause)
+        if self._consistent is not None:
+            self._write(self._consistent, f"the last consistent state before the loop was blocked ({reason})")
+        self.write_summary(run)
+
     def write_summary(self, run: GraphRun) -> None:
         """Write ``summary.json`` (atomically)."""
         run.counters.values["wall_time_s"] = self.wall_time()
         summary = run.result().summary()
         summary["wall_time_s"] = round(self.wall_time(), 3)
         summary["run_dir"] = str(self.path)
-        partial = self.path / "summary.json.partial"
-        partial.write_text(json.dumps(summary, indent=2, default=_plain) + "\n")
-        partial.replace(self.path / "summary.json")
+        summary["last_checkpoint"] = None if self.last_checkpoint is None else str(self.last_checkpoint)
+        summary["checkpoint_error"] = self.checkpoint_error
+        _write_atomic(self.path / "summary.json", json.dumps(summary, indent=2, default=_plain) + "\n")
+
+
+def drop_replayed_rows(path: Path, env_steps: int) -> int:
+    """Remove the rows of ``metrics.jsonl`` written after the checkpoint a resume starts from (their env steps are
+    replayed, and would otherwise appear twice); returns how many were dropped. Unreadable lines are kept."""
+    if not path.exists():
+        return 0
+    kept, dropped = [], 0
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            steps = json.loads(line).get("env_steps")
+        except (ValueError, AttributeError):
+            steps = None
+        if isinstance(steps, (int, float)) and steps > env_steps:
+            dropped += 1
+        elif line.strip():
+            kept.append(line)
+    if dropped:
+        _write_atomic(path, "".join(line + "\n" for line in kept))
+    return dropped
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` beside ``path``, flush it to disk and rename it over ``path``."""
+    partial = path.with_name(path.name + ".partial")
+    try:
+        with open(partial, "w") as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(partial, path)
+    except OSError:
+        partial.unlink(missing_ok=True)
+        raise
 
 
 def _plain(value: Any) -> Any:

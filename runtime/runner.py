@@ -15,6 +15,7 @@ from .counters import Counters
 from .durations import parse_duration
 from .errors import NodeFailure
 from .graph import Graph
+from .hang_watch import HangWatch
 from .io import InputSlot, Link, NodeIO
 from .node import Node
 from .registry import NodeRegistry, default_registry
@@ -129,7 +130,7 @@ class GraphRun:
         self.context = RunContext(
             int(graph.run.get("seed") or 0), graph.run.get("device") or "cpu", self.mode, self.counters, run_dir
         )
-        self.context.settings = dict(graph.run)
+        self.context.settings = dict(graph.run, allowed_modules=sorted(graph.allowed_modules))
         self.context.stop_handler = self._node_stop
         self.hooks = list(hooks)
         self.nodes: dict[str, Node] = {}
@@ -148,6 +149,7 @@ class GraphRun:
         self._grace_timer: asyncio.TimerHandle | None = None
         self._limits = self._stop_limits()
         self.stop_point_grace_s = 60.0
+        self.hang_grace_s = 60.0  # nothing moving this long while a node awaits outside a channel: a hang
         self.context.stop_point_handler = self._stop_now
         self.counters.listen(self._counter_changed)
 
@@ -350,7 +352,14 @@ class GraphRun:
                 self._watchdog.add(node_id)
                 self._started[node_id] = time.perf_counter()
             barrier.set()
+            # a split graph moves in its workers too, where these channels and counters do not see it
+            hang = None if self.placement is not None else HangWatch(
+                dict(zip(self.nodes, tasks)), self._progress, lambda: set(self._watchdog.blocked_nodes)
+                if self._watchdog else set(), self.hang_grace_s,
+                lambda node_id, message: self._fail(node_id, "run", DeadlockError(message)))
             await self._stop_event.wait()
+            if hang is not None:
+                hang.stop()
             for task in tasks:
                 task.cancel()
         if self.stop_reason is None:
@@ -373,6 +382,10 @@ class GraphRun:
             self._watchdog.finished(node_id)
             if not self._watchdog.live or (self.context.stopping and not self.context.stop_points & self._watchdog.live):
                 self._stop_now()
+
+    def _progress(self) -> tuple[int, tuple[float, ...]]:
+        """A value that changes whenever the graph moves: messages through channels, counters."""
+        return sum(ch.stats.messages for ch in self.channels.values()), tuple(self.counters.values.values())
 
     def _deadlock(self, message: str) -> None:
         blocked = sorted(self._watchdog.blocked_nodes) if self._watchdog else []

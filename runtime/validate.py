@@ -1,7 +1,10 @@
 """Validation before anything runs: every error collected, each with a code, a node, a field and a place."""
 from __future__ import annotations
 
+import difflib
 import math
+import re
+from collections.abc import Iterable
 from typing import Any
 
 from .channel import POLICIES
@@ -30,11 +33,12 @@ def validate(graph: Graph, registry: NodeRegistry) -> list[Issue]:
         cls = registry.get(spec.type)
         if cls is None:
             known = ", ".join(sorted(registry.nodes)) or "none"
-            issues.append(Issue("unknown_node_type", f"unknown node type {spec.type!r} (known: {known})",
-                                spec.id, where=spec.where))
+            issues.append(Issue("unknown_node_type", f"unknown node type {spec.type!r}{did_you_mean(spec.type, registry.nodes)}"
+                                f" (known: {known})", spec.id, where=spec.where))
             continue
         classes[spec.id] = cls
-        _check_params(spec.id, cls, spec.params, spec.param_where, spec.where, issues)
+        if _check_params(spec.id, cls, spec.params, spec.param_where, spec.where, issues):
+            _check_node(spec.id, cls, spec.params, spec.param_where, spec.where, graph, issues)
     refused: list[LinkSpec] = []
     valid_links = _check_links(graph, classes, registry, issues, refused)
     _check_required_inputs(graph, classes, valid_links + refused + _links_from_unknown_types(graph, classes), issues)
@@ -47,15 +51,18 @@ def validate(graph: Graph, registry: NodeRegistry) -> list[Issue]:
 
 
 def _check_params(node_id: str, cls: type[Node], params: dict[str, Any], param_where: dict[str, str], where: str,
-                  issues: list[Issue]) -> None:
+                  issues: list[Issue]) -> bool:
+    """Coerce ``params`` to their canonical names and types in place; whether every param was good."""
+    count = len(issues)
     canonical: dict[str, Any] = {}
     places: dict[str, str] = {}
     for written, value in params.items():
         place = param_where.get(written, where)
         name = canonical_name(cls.param_specs, written)
         if name is None:
-            issues.append(Issue("unknown_param", f"{cls.type_name()} has no param {written!r} "
-                                f"(params: {', '.join(cls.param_specs) or 'none'})", node_id, written, place))
+            issues.append(Issue("unknown_param", f"{cls.type_name()} has no param {written!r}"
+                                f"{did_you_mean(written, cls.param_specs)} (params: {', '.join(cls.param_specs) or 'none'})",
+                                node_id, written, place))
             continue
         if name in canonical:
             issues.append(Issue("duplicate_param", f"{written!r} sets {name!r} a second time", node_id, written, place))
@@ -64,6 +71,9 @@ def _check_params(node_id: str, cls: type[Node], params: dict[str, Any], param_w
             canonical[name] = cls.param_specs[name].coerce(value)
         except ParamError as error:
             issues.append(Issue(error.code, str(error), node_id, name, place))
+            continue
+        except OverflowError:
+            issues.append(Issue("number_too_large", f"{name}: the number is too large", node_id, name, place))
             continue
         places[name] = place
     for name, spec in cls.param_specs.items():
@@ -74,6 +84,22 @@ def _check_params(node_id: str, cls: type[Node], params: dict[str, Any], param_w
     params.update(canonical)
     param_where.clear()
     param_where.update(places)
+    return len(issues) == count
+
+
+def _check_node(node_id: str, cls: type[Node], params: dict[str, Any], param_where: dict[str, str], where: str,
+                graph: Graph, issues: list[Issue]) -> None:
+    """A node type's own checks of its params together (``check_params``), run before anything is built, so a
+    value the node would refuse at setup is refused by ``dnne validate`` too."""
+    device = params.get("device") if "device" in cls.param_specs else None
+    if isinstance(device, str) and (problem := device_problem(device)):
+        issues.append(Issue("bad_device", problem, node_id, "device", param_where.get("device", where)))
+    check = getattr(cls, "check_params", None)
+    if check is None:
+        return
+    full = {name: params.get(name, spec.default) for name, spec in cls.param_specs.items()}
+    for code, name, message in check(full, {"device": graph.run.get("device"), "allowed_modules": graph.allowed_modules}):
+        issues.append(Issue(code, message, node_id, name, param_where.get(name, where) if name else where))
 
 
 def _check_links(graph: Graph, classes: dict[str, type[Node]], registry: NodeRegistry, issues: list[Issue],
@@ -85,7 +111,8 @@ def _check_links(graph: Graph, classes: dict[str, type[Node]], registry: NodeReg
         missing = [node_id for node_id in dict.fromkeys((link.src, link.dst)) if node_id not in graph.nodes]
         if missing:
             names = " and ".join(repr(node_id) for node_id in missing)
-            issues.append(Issue("dangling_link", f"link {link} names node {names}, which is not in the graph",
+            hint = "".join(did_you_mean(node_id, graph.nodes) for node_id in missing)
+            issues.append(Issue("dangling_link", f"link {link} names node {names}, which is not in the graph{hint}",
                                 where=link.where))
             continue
         if link.src not in classes or link.dst not in classes:
@@ -94,10 +121,12 @@ def _check_links(graph: Graph, classes: dict[str, type[Node]], registry: NodeReg
         out_name = canonical_name(src_cls.output_ports, link.src_port)
         in_name = canonical_name(dst_cls.input_ports, link.dst_port)
         if out_name is None:
-            issues.append(Issue("unknown_port", f"{src_cls.type_name()} has no output {link.src_port!r} (outputs: "
+            issues.append(Issue("unknown_port", f"{src_cls.type_name()} has no output {link.src_port!r}"
+                                f"{did_you_mean(link.src_port, src_cls.output_ports)} (outputs: "
                                 f"{', '.join(src_cls.output_ports) or 'none'})", link.src, link.src_port, link.where))
         if in_name is None:
-            issues.append(Issue("unknown_port", f"{dst_cls.type_name()} has no input {link.dst_port!r} (inputs: "
+            issues.append(Issue("unknown_port", f"{dst_cls.type_name()} has no input {link.dst_port!r}"
+                                f"{did_you_mean(link.dst_port, dst_cls.input_ports)} (inputs: "
                                 f"{', '.join(dst_cls.input_ports) or 'none'})", link.dst, link.dst_port, link.where))
         if out_name is None or in_name is None:
             continue
@@ -244,8 +273,8 @@ def _check_run(run: dict[str, Any], issues: list[Issue]) -> None:
     for key, value in run.items():
         where = f"/run/{key}"
         if key not in RUN_KEYS:
-            issues.append(Issue("bad_run_option", f"unknown run key {key!r} (keys: {', '.join(RUN_KEYS)})",
-                                field=key, where=where))
+            issues.append(Issue("bad_run_option", f"unknown run key {key!r}{did_you_mean(key, RUN_KEYS)} "
+                                f"(keys: {', '.join(RUN_KEYS)})", field=key, where=where))
             continue
         if value is None and key not in ("seed", "device", "mode"):
             continue
@@ -257,13 +286,12 @@ def _check_run(run: dict[str, Any], issues: list[Issue]) -> None:
 
 def _run_value_problem(key: str, value: Any) -> str | None:
     def is_int(v: Any) -> bool:
-        return isinstance(v, int) and not isinstance(v, bool)
+        return isinstance(v, int) and not isinstance(v, bool) and abs(v) <= 2**63 - 1
 
     if key == "seed":
         return None if is_int(value) and 0 <= value < 2**63 else f"{value!r} must be an integer in [0, 2^63)"
     if key == "device":
-        ok = isinstance(value, str) and (value == "cpu" or value == "cuda" or value.startswith("cuda:"))
-        return None if ok else f"{value!r} must be 'cpu' or 'cuda'"
+        return device_problem(value)
     if key == "mode":
         return None if value in ("train", "play") else f"{value!r} must be 'train' or 'play'"
     if key in ("max_steps", "max_iterations", "max_episodes", "keep_checkpoints"):
@@ -275,12 +303,30 @@ def _run_value_problem(key: str, value: Any) -> str | None:
             parse_duration(value)
         except (ValueError, TypeError, AttributeError) as error:
             return str(error)
+        except OverflowError:
+            return "the duration is too large"
         return None
     if key == "target_return":
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return f"{value!r} must be a number"
-        return None if math.isfinite(value) else f"{value!r} is not a finite number"
+        try:
+            return None if math.isfinite(value) else f"{value!r} is not a finite number"
+        except OverflowError:
+            return "the number is too large"
     return None
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """``"; did you mean 'x'?"`` for the known name closest to a misspelt ``name``, else ``""``."""
+    near = difflib.get_close_matches(str(name), [str(k) for k in known], n=1, cutoff=0.6)
+    return f"; did you mean {near[0]!r}?" if near else ""
+
+
+def device_problem(value: Any) -> str | None:
+    """Why ``value`` is not a device the runtime can run on (``cpu``, ``cuda``, ``cuda:N``, ``mps``); else ``None``."""
+    if isinstance(value, str) and (value in ("cpu", "cuda", "mps") or re.fullmatch(r"cuda:\d{1,4}", value)):
+        return None
+    return f"device {value!r} must be 'cpu', 'cuda', 'cuda:N' (N a GPU index) or 'mps'"
 
 
 def _check_placement(graph: Graph, classes: dict[str, type[Node]], links: list[LinkSpec], registry: NodeRegistry,

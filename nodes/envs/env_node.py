@@ -41,11 +41,28 @@ class EnvNode(Node):
         self.env: BatchedEnv | None = None
         self.first_observations: torch.Tensor | None = None
 
+    @classmethod
+    def check_params(cls, params: dict[str, Any], trusted: dict[str, Any]) -> list[tuple[str, str | None, str]]:
+        """Static checks of a Gymnasium env (run by validation): an id that would import a module the command line
+        did not allow, an id Gymnasium does not know, ``env_kwargs`` keys its constructor does not take."""
+        if params.get("backend") != "gymnasium":
+            return []
+        try:
+            from .gym_backend import env_kwargs_problems, refused_module
+        except ImportError:
+            return []  # setup reports the missing package
+        task = str(params.get("task"))
+        refusal = refused_module(task, trusted.get("allowed_modules", ()))
+        if refusal is not None:
+            return [("module_not_allowed", "task", refusal)]
+        return env_kwargs_problems(task, params.get("env_kwargs") or {})
+
     def env_options(self, backend: str) -> dict[str, Any]:
         """Backend options beyond backend, task, count and device."""
         options = dict(self.env_kwargs or {})
         if backend == "gymnasium":
-            options = {"vectorization": self.vectorization, "env_kwargs": options}
+            options = {"vectorization": self.vectorization, "env_kwargs": options,
+                       "allowed_modules": self.ctx.settings.get("allowed_modules", ())}
             video = self.ctx.settings.get("video_dir") if self.ctx.mode == "play" else None
             if video:
                 options["record_dir"] = str(video)

@@ -27,8 +27,13 @@ class EpisodeStats:
         """Add finished episodes and publish the counters."""
         if not len(returns):
             return
-        self.returns.extend(returns.double().cpu().tolist())
-        self.lengths.extend(lengths.cpu().tolist())
+        finished = returns.double().cpu().tolist()
+        finished_lengths = lengths.cpu().tolist()
+        self.returns.extend(finished)
+        self.lengths.extend(finished_lengths)
+        if ctx.mode == "play":  # an evaluation reports every episode, not only the window
+            for value, length in zip(finished, finished_lengths):
+                ctx.log_metrics({"episode_return": value, "episode_length": length})
         ctx.counters.add("episodes", len(returns))
         ctx.counters.set("mean_length", sum(self.lengths) / len(self.lengths))
         ctx.counters.set("mean_return", sum(self.returns) / len(self.returns))

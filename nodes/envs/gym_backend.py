@@ -1,7 +1,11 @@
 """Gymnasium environments behind the batched contract: vectorized numpy envs, or already-batched torch envs as is."""
 from __future__ import annotations
 
+import difflib
+import importlib
+import inspect
 import warnings
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import gymnasium
@@ -15,6 +19,60 @@ from .spaces import Box, Discrete
 
 # Raised in the parent when an AsyncVectorEnv worker process has died: its pipe is closed.
 _DEAD_WORKER_ERRORS = (EOFError, BrokenPipeError, ConnectionError)
+
+
+def module_of(task: str) -> str | None:
+    """The module Gymnasium would import for a ``"module:EnvId"`` id, or ``None`` for a registered id."""
+    module, colon, _ = task.partition(":")
+    return module if colon else None
+
+
+def refused_module(task: str, allowed: Collection[str]) -> str | None:
+    """Why ``task`` may not be made: its ``module:`` part names a module the user did not allow; else ``None``.
+
+    A graph file is data, so the module it names is imported only when the command line allows it
+    (``dnne run --allow-env-module MODULE``).
+    """
+    module = module_of(task)
+    if module is None or module in allowed:
+        return None
+    return (f"env id {task!r} would import the module {module!r}; a graph file may not import modules: allow it on "
+            f"the command line with --allow-env-module {module}, or register the env in an installed package")
+
+
+def env_kwargs_problems(task: str, env_kwargs: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    """What is wrong with ``task`` and ``env_kwargs``, found without building the env: an id Gymnasium does not
+    know, or keyword arguments its constructor (or ``gymnasium.make``) does not take. Call only for ids whose module
+    is allowed (``refused_module``): finding the spec of a ``module:`` id imports the module.
+
+    Returns:
+        ``(code, param, message)`` for each problem.
+    """
+    module = module_of(task)
+    try:
+        if module is not None:
+            importlib.import_module(module)
+        spec = gymnasium.spec(task.partition(":")[2] if module else task)
+    except (gymnasium.error.Error, ImportError) as error:
+        return [("unknown_env_id", "task", f"unknown Gymnasium env id {task!r}: {error}")]
+    if not env_kwargs:
+        return []
+    try:
+        creator = spec.entry_point if callable(spec.entry_point) else gymnasium.envs.registration.load_env_creator(
+            str(spec.entry_point))
+        parameters = inspect.signature(creator).parameters
+    except (ImportError, AttributeError, TypeError, ValueError):
+        return []  # a creator that cannot be inspected is checked when it is built
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return []
+    accepted = set(parameters) | set(inspect.signature(gymnasium.make).parameters) - {"id", "kwargs"}
+    problems = []
+    for key in env_kwargs:
+        if key not in accepted:
+            near = difflib.get_close_matches(key, sorted(accepted), n=1)
+            hint = f"; did you mean {near[0]!r}?" if near else f" (it takes: {', '.join(sorted(accepted))})"
+            problems.append(("bad_env_kwargs", "env_kwargs", f"env_kwargs key {key!r} is not an argument of {task!r}{hint}"))
+    return problems
 
 
 def to_space(space: gymnasium.Space, what: str, task: str) -> Box | Discrete:
@@ -77,6 +135,7 @@ class GymnasiumEnv(BatchedEnv):
         dtype: float dtype of observations and rewards.
         record_dir: write a GIF of each episode of env 0 here (renders with ``render_mode="rgb_array"``; needs
             ``sync`` vectorization).
+        allowed_modules: modules a ``"module:EnvId"`` id may import (from the command line, never a file).
     """
 
     def __init__(
@@ -88,7 +147,11 @@ class GymnasiumEnv(BatchedEnv):
         env_kwargs: dict[str, Any] | None = None,
         dtype: torch.dtype = torch.float32,
         record_dir: str | None = None,
+        allowed_modules: Collection[str] = (),
     ) -> None:
+        refusal = refused_module(task, allowed_modules)
+        if refusal is not None:
+            raise ValueError(refusal)
         if vectorization not in ("sync", "async"):
             raise ValueError(f"Gymnasium env {task!r}: vectorization must be 'sync' or 'async', got {vectorization!r}")
         env_kwargs = dict(env_kwargs or {})

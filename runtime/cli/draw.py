@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..errors import printable
 from ..graph import Graph
 from .shared import EXIT_BAD_INPUT, EXIT_OK, load_from_args, registry_for
 
@@ -44,19 +45,31 @@ def to_mermaid(graph: Graph) -> str:
     """The graph as a Mermaid flowchart."""
     ids = {node_id: f"n{i}" for i, node_id in enumerate(graph.nodes)}
     lines = ["flowchart LR"]
-    lines += [f'    {ids[n]}["{_label(n)}: {spec.type}"]' for n, spec in graph.nodes.items()]
-    lines += [f"    {ids[l.src]} -->|{l.src_port} → {l.dst_port}| {ids[l.dst]}" for l in graph.links]
+    lines += [f'    {ids[n]}["{_mermaid(n)}: {_mermaid(spec.type)}"]' for n, spec in graph.nodes.items()]
+    lines += [f'    {ids[l.src]} -->|"{_mermaid(l.src_port)} → {_mermaid(l.dst_port)}"| {ids[l.dst]}'
+              for l in graph.links]
     return "\n".join(lines) + "\n"
 
 
 def to_dot(graph: Graph) -> str:
     """The graph as Graphviz DOT."""
     lines = ["digraph dnne {", "    rankdir=LR;", "    node [shape=box];"]
-    lines += [f'    "{_label(n)}" [label="{_label(n)}\\n{spec.type}"];' for n, spec in graph.nodes.items()]
-    lines += [f'    "{_label(l.src)}" -> "{_label(l.dst)}" [label="{l.src_port} → {l.dst_port}"];'
+    lines += [f'    "{_label(n)}" [label="{_label(n)}\\n{_label(spec.type)}"];' for n, spec in graph.nodes.items()]
+    lines += [f'    "{_label(l.src)}" -> "{_label(l.dst)}" [label="{_label(l.src_port)} → {_label(l.dst_port)}"];'
               for l in graph.links]
     return "\n".join(lines + ["}"]) + "\n"
 
 
 def _label(text: str) -> str:
-    return text.replace("\\", "\\\\").replace('"', '\\"')
+    """``text`` inside a DOT quoted string: backslashes and quotes escaped, control characters written out."""
+    return printable(text).replace("\\", "\\\\").replace('"', '\\"')
+
+
+_MERMAID_ENTITIES = {"#": "#35;", '"': "#quot;", "<": "#lt;", ">": "#gt;", "`": "#96;", "|": "#124;",
+                     "[": "#91;", "]": "#93;", "{": "#123;", "}": "#125;", "(": "#40;", ")": "#41;"}
+
+
+def _mermaid(text: str) -> str:
+    """``text`` inside a Mermaid quoted label: every character that could close the label or start markup as an
+    entity code, control characters written out."""
+    return "".join(_MERMAID_ENTITIES.get(char, char) for char in printable(text))

@@ -3,32 +3,62 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 
 from .. import __version__
 from ..checkpoint import CheckpointError
-from ..errors import GraphError
+from ..errors import GraphError, printable
+from ..run_owner import RunDirectoryError
 from . import convert, draw, export, nodes, play, plot, run, validate
-from .shared import EXIT_BAD_INPUT, print_issues
+from . import eval as evaluate
+from .shared import EXIT_BAD_INPUT, EXIT_INTERRUPTED, PrintableFormatter, print_issues
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``dnne`` console script; returns the exit code."""
+    # Ctrl-C or SIGTERM before the run's own handlers are in place (imports take a while) is a quiet exit 130,
+    # also for a background job, which inherits SIGINT ignored.
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    finally:
+        for signum, handler in previous.items():  # main() called from Python leaves the caller's handlers as they were
+            if handler is not None:
+                signal.signal(signum, handler)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO,
-                        format="%(levelname)s %(message)s", stream=sys.stderr)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(PrintableFormatter("%(levelname)s %(message)s"))
+    verbose, quiet = getattr(args, "verbose", False), getattr(args, "quiet", False)
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO,
+                        handlers=[handler])
     if not getattr(args, "command", None):
-        parser.print_help()
+        parser.print_help(sys.stderr)
         return EXIT_BAD_INPUT
     try:
         return int(args.handler(args))
     except GraphError as error:
         print_issues(error)
         return EXIT_BAD_INPUT
-    except (CheckpointError, OSError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
+    except (CheckpointError, RunDirectoryError, OSError, ValueError) as error:
+        print(printable(f"error: {error}", keep_newlines=True), file=sys.stderr)
         return EXIT_BAD_INPUT
 
 
@@ -46,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "prompt")
     graph_args.add_argument("--set", action="append", default=[], metavar="ID.PARAM=VALUE", dest="overrides",
                             help="override a node param or run.KEY (VALUE parsed as JSON, else a string)")
+    graph_args.add_argument("--allow-env-module", action="append", default=[], metavar="MODULE",
+                            dest="allowed_modules", help="let env ids of the form MODULE:EnvId import MODULE; a graph "
+                            "file can never import a module by itself (repeatable)")
     sub = parser.add_subparsers(dest="command")
     run.add_parser(sub, graph_args)
     validate.add_parser(sub, graph_args)
@@ -53,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_parser(sub, graph_args)
     draw.add_parser(sub, graph_args)
     play.add_parser(sub, graph_args)
+    evaluate.add_parser(sub, graph_args)
     plot.add_parser(sub, common)
     export.add_parser(sub, common)
     return parser

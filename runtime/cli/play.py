@@ -4,48 +4,90 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any
 
 from .. import checkpoint
 from ..runner import GraphRun
-from .shared import load_from_args, registry_for
+from .shared import at_least, load_from_args, registry_for
 
 
 def add_parser(sub: Any, graph_args: argparse.ArgumentParser) -> None:
     """Add ``play`` to the ``dnne`` parser."""
     play = sub.add_parser("play", parents=[graph_args], help="run a trained graph without its training nodes")
-    play.add_argument("--checkpoint", required=True, help="checkpoint file or run directory")
-    play.add_argument("--episodes", type=int, default=10, help="stop after this many episodes (default 10)")
-    play.add_argument("--max-steps", type=int, help="stop after this many env steps")
+    add_evaluation_args(play)
     play.add_argument("--realtime", action="store_true", help="pace steps to the env's dt")
-    play.add_argument("--stochastic", action="store_true", help="sample actions instead of acting deterministically")
-    play.add_argument("--seed", type=int, help="run seed")
     play.add_argument("--video", metavar="DIR", help="record episode videos (GIF) where the env can render")
     play.set_defaults(handler=cmd_play)
 
 
+def add_evaluation_args(parser: argparse.ArgumentParser) -> None:
+    """The arguments ``play`` and ``eval`` share."""
+    parser.add_argument("--checkpoint", required=True, help="checkpoint file or run directory")
+    parser.add_argument("--episodes", type=at_least(1), default=10, help="run exactly this many fresh episodes "
+                        "(default 10)")
+    parser.add_argument("--max-steps", type=at_least(1), help="also stop after this many env steps")
+    parser.add_argument("--stochastic", action="store_true", help="sample actions instead of acting deterministically")
+    parser.add_argument("--seed", type=at_least(0), help="seed of the evaluation episodes (default: the graph's)")
+
+
 def cmd_play(args: argparse.Namespace) -> int:
-    """Play a checkpoint: deterministic actions unless ``--stochastic``, optionally paced to real time."""
+    """Play a checkpoint on fresh episodes: deterministic actions unless ``--stochastic``, optionally paced to real
+    time; prints mean and std of the returns and each episode's return and length as JSON."""
     import torch
 
     torch.set_num_threads(1)
     registry = registry_for(args)
     state = checkpoint.load(Path(args.checkpoint))
-    graph = load_from_args(args, registry, {"mode": "play", "seed": args.seed, "max_episodes": args.episodes,
-                                            "max_steps": args.max_steps, "target_return": None})
-    graph.run["target_return"] = None
-    graph.run.update(realtime=args.realtime, stochastic=args.stochastic, video_dir=args.video)
-    run = GraphRun(graph, registry, mode="play", restore=without_counters(state))
+    graph = load_from_args(args, registry, {"mode": "play"})
+    # The training graph's stop conditions are not the evaluation's: it ends after its episodes (or --max-steps).
+    if args.seed is not None:
+        graph.run["seed"] = args.seed
+    graph.run.update(max_episodes=args.episodes, max_steps=args.max_steps, max_iterations=None,
+                     timeout=None, target_return=None, realtime=getattr(args, "realtime", False),
+                     stochastic=args.stochastic, video_dir=getattr(args, "video", None))
+    episodes: list[dict[str, float]] = []
+
+    def collect(node_id: str, values: dict[str, Any]) -> None:
+        if "episode_return" in values and "episode_length" in values:
+            episodes.append({"return": float(values["episode_return"]), "length": int(values["episode_length"])})
+
+    run = GraphRun(graph, registry, mode="play", restore=policy_state(state, graph, registry))
+    run.context.metric_sinks.append(collect)
     result = asyncio.run(run.execute())
     if result.error is not None:
         print(f"error: {result.error}", file=sys.stderr)
         return 1
-    counters = result.counters
-    print(json.dumps({"episodes": int(counters.get("episodes", 0)), "mean_return": counters.get("mean_return"),
-                      "mean_length": counters.get("mean_length"), "env_steps": int(counters.get("env_steps", 0))}))
+    print(json.dumps(episode_report(episodes[:args.episodes], int(result.counters.get("env_steps", 0)),
+                                    args.episodes)))
     return 0
+
+
+def episode_report(episodes: list[dict[str, float]], env_steps: int, asked: int) -> dict[str, Any]:
+    """Mean and (population) standard deviation of the episodes' returns and lengths, and each episode."""
+    returns = [e["return"] for e in episodes]
+    lengths = [e["length"] for e in episodes]
+    count = len(episodes)
+    mean = sum(returns) / count if count else None
+    std = math.sqrt(sum((r - mean) ** 2 for r in returns) / count) if mean is not None else None
+    report = {"episodes": count, "mean_return": mean, "std_return": std,
+              "mean_length": sum(lengths) / count if count else None, "env_steps": env_steps,
+              "returns": returns, "lengths": lengths}
+    if count < asked:
+        report["note"] = f"stopped after {count} of the {asked} episodes asked for (--max-steps)"
+    return report
+
+
+def policy_state(state: dict[str, Any], graph: Any, registry: Any) -> dict[str, Any]:
+    """The part of a checkpoint a replay starts from: the state of the nodes that act (those that can export a
+    deployable policy), without the run counters and the environments' states, so the episodes are fresh ones of
+    the replay's own seed and size."""
+    acting = {node_id for node_id, spec in graph.nodes.items()
+              if hasattr(registry.get(spec.type), "deployable")}
+    return dict(state, counters={}, shared={},
+                nodes={node_id: node_state for node_id, node_state in state["nodes"].items() if node_id in acting})
 
 
 def without_counters(state: dict[str, Any]) -> dict[str, Any]:

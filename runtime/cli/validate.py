@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from ..errors import printable
 from .shared import EXIT_OK, load_from_args, registry_for
 
 
@@ -16,5 +17,5 @@ def add_parser(sub: Any, graph_args: argparse.ArgumentParser) -> None:
 def cmd_validate(args: argparse.Namespace) -> int:
     """``dnne validate``."""
     graph = load_from_args(args, registry_for(args))
-    print(f"{args.file}: valid ({len(graph.nodes)} nodes, {len(graph.links)} links)")
+    print(printable(f"{args.file}: valid ({len(graph.nodes)} nodes, {len(graph.links)} links)"))
     return EXIT_OK

@@ -251,11 +251,14 @@ def _bypass(wires: list[_Wire], nodes: _Nodes, graph: Graph, registry: NodeRegis
     bypassed = {nid for nid, raw in nodes.raw.items() if raw.get("mode", 0) == BYPASSED}
     if not bypassed:
         return wires
+    feeding: dict[str, list[_Wire]] = {}
+    for wire in wires:
+        feeding.setdefault(wire.dst, []).append(wire)
     result = [w for w in wires if w.src not in bypassed and w.dst not in bypassed]
     for wire in wires:
         if wire.src not in bypassed or wire.dst in bypassed:
             continue
-        upstream = _bypass_source(wire.src, wire.src_socket, wires, nodes, registry, set())
+        upstream = _bypass_source(wire.src, wire.src_socket, feeding, nodes, registry)
         if upstream is not None:
             result.append(_Wire(upstream[0], upstream[1], wire.dst, wire.dst_socket, wire.where))
     for node_id in bypassed:
@@ -263,25 +266,25 @@ def _bypass(wires: list[_Wire], nodes: _Nodes, graph: Graph, registry: NodeRegis
     return result
 
 
-def _bypass_source(node_id: str, socket: str, wires: list[_Wire], nodes: _Nodes, registry: NodeRegistry,
-                   seen: set[str]) -> tuple[str, str] | None:
-    """The producer feeding bypassed ``node_id``'s first input whose declared type equals the output's."""
-    if node_id in seen:
-        return None
-    seen.add(node_id)
-    cls = registry.get(nodes.raw[node_id]["type"])
-    if cls is None:
-        return None
-    out_name = canonical_name(cls.output_ports, socket)
-    if out_name is None:
-        return None
-    out_type = cls.output_ports[out_name].type
-    for wire in wires:
-        if wire.dst != node_id:
-            continue
-        in_name = canonical_name(cls.input_ports, wire.dst_socket)
-        if in_name is not None and cls.input_ports[in_name].type == out_type:
-            if nodes.raw[wire.src].get("mode", 0) == BYPASSED:
-                return _bypass_source(wire.src, wire.src_socket, wires, nodes, registry, seen)
+def _bypass_source(node_id: str, socket: str, feeding: dict[str, list[_Wire]], nodes: _Nodes,
+                   registry: NodeRegistry) -> tuple[str, str] | None:
+    """The producer feeding bypassed ``node_id``'s first input whose declared type equals the output's, followed
+    through chains of bypassed nodes (iteratively: a chain may be thousands of nodes long)."""
+    seen: set[str] = set()
+    while node_id not in seen:
+        seen.add(node_id)
+        cls = registry.get(nodes.raw[node_id]["type"])
+        out_name = canonical_name(cls.output_ports, socket) if cls is not None else None
+        if cls is None or out_name is None:
+            return None
+        out_type = cls.output_ports[out_name].type
+        for wire in feeding.get(node_id, ()):
+            in_name = canonical_name(cls.input_ports, wire.dst_socket)
+            if in_name is not None and cls.input_ports[in_name].type == out_type:
+                break
+        else:
+            return None
+        if nodes.raw[wire.src].get("mode", 0) != BYPASSED:
             return wire.src, wire.src_socket
+        node_id, socket = wire.src, wire.src_socket
     return None

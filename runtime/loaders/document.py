@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import math
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -9,24 +11,32 @@ from ..errors import GraphError, Issue
 
 MAX_FILE_BYTES = 16 * 1024 * 1024
 MAX_DEPTH = 64
+MAX_INT = 2**63 - 1  # every integer in a graph fits a 64-bit integer, and every float conversion is finite
+MAX_INT_DIGITS = 19
 
 
 def read_document(path: str | Path) -> Any:
     """Parse the JSON file at ``path`` or raise ``GraphError`` saying why it cannot be read."""
     path = Path(path)
     try:
-        size = path.stat().st_size
+        info = path.stat()
     except OSError as error:
         raise GraphError([Issue("file_not_found", f"cannot read {path}: {error.strerror}")], str(path)) from None
     except ValueError as error:  # a path with a NUL byte, say
         raise GraphError([Issue("file_not_found", f"cannot read {path!r}: {error}")], repr(str(path))) from None
-    if size > MAX_FILE_BYTES:
+    if not stat.S_ISREG(info.st_mode):
+        # a FIFO would block forever, /dev/zero never ends: only regular files are graph files
+        raise GraphError([Issue("malformed_file", "not a regular file (a device, FIFO or directory); save the "
+                                "graph to a file first")], str(path))
+    if info.st_size > MAX_FILE_BYTES:
         raise GraphError(
-            [Issue("file_too_large", f"{size} bytes is more than the {MAX_FILE_BYTES} bytes a graph file may have")],
-            str(path),
+            [Issue("file_too_large", f"{info.st_size} bytes is more than the {MAX_FILE_BYTES} bytes a graph file may "
+                   "have")], str(path),
         )
     try:
-        text = path.read_text(encoding="utf-8")
+        with open(path, "rb") as file:
+            data = file.read(MAX_FILE_BYTES + 1)  # bounded, whatever the size said
+        text = data.decode("utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise GraphError([Issue("malformed_file", f"cannot read the file as UTF-8 text: {error}")], str(path)) from None
     return parse_document(text, str(path))
@@ -37,32 +47,62 @@ def parse_document(text: str, path: str | None = None) -> Any:
     if len(text.encode("utf-8", "surrogatepass")) > MAX_FILE_BYTES:
         raise GraphError([Issue("file_too_large", f"more than {MAX_FILE_BYTES} bytes")], path)
     try:
-        document = json.loads(text, parse_constant=_NonFinite, object_pairs_hook=_object)
+        document = json.loads(text, parse_constant=_NonFinite, object_pairs_hook=_object, parse_int=_integer)
     except RecursionError:
         raise GraphError([Issue("too_deeply_nested", f"nested deeper than {MAX_DEPTH} levels")], path) from None
     except json.JSONDecodeError as error:
         issue = Issue("malformed_file", f"not valid JSON: {error.msg}", where=f"line {error.lineno}, column {error.colno}")
         raise GraphError([issue], path) from None
     check_depth(document, path)
-    if "NaN" not in text and "Infinity" not in text:
-        return document
-    non_finite = [
-        Issue("non_finite_value", f"{value.name} is not allowed in a graph file: every number must be finite",
-              where=where)
-        for where, value in _leaves(document) if isinstance(value, _NonFinite)
-    ]
-    if non_finite:
-        raise GraphError(non_finite, path)
+    refused = [_refusal(value, where) for where, value in _leaves(document)
+               if isinstance(value, (_NonFinite, _TooLarge)) or isinstance(value, float) and not math.isfinite(value)]
+    if refused:
+        raise GraphError(refused, path)
     return document
 
 
-def check_depth(document: Any, path: str | None = None) -> None:
-    """Refuse an already-parsed document nested deeper than ``MAX_DEPTH``."""
+def parse_value(text: str, depth: int = 1) -> Any:
+    """A ``--set`` value: JSON with the size limits of a graph file (integers within 64 bits, at most
+    ``MAX_DEPTH - depth`` levels, ``depth`` being where the value lands), else the text itself as a string.
+    ``NaN`` and ``Infinity`` parse as floats, so the param or run key they set refuses them at its own place.
+
+    Raises:
+        ValueError: the value is JSON beyond those limits (the message says which).
+    """
+    if len(text) > MAX_FILE_BYTES:
+        raise ValueError(f"more than {MAX_FILE_BYTES} bytes")
+    try:
+        value = json.loads(text, parse_int=_integer)
+    except RecursionError:
+        raise ValueError(f"nested deeper than {MAX_DEPTH} levels") from None
+    except ValueError:
+        return text
+    try:
+        check_depth(value, depth_limit=MAX_DEPTH - depth)
+    except GraphError:
+        raise ValueError(f"nested deeper than the {MAX_DEPTH - depth} levels a value may have there") from None
+    for _, leaf in _leaves(value):
+        if isinstance(leaf, _TooLarge):
+            raise ValueError(_refusal(leaf, "").message)
+    return value
+
+
+def _refusal(value: Any, where: str) -> Issue:
+    if isinstance(value, _TooLarge):
+        return Issue("number_too_large", f"{value.digits}-digit integer: numbers in a graph must lie within "
+                     f"+-{MAX_INT} (use a float like 1e30 for a huge bound)", where=where)
+    name = value.name if isinstance(value, _NonFinite) else repr(value)
+    return Issue("non_finite_value", f"{name} is not allowed in a graph file: every number must be finite",
+                 where=where)
+
+
+def check_depth(document: Any, path: str | None = None, depth_limit: int = MAX_DEPTH) -> None:
+    """Refuse an already-parsed document nested deeper than ``depth_limit`` levels."""
     stack: list[tuple[Any, int]] = [(document, 1)]
     while stack:
         value, depth = stack.pop()
-        if depth > MAX_DEPTH:
-            raise GraphError([Issue("too_deeply_nested", f"nested deeper than {MAX_DEPTH} levels")], path)
+        if depth > depth_limit:
+            raise GraphError([Issue("too_deeply_nested", f"nested deeper than {depth_limit} levels")], path)
         if isinstance(value, dict):
             stack.extend((v, depth + 1) for v in value.values())
         elif isinstance(value, list):
@@ -99,6 +139,22 @@ def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     flagged = RepeatedKeys(result)
     flagged.repeated = tuple(dict.fromkeys(repeated))
     return flagged
+
+
+class _TooLarge:
+    """Stands for an integer beyond ``MAX_INT`` until its place in the file is known."""
+
+    def __init__(self, digits: int) -> None:
+        self.digits = digits
+
+
+def _integer(text: str) -> int | _TooLarge:
+    # Checked on the text: Python refuses to parse more than 4300 digits at all, and a float conversion of a
+    # long integer overflows.
+    digits = len(text.lstrip("-"))
+    if digits > MAX_INT_DIGITS or abs(int(text)) > MAX_INT:
+        return _TooLarge(digits)
+    return int(text)
 
 
 class _NonFinite:

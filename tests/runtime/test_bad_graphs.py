@@ -16,6 +16,10 @@ CORPUS = Path(__file__).parent / "bad_graphs"
 # file stem (<code>__<name>) -> (node id of the first issue with that code, its where, other error codes expected)
 EXPECTED: dict[str, tuple[str | None, str | None, list[str]]] = {
     "bad_link__capacity": (None, "/links/0/capacity", []),
+    "bad_device__env_cuda_abc": ("env", "/nodes/env/params/device", []),
+    "number_too_large__float_param": (None, "/nodes/trainer/params/gamma", []),
+    "module_not_allowed__gym_module_id": ("env", "/nodes/env/params/task", []),
+    "bad_env_kwargs__unknown_key": ("env", "/nodes/env/params/env_kwargs", []),
     "bad_link__no_dot": (None, "/links/0", []),
     "bad_link__one_end": (None, "/links/13", []),
     "bad_link__policy": (None, "/links/0/policy", []),

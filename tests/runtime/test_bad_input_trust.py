@@ -1,0 +1,179 @@
+"""Bad input is refused before anything runs, clearly and without a traceback: numbers beyond range, deep values,
+files that never end, long bypass chains, misspelt names, broken plugins, malformed metrics."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from dnne.runtime.errors import GraphError
+from dnne.runtime.loading import load_graph, parse_override
+from dnne.runtime.registry import default_registry
+
+ROOT = Path(__file__).resolve().parents[2]
+CARTPOLE = ROOT / "graphs" / "cartpole_ppo.json"
+DNNE = [sys.executable, "-m", "dnne.runtime.cli"]
+REGISTRY = default_registry()
+BIG = "9" * 401
+
+
+def dnne(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """The CLI in a subprocess."""
+    return subprocess.run([*DNNE, *args], capture_output=True, text=True, timeout=120, env=env)
+
+
+def codes(overrides: list[str], source: object = CARTPOLE) -> list[str]:
+    """The error codes of loading ``source`` with ``overrides``."""
+    with pytest.raises(GraphError) as caught:
+        load_graph(source, overrides, REGISTRY)
+    return [issue.code for issue in caught.value.errors]
+
+
+class TestNumbersAndDepth:
+    @pytest.mark.parametrize("override", [f"trainer.gamma={BIG}", f"run.target_return={BIG}",
+                                          f"run.max_steps={BIG}", f"run.timeout={BIG}", f"trainer.gamma=-{'9' * 5000}"])
+    def test_huge_integers_in_set(self, override: str) -> None:
+        """Integers beyond 64 bits in --set are refused with a message, never an OverflowError."""
+        assert codes([override]) == ["bad_override"]
+
+    def test_huge_integer_in_file(self, tmp_path: Path) -> None:
+        """A 401-digit integer in a file is refused at its place."""
+        path = tmp_path / "g.json"
+        path.write_text(CARTPOLE.read_text().replace('"gamma": 0.98', f'"gamma": {BIG}'))
+        with pytest.raises(GraphError) as caught:
+            load_graph(path, registry=REGISTRY)
+        assert [(i.code, i.where) for i in caught.value.errors] == [("number_too_large", "/nodes/trainer/params/gamma")]
+
+    def test_huge_numbers_from_code(self) -> None:
+        """A graph built in code with huge Python integers gets issues, not exceptions."""
+        document = json.loads(CARTPOLE.read_text())
+        document["nodes"]["trainer"]["params"]["gamma"] = 10**400
+        document["run"].update(target_return=10**400, max_steps=10**30, timeout=10**400)
+        found = set(codes([], document))
+        assert found == {"number_too_large", "bad_run_option"}
+
+    def test_huge_max_steps_flag(self, tmp_path: Path) -> None:
+        """--max-steps with 401 digits is a usage error, exit 2."""
+        done = dnne("run", str(CARTPOLE), "--max-steps", BIG, "--run-dir", str(tmp_path / "r"))
+        assert done.returncode == 2 and "too large" in done.stderr and "Traceback" not in done.stderr
+
+    @pytest.mark.parametrize("depth", [62, 50_000])
+    def test_deep_set_values(self, depth: int) -> None:
+        """A --set value deeper than the file's depth limit allows at its place is refused (no RecursionError)."""
+        assert codes(["agent.hidden_sizes=" + "[" * depth + "]" * depth]) == ["bad_override"]
+
+    def test_set_value_within_depth(self) -> None:
+        """A nested value within the limit is taken (then checked as a param)."""
+        assert "bad_override" not in codes(["agent.hidden_sizes=" + "[" * 10 + "]" * 10])
+
+
+class TestFiles:
+    def test_dev_zero(self) -> None:
+        """/dev/zero is refused at once as not a regular file (no unbounded read)."""
+        done = dnne("validate", "/dev/zero")
+        assert done.returncode == 2 and "not a regular file" in done.stderr
+
+    def test_fifo(self, tmp_path: Path) -> None:
+        """A FIFO nobody writes to is refused, not waited on."""
+        fifo = tmp_path / "g.json"
+        os.mkfifo(fifo)
+        done = dnne("validate", str(fifo))
+        assert done.returncode == 2 and "not a regular file" in done.stderr
+
+    def test_bypassed_chain_of_3000(self) -> None:
+        """3000 bypassed nodes in a row pass their input through (no RecursionError)."""
+        from test_loading import node, workflow
+        from toy_nodes import toy_registry
+
+        count = 3000
+        nodes = [node(1, "Count", outputs=["out"])]
+        nodes += [node(10 + i, "Double", inputs=["x"], outputs=["y"], mode=4) for i in range(count)]
+        nodes += [node(5, "Sink", inputs=["x"])]
+        chain = [1] + [10 + i for i in range(count)] + [5]
+        links = [(i + 1, a, 0, b, 0) for i, (a, b) in enumerate(zip(chain, chain[1:]))]
+        graph = load_graph(workflow(nodes, links), registry=toy_registry())
+        assert set(graph.nodes) == {"1", "5"} and [str(l) for l in graph.links] == ["1.out -> 5.x"]
+
+
+class TestNames:
+    def test_did_you_mean(self, tmp_path: Path) -> None:
+        """Misspelt node types, ports, params, node ids and run keys get the closest known name."""
+        document = json.loads(CARTPOLE.read_text())
+        document["nodes"]["agent"]["type"] = "PPOAgentNod"
+        document["links"][0] = ["env.observation", "or.input_a"]
+        document["run"]["max_step"] = 5
+        with pytest.raises(GraphError) as caught:
+            load_graph(document, ["trainer.gama=0.9", "trainr.gamma=0.9"], REGISTRY)
+        text = "\n".join(str(issue) for issue in caught.value.errors)
+        for hint in ("did you mean 'PPOAgentNode'", "did you mean 'observations'", "did you mean 'max_steps'",
+                     "did you mean 'gamma'", "did you mean 'trainer'"):
+            assert hint in text
+
+
+class TestPluginsAndTools:
+    def test_plugin_calling_sys_exit(self, tmp_path: Path) -> None:
+        """A plugin that calls sys.exit while it loads is a clear error, exit 2."""
+        (tmp_path / "quitter.py").write_text("import sys\nsys.exit(0)\n")
+        env = dict(os.environ, PYTHONPATH=f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+        done = dnne("validate", str(CARTPOLE), "--plugin", "quitter", env=env)
+        assert done.returncode == 2 and "called sys.exit(0)" in done.stderr
+
+    def test_plugin_given_as_a_file(self) -> None:
+        """--plugin ./file.py says how to name it as a module."""
+        done = dnne("validate", str(CARTPOLE), "--plugin", "./my_nodes.py")
+        assert done.returncode == 2 and "not a module name" in done.stderr and "--plugin my_nodes" in done.stderr
+        assert "TypeError" not in done.stderr
+
+    def test_plot_names_the_bad_line(self, tmp_path: Path) -> None:
+        """dnne plot on a metrics file with a malformed line names the file and the line."""
+        (tmp_path / "metrics.jsonl").write_text('{"env_steps": 1, "mean_return": 2}\n{"env_steps": \n')
+        done = dnne("plot", str(tmp_path), "-o", str(tmp_path / "c.png"))
+        assert done.returncode == 2 and "metrics.jsonl, line 2" in done.stderr and "Traceback" not in done.stderr
+
+    @pytest.mark.parametrize(("argv", "warned"), [
+        (["run", str(ROOT / "graphs" / "dnne" / "cartpole_ppo.json")], True),
+        (["run", str(ROOT / "graphs" / "dnne" / "cartpole_ppo.json"), "--timeout", "5m"], False),
+        (["run", str(CARTPOLE)], False),
+    ])
+    def test_no_stop_condition_warns(self, argv: list[str], warned: bool, caplog: pytest.LogCaptureFixture) -> None:
+        """A run with no stop condition says so at start (the DNNE workflow files have none)."""
+        from dnne.runtime.cli.main import build_parser
+        from dnne.runtime.cli.shared import load_from_args
+
+        args = build_parser().parse_args(argv)
+        with caplog.at_level("WARNING", logger="dnne"):
+            load_from_args(args, REGISTRY, {"timeout": args.timeout})
+        assert any("no stop condition" in record.getMessage() for record in caplog.records) == warned
+
+
+SET_TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=60) | st.builds(
+    lambda depth, inner: "[" * depth + inner + "]" * depth, st.integers(0, 3000),
+    st.sampled_from(["", "1", BIG, "NaN", "1e999", '"x"', "{}"]))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(target=st.sampled_from(["run", "trainer", "agent", "env", "nosuch", ""]),
+       name=st.sampled_from(["gamma", "hidden_sizes", "num_envs", "max_steps", "timeout", "device", "task", "x"]),
+       value=SET_TEXT)
+def test_fuzz_set_values(target: str, name: str, value: str) -> None:
+    """Any --set value loads or is refused with GraphError: never another exception."""
+    try:
+        load_graph(CARTPOLE, [f"{target}.{name}={value}"], REGISTRY)
+    except GraphError as error:
+        assert error.errors and all(issue.code for issue in error.errors)
+
+
+@settings(max_examples=100, deadline=None)
+@given(text=st.text(max_size=80))
+def test_fuzz_set_syntax(text: str) -> None:
+    """parse_override either parses or raises ValueError with a message."""
+    try:
+        parse_override(text)
+    except ValueError as error:
+        assert str(error)

@@ -1,0 +1,57 @@
+"""The fault-injection plugin in running PPO graphs, sync and async, in one process: each fault ends the run the
+way it should, naming the node, and a node awaiting forever is reported like a deadlock."""
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+from fault_nodes import fault_registry, faulty_graph
+
+from dnne.runtime.loading import load_graph
+from dnne.runtime.runner import DeadlockError, GraphRun, RunResult
+
+ROOT = Path(__file__).resolve().parents[2]
+CARTPOLE = json.loads((ROOT / "graphs" / "cartpole_ppo.json").read_text())
+REGISTRY = fault_registry()
+
+
+def run_faulty(fault: str, mode: str, at: int = 100, hang_grace_s: float = 60.0) -> tuple[GraphRun, RunResult]:
+    """The cartpole graph with ``fault`` on its rewards from step ``at``, trained in ``mode``."""
+    document = faulty_graph(CARTPOLE, fault, at)
+    document["nodes"]["trainer"] = dict(document["nodes"]["trainer"])
+    document["nodes"]["trainer"]["params"] = dict(document["nodes"]["trainer"]["params"], mode=mode)
+    document["run"] = dict(document["run"], target_return=None, max_steps=4096, timeout=None)
+    graph_run = GraphRun(load_graph(document, registry=REGISTRY), REGISTRY)
+    graph_run.hang_grace_s = hang_grace_s
+    return graph_run, asyncio.run(asyncio.wait_for(graph_run.execute(), 180))
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+class TestFaults:
+    def test_raise(self, mode: str) -> None:
+        """A node raising stops the run, blamed on that node with its cause."""
+        _, result = run_faulty("raise", mode)
+        assert result.stop_reason == "failed" and result.error is not None
+        assert result.error.node_id == "fault" and "injected fault" in str(result.error.cause)
+        assert result.counters["env_steps"] < 4096
+
+    @pytest.mark.parametrize("value", ["nan", "inf"])
+    def test_non_finite_rewards(self, mode: str, value: str) -> None:
+        """Non-finite rewards make the trainer stop after its updates in a row fail, naming the trainer."""
+        _, result = run_faulty(value, mode)
+        assert result.stop_reason == "failed" and result.error is not None
+        assert result.error.node_id == "trainer" and "non-finite" in str(result.error.cause)
+
+    def test_await_forever(self, mode: str) -> None:
+        """A node awaiting a future nobody completes is reported like a deadlock, with where it waits."""
+        _, result = run_faulty("hang", mode, hang_grace_s=2.0)
+        assert result.stop_reason == "failed" and result.error is not None
+        assert result.error.node_id == "fault" and isinstance(result.error.cause, DeadlockError)
+        assert "fault awaits in compute" in str(result.error.cause)
+
+    def test_no_fault(self, mode: str) -> None:
+        """The fault node passes rewards through untouched until its firing: the run ends normally."""
+        _, result = run_faulty("none", mode)
+        assert result.stop_reason == "max_steps" and result.error is None
