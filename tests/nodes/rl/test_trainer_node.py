@@ -11,8 +11,7 @@ import pytest
 import torch
 
 from dnne.nodes.rl.actor_critic import ActorCritic
-from dnne.nodes.rl.policy import SharedPolicy
-from dnne.nodes.types import Dones, PolicyOutput
+from dnne.nodes.types import Dones, ModelSpec, PolicyOutput
 from dnne.runtime import Input, Node, Output, Param, default_registry, load_graph
 from dnne.runtime.rundir import RunDirectory
 from dnne.runtime.runner import GraphRun
@@ -38,7 +37,7 @@ def transitions(count: int) -> dict[str, list[Any]]:
         "states": observations[1:],
         "rewards": [torch.ones(N) for _ in range(count)],
         "dones": [Dones(no, no, obs) for obs in observations[1:]],
-        "model": [SharedPolicy(model, 1e-3)],
+        "model": [ModelSpec(model.architecture, model.state_dict(), 1e-3)],
     }
 
 
@@ -110,14 +109,14 @@ class TestNaNLosses:
 
     def test_persistent_nan_stops_with_last_good_checkpoint(self, tmp_path: Path) -> None:
         """NaN rewards from iteration 3 on: three skipped updates stop the run (failed, FloatingPointError); no
-        checkpoint is written after the failure and the weights in the last one are those of iteration 2."""
+        checkpoint is written after the failure and the learner's weights in the last one are those of iteration 2."""
         result, _ = poisoned_run(tmp_path, after=64, count=1_000_000)
         assert result.stop_reason == "failed" and isinstance(result.error.cause, FloatingPointError)
         assert result.error.node_id == "trainer"
         saved = sorted((tmp_path / "checkpoints").glob("ckpt-*.pt"))
         assert saved[-1].name == "ckpt-00000004.pt"
-        last = torch.load(saved[-1], weights_only=True)["nodes"]["agent"]["model"]
-        second = torch.load(tmp_path / "checkpoints" / "ckpt-00000002.pt", weights_only=True)["nodes"]["agent"]["model"]
+        last = torch.load(saved[-1], weights_only=True)["nodes"]["trainer"]["learner"]
+        second = torch.load(tmp_path / "checkpoints" / "ckpt-00000002.pt", weights_only=True)["nodes"]["trainer"]["learner"]
         assert all(torch.equal(last[k], second[k]) for k in last)
         assert all(torch.isfinite(v).all() for v in last.values())
         assert json.loads((tmp_path / "summary.json").read_text())["stop_reason"] == "failed"
