@@ -34,9 +34,12 @@ class UpdateProbe(Node):
         self.ctx.shared("updates", list).append(info)
 
 
-def probed_run(iterations: int, **trainer: Any) -> tuple[list[tuple[int, int]], list[dict[str, Any]], int]:
+def probed_run(iterations: int, placement: dict[str, str] | None = None,
+               **trainer: Any) -> tuple[list[tuple[int, int]], list[dict[str, Any]], int]:
     """The Cartpole graph with probes on the agent's outputs and the trainer's loss_info; its horizon."""
     document = json.loads(CARTPOLE.read_text())
+    if placement:
+        document["placement"] = placement
     document["nodes"]["trainer"]["params"].update(trainer)
     document["nodes"]["versions"] = {"type": "VersionProbe"}
     document["nodes"]["updates"] = {"type": "UpdateProbe"}
@@ -62,6 +65,19 @@ def test_sync_rollout_r_acts_with_version_r() -> None:
     assert all(version == stamp // horizon for stamp, version in versions)
     assert max(version for _, version in versions) >= 5
     assert len(updates) == 6 and all(u["lag_max"] == 0 and u["lag_0"] == 1.0 for u in updates)
+
+
+def test_learner_in_its_own_process() -> None:
+    """With the trainer in a worker process, the agent still acts on observation k with version k // horizon
+    (weights reach it only through its port), and training is the same as in one process."""
+    alone_versions, alone_updates, _ = probed_run(4)
+    versions, updates, horizon = probed_run(4, placement={"trainer": "learner"})
+    common = min(len(versions), len(alone_versions))
+    assert versions[:common] == alone_versions[:common] and max(version for _, version in versions[:common]) >= 3
+    assert all(version == stamp // horizon for stamp, version in versions)
+    fields = ("policy_loss", "value_loss", "approx_kl", "explained_variance")
+    rows = [[u[f] for f in fields] for u in updates]
+    assert len(rows) >= 3 and rows == [[u[f] for f in fields] for u in alone_updates][:len(rows)]
 
 
 @pytest.mark.parametrize("max_staleness", [1, 2])
