@@ -55,11 +55,11 @@ class Learner:
         """
         started = time.perf_counter()
         rollout = self._bootstrapped(trajectories)
-        lag = torch.cat([(self.version - t.versions).repeat_interleave(t.num_envs) for t in trajectories])
+        lags = torch.cat([(self.version - t.versions)[:, None].expand(-1, t.num_envs) for t in trajectories], dim=1)
         self.network.update_obs_stats(torch.cat([t.next_observations.flatten(0, 1) for t in trajectories]))
-        stats = self.update.run(rollout)
+        stats = self.update.run(rollout, lags)
         self.version += 1
-        stats.update(lag_stats(lag, max_lag))
+        stats.update(lag_stats(lags.flatten(), max_lag))
         stats["update_time_s"] = time.perf_counter() - started
         return stats, self.weights()
 

@@ -76,6 +76,8 @@ class PPOTrainerNode(Node):
     mode = Param(str, "sync", "sync (exact on-policy) or async (acting goes on while the learner updates)",
                  choices=("sync", "async"))
     max_staleness = Param(int, 1, "async: versions the acting policy may lag behind the learner", ge=1, le=100)
+    vtrace_rho_clip = Param(float, 1.0, "async: truncate the importance weights of stale transitions (lag > 0) at "
+                            "this (V-trace's rho-bar); null: plain GAE", gt=0.0, le=1e6, nullable=True)
     target_kl = Param(float, None, "stop an update early past this approximate KL; null: off", gt=0.0, le=100.0,
                       nullable=True)
     lr_schedule = Param(str, "constant", "constant, linear (to 0 at max_steps) or adaptive (rl_games, KL)",
@@ -169,7 +171,7 @@ class PPOTrainerNode(Node):
         lr = self.learning_rate if self.learning_rate is not None else spec.learning_rate
         config = PPOConfig(self.epochs, self.minibatch_size, self.clip_param, self.value_coef, self.entropy_coef,
                            self.max_grad_norm, self.clip_value_loss, self.normalize_advantage, self.target_kl,
-                           self.gamma, self.lam)
+                           self.gamma, self.lam, self.vtrace_rho_clip)
         self.learner = Learner(spec, self.normalize_value, self.learner_device, lr, config, self.generator)
         self.schedule = make_schedule(self.lr_schedule, lr, self._total_updates(), self.kl_threshold)
         restored = self._restored
