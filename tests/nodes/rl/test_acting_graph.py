@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 
 from dnne.nodes.types import PolicyOutput
 from dnne.runtime import Input, Node, default_registry, load_graph
@@ -92,3 +93,16 @@ def test_async_lag_never_exceeds_max_staleness(max_staleness: int) -> None:
     for update in updates:
         assert 0 <= update["lag_mean"] <= update["lag_max"] <= max_staleness
         assert sum(update[f"lag_{k}"] for k in range(max_staleness + 1)) == pytest.approx(1.0)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the fallback where CUDA is missing")
+def test_learner_device_falls_back_to_cpu() -> None:
+    """trainer.device=cuda on a machine without CUDA trains on the CPU, with a warning naming the device."""
+    document = json.loads(CARTPOLE.read_text())
+    document["nodes"]["trainer"]["params"]["device"] = "cuda"
+    document["run"].update(max_iterations=2, max_steps=None, target_return=None)
+    graph_run = GraphRun(load_graph(document))
+    result = asyncio.run(graph_run.execute())
+    assert result.error is None and result.counters["iterations"] == 2
+    assert any("device cuda is not available here" in warning for warning in result.warnings)
+    assert graph_run.nodes["trainer"].learner.device == torch.device("cpu")
