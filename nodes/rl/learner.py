@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copy
 import time
+from typing import Any
 
 import torch
 
@@ -44,6 +45,15 @@ class Learner:
     def weights(self) -> dict[str, torch.Tensor]:
         """A copy of the network's ``state_dict`` (parameters and statistics) to send: later updates leave it be."""
         return {name: value.detach().clone() for name, value in self.network.state_dict().items()}
+
+    def state_dict(self) -> dict[str, Any]:
+        """Copies of the network's and the optimizer's state (``learner``, ``optimizer``), for a checkpoint."""
+        return {"learner": self.weights(), "optimizer": copy.deepcopy(self.optimizer.state_dict())}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what ``state_dict`` returned."""
+        self.network.load_state_dict(state["learner"])
+        self.optimizer.load_state_dict(state["optimizer"])
 
     def train(self, trajectories: list[Trajectory], max_lag: int) -> tuple[dict[str, float], dict[str, torch.Tensor]]:
         """Bootstrap the rollout, refresh the input statistics, run one PPO update; the update's statistics (lag

@@ -176,9 +176,8 @@ class PPOTrainerNode(Node):
         self.schedule = make_schedule(self.lr_schedule, lr, self._total_updates(), self.kl_threshold)
         restored = self._restored
         if restored is not None and "optimizer" in restored:
-            self.learner.optimizer.load_state_dict(restored["optimizer"])
+            self.learner.load_state_dict(restored)
             self.schedule.load_state_dict(restored["schedule"])
-            self.learner.network.load_state_dict(restored["learner"])
         self.learner.version = self.iteration
         self.rule = ActingRule(self.iteration, self.horizon_length, 0 if self.mode == "sync" else self.max_staleness)
         self.executor = ThreadPoolExecutor(1, thread_name_prefix=f"dnne-learner-{self.id}")
@@ -306,18 +305,23 @@ class PPOTrainerNode(Node):
             self.ctx.log_metrics(dict(stats, iteration=self.iteration, policy_version=self.iteration))
         if self.executor is not None:
             self.executor.shutdown(wait=True)
+            self.executor = None
 
     # ---- checkpoints --------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """The learner (network and statistics, optimizer), schedule, counters and the minibatch generator. A
         checkpoint taken at a stop point (after an update) has no partial rollout to keep; one taken elsewhere
-        resumes from the next rollout."""
+        resumes from the next rollout. The learner's part is copied on the learner's thread, between updates, so an
+        async update running meanwhile never tears it."""
         state: dict[str, Any] = {"iteration": self.iteration, "nan_updates": self.nan_updates,
                                  "generator": self.generator.get_state()}
         if self.learner is not None and self.schedule is not None:
-            state["optimizer"] = self.learner.optimizer.state_dict()
+            learner = self.learner
+            if self.executor is not None:
+                state.update(self.executor.submit(learner.state_dict).result())
+            else:
+                state.update(learner.state_dict())
             state["schedule"] = self.schedule.state_dict()
-            state["learner"] = self.learner.network.state_dict()
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
