@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING
 
 from dnne.runtime.types import PortType
 
-from .types import Dones, PolicyOutput
+from .types import ActingRule, Dones, ModelSpec, PolicyOutput, PolicyWeights
 
 if TYPE_CHECKING:
     from dnne.runtime.registry import NodeRegistry
@@ -16,6 +16,7 @@ PORT_TYPES = (
     PortType("Dones", "terminated, truncated and final observations; read as a Tensor it is terminated | truncated",
              reads_as={"Tensor": Dones.as_tensor}),
     PortType("EnvHandle", "a running environment", config=True, crosses_processes=False),
+    PortType("PolicyWeights", "one version of a policy: its parameters, normaliser statistics and acting rule"),
 )
 
 DNNE_TYPE_NAMES = {
@@ -45,7 +46,7 @@ def register(registry: NodeRegistry) -> None:
         registry.add_type(port_type)
     for alias, name in DNNE_TYPE_NAMES.items():
         registry.alias_type(alias, name)
-    for wire_type in (PolicyOutput, Dones, Box, Discrete):
+    for wire_type in (PolicyOutput, Dones, ModelSpec, PolicyWeights, ActingRule, Box, Discrete):
         registry.add_wire_type(wire_type)
     for cls in (EnvNode, StepNode, ActionNode, CartpoleActionNode, IsaacGymEnvNode, IsaacGymStepNode, ORNode,
                 MetricsNode, PPOAgentNode, PPOTrainerNode, HighLevelStepNode, SubgoalNode, SubgoalConcatNode,
@@ -53,4 +54,4 @@ def register(registry: NodeRegistry) -> None:
         registry.add_node(cls)
 
 
-__all__ = ["Dones", "PolicyOutput", "register"]
+__all__ = ["ActingRule", "Dones", "ModelSpec", "PolicyOutput", "PolicyWeights", "register"]

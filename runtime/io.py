@@ -259,3 +259,19 @@ class NodeIO:
     def missing(self) -> tuple[Channel, ...]:
         """The channels of the inputs that hold nothing yet (what the node waits on)."""
         return tuple(link.channel for slot in self.streaming if not slot.pending_count() for link in slot.links)
+
+    async def config_values(self) -> dict[str, Any] | None:
+        """Wait until every config input holds a value and return them; ``None`` when one ended without."""
+        if not await self._take_configs():
+            return None
+        return self._config_values()
+
+    def newest(self, port: str) -> Any:
+        """The newest value received so far on config input ``port`` (``None`` before the first), without
+        waiting: a node that acts on whatever it holds reads it this way."""
+        slot = self.slots[port]
+        for link in slot.links:
+            while len(link.channel):
+                slot.value = link.convert(link.channel.get_nowait().value)
+                slot.has_value = True
+        return slot.value

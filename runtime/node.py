@@ -100,6 +100,7 @@ class Node:
                 name: {
                     "type": p.type, "doc": p.doc, "optional": p.optional, "fan_in": p.fan_in,
                     "primed": p.primed, "offset": p.offset, "aliases": list(p.aliases),
+                    "reply_to": p.reply_to, "reply_on": p.reply_on,
                 }
                 for name, p in cls.input_ports.items()
             },
@@ -242,6 +243,11 @@ def _check_definition(cls: type[Node]) -> None:
                 if key in taken and taken[key] != name:
                     raise NodeDefinitionError(f"{cls.__name__}: {kind} name {spelling!r} used twice")
                 taken[key] = name
+    for name, spec in cls.input_ports.items():
+        for field_name, target in (("reply_to", spec.reply_to), ("reply_on", spec.reply_on)):
+            if target is not None and target not in cls.output_ports:
+                raise NodeDefinitionError(f"{cls.__name__}.{name}: {field_name} names {target!r}, which is not an "
+                                          "output of this node")
     layout = cls.dnne
     if layout is not None:
         for widget in layout.widgets:

@@ -22,6 +22,11 @@ class Input:
         offset: stamp offset: a message stamped ``k + offset`` joins a firing stamped ``k``.
         config: taken once and kept (models, env handles); ``None`` reads it from the port type.
         aliases: other spellings accepted in graph files (DNNE's ``state`` for ``states``).
+        reply_to: the name of this node's output whose takers answer here: the graph builder links their reply
+            output (``reply_on``) to this input when the file does not (see ``dnne.runtime.replies``). Like a
+            primed input, it starts the loop it closes: an answerer replies once at its start.
+        reply_on: the name of this node's output that answers the node linked to this input (once at its
+            start, before it takes anything, then as it pleases).
     """
 
     type: str
@@ -32,10 +37,17 @@ class Input:
     offset: int = 0
     config: bool | None = None
     aliases: tuple[str, ...] = ()
+    reply_to: str | None = None
+    reply_on: str | None = None
     name: str = field(default="", init=False)
 
     def __set_name__(self, owner: type, name: str) -> None:
         self.name = name
+
+    @property
+    def closes_loop(self) -> bool:
+        """Whether a link into this input closes a feedback loop (so it does not order setup)."""
+        return bool(self.primed) or self.reply_to is not None
 
 
 @dataclass

@@ -260,7 +260,7 @@ class GraphRun:
                 if (cls := self.registry.get(spec.type)) is not None and cls.training_only}
 
     def _setup_order(self, links: list[Any]) -> list[str]:
-        """Kahn's order over links, leaving out the links that close loops (into primed inputs or merges)."""
+        """Kahn's order over links, leaving out the links that close loops (into primed or reply inputs or merges)."""
         edges: dict[str, set[str]] = {node_id: set() for node_id in self.nodes}
         for link in links:
             edges[link.src].add(link.dst)
@@ -269,7 +269,7 @@ class GraphRun:
         for link in links:
             dst = self.nodes[link.dst]
             closes_loop = component_of[link.src] == component_of[link.dst] and (
-                dst.input_ports[link.dst_port].primed or dst.merge)
+                dst.input_ports[link.dst_port].closes_loop or dst.merge)
             if not closes_loop and link.src != link.dst:
                 incoming[link.dst].add(link.src)
         order: list[str] = []

@@ -102,7 +102,7 @@ BUILTIN_TYPES: tuple[PortType, ...] = (
     PortType("Tensor", "a torch tensor"),
     PortType("Trigger", "a Token that lets the receiver take its next step"),
     PortType("Dict", "a flat dict of named values (losses, infos)"),
-    PortType("Model", "a torch module shared by reference", config=True, crosses_processes=False),
+    PortType("Model", "a model as data: its architecture and weights", config=True),
     PortType("Int", "an integer"),
     PortType("Float", "a float"),
     PortType("Bool", "a boolean"),

@@ -14,6 +14,7 @@ from .graph import RUN_KEYS, Graph, LinkSpec
 from .node import Node, canonical_name
 from .ports import ParamError
 from .registry import NodeRegistry
+from .replies import reply_links
 
 MAX_NUM_NODES = 10_000
 MAX_CAPACITY = 1_000_000
@@ -41,6 +42,7 @@ def validate(graph: Graph, registry: NodeRegistry) -> list[Issue]:
             _check_node(spec.id, cls, spec.params, spec.param_where, spec.where, graph, issues)
     refused: list[LinkSpec] = []
     valid_links = _check_links(graph, classes, registry, issues, refused)
+    valid_links += reply_links(classes, valid_links, registry, issues)
     _check_required_inputs(graph, classes, valid_links + refused + _links_from_unknown_types(graph, classes), issues)
     _check_unused_outputs(graph, classes, valid_links, issues)
     _check_loops(graph, classes, valid_links, issues)
@@ -193,10 +195,12 @@ def _check_unused_outputs(graph: Graph, classes: dict[str, type[Node]], links: l
 
 
 def _check_loops(graph: Graph, classes: dict[str, type[Node]], links: list[LinkSpec], issues: list[Issue]) -> None:
-    """Every feedback loop needs a primed input or a merge node fed from outside the loop."""
+    """Every feedback loop needs a primed input or a merge node fed from outside the loop. A reply link starts the
+    loop it closes (its answerer replies first, at its start), so loops are sought without reply links."""
     edges: dict[str, set[str]] = {node_id: set() for node_id in graph.nodes}
     for link in links:
-        edges[link.src].add(link.dst)
+        if link.dst not in classes or classes[link.dst].input_ports[link.dst_port].reply_to is None:
+            edges[link.src].add(link.dst)
     for component in strongly_connected(edges):
         if len(component) == 1:
             (only,) = component

@@ -73,6 +73,11 @@ class ActorCritic(nn.Module):
         super().__init__()
         if action_space not in ACTION_SPACES:
             raise ValueError(f"action_space must be one of {ACTION_SPACES}, got {action_space!r}")
+        self.architecture = {
+            "obs_dim": obs_dim, "action_dim": action_dim, "hidden_sizes": list(hidden_sizes), "activation": activation,
+            "action_space": action_space, "init_log_std": float(init_log_std), "normalize_input": normalize_input,
+            "normalize_value": normalize_value,
+        }
         self.obs_dim = obs_dim
         self.action_dim = action_dim
         self.action_space = action_space
@@ -112,6 +117,13 @@ class ActorCritic(nn.Module):
     def denormalize_value(self, value: torch.Tensor) -> torch.Tensor:
         """Map critic-space values to reward units (identity when value normalization is off)."""
         return value if self.value_normalizer is None else self.value_normalizer.denormalize(value)
+
+    def load_weights(self, parameters: dict[str, torch.Tensor]) -> None:
+        """Load a ``state_dict`` that may hold value-normaliser statistics this network was built without (a
+        learner normalises values, its actors need the statistics to report values in reward units)."""
+        if self.value_normalizer is None and "value_normalizer.mean" in parameters:
+            self.value_normalizer = RunningMeanStd((), clip=None).to(self.critic_head.weight.device)
+        self.load_state_dict(parameters)
 
     # --- network ------------------------------------------------------------------------------------------------
 

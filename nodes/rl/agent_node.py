@@ -5,15 +5,15 @@ from typing import Any
 
 import torch
 
+from dnne.runtime.channel import Channel
 from dnne.runtime.io import Firing
 from dnne.runtime.node import DnneLayout, Node
 from dnne.runtime.ports import Input, Output, Param
 
 from ..envs.spaces import Box, Discrete
-from ..types import PolicyOutput
+from ..types import ModelSpec, PolicyOutput, PolicyWeights
 from .activations import ACTIVATIONS
 from .actor_critic import ActorCritic
-from .policy import SharedPolicy
 
 
 class PPOAgentNode(Node):
@@ -23,6 +23,10 @@ class PPOAgentNode(Node):
     head, a critic head, orthogonal initialisation. Sizes come from the env's spaces when ``input_size`` /
     ``output_size`` are omitted. Serves several env groups through its fan-in ``observations`` input: the
     observations waiting are batched into one forward pass and each output goes back to its source.
+
+    The network's architecture and initial weights leave on ``model``; with ``weights`` linked (a trainer linked to
+    ``model`` answers there on its own) the agent acts only with weights received there, the newest it holds, and
+    only on observations their acting rule allows (``ActingRule``). Unlinked (play), it acts with its own weights.
     """
 
     category = "RL/PPO"
@@ -34,8 +38,10 @@ class PPOAgentNode(Node):
     )
 
     observations = Input("Tensor", "observations [num_envs, obs_dim]", fan_in=True)
+    weights = Input("PolicyWeights", "the learner's newest weights (linked back from the node taking 'model')",
+                    optional=True, config=True, reply_to="model")
     policy_output = Output("PolicyOutput", "action, value, log_prob, action_params, observation, version")
-    model = Output("Model", "the actor-critic, shared with the trainer")
+    model = Output("Model", "the network's architecture and initial weights, for the learner")
 
     input_size = Param(int, None, "observation size; default: from the env", ge=1, le=1 << 20, nullable=True)
     output_size = Param(int, None, "action size (number of actions if discrete); default: from the env",
@@ -47,13 +53,15 @@ class PPOAgentNode(Node):
                          choices=("continuous", "discrete"))
     deterministic = Param(bool, False, "act with the mean / arg-max action (for play)")
     init_log_std = Param(float, 0.0, "initial log standard deviation of continuous actions", ge=-20.0, le=5.0)
-    normalize_input = Param(bool, None, "running observation normalisation; default: on for continuous actions",
-                            nullable=True)
+    normalize_input = Param(bool, None, "running observation normalisation (statistics kept by the learner); "
+                            "default: on for continuous actions", nullable=True)
     device = Param(str, None, "cpu or cuda; default: the env's device", nullable=True)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.policy: SharedPolicy | None = None
+        self.network: ActorCritic | None = None
+        self.held: PolicyWeights | None = None
+        self.version = 0
         self.generator: torch.Generator | None = None
         self.forward_passes = 0
 
@@ -76,9 +84,8 @@ class PPOAgentNode(Node):
         # Initial weights come from the node's own seed; the process-wide generator is left as it was.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.ctx.seed)
-            model = ActorCritic(input_size, output_size, self.hidden_sizes, self.activation, self.action_space,
-                                self.init_log_std, normalize_input=normalize).to(device)
-        self.policy = SharedPolicy(model, self.learning_rate)
+            self.network = ActorCritic(input_size, output_size, self.hidden_sizes, self.activation,
+                                       self.action_space, self.init_log_std, normalize_input=normalize).to(device)
         self.generator = torch.Generator(device=device)
         self.generator.manual_seed(self.ctx.seed)
 
@@ -91,31 +98,51 @@ class PPOAgentNode(Node):
         return size
 
     async def start(self) -> None:
-        """Send the model to the trainer."""
-        await self.emit("model", self.policy)
+        """Send the network's architecture and initial weights to the learner."""
+        assert self.network is not None
+        weights = {name: tensor.detach().clone() for name, tensor in self.network.state_dict().items()}
+        await self.emit("model", ModelSpec(dict(self.network.architecture), weights, self.learning_rate))
 
     async def run(self) -> None:
         """Act on every observation batch; batches waiting from several sources share one forward pass.
 
-        In sync mode an observation waits until the weights it must be acted on with are published; the others
-        waiting (other env groups) are served meanwhile, so one group at its horizon end never blocks the rest.
+        An observation waits until the agent holds weights that may act on it; the others waiting (other env
+        groups) are served meanwhile, so one group at its horizon end never blocks the rest.
         """
         await self.start()
-        assert self.policy is not None and self.io is not None
-        policy, io = self.policy, self.io
-        policy.listeners.append(io.inbox.notify)
+        assert self.io is not None
+        io = self.io
+        gated = self.linked("weights")
+        weight_channels: tuple[Channel, ...] = tuple(link.channel for link in io.slots["weights"].links)
         waiting: list[Firing] = []
         while True:
+            if gated:
+                self.take_weights(io.newest("weights"))
             waiting += io.ready()
-            servable = [f for f in waiting if policy.may_act(f.stamp)]
+            servable = [f for f in waiting if self.may_act(f.stamp)]
             if not servable:
-                if io.ended() and not waiting:
+                if io.ended() and (not waiting or io.slots["weights"].exhausted()):
                     return
-                await io.inbox.wait(io.missing())
+                await io.inbox.wait(io.missing() + (weight_channels if waiting else ()))
                 continue
-            waiting = [f for f in waiting if not policy.may_act(f.stamp)]
+            waiting = [f for f in waiting if not self.may_act(f.stamp)]
             self.firings += len(servable)
             await self.serve(servable)
+
+    def take_weights(self, weights: PolicyWeights | None) -> None:
+        """Act with ``weights`` from now on (nothing changes when they are the ones held)."""
+        if weights is None or weights is self.held:
+            return
+        assert self.network is not None
+        self.network.load_weights(weights.parameters)
+        self.held, self.version = weights, weights.version
+
+    def may_act(self, stamp: int | None) -> bool:
+        """Whether the weights held may act on observation ``stamp``: always when ``weights`` is unlinked, never
+        before the first weights arrive when it is linked."""
+        if not self.linked("weights"):
+            return True
+        return self.held is not None and self.held.may_act(stamp)
 
     async def serve(self, firings: list[Firing]) -> None:
         """One forward pass over the observations of ``firings``; each output goes back to its source."""
@@ -132,34 +159,31 @@ class PPOAgentNode(Node):
             start = end
 
     def act(self, observations: torch.Tensor) -> PolicyOutput:
-        """One forward pass: update the input statistics when training, then sample (or take the mean)."""
-        assert self.policy is not None
-        model = self.policy.model
-        observations = observations.to(next(model.parameters()).device, torch.float32)
-        if self.ctx.mode == "train":
-            model.update_obs_stats(observations)
-        result = model.act(observations, deterministic=self.acts_deterministically, generator=self.generator)
+        """One forward pass with the weights held: sample (or take the mean) action."""
+        assert self.network is not None
+        network = self.network
+        observations = observations.to(network.critic_head.weight.device, torch.float32)
+        result = network.act(observations, deterministic=self.acts_deterministically, generator=self.generator)
         return PolicyOutput(result.action, result.value, result.log_prob, result.params, result.observation,
-                            self.policy.version)
+                            self.version)
 
     def deployable(self) -> tuple[torch.nn.Module, torch.Tensor]:
         """The policy for deployment (raw observations -> deterministic actions, normalisation included) and an
         example input."""
-        assert self.policy is not None
-        model = self.policy.model
-        return model.deployable(), torch.zeros(1, model.obs_dim)
+        assert self.network is not None
+        return self.network.deployable(), torch.zeros(1, self.network.obs_dim)
 
     def state_dict(self) -> dict[str, Any]:
-        """Model weights, normaliser statistics, version and the sampling generator."""
-        assert self.policy is not None and self.generator is not None
-        return {"model": self.policy.model.state_dict(), "version": self.policy.version,
+        """The weights held (normaliser statistics included), their version and the sampling generator."""
+        assert self.network is not None and self.generator is not None
+        return {"model": self.network.state_dict(), "version": self.version,
                 "generator": self.generator.get_state()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore ``state_dict``."""
-        assert self.policy is not None and self.generator is not None
-        self.policy.model.load_state_dict(state["model"])
-        self.policy.version = int(state["version"])
+        """Restore ``state_dict`` (play acts with these weights; training waits for the learner's)."""
+        assert self.network is not None and self.generator is not None
+        self.network.load_weights(state["model"])
+        self.version = int(state["version"])
         self.generator.set_state(state["generator"])
 
 

@@ -11,6 +11,7 @@ from dnne.nodes.rl.actor_critic import ActorCritic
 from dnne.nodes.rl.gae import compute_gae
 from dnne.nodes.rl.ppo_loss import ppo_loss
 from dnne.nodes.rl.rollout import RolloutBuffer
+from dnne.nodes.rl.vtrace import compute_vtrace
 
 ADVANTAGE_NORMALIZATION = ("minibatch", "batch", "none")
 
@@ -41,6 +42,8 @@ class PPOConfig:
     """discount factor"""
     lam: float = 0.95
     """GAE lambda"""
+    vtrace_rho_clip: float | None = None
+    """truncate the importance weights of stale transitions (lag > 0) at this, V-trace's rho-bar; None: plain GAE"""
 
     def __post_init__(self) -> None:
         if self.normalize_advantage not in ADVANTAGE_NORMALIZATION:
@@ -80,26 +83,39 @@ class PPOUpdate:
         self.config = config
         self.generator = generator
 
-    def run(self, buffer: RolloutBuffer) -> dict[str, float]:
+    def run(self, buffer: RolloutBuffer, lags: torch.Tensor | None = None) -> dict[str, float]:
         """Update the model on the buffer's transitions and return the update's statistics.
 
         Args:
             buffer: the rollout (values and next values denormalized); it is not reset here.
+            lags: ``[T, N]`` versions between the model and the policy that acted at each step; with
+                ``vtrace_rho_clip`` set, stale steps (lag > 0) get V-trace's truncated importance weights.
 
         Returns:
             Means over the applied minibatch steps of ``policy_loss``, ``value_loss``, ``entropy``, ``approx_kl``,
             ``clip_fraction`` (NaN when no step was applied); ``explained_variance`` of the rollout's values;
+            ``rho_mean``, the mean truncated importance weight (1 when every step is on-policy);
             ``epochs_run`` (epochs begun), ``minibatches`` (optimizer steps applied), ``nan_skipped`` (minibatches
             skipped for a non-finite loss or gradient) and ``early_stopped`` (1 when ``target_kl`` stopped it).
         """
         cfg, model = self.config, self.model
         T = buffer.step
 
-        # --- advantages and returns, in reward units
-        advantages, returns = compute_gae(
-            buffer.rewards[:T], buffer.values[:T], buffer.next_values[:T],
-            buffer.terminated[:T], buffer.dones[:T], cfg.gamma, cfg.lam,
-        )  # fmt: skip
+        # --- advantages and returns, in reward units; V-trace where the acting policy was stale
+        log_rhos = self._log_rhos(buffer, lags)
+        if log_rhos is None:
+            advantages, returns = compute_gae(
+                buffer.rewards[:T], buffer.values[:T], buffer.next_values[:T],
+                buffer.terminated[:T], buffer.dones[:T], cfg.gamma, cfg.lam,
+            )  # fmt: skip
+            rho_mean = 1.0
+        else:
+            assert cfg.vtrace_rho_clip is not None
+            advantages, returns = compute_vtrace(
+                buffer.rewards[:T], buffer.values[:T], buffer.next_values[:T], buffer.terminated[:T],
+                buffer.dones[:T], log_rhos, cfg.gamma, cfg.lam, cfg.vtrace_rho_clip,
+            )  # fmt: skip
+            rho_mean = float(log_rhos.exp().clamp(max=cfg.vtrace_rho_clip).mean())
 
         # --- value targets in the critic's space (rl_games: refresh the statistics with the new returns first)
         if model.value_normalizer is not None and torch.isfinite(returns).all():
@@ -154,7 +170,20 @@ class PPOUpdate:
         # --- statistics
         stats = {name: total / steps if steps else float("nan") for name, total in sums.items()}
         stats["explained_variance"] = explained_variance(b_values, b_returns)
+        stats["rho_mean"] = rho_mean
         stats.update(
             epochs_run=epochs_run, minibatches=steps, nan_skipped=nan_skipped, early_stopped=int(early_stopped)
         )
         return {name: float(value) for name, value in stats.items()}
+
+    @torch.no_grad()
+    def _log_rhos(self, buffer: RolloutBuffer, lags: torch.Tensor | None) -> torch.Tensor | None:
+        """``log pi - log mu`` of every stored step under the model as it is now, 0 where the step is on-policy
+        (the model is the policy that acted); ``None`` when V-trace is off or every step is on-policy."""
+        if self.config.vtrace_rho_clip is None or lags is None or not bool((lags > 0).any()):
+            return None
+        T = buffer.step
+        observations, actions = buffer.observations[:T], buffer.actions[:T]
+        log_prob, _, _ = self.model.evaluate(observations.flatten(0, 1), actions.flatten(0, 1))
+        log_rhos = log_prob.reshape(buffer.log_probs[:T].shape) - buffer.log_probs[:T]
+        return torch.where(lags[:T] > 0, log_rhos, torch.zeros_like(log_rhos))

@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import asyncio
-import copy
 import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import torch
@@ -14,13 +14,11 @@ from dnne.runtime.node import DnneLayout, Node
 from dnne.runtime.ports import Input, Output, Param
 from dnne.runtime.types import Token
 
-from ..types import Dones, PolicyOutput
-from .actor_critic import ActorCritic
-from .normalizer import RunningMeanStd
-from .policy import SharedPolicy
-from .ppo import ADVANTAGE_NORMALIZATION, PPOConfig, PPOUpdate
-from .rollout import RolloutBuffer
+from ..types import ActingRule, Dones, ModelSpec, PolicyOutput, PolicyWeights
+from .learner import Learner
+from .ppo import ADVANTAGE_NORMALIZATION, PPOConfig
 from .schedules import SCHEDULES, LRSchedule, make_schedule
+from .trajectory import Trajectory
 
 MAX_NAN_UPDATES = 3
 
@@ -28,12 +26,14 @@ MAX_NAN_UPDATES = 3
 class PPOTrainerNode(Node):
     """The PPO learner: trajectory collection, GAE, clipped PPO updates.
 
-    Takes in one transition per firing (the ``PolicyOutput`` for observation ``k`` with the reward, dones and
-    next observation that followed) and sends one ``training_complete`` per transition, so the step node can step
-    again. At a horizon end in ``sync`` mode the trigger waits for the update and the agent's next action comes
-    from the new weights; in ``async`` mode the update runs in a worker thread while acting goes on with the
-    previous weights, swapped in at a later horizon boundary (at most ``max_staleness`` updates behind).
-    With several env groups (fan-in), each keeps its own trajectory; an update uses every group's horizon.
+    Builds its own network from the ``model`` message (architecture and initial weights) and publishes every
+    version of it on ``weights`` (version 0 before the first transition), with the rule the agent acts by: in
+    ``sync`` mode rollout ``r`` is acted on with version ``r`` exactly; in ``async`` mode with version
+    ``r - max_staleness`` or newer. Takes in one transition per firing (the ``PolicyOutput`` for observation
+    ``k`` with the reward, dones and next observation that followed) and sends one ``training_complete`` per
+    transition, so the step node can step again. At a horizon end in ``sync`` mode the trigger waits for the
+    update; in ``async`` mode the update runs in the learner's worker thread while acting goes on. With several env
+    groups (fan-in), each keeps its own trajectory; an update uses every group's horizon.
     """
 
     category = "RL/PPO"
@@ -52,13 +52,14 @@ class PPOTrainerNode(Node):
     rewards = Input("Tensor", "rewards that followed", offset=1, fan_in=True, aliases=("reward",))
     dones = Input("Dones", "episode ends that followed, with final observations", offset=1, fan_in=True,
                   aliases=("done",))
-    model = Input("Model", "the agent's actor-critic")
+    model = Input("Model", "the agent's architecture and initial weights", reply_on="weights")
 
     training_complete = Output("Trigger", "one per transition taken in; after the update at a horizon end (sync)",
                                offset=1)
     loss_info = Output("Dict", "policy_loss, value_loss, entropy, approx_kl, clip_fraction, explained_variance, "
-                               "learning_rate, iteration, update_time_s, staleness, ...")
+                               "learning_rate, iteration, update_time_s, lag_mean, lag_max, lag_<k>, ...")
     loss = Output("Tensor", "the total loss of the last update (DNNE's output)")
+    weights = Output("PolicyWeights", "every version of the policy, for the agent (linked back on its own)")
 
     horizon_length = Param(int, 2048, "steps per env before an update", ge=1, le=1_000_000)
     epochs = Param(int, 10, "PPO epochs per update", ge=1, le=10_000, aliases=("num_epochs",))
@@ -72,9 +73,11 @@ class PPOTrainerNode(Node):
     value_coef = Param(float, 0.5, "value loss coefficient", ge=0.0, le=1e4)
     entropy_coef = Param(float, 0.01, "entropy bonus coefficient", ge=0.0, le=1e4)
     max_grad_norm = Param(float, 0.5, "gradient norm clip; null disables", gt=0.0, le=1e6, nullable=True)
-    mode = Param(str, "sync", "sync (exact on-policy) or async (update in a worker thread)",
+    mode = Param(str, "sync", "sync (exact on-policy) or async (acting goes on while the learner updates)",
                  choices=("sync", "async"))
-    max_staleness = Param(int, 1, "async: updates the acting policy may lag behind", ge=1, le=100)
+    max_staleness = Param(int, 1, "async: versions the acting policy may lag behind the learner", ge=1, le=100)
+    vtrace_rho_clip = Param(float, 1.0, "async: truncate the importance weights of stale transitions (lag > 0) at "
+                            "this (V-trace's rho-bar); null: plain GAE", gt=0.0, le=1e6, nullable=True)
     target_kl = Param(float, None, "stop an update early past this approximate KL; null: off", gt=0.0, le=100.0,
                       nullable=True)
     lr_schedule = Param(str, "constant", "constant, linear (to 0 at max_steps) or adaptive (rl_games, KL)",
@@ -89,52 +92,58 @@ class PPOTrainerNode(Node):
     checkpoint_trigger_type = Param(str, "epoch", "epoch (every N updates), time (every duration), best_metric",
                                     choices=("epoch", "time", "best_metric"))
     checkpoint_trigger_value = Param(str, "10", "N updates, or a duration such as 1h30m")
+    device = Param(str, None, "the learner's device (cpu, cuda, cuda:1); default: the run's device", nullable=True)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.policy: SharedPolicy | None = None
-        self.learner: ActorCritic | None = None
-        self.optimizer: torch.optim.Optimizer | None = None
-        self.updater: PPOUpdate | None = None
+        self.learner: Learner | None = None
         self.schedule: LRSchedule | None = None
-        self.buffers: dict[str | None, RolloutBuffer] = {}
-        self.last_states: dict[str | None, torch.Tensor] = {}
+        self.rule = ActingRule()
+        self.trajectories: dict[str | None, Trajectory] = {}
         self.held: list[tuple[int | None, str | None]] = []
         self.iteration = 0
         self.nan_updates = 0
-        self.pending: list[asyncio.Future[dict[str, float]]] = []
+        self.pending: list[asyncio.Future[tuple[dict[str, float], dict[str, torch.Tensor]]]] = []
+        self.executor: ThreadPoolExecutor | None = None
         self.generator = torch.Generator()
         self.generator.manual_seed(self.ctx.seed)
+        self.learner_device = torch.device("cpu")
         self._last_checkpoint = (time.perf_counter(), float("-inf"))
         self._restored: dict[str, Any] | None = None
 
     async def setup(self) -> None:
-        """In sync mode, a graceful stop waits for the end of the current update (an exact-resume point)."""
+        """Choose the learner's device; in sync mode, a graceful stop waits for the end of the current update (an
+        exact-resume point)."""
+        device = torch.device(self.device or self.ctx.device)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            self.ctx.warn(f"device {device} is not available here; the learner runs on the cpu")
+            device = torch.device("cpu")
+        self.learner_device = device
         if self.mode == "sync":
             self.ctx.use_stop_points()
 
+    async def start(self) -> None:
+        """Build the learner from the model message and publish its weights (the version acting starts with)."""
+        assert self.io is not None
+        configs = await self.io.config_values()
+        if configs is None:
+            return
+        self._start_learning(configs["model"])
+        assert self.learner is not None
+        await self._publish(self.learner.weights())
+
     # ---- collection ---------------------------------------------------------------------------------------
     async def compute(self, states: torch.Tensor, policy_outputs: PolicyOutput, rewards: torch.Tensor,
-                      dones: Dones, model: SharedPolicy) -> Mapping[str, Any] | None:
+                      dones: Dones, model: ModelSpec) -> Mapping[str, Any] | None:
         """Store one transition; at a horizon end update (or hold the trigger until every group is full)."""
-        if self.optimizer is None:
-            self._start_learning(model)
+        await self._publish_finished()
         source = self.source
-        buffer = self._buffer(source, policy_outputs)
-        acting = model.model
-        next_value = torch.zeros_like(policy_outputs.value)
-        truncated = dones.truncated & ~dones.terminated
-        if truncated.any():
-            final = dones.final_observations[truncated].to(next_value.device, torch.float32)
-            next_value[truncated] = acting.value(acting.normalize_obs(final))
-        buffer.add(policy_outputs.observation, policy_outputs.action, policy_outputs.log_prob, policy_outputs.value,
-                   rewards.to(next_value.device, torch.float32) * self.reward_scale, dones.terminated,
-                   dones.truncated, next_value)
-        if not buffer.full:
+        trajectory = self._trajectory(source, policy_outputs)
+        trajectory.add(policy_outputs, rewards * self.reward_scale, dones, states)
+        if not trajectory.full:
             return {"training_complete": Token("transition")}
-        self.last_states[source] = states
         self.held.append((self.stamp, source))
-        if len(self.buffers) < self._groups() or not all(b.full for b in self.buffers.values()):
+        if len(self.trajectories) < self._groups() or not all(t.full for t in self.trajectories.values()):
             return None
         await self._horizon_end()
         return None
@@ -143,44 +152,35 @@ class PPOTrainerNode(Node):
         assert self.io is not None
         return max(len(self.io.slots["states"].links), 1)
 
-    def _buffer(self, source: str | None, first: PolicyOutput) -> RolloutBuffer:
-        buffer = self.buffers.get(source)
-        if buffer is None:
-            action = first.action
-            buffer = RolloutBuffer(self.horizon_length, action.shape[0], tuple(first.observation.shape[1:]),
-                                   tuple(action.shape[1:]), action.dtype, first.value.device)
-            self.buffers[source] = buffer
-            rollout = self.horizon_length * action.shape[0] * self._groups()
-            if self.minibatch_size > rollout and len(self.buffers) == 1:
+    def _trajectory(self, source: str | None, first: PolicyOutput) -> Trajectory:
+        trajectory = self.trajectories.get(source)
+        if trajectory is None:
+            trajectory = Trajectory(self.horizon_length, first, self.learner_device)
+            self.trajectories[source] = trajectory
+            num_envs = trajectory.num_envs
+            rollout = self.horizon_length * num_envs * self._groups()
+            if self.minibatch_size > rollout and len(self.trajectories) == 1:
                 self.ctx.warn(f"minibatch_size {self.minibatch_size} is larger than the rollout "
-                              f"({self.horizon_length} steps x {action.shape[0]} envs); clamped to {rollout}")
-        return buffer
+                              f"({self.horizon_length} steps x {num_envs} envs); clamped to {rollout}")
+        return trajectory
 
-    def _start_learning(self, policy: SharedPolicy) -> None:
-        self.policy = policy
-        acting = policy.model
-        if self.normalize_value and acting.value_normalizer is None:
-            acting.value_normalizer = RunningMeanStd((), clip=None).to(next(acting.parameters()).device)
-        if self.learning_rate is not None and self.learning_rate != policy.learning_rate:
-            self.ctx.warn(f"learning_rate {self.learning_rate} differs from the agent's {policy.learning_rate}; "
+    def _start_learning(self, spec: ModelSpec) -> None:
+        if self.learning_rate is not None and self.learning_rate != spec.learning_rate:
+            self.ctx.warn(f"learning_rate {self.learning_rate} differs from the agent's {spec.learning_rate}; "
                           "the trainer's is used")
-        lr = self.learning_rate if self.learning_rate is not None else policy.learning_rate
-        self.learner = copy.deepcopy(acting) if self.mode == "async" else acting
-        self.optimizer = torch.optim.Adam(self.learner.parameters(), lr=lr, eps=1e-5)
+        lr = self.learning_rate if self.learning_rate is not None else spec.learning_rate
         config = PPOConfig(self.epochs, self.minibatch_size, self.clip_param, self.value_coef, self.entropy_coef,
                            self.max_grad_norm, self.clip_value_loss, self.normalize_advantage, self.target_kl,
-                           self.gamma, self.lam)
-        self.updater = PPOUpdate(self.learner, self.optimizer, config, self.generator)
+                           self.gamma, self.lam, self.vtrace_rho_clip)
+        self.learner = Learner(spec, self.normalize_value, self.learner_device, lr, config, self.generator)
         self.schedule = make_schedule(self.lr_schedule, lr, self._total_updates(), self.kl_threshold)
-        if self.mode == "sync":
-            policy.horizon = self.horizon_length
         restored = self._restored
         if restored is not None and "optimizer" in restored:
-            self.optimizer.load_state_dict(restored["optimizer"])
+            self.learner.load_state_dict(restored)
             self.schedule.load_state_dict(restored["schedule"])
-            self.learner.load_state_dict(restored["learner"])
-            # The checkpoint may have been taken between an update and its publication: the trainer's count wins.
-            policy.version = policy.base_version = self.iteration
+        self.learner.version = self.iteration
+        self.rule = ActingRule(self.iteration, self.horizon_length, 0 if self.mode == "sync" else self.max_staleness)
+        self.executor = ThreadPoolExecutor(1, thread_name_prefix=f"dnne-learner-{self.id}")
 
     def _total_updates(self) -> int | None:
         settings = self.ctx.settings
@@ -194,61 +194,49 @@ class PPOTrainerNode(Node):
 
     # ---- updates ------------------------------------------------------------------------------------------
     async def _horizon_end(self) -> None:
-        assert self.policy is not None and self.updater is not None
-        rollout = self._finish_rollout()
         if self.mode == "sync":
-            stats = await self._in_thread(rollout)
-            self._reset_buffers()
-            await self._after_update(stats, staleness=0)
+            stats, weights = await self._train(list(self.trajectories.values()))
+            self._reset_trajectories()
+            await self._after_update(stats)
             await self.ctx.stop_point()  # nothing is in flight here but the held triggers, which resume as primed
-            self.policy.publish(self.iteration)
+            await self._publish(weights)
             await self._release("update")
             return
-        self._reset_buffers()  # the async rollout is a copy: collection goes on while it trains
+        rollout = [t.copy() for t in self.trajectories.values()]
+        self._reset_trajectories()  # collection goes on beside the update, on copies
         while len(self.pending) >= self.max_staleness:
-            stats = await self.pending.pop(0)
-            await self._after_update(stats, staleness=len(self.pending) + 1)
-            self._swap_weights()
-        self.pending.append(asyncio.ensure_future(asyncio.to_thread(self._timed_update, rollout)))
+            await self._finish(self.pending.pop(0))
+        self.pending.append(self._submit(rollout))
         await self._release("update")
 
-    def _timed_update(self, rollout: RolloutBuffer) -> dict[str, float]:
-        assert self.updater is not None
-        started = time.perf_counter()
-        stats = self.updater.run(rollout)
-        stats["update_time_s"] = time.perf_counter() - started
-        return stats
+    def _submit(self, rollout: list[Trajectory]) -> asyncio.Future[tuple[dict[str, float], dict[str, torch.Tensor]]]:
+        """Queue an update on the learner's thread: updates run one after another, beside the event loop."""
+        assert self.learner is not None and self.executor is not None
+        return asyncio.get_running_loop().run_in_executor(self.executor, self.learner.train, rollout, self.rule.max_lag)
 
-    async def _in_thread(self, rollout: RolloutBuffer) -> dict[str, float]:
-        assert self.updater is not None
-        future = asyncio.ensure_future(asyncio.to_thread(self._timed_update, rollout))
+    async def _train(self, rollout: list[Trajectory]) -> tuple[dict[str, float], dict[str, torch.Tensor]]:
+        future = self._submit(rollout)
         try:
             return await asyncio.shield(future)
         except asyncio.CancelledError:
             await asyncio.wait([future])  # never leave a thread writing the weights behind a stop
             raise
 
-    def _finish_rollout(self) -> RolloutBuffer:
-        """Fill the bootstrap values, then hand the rollout (all groups side by side) to the update."""
-        assert self.policy is not None
-        acting = self.policy.model
-        for source, buffer in self.buffers.items():
-            truncated = buffer.dones & ~buffer.terminated
-            last = self.last_states[source].to(buffer.values.device, torch.float32)
-            following = torch.cat([buffer.values[1:], acting.value(acting.normalize_obs(last))[None]])
-            buffer.next_values.copy_(torch.where(truncated, buffer.next_values, following))
-        buffers = list(self.buffers.values())
-        if len(buffers) == 1 and self.mode == "sync":
-            return buffers[0]
-        merged = copy.copy(buffers[0])
-        for name in ("observations", "actions", "log_probs", "values", "rewards", "terminated", "dones",
-                     "next_values"):
-            setattr(merged, name, torch.cat([getattr(b, name) for b in buffers], dim=1))
-        merged.num_envs = sum(b.num_envs for b in buffers)
-        return merged
+    async def _finish(self, future: asyncio.Future[tuple[dict[str, float], dict[str, torch.Tensor]]]) -> None:
+        stats, weights = await future
+        await self._after_update(stats)
+        await self._publish(weights)
 
-    async def _after_update(self, stats: dict[str, float], staleness: int) -> None:
-        assert self.optimizer is not None and self.schedule is not None
+    async def _publish_finished(self) -> None:
+        """Publish the async updates that have finished, so acting picks up each version as soon as it exists."""
+        while self.pending and self.pending[0].done():
+            await self._finish(self.pending.pop(0))
+
+    async def _publish(self, weights: dict[str, torch.Tensor]) -> None:
+        await self.emit("weights", PolicyWeights(self.iteration, weights, self.rule))
+
+    async def _after_update(self, stats: dict[str, float]) -> None:
+        assert self.learner is not None and self.schedule is not None
         self.iteration += 1
         if stats["minibatches"] == 0 and stats["nan_skipped"] > 0:
             self.nan_updates += 1
@@ -260,10 +248,9 @@ class PPOTrainerNode(Node):
         else:
             self.nan_updates = 0
         lr = self.schedule.step(kl=_finite(stats["approx_kl"]), progress=self._progress())
-        for group in self.optimizer.param_groups:
+        for group in self.learner.optimizer.param_groups:
             group["lr"] = lr
-        info = dict(stats, learning_rate=lr, iteration=self.iteration, staleness=staleness,
-                    policy_version=self.iteration)
+        info = dict(stats, learning_rate=lr, iteration=self.iteration, policy_version=self.iteration)
         self.ctx.counters.add("iterations")
         self.ctx.log_metrics(info)
         total = stats["policy_loss"] + self.value_coef * stats["value_loss"] - self.entropy_coef * stats["entropy"]
@@ -271,9 +258,9 @@ class PPOTrainerNode(Node):
         await self.emit("loss", torch.tensor(total))
         self._maybe_checkpoint()
 
-    def _reset_buffers(self) -> None:
-        for buffer in self.buffers.values():
-            buffer.reset()
+    def _reset_trajectories(self) -> None:
+        for trajectory in self.trajectories.values():
+            trajectory.reset()
 
     def _progress(self) -> float | None:
         if self.lr_schedule != "linear":
@@ -282,17 +269,6 @@ class PPOTrainerNode(Node):
         if settings.get("max_iterations"):
             return self.iteration / settings["max_iterations"]
         return min(self.ctx.counters.get("env_steps", 0) / settings["max_steps"], 1.0)
-
-    def _swap_weights(self) -> None:
-        """Copy the learner's weights into the acting model (not its input statistics, which acting owns)."""
-        assert self.policy is not None and self.learner is not None
-        acting = self.policy.model
-        with torch.no_grad():
-            for target, source in zip(acting.parameters(), self.learner.parameters()):
-                target.copy_(source)
-            if acting.value_normalizer is not None and self.learner.value_normalizer is not None:
-                acting.value_normalizer.load_state_dict(self.learner.value_normalizer.state_dict())
-        self.policy.publish(self.policy.version + 1)
 
     async def _release(self, reason: str) -> None:
         held, self.held = self.held, []
@@ -319,30 +295,37 @@ class PPOTrainerNode(Node):
             self.ctx.request_checkpoint(f"{kind} trigger")
 
     async def teardown(self) -> None:
-        """Finish async updates still running (no thread outlives the run) and apply them, so the final
-        checkpoint holds their weights and counts."""
+        """Finish the updates still running (no thread outlives the run) and apply them, so the final checkpoint
+        holds their weights and counts."""
         pending, self.pending = self.pending, []
         for future in pending:
-            stats = await future
+            stats, _ = await future
             self.iteration += 1
             self.ctx.counters.add("iterations")
-            self.ctx.log_metrics(dict(stats, iteration=self.iteration, staleness=0, policy_version=self.iteration))
-            self._swap_weights()
+            self.ctx.log_metrics(dict(stats, iteration=self.iteration, policy_version=self.iteration))
+        if self.executor is not None:
+            self.executor.shutdown(wait=True)
+            self.executor = None
 
     # ---- checkpoints --------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        """Optimizer, schedule, counters and the minibatch generator. A checkpoint taken at a stop point (after
-        an update) has no partial rollout to keep; one taken elsewhere resumes from the next rollout."""
+        """The learner (network and statistics, optimizer), schedule, counters and the minibatch generator. A
+        checkpoint taken at a stop point (after an update) has no partial rollout to keep; one taken elsewhere
+        resumes from the next rollout. The learner's part is copied on the learner's thread, between updates, so an
+        async update running meanwhile never tears it."""
         state: dict[str, Any] = {"iteration": self.iteration, "nan_updates": self.nan_updates,
                                  "generator": self.generator.get_state()}
-        if self.optimizer is not None and self.schedule is not None and self.learner is not None:
-            state["optimizer"] = self.optimizer.state_dict()
+        if self.learner is not None and self.schedule is not None:
+            learner = self.learner
+            if self.executor is not None:
+                state.update(self.executor.submit(learner.state_dict).result())
+            else:
+                state.update(learner.state_dict())
             state["schedule"] = self.schedule.state_dict()
-            state["learner"] = self.learner.state_dict()
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore ``state_dict`` (the optimizer once the model has arrived)."""
+        """Restore ``state_dict`` (the learner once the model has arrived)."""
         self.iteration = int(state["iteration"])
         self.nan_updates = int(state["nan_updates"])
         self.generator.set_state(state["generator"])

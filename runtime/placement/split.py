@@ -145,7 +145,7 @@ def _process_order(process: str, order: list[str], where: dict[str, str], links:
 
 def setup_order(classes: dict[str, type[Node]], links: list[LinkSpec]) -> list[str]:
     """The setup order of the whole graph in one process (``GraphRun``'s: Kahn's order over links, leaving out
-    the links that close loops into primed inputs or merges)."""
+    the links that close loops into primed or reply inputs or merges)."""
     edges: dict[str, set[str]] = {node_id: set() for node_id in classes}
     for link in links:
         edges[link.src].add(link.dst)
@@ -154,7 +154,7 @@ def setup_order(classes: dict[str, type[Node]], links: list[LinkSpec]) -> list[s
     for link in links:
         dst = classes[link.dst]
         closes_loop = component_of[link.src] == component_of[link.dst] and (
-            dst.input_ports[link.dst_port].primed or dst.merge)
+            dst.input_ports[link.dst_port].closes_loop or dst.merge)
         if not closes_loop and link.src != link.dst:
             incoming[link.dst].add(link.src)
     order: list[str] = []

@@ -11,6 +11,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 CARTPOLE = ROOT / "graphs" / "cartpole_ppo.json"
+PENDULUM = ROOT / "graphs" / "pendulum_ppo.json"
 DNNE = [sys.executable, "-m", "dnne.runtime.cli"]
 TRAINING_FIELDS = ("iteration", "env_steps", "policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction",
                    "explained_variance", "learning_rate", "mean_return")
@@ -37,6 +38,16 @@ class TestExactResume:
         dnne("run", "--resume", str(tmp_path / "split"), "--set", "run.max_iterations=12", "-q")
         whole, split = training_rows(tmp_path / "whole"), training_rows(tmp_path / "split")
         assert len(whole) == 12 and split == whole
+
+    def test_value_normalisation_resumes(self, tmp_path: Path) -> None:
+        """graphs/pendulum_ppo.json (trainer.normalize_value=true, input normalisation, adaptive schedule): 3
+        iterations, then --resume to 6, logs exactly what 6 iterations in one go log."""
+        common = ("--set", "run.target_return=null", "-q")
+        dnne("run", str(PENDULUM), "--run-dir", str(tmp_path / "whole"), "--set", "run.max_iterations=6", *common)
+        dnne("run", str(PENDULUM), "--run-dir", str(tmp_path / "split"), "--set", "run.max_iterations=3", *common)
+        dnne("run", "--resume", str(tmp_path / "split"), "--set", "run.max_iterations=6", "-q")
+        whole, split = training_rows(tmp_path / "whole"), training_rows(tmp_path / "split")
+        assert len(whole) == 6 and split == whole
 
     def test_sigint_then_resume_equals_one_run(self, tmp_path: Path) -> None:
         """A run interrupted by SIGINT as a background job and resumed to the same max_steps (linear LR schedule

@@ -43,7 +43,7 @@ EXPECTED: dict[str, tuple[str | None, str | None, list[str]]] = {
     "duplicate_node_id__native_repeated_key": ("step", "/nodes/step", []),
     "duplicate_node_id__workflow": ("3", "/nodes/2", ["dangling_link"]),
     "duplicate_param__alias_and_name": ("trainer", "/nodes/trainer/params/gae_lambda", []),
-    "link_crosses_process__model": ("trainer", "/links/11", []),
+    "link_crosses_process__env_handle": ("step", "/links/5", []),
     "malformed_file__nodes_not_object": (None, "/nodes", ["dangling_link"]),
     "malformed_file__truncated_json": (None, "line 1, column 201", []),
     "malformed_file__workflow_links_not_list": (None, "/links", ["missing_required_input"]),

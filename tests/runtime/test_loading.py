@@ -207,7 +207,8 @@ class TestApiPrompt:
         for _, src, src_slot, dst, dst_slot, _ in workflow_doc["links"]:
             doc[str(dst)]["inputs"][sockets[str(dst)][dst_slot]] = [str(src), src_slot]
         g = load_graph(doc, registry=builtin_registry)
-        assert len(g.links) == len(workflow_doc["links"])
+        assert len(g.links) == len(workflow_doc["links"]) + 1  # the weights link the model link implies
+        assert "6.weights -> 3.weights" in link_set(g)
         assert "6.training_complete -> 4.trigger" in link_set(g)
         assert "1.observations -> 2.input_a" in link_set(g)
 
@@ -226,12 +227,14 @@ class TestDnneFile:
             "5": "CartpoleActionNode", "6": "PPOTrainerNode"}
 
     def test_links_resolved_by_socket_name(self, graph):
-        """Every link resolves through the file's socket names to our canonical port names."""
+        """Every link resolves through the file's socket names to our canonical port names; the model link implies
+        the weights link back."""
         assert link_set(graph) == {
             "1.env_handle -> 4.env_handle", "1.observations -> 2.input_a", "2.output -> 3.observations",
             "3.policy_output -> 5.network_output", "5.action -> 4.actions", "4.observations -> 6.states",
             "3.policy_output -> 6.policy_outputs", "4.dones -> 6.dones", "3.model -> 6.model",
-            "6.training_complete -> 4.trigger", "4.rewards -> 6.rewards", "4.observations -> 2.input_b"}
+            "6.training_complete -> 4.trigger", "4.rewards -> 6.rewards", "4.observations -> 2.input_b",
+            "6.weights -> 3.weights"}
 
     def test_widget_params_mapped(self, graph):
         """Widget values map to canonical param names (num_epochs -> epochs, gae_lambda -> lam, action_dim -> output_size)."""

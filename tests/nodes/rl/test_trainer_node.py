@@ -11,8 +11,7 @@ import pytest
 import torch
 
 from dnne.nodes.rl.actor_critic import ActorCritic
-from dnne.nodes.rl.policy import SharedPolicy
-from dnne.nodes.types import Dones, PolicyOutput
+from dnne.nodes.types import ActingRule, Dones, ModelSpec, PolicyOutput
 from dnne.runtime import Input, Node, Output, Param, default_registry, load_graph
 from dnne.runtime.rundir import RunDirectory
 from dnne.runtime.runner import GraphRun
@@ -38,7 +37,7 @@ def transitions(count: int) -> dict[str, list[Any]]:
         "states": observations[1:],
         "rewards": [torch.ones(N) for _ in range(count)],
         "dones": [Dones(no, no, obs) for obs in observations[1:]],
-        "model": [SharedPolicy(model, 1e-3)],
+        "model": [ModelSpec(model.architecture, model.state_dict(), 1e-3)],
     }
 
 
@@ -69,6 +68,20 @@ class TestAlignment:
                     "learning_rate", "update_time_s" if "update_time_s" in info else "iteration"):
             assert key in info
         assert torch.isfinite(out["loss"][0])
+
+
+class TestPublishedWeights:
+    def test_version_0_then_one_per_update(self) -> None:
+        """The trainer publishes the model's own weights as version 0 before any update, then version 1 after the
+        first update, each with the sync acting rule (its horizon, no lag allowed)."""
+        inputs = transitions(4)
+        (spec,) = inputs["model"]
+        out = run_node_sync("PPOTrainerNode", inputs, {"horizon_length": 4, "epochs": 2, "minibatch_size": 6})
+        first, second = out["weights"]
+        assert (first.version, second.version) == (0, 1)
+        assert all(torch.equal(first.parameters[k], v) for k, v in spec.weights.items())
+        assert not all(torch.equal(second.parameters[k], v) for k, v in spec.weights.items())
+        assert first.rule == second.rule == ActingRule(first_version=0, horizon=4, max_lag=0)
 
 
 class PoisonRewards(Node):
@@ -110,14 +123,15 @@ class TestNaNLosses:
 
     def test_persistent_nan_stops_with_last_good_checkpoint(self, tmp_path: Path) -> None:
         """NaN rewards from iteration 3 on: three skipped updates stop the run (failed, FloatingPointError); no
-        checkpoint is written after the failure and the weights in the last one are those of iteration 2."""
+        checkpoint is written after the failure and the learner's weights in the last one are those of iteration 2."""
         result, _ = poisoned_run(tmp_path, after=64, count=1_000_000)
         assert result.stop_reason == "failed" and isinstance(result.error.cause, FloatingPointError)
         assert result.error.node_id == "trainer"
         saved = sorted((tmp_path / "checkpoints").glob("ckpt-*.pt"))
         assert saved[-1].name == "ckpt-00000004.pt"
-        last = torch.load(saved[-1], weights_only=True)["nodes"]["agent"]["model"]
-        second = torch.load(tmp_path / "checkpoints" / "ckpt-00000002.pt", weights_only=True)["nodes"]["agent"]["model"]
+        last = torch.load(saved[-1], weights_only=True)["nodes"]["trainer"]["learner"]
+        second_path = tmp_path / "checkpoints" / "ckpt-00000002.pt"
+        second = torch.load(second_path, weights_only=True)["nodes"]["trainer"]["learner"]
         assert all(torch.equal(last[k], second[k]) for k in last)
         assert all(torch.isfinite(v).all() for v in last.values())
         assert json.loads((tmp_path / "summary.json").read_text())["stop_reason"] == "failed"

@@ -1,0 +1,72 @@
+"""``Trajectory``: one env group's rollout as the trainer collects it, before the learner bootstraps it."""
+from __future__ import annotations
+
+import copy
+
+import torch
+
+from ..types import Dones, PolicyOutput
+from .rollout import RolloutBuffer
+
+
+class Trajectory:
+    """A ``RolloutBuffer`` and what the learner needs besides it: the raw observations that followed each step
+    (for its input statistics and the bootstrap at the horizon end), the final observations of truncated episodes
+    (their bootstrap) and the version of the policy that acted at each step (its lag).
+
+    Values that come from messages (the agent's value of each observation) are stored as they came; values of
+    observations no agent acted on are left to the learner's own network (``Learner``).
+
+    Args:
+        horizon: steps per rollout (T).
+        first: the first policy output, which sizes the storage.
+        device: where the tensors live (the learner's device).
+    """
+
+    def __init__(self, horizon: int, first: PolicyOutput, device: torch.device) -> None:
+        action, obs = first.action, first.observation
+        num_envs = action.shape[0]
+        self.buffer = RolloutBuffer(horizon, num_envs, tuple(obs.shape[1:]), tuple(action.shape[1:]), action.dtype,
+                                    device)
+        shape = (horizon, num_envs, *obs.shape[1:])
+        self.next_observations = torch.zeros(shape, device=device)
+        self.final_observations = torch.zeros(shape, device=device)
+        self.truncated = torch.zeros((horizon, num_envs), dtype=torch.bool, device=device)
+        self.versions = torch.zeros(horizon, dtype=torch.long, device=device)
+        self._unknown = torch.zeros((), device=device)  # next values are the learner's to fill
+
+    @property
+    def full(self) -> bool:
+        """Whether the rollout holds ``horizon`` steps."""
+        return self.buffer.full
+
+    @property
+    def num_envs(self) -> int:
+        """Environments of the group (N)."""
+        return self.buffer.num_envs
+
+    def add(self, output: PolicyOutput, rewards: torch.Tensor, dones: Dones, states: torch.Tensor) -> None:
+        """Store one transition: the decision, what followed it, and the observation acted on next."""
+        buffer = self.buffer
+        t = buffer.step
+        device = buffer.device
+        self.next_observations[t] = states.to(device, torch.float32)
+        self.final_observations[t] = dones.final_observations.to(device, torch.float32)
+        self.truncated[t] = (dones.truncated & ~dones.terminated).to(device)
+        self.versions[t] = output.version
+        buffer.add(output.observation, output.action, output.log_prob, output.value, rewards.to(device, torch.float32),
+                   dones.terminated, dones.truncated, self._unknown)
+
+    def copy(self) -> Trajectory:
+        """A copy that collection may go on beside (the async learner trains on it)."""
+        other = copy.copy(self)
+        other.buffer = copy.copy(self.buffer)
+        for name in ("observations", "actions", "log_probs", "values", "rewards", "terminated", "dones", "next_values"):
+            setattr(other.buffer, name, getattr(self.buffer, name).clone())
+        for name in ("next_observations", "final_observations", "truncated", "versions"):
+            setattr(other, name, getattr(self, name).clone())
+        return other
+
+    def reset(self) -> None:
+        """Start the next rollout."""
+        self.buffer.reset()

@@ -1,0 +1,108 @@
+"""The acting contract in a running graph: sync is exactly on-policy, async lag stays within max_staleness."""
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from dnne.nodes.types import PolicyOutput
+from dnne.runtime import Input, Node, default_registry, load_graph
+from dnne.runtime.runner import GraphRun
+
+ROOT = Path(__file__).resolve().parents[3]
+CARTPOLE = ROOT / "graphs" / "cartpole_ppo.json"
+
+
+class VersionProbe(Node):
+    """Records (stamp, policy version) of every policy output it sees."""
+
+    policy_output = Input("PolicyOutput")
+
+    async def compute(self, policy_output: PolicyOutput) -> None:
+        self.ctx.shared("versions", list).append((self.stamp, policy_output.version))
+
+
+class UpdateProbe(Node):
+    """Records every update's loss_info."""
+
+    info = Input("Dict")
+
+    async def compute(self, info: dict[str, Any]) -> None:
+        self.ctx.shared("updates", list).append(info)
+
+
+def probed_run(iterations: int, placement: dict[str, str] | None = None,
+               **trainer: Any) -> tuple[list[tuple[int, int]], list[dict[str, Any]], int]:
+    """The Cartpole graph with probes on the agent's outputs and the trainer's loss_info; its horizon."""
+    document = json.loads(CARTPOLE.read_text())
+    if placement:
+        document["placement"] = placement
+    document["nodes"]["trainer"]["params"].update(trainer)
+    document["nodes"]["versions"] = {"type": "VersionProbe"}
+    document["nodes"]["updates"] = {"type": "UpdateProbe"}
+    document["links"] += [["agent.policy_output", "versions.policy_output"], ["trainer.loss_info", "updates.info"]]
+    document["run"].update(max_iterations=iterations, max_steps=None, target_return=None, timeout="3m")
+    registry = default_registry()
+    registry.add_node(VersionProbe)
+    registry.add_node(UpdateProbe)
+    graph = load_graph(document, registry=registry)
+    assert any((l.src, l.src_port, l.dst, l.dst_port) == ("trainer", "weights", "agent", "weights")
+               for l in graph.links)
+    graph_run = GraphRun(graph, registry)
+    result = asyncio.run(graph_run.execute())
+    assert result.error is None, result.error
+    shared = graph_run.context.shared
+    return shared("versions", list), shared("updates", list), document["nodes"]["trainer"]["params"]["horizon_length"]
+
+
+def test_sync_rollout_r_acts_with_version_r() -> None:
+    """In sync mode observation k is acted on by version k // horizon exactly, and every update reports lag 0."""
+    versions, updates, horizon = probed_run(6)
+    assert [stamp for stamp, _ in versions] == list(range(len(versions)))
+    assert all(version == stamp // horizon for stamp, version in versions)
+    assert max(version for _, version in versions) >= 5
+    assert len(updates) == 6 and all(u["lag_max"] == 0 and u["lag_0"] == 1.0 for u in updates)
+
+
+def test_learner_in_its_own_process() -> None:
+    """With the trainer in a worker process, the agent still acts on observation k with version k // horizon
+    (weights reach it only through its port), and training is the same as in one process."""
+    alone_versions, alone_updates, _ = probed_run(4)
+    versions, updates, horizon = probed_run(4, placement={"trainer": "learner"})
+    common = min(len(versions), len(alone_versions))
+    assert versions[:common] == alone_versions[:common] and max(version for _, version in versions[:common]) >= 3
+    assert all(version == stamp // horizon for stamp, version in versions)
+    fields = ("policy_loss", "value_loss", "approx_kl", "explained_variance")
+    rows = [[u[f] for f in fields] for u in updates]
+    assert len(rows) >= 3 and rows == [[u[f] for f in fields] for u in alone_updates][:len(rows)]
+
+
+@pytest.mark.parametrize("max_staleness", [1, 2])
+def test_async_lag_never_exceeds_max_staleness(max_staleness: int) -> None:
+    """In async mode the version acting on rollout r is never more than max_staleness behind r, the trainer's
+    lag statistics agree (max within the bound, fractions summing to 1), and acting runs ahead of the learner."""
+    versions, updates, horizon = probed_run(8, mode="async", max_staleness=max_staleness)
+    lags = [stamp // horizon - version for stamp, version in versions]
+    assert min(lags) >= 0 and max(lags) <= max_staleness
+    assert max(lags) >= 1  # acting went on beside an update
+    assert len(updates) >= 6  # the last updates may finish after the stop
+    for update in updates:
+        assert 0 <= update["lag_mean"] <= update["lag_max"] <= max_staleness
+        assert sum(update[f"lag_{k}"] for k in range(max_staleness + 1)) == pytest.approx(1.0)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the fallback where CUDA is missing")
+def test_learner_device_falls_back_to_cpu() -> None:
+    """trainer.device=cuda on a machine without CUDA trains on the CPU, with a warning naming the device."""
+    document = json.loads(CARTPOLE.read_text())
+    document["nodes"]["trainer"]["params"]["device"] = "cuda"
+    document["run"].update(max_iterations=2, max_steps=None, target_return=None)
+    graph_run = GraphRun(load_graph(document))
+    result = asyncio.run(graph_run.execute())
+    assert result.error is None and result.counters["iterations"] == 2
+    assert any("device cuda is not available here" in warning for warning in result.warnings)
+    assert graph_run.nodes["trainer"].learner.device == torch.device("cpu")
