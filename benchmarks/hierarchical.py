@@ -1,0 +1,162 @@
+"""Success rate on the PointMassMaze U-maze after the same env-step budget: hierarchical PPO against flat PPO.
+
+Run: ``python benchmarks/hierarchical.py`` (seeds 1-3, each graph's own budget of 1M env steps; about 6 CPU-minutes,
+so 5-15 minutes of wall time on two cores depending on the load). ``--seeds 1 --max-steps 300000`` for a quick look.
+
+For every seed, ``graphs/hierarchical_maze_ppo.json`` and ``graphs/flat_maze_ppo.json`` run side by side, each as
+``dnne run GRAPH --seed S --threads 1 --set run.target_return=null`` in its own process (``OMP_NUM_THREADS=1``):
+the graph file as it is, except that the run does not stop early on ``target_return``, so both sides get the same
+budget. Both files have the same env count (256), network size, learning rate and ``max_steps``. The success rate
+of a run is read from its ``metrics.jsonl``: the ``EpisodeSuccessNode`` rows (the share of episodes that reached
+the goal, per 50,000 env steps) of the last 20 % of the budget, pooled (successes over episodes). The episodes are
+those of the training policy, sampling its actions. Targets: hierarchical >= 80 %, flat <= 20 %.
+
+Prints one row per run (success rate, episodes counted, the first 50,000-step interval at >= 80 %, wall and CPU
+time), the mean per side, and writes a learning-curve picture (``--plot``, default
+``docs/img/hierarchical_maze.png``; needs matplotlib).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from common import REPO, machine, markdown_table
+
+GRAPHS = {"hierarchical": REPO / "graphs" / "hierarchical_maze_ppo.json",
+          "flat": REPO / "graphs" / "flat_maze_ppo.json"}
+FINAL_SHARE = 0.2  # the success rate is pooled over the episodes of the last 20 % of the budget
+TARGETS = {"hierarchical": (">=", 0.8), "flat": ("<=", 0.2)}
+
+
+def success_rows(run_dir: Path) -> list[tuple[float, float, int]]:
+    """``(env_steps, success_rate, episodes)`` of every EpisodeSuccessNode row of a run."""
+    rows = []
+    for line in (run_dir / "metrics.jsonl").read_text().splitlines():
+        row = json.loads(line) if line.strip() else {}
+        if "success_rate" in row:
+            rows.append((float(row["env_steps"]), float(row["success_rate"]), int(row["success_episodes"])))
+    return rows
+
+
+def final_success(rows: list[tuple[float, float, int]], budget: float) -> tuple[float, int]:
+    """Successes over episodes, pooled over the rows recorded in the last ``FINAL_SHARE`` of the budget."""
+    last = [(rate, count) for steps, rate, count in rows if steps > (1 - FINAL_SHARE) * budget]
+    episodes = sum(count for _, count in last)
+    if not episodes:
+        return float("nan"), 0
+    return sum(rate * count for rate, count in last) / episodes, episodes
+
+
+def start(side: str, seed: int, max_steps: int | None, run_dir: Path) -> tuple[subprocess.Popen[bytes], float]:
+    """Start one ``dnne run`` of ``side``'s graph."""
+    command = [sys.executable, "-m", "dnne.runtime.cli", "run", str(GRAPHS[side]), "--seed", str(seed),
+               "--run-dir", str(run_dir), "-q", "--threads", "1", "--set", "run.target_return=null"]
+    if max_steps is not None:
+        command += ["--max-steps", str(max_steps)]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    return subprocess.Popen(command, env=env, cwd=REPO), time.perf_counter()
+
+
+def finish(process: subprocess.Popen[bytes], started: float) -> tuple[float, float]:
+    """Wait for a run: its wall time and its CPU time (user + system, from ``wait4``)."""
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.perf_counter() - started
+    if process.returncode != 0:
+        raise RuntimeError(f"{process.args} exited with {process.returncode}")
+    return wall, usage.ru_utime + usage.ru_stime
+
+
+def measure(seeds: list[int], max_steps: int | None, scratch: Path) -> list[dict[str, Any]]:
+    """Run both graphs for every seed, the two sides of a seed at the same time."""
+    results = []
+    for seed in seeds:
+        running = {}
+        for side in GRAPHS:
+            run_dir = scratch / f"{side}-{seed}"
+            running[side] = (run_dir, *start(side, seed, max_steps, run_dir))
+        for side, (run_dir, process, started) in running.items():
+            wall, cpu = finish(process, started)
+            summary = json.loads((run_dir / "summary.json").read_text())
+            budget = max_steps or json.loads(GRAPHS[side].read_text())["run"]["max_steps"]
+            rows = success_rows(run_dir)
+            rate, episodes = final_success(rows, budget)
+            first = next((steps for steps, r, _ in rows if r >= 0.8), None)
+            results.append({"side": side, "seed": seed, "success": rate, "episodes": episodes,
+                            "env_steps": summary["env_steps"], "first_80": first, "wall_s": wall, "cpu_s": cpu,
+                            "curve": rows})
+            print(f"{side} seed {seed}: success {rate:.3f} over {episodes} episodes, {wall:.0f} s wall, "
+                  f"{cpu:.0f} s CPU", file=sys.stderr, flush=True)
+    return results
+
+
+def plot(results: list[dict[str, Any]], path: Path) -> None:
+    """Success rate per 50,000-step interval against env steps, one line per run."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    colours = {"hierarchical": "tab:blue", "flat": "tab:orange"}
+    figure, axes = plt.subplots(figsize=(7, 4))
+    for result in results:
+        steps = [s / 1e6 for s, _, _ in result["curve"]]
+        rates = [r for _, r, _ in result["curve"]]
+        axes.plot(steps, rates, color=colours[result["side"]], alpha=0.8,
+                  label=f"{result['side']}, seed {result['seed']}", marker=".")
+    axes.axhline(0.8, color="grey", linestyle="--", linewidth=0.8)
+    axes.axhline(0.2, color="grey", linestyle=":", linewidth=0.8)
+    axes.set_xlabel("env steps (millions)")
+    axes.set_ylabel("success rate (per 50k env steps)")
+    axes.set_ylim(-0.03, 1.03)
+    axes.set_title("PointMassMaze U-maze: hierarchical vs flat PPO")
+    axes.legend(fontsize=7, loc="center right")
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+
+
+def main() -> None:
+    """Measure, print the tables, draw the curves."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--max-steps", type=int, default=None, help="budget; default: the graphs' max_steps")
+    parser.add_argument("--plot", type=Path, default=REPO / "docs" / "img" / "hierarchical_maze.png")
+    parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    args = parser.parse_args()
+    print(machine())
+    with tempfile.TemporaryDirectory(prefix="dnne-hier-") as scratch:
+        results = measure(args.seeds, args.max_steps, Path(scratch))
+    rows = [[r["side"], r["seed"], f"{r['success']:.1%}", r["episodes"], f"{r['env_steps']:,}",
+             f"{r['first_80']:,.0f}" if r["first_80"] is not None else "never", f"{r['wall_s']:.0f}",
+             f"{r['cpu_s']:.0f}"] for r in results]
+    print(markdown_table(["graph", "seed", "success rate (last 20 % of the budget)", "episodes counted",
+                          "env steps", "first 50k interval at >= 80 %", "wall s", "CPU s"], rows))
+    print()
+    summary = []
+    for side, (relation, target) in TARGETS.items():
+        rates = [r["success"] for r in results if r["side"] == side]
+        mean = sum(rates) / len(rates)
+        met = all(rate >= target if relation == ">=" else rate <= target for rate in rates)
+        summary.append([side, f"{mean:.1%}", f"{min(rates):.1%} - {max(rates):.1%}", f"{relation} {target:.0%}",
+                        "met" if met else "NOT met"])
+    print(markdown_table(["graph", "mean success rate", "range over seeds", "target (every seed)", ""], summary))
+    print(f"\nload average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    if args.json is not None:
+        args.json.write_text(json.dumps(results, indent=1))
+    try:
+        plot(results, args.plot)
+        print(f"learning curves: {args.plot}")
+    except ImportError:
+        print("matplotlib is not installed: no picture", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
