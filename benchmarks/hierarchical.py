@@ -15,8 +15,8 @@ Prints one row per run (success rate, episodes counted, the first 50,000-step in
 time), the mean per side, and writes a learning-curve picture (``--plot``, default
 ``docs/img/hierarchical_maze.png``; needs matplotlib).
 
-First it measures why (``--exploration-only`` stops there; under a minute of CPU): the share of 4096 episodes of the same
-task (seed 0) that reach the goal with no learning at all, for the two ways of exploring. Flat: Gaussian actions,
+First it measures why (``--exploration-only`` stops there; under a minute of CPU): the share of 4096 episodes of
+the same task (seed 0) that reach the goal with no learning at all, for the two ways of exploring. Flat: Gaussian actions,
 std 1 (what the flat agent starts with). Random subgoals: every 20 steps a subgoal ``p + 4 clamp(N(0, I), -1, 1)``
 (what the untrained high level sends through ``SubgoalNode``), reached by a hand-written low level
 ``a = clamp(2 (subgoal - p) - v, -1, 1)`` (standing in for a low level that has learned its job).
