@@ -17,7 +17,8 @@ class EpisodeSuccessNode(Node):
     the episodes that reached it. Each time the run's ``env_steps`` counter passes a multiple of ``interval``, it
     records a metrics row with ``success_rate`` (successes over episodes that ended since the previous row) and
     ``success_episodes`` (how many ended), and sets the ``success_rate`` counter to the same rate; an interval in
-    which no episode ended records nothing. Nothing is checkpointed: a resumed run starts a new interval.
+    which no episode ended records nothing. The counter is read when the info is taken, so a row may be stamped a
+    step or two past the episodes it counts. Nothing is checkpointed: a resumed run starts a new interval.
     """
 
     category = "hierarchy"
