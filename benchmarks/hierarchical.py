@@ -8,12 +8,15 @@ For every seed, ``graphs/hierarchical_maze_ppo.json`` and ``graphs/flat_maze_ppo
 the graph file as it is, except that the run does not stop early on ``target_return``, so both sides get the same
 budget. Both files have the same env count (256), network size, learning rate and ``max_steps``. The success rate
 of a run is read from its ``metrics.jsonl``: the ``EpisodeSuccessNode`` rows (the share of episodes that reached
-the goal, per 50,000 env steps) of the last 20 % of the budget, pooled (successes over episodes). The episodes are
-those of the training policy, sampling its actions. Targets: hierarchical >= 80 %, flat <= 20 %.
+the goal, per 50,000 env steps) of the last 20 % of the budget (200,000 env steps), pooled (successes over
+episodes). The episodes are those of the training policy, sampling its actions. Targets: hierarchical >= 80 %,
+flat <= 20 %. A window shorter than an episode's 600 steps x 256 envs would be biased: a successful episode ends
+early, a failed one only at step 600, and the envs' failures end together. So the learning curve uses the same
+trailing 200,000-step window at every row, and "first at >= 80 %" is the first row where that window reaches 80 %.
 
-Prints one row per run (success rate, episodes counted, the first 50,000-step interval at >= 80 %, wall and CPU
-time), the mean per side, and writes a learning-curve picture (``--plot``, default
-``docs/img/hierarchical_maze.png``; needs matplotlib).
+Prints one row per run (success rate, episodes counted, first at >= 80 %, wall and CPU time), the mean per side,
+and writes the learning-curve picture (``--plot``, default ``docs/img/hierarchical_maze.png``; needs matplotlib).
+``--json`` keeps the results; ``--from-json`` prints the tables and draws the picture again from such a file.
 
 First it measures why (``--exploration-only`` stops there; under a minute of CPU): the share of 4096 episodes of
 the same task (seed 0) that reach the goal with no learning at all, for the two ways of exploring. Flat: Gaussian actions,
@@ -37,7 +40,7 @@ from common import REPO, machine, markdown_table
 
 GRAPHS = {"hierarchical": REPO / "graphs" / "hierarchical_maze_ppo.json",
           "flat": REPO / "graphs" / "flat_maze_ppo.json"}
-FINAL_SHARE = 0.2  # the success rate is pooled over the episodes of the last 20 % of the budget
+WINDOW = 200_000  # env steps: success rates are pooled over the episodes that ended in a trailing window this long
 TARGETS = {"hierarchical": (">=", 0.8), "flat": ("<=", 0.2)}
 
 
@@ -51,13 +54,23 @@ def success_rows(run_dir: Path) -> list[tuple[float, float, int]]:
     return rows
 
 
-def final_success(rows: list[tuple[float, float, int]], budget: float) -> tuple[float, int]:
-    """Successes over episodes, pooled over the rows recorded in the last ``FINAL_SHARE`` of the budget."""
-    last = [(rate, count) for steps, rate, count in rows if steps > (1 - FINAL_SHARE) * budget]
+def pooled(rows: list[tuple[float, float, int]], end: float) -> tuple[float, int]:
+    """Successes over episodes, pooled over the rows recorded in the ``WINDOW`` env steps up to ``end``.
+
+    Env-step counts are rounded to 10,000 first: a row is stamped a few hundred steps past the end of its interval
+    (the counter runs a step or two ahead), which must not move it across the window's edge.
+    """
+    end = round(end, -4)
+    last = [(rate, count) for steps, rate, count in rows if end - WINDOW < round(steps, -4) <= end]
     episodes = sum(count for _, count in last)
     if not episodes:
         return float("nan"), 0
     return sum(rate * count for rate, count in last) / episodes, episodes
+
+
+def trailing_curve(rows: list[tuple[float, float, int]]) -> list[tuple[float, float]]:
+    """``(env_steps, pooled rate of the trailing window)`` at every row from ``WINDOW`` env steps on."""
+    return [(steps, pooled(rows, steps)[0]) for steps, _, _ in rows if steps >= WINDOW]
 
 
 def start(side: str, seed: int, max_steps: int | None, run_dir: Path) -> tuple[subprocess.Popen[bytes], float]:
@@ -91,16 +104,22 @@ def measure(seeds: list[int], max_steps: int | None, scratch: Path) -> list[dict
         for side, (run_dir, process, started) in running.items():
             wall, cpu = finish(process, started)
             summary = json.loads((run_dir / "summary.json").read_text())
-            budget = max_steps or json.loads(GRAPHS[side].read_text())["run"]["max_steps"]
-            rows = success_rows(run_dir)
-            rate, episodes = final_success(rows, budget)
-            first = next((steps for steps, r, _ in rows if r >= 0.8), None)
-            results.append({"side": side, "seed": seed, "success": rate, "episodes": episodes,
-                            "env_steps": summary["env_steps"], "first_80": first, "wall_s": wall, "cpu_s": cpu,
-                            "curve": rows})
+            result = {"side": side, "seed": seed, "env_steps": summary["env_steps"], "wall_s": wall, "cpu_s": cpu,
+                      "curve": success_rows(run_dir)}
+            results.append(result)
+            rate, episodes, _ = score(result)
             print(f"{side} seed {seed}: success {rate:.3f} over {episodes} episodes, {wall:.0f} s wall, "
                   f"{cpu:.0f} s CPU", file=sys.stderr, flush=True)
     return results
+
+
+def score(result: dict[str, Any]) -> tuple[float, int, float | None]:
+    """A run's success rate and episode count over the last ``WINDOW`` env steps, and the first env-step count at
+    which the trailing window reached 80 % (``None``: never)."""
+    rows = [(steps, rate, count) for steps, rate, count in result["curve"]]
+    rate, episodes = pooled(rows, result["env_steps"])
+    first = next((steps for steps, r in trailing_curve(rows) if r >= 0.8), None)
+    return rate, episodes, first
 
 
 def exploration(episodes: int = 4096, interval: int = 20, scale: float = 4.0) -> dict[str, float]:
@@ -134,7 +153,7 @@ def exploration(episodes: int = 4096, interval: int = 20, scale: float = 4.0) ->
 
 
 def plot(results: list[dict[str, Any]], path: Path) -> None:
-    """Success rate per 50,000-step interval against env steps, one line per run."""
+    """The trailing-window success rate against env steps, one line per run."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -143,14 +162,15 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
     colours = {"hierarchical": "tab:blue", "flat": "tab:orange"}
     figure, axes = plt.subplots(figsize=(7, 4))
     for result in results:
-        steps = [s / 1e6 for s, _, _ in result["curve"]]
-        rates = [r for _, r, _ in result["curve"]]
+        curve = trailing_curve([(s, r, n) for s, r, n in result["curve"]])
+        steps = [s / 1e6 for s, _ in curve]
+        rates = [r for _, r in curve]
         axes.plot(steps, rates, color=colours[result["side"]], alpha=0.8,
                   label=f"{result['side']}, seed {result['seed']}", marker=".")
     axes.axhline(0.8, color="grey", linestyle="--", linewidth=0.8)
     axes.axhline(0.2, color="grey", linestyle=":", linewidth=0.8)
     axes.set_xlabel("env steps (millions)")
-    axes.set_ylabel("success rate (per 50k env steps)")
+    axes.set_ylabel("success rate (episodes of the last 200k env steps)")
     axes.set_ylim(-0.03, 1.03)
     axes.set_title("PointMassMaze U-maze: hierarchical vs flat PPO")
     axes.legend(fontsize=7, loc="center right")
@@ -167,20 +187,27 @@ def main() -> None:
     parser.add_argument("--plot", type=Path, default=REPO / "docs" / "img" / "hierarchical_maze.png")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     parser.add_argument("--exploration-only", action="store_true", help="only the no-learning exploration table")
+    parser.add_argument("--from-json", type=Path, default=None, help="tables and picture from a --json file")
     args = parser.parse_args()
-    print(machine())
-    print(markdown_table(["exploration without learning (4096 episodes of 600 steps, seed 0)", "reach the goal"],
-                         [[name, f"{share:.2%}"] for name, share in exploration().items()]))
-    print()
-    if args.exploration_only:
-        return
-    with tempfile.TemporaryDirectory(prefix="dnne-hier-") as scratch:
-        results = measure(args.seeds, args.max_steps, Path(scratch))
-    rows = [[r["side"], r["seed"], f"{r['success']:.1%}", r["episodes"], f"{r['env_steps']:,}",
-             f"{r['first_80']:,.0f}" if r["first_80"] is not None else "never", f"{r['wall_s']:.0f}",
-             f"{r['cpu_s']:.0f}"] for r in results]
-    print(markdown_table(["graph", "seed", "success rate (last 20 % of the budget)", "episodes counted",
-                          "env steps", "first 50k interval at >= 80 %", "wall s", "CPU s"], rows))
+    if args.from_json is not None:
+        results = json.loads(args.from_json.read_text())
+    else:
+        print(machine())
+        print(markdown_table(["exploration without learning (4096 episodes of 600 steps, seed 0)",
+                              "reach the goal"], [[name, f"{share:.2%}"] for name, share in exploration().items()]))
+        print()
+        if args.exploration_only:
+            return
+        with tempfile.TemporaryDirectory(prefix="dnne-hier-") as scratch:
+            results = measure(args.seeds, args.max_steps, Path(scratch))
+    rows = []
+    for r in results:
+        rate, episodes, first = score(r)
+        r["success"] = rate
+        rows.append([r["side"], r["seed"], f"{rate:.1%}", episodes, f"{r['env_steps']:,}",
+                     f"{first:,.0f}" if first is not None else "never", f"{r['wall_s']:.0f}", f"{r['cpu_s']:.0f}"])
+    print(markdown_table(["graph", "seed", "success rate (last 200k env steps)", "episodes counted",
+                          "env steps", "first at >= 80 %", "wall s", "CPU s"], rows))
     print()
     summary = []
     for side, (relation, target) in TARGETS.items():
@@ -190,7 +217,8 @@ def main() -> None:
         summary.append([side, f"{mean:.1%}", f"{min(rates):.1%} - {max(rates):.1%}", f"{relation} {target:.0%}",
                         "met" if met else "NOT met"])
     print(markdown_table(["graph", "mean success rate", "range over seeds", "target (every seed)", ""], summary))
-    print(f"\nload average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    if args.from_json is None:
+        print(f"\nload average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     if args.json is not None:
         args.json.write_text(json.dumps(results, indent=1))
     try:
