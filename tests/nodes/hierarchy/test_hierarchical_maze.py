@@ -74,11 +74,12 @@ def test_short_run_records_success_rates(graph: Path, tmp_path: Path) -> None:
 def test_hierarchical_succeeds_where_flat_fails_with_seed_1(tmp_path: Path) -> None:
     """After the same budget (the files' max_steps, 1M env steps), seed 1: the hierarchical graph reaches the goal
     in at least 80 % of the episodes of the last 200,000 env steps, the flat graph in at most 20 %. Neither run
-    stops early on target_return, so both use the whole budget."""
+    stops early on target_return or on the file's timeout (a loaded machine is slow), so both use the whole
+    budget."""
     budget = json.loads(HIERARCHICAL.read_text())["run"]["max_steps"]
     results = {}
     for name, graph in (("hierarchical", HIERARCHICAL), ("flat", FLAT)):
-        summary, rows = run(graph, tmp_path / name, "--set", "run.target_return=null")
+        summary, rows = run(graph, tmp_path / name, "--set", "run.target_return=null", "--timeout", "3h")
         assert summary["stop_reason"] == "max_steps" and summary["env_steps"] >= budget
         results[name] = final_success(rows, summary["env_steps"])
     (hierarchical, hierarchical_episodes), (flat, flat_episodes) = results["hierarchical"], results["flat"]
