@@ -85,26 +85,34 @@ def start(side: str, seed: int, max_steps: int | None, run_dir: Path) -> tuple[s
     return subprocess.Popen(command, env=env, cwd=REPO), time.perf_counter()
 
 
-def finish(process: subprocess.Popen[bytes], started: float) -> tuple[float, float]:
-    """Wait for a run: its wall time and its CPU time (user + system, from ``wait4``)."""
-    _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
-    wall = time.perf_counter() - started
-    if process.returncode != 0:
-        raise RuntimeError(f"{process.args} exited with {process.returncode}")
-    return wall, usage.ru_utime + usage.ru_stime
+def wait_all(running: dict[int, tuple[subprocess.Popen[bytes], float]]) -> dict[int, tuple[float, float]]:
+    """Wait for every run: per process id, its wall time (taken when it ends) and its CPU time (user + system, from
+    ``wait4``)."""
+    times = {}
+    while len(times) < len(running):
+        pid, status, usage = os.wait4(-1, 0)
+        if pid not in running:
+            continue
+        process, started = running[pid]
+        times[pid] = (time.perf_counter() - started, usage.ru_utime + usage.ru_stime)
+        process.returncode = os.waitstatus_to_exitcode(status)
+        if process.returncode != 0:
+            raise RuntimeError(f"{process.args} exited with {process.returncode}")
+    return times
 
 
 def measure(seeds: list[int], sides: list[str], max_steps: int | None, scratch: Path) -> list[dict[str, Any]]:
     """Run the graphs of ``sides`` for every seed, the sides of a seed at the same time."""
     results = []
     for seed in seeds:
+        runs = {side: (scratch / f"{side}-{seed}") for side in sides}
         running = {}
-        for side in sides:
-            run_dir = scratch / f"{side}-{seed}"
-            running[side] = (run_dir, *start(side, seed, max_steps, run_dir))
-        for side, (run_dir, process, started) in running.items():
-            wall, cpu = finish(process, started)
+        for side, run_dir in runs.items():
+            process, started = start(side, seed, max_steps, run_dir)
+            running[process.pid] = (process, started)
+        times = wait_all(running)
+        for (side, run_dir), pid in zip(runs.items(), running):
+            wall, cpu = times[pid]
             summary = json.loads((run_dir / "summary.json").read_text())
             result = {"side": side, "seed": seed, "env_steps": summary["env_steps"], "wall_s": wall, "cpu_s": cpu,
                       "curve": success_rows(run_dir)}
