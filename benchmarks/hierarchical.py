@@ -198,15 +198,18 @@ def main() -> None:
     parser.add_argument("--plot", type=Path, default=REPO / "docs" / "img" / "hierarchical_maze.png")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     parser.add_argument("--exploration-only", action="store_true", help="only the no-learning exploration table")
+    parser.add_argument("--no-exploration", action="store_true", help="skip the no-learning exploration table")
     parser.add_argument("--from-json", type=Path, default=None, help="tables and picture from a --json file")
     args = parser.parse_args()
     if args.from_json is not None:
         results = json.loads(args.from_json.read_text())
     else:
         print(machine())
-        print(markdown_table(["exploration without learning (4096 episodes of 600 steps, seed 0)",
-                              "reach the goal"], [[name, f"{share:.2%}"] for name, share in exploration().items()]))
-        print()
+        if not args.no_exploration:
+            print(markdown_table(["exploration without learning (4096 episodes of 600 steps, seed 0)",
+                                  "reach the goal"],
+                                 [[name, f"{share:.2%}"] for name, share in exploration().items()]))
+            print()
         if args.exploration_only:
             return
         with tempfile.TemporaryDirectory(prefix="dnne-hier-") as scratch:
