@@ -39,6 +39,7 @@ def register(registry: NodeRegistry) -> None:
     from .hierarchy.high_level import HighLevelStepNode
     from .hierarchy.reward import SubgoalRewardNode
     from .hierarchy.subgoal import SubgoalNode
+    from .hierarchy.success import EpisodeSuccessNode
     from .rl.agent_node import PPOAgentNode
     from .rl.trainer_node import PPOTrainerNode
 
@@ -50,7 +51,7 @@ def register(registry: NodeRegistry) -> None:
         registry.add_wire_type(wire_type)
     for cls in (EnvNode, StepNode, ActionNode, CartpoleActionNode, IsaacGymEnvNode, IsaacGymStepNode, ORNode,
                 MetricsNode, PPOAgentNode, PPOTrainerNode, HighLevelStepNode, SubgoalNode, SubgoalConcatNode,
-                SubgoalRewardNode):
+                SubgoalRewardNode, EpisodeSuccessNode):
         registry.add_node(cls)
 
 

@@ -10,12 +10,14 @@ from .cartpole import Cartpole
 from .cartpole_isaac import CartpoleIsaac
 from .pendulum import Pendulum
 from .point_mass import PointMassNav
+from .point_maze import PointMassMaze
 
 TORCH_TASKS: dict[str, type[BatchedEnv]] = {
     "Cartpole": Cartpole,
     "Pendulum": Pendulum,
     "CartpoleIsaac": CartpoleIsaac,
     "PointMassNav": PointMassNav,
+    "PointMassMaze": PointMassMaze,
 }
 BACKENDS = ("torch", "gymnasium", "isaacgym")
 
