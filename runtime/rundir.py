@@ -1,14 +1,17 @@
-"""The run directory: resolved graph, ``metrics.jsonl``, TensorBoard events, checkpoints, ``summary.json``."""
+"""The run directory: resolved graph, ``run.json``, metrics (``metrics.jsonl``, TensorBoard events and any other
+sinks), checkpoints, ``summary.json``."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
-import math
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any
 
 from . import checkpoint
+from .sinks import MetricSink, MetricStamp, RunInfo, make_sink, plain, provenance
 
 if TYPE_CHECKING:
     from .runner import GraphRun
@@ -24,18 +27,22 @@ class RunDirectory:
         checkpoint_every: save a checkpoint every N iterations (0: only at the end and on request).
         keep: how many checkpoints to keep.
         tensorboard: write TensorBoard event files (when the ``tensorboard`` package is installed).
+        sinks: more metric sinks, by name (``csv``, ``wandb``, ``mlflow``) or as ``MetricSink`` objects.
+        argv: the command line recorded in ``run.json`` (default: this process's).
     """
 
-    def __init__(self, path: Path, checkpoint_every: int = 0, keep: int = 3, tensorboard: bool = True) -> None:
+    def __init__(self, path: Path, checkpoint_every: int = 0, keep: int = 3, tensorboard: bool = True,
+                 sinks: Sequence[str | MetricSink] = (), argv: list[str] | None = None) -> None:
         self.path = path
         self.checkpoint_every = checkpoint_every
         self.keep = keep
         self.tensorboard = tensorboard
         self.run: GraphRun | None = None
-        self._metrics: TextIO | None = None
-        self._writer: Any = None
+        self.sinks = [make_sink(sink) if isinstance(sink, str) else sink for sink in sinks]
+        self.argv = argv
+        self._open_sinks: list[MetricSink] = []
+        self._stamp: MetricStamp | None = None
         self.abort = False
-        self._last_row = (0, 0.0)
         self._saves = 0
         self._started = time.perf_counter()
         self._wall_offset = 0.0
@@ -52,44 +59,36 @@ class RunDirectory:
         (self.path / "graph.json").write_text(json.dumps(run.graph.to_native(), indent=2) + "\n")
         self._wall_offset = float(run.counters.get("wall_time_s", 0.0) or 0.0)
         self._started = time.perf_counter()
-        self._last_row = (int(run.counters.get("env_steps", 0) or 0), self._wall_offset)
-        self._metrics = open(self.path / "metrics.jsonl", "a", buffering=1)
-        if self.tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-            except ImportError:
-                log.info("tensorboard is not installed; no TensorBoard events are written")
-            else:
-                self._writer = SummaryWriter(str(self.path / "tensorboard"))
+        self._stamp = MetricStamp(run.counters, self.wall_time)
+        origin = provenance.collect(self.argv)
+        (self.path / "run.json").write_text(json.dumps(origin, indent=2) + "\n")
+        info = RunInfo(self.path.name, self.path, run.graph.to_native(), origin, run.counters)
+        for sink in self._sinks_to_open():
+            sink.open(info)
+            self._open_sinks.append(sink)
         run.context.metric_sinks.append(self.write_metrics)
         run.context.checkpoint_handler = self.request_checkpoint
         run.counters.listen(self._counter_changed)
+
+    def _sinks_to_open(self) -> list[MetricSink]:
+        sinks = [make_sink("jsonl")]
+        if self.tensorboard:
+            if importlib.util.find_spec("tensorboard") is None:
+                log.info("tensorboard is not installed; no TensorBoard events are written")
+            else:
+                sinks.append(make_sink("tensorboard"))
+        return sinks + self.sinks
 
     def wall_time(self) -> float:
         """Seconds of training, resumed runs included."""
         return self._wall_offset + time.perf_counter() - self._started
 
     def write_metrics(self, node_id: str, values: dict[str, Any]) -> None:
-        """Append a row stamped with ``env_steps`` and ``wall_time_s`` (and the episode statistics)."""
-        assert self.run is not None and self._metrics is not None
-        counters = self.run.counters.values
-        wall = self.wall_time()
-        steps = int(counters.get("env_steps", 0))
-        row: dict[str, Any] = {"node": node_id, "env_steps": steps, "wall_time_s": round(wall, 4)}
-        if wall > self._last_row[1]:
-            row["env_steps_per_s"] = round((steps - self._last_row[0]) / (wall - self._last_row[1]), 1)
-        self._last_row = (steps, wall)
-        for name in ("iterations", "episodes", "mean_return", "mean_length"):
-            if name in counters:
-                row[name] = counters[name]
-        row.update({k: _plain(v) for k, v in values.items()})
-        self._metrics.write(json.dumps(row) + "\n")
-        if self._writer is not None:
-            step = row["env_steps"]
-            for key, value in row.items():
-                if key not in ("node", "env_steps") and isinstance(value, (int, float)) and math.isfinite(value):
-                    group = "episode" if key in ("mean_return", "mean_length", "episodes") else node_id
-                    self._writer.add_scalar(f"{group}/{key}", value, step)
+        """Pass a row stamped with the run's counters and ``wall_time_s`` to every sink."""
+        assert self._stamp is not None
+        row, step = self._stamp.row(node_id, values)
+        for sink in self._open_sinks:
+            sink.write(row, step)
 
     def _counter_changed(self, name: str, value: float) -> None:
         if name == "iterations" and self.checkpoint_every and int(value) % self.checkpoint_every == 0:
@@ -113,10 +112,9 @@ class RunDirectory:
                 self.request_checkpoint(run.stop_reason or "end")
         finally:
             self.write_summary(run)
-            if self._metrics is not None:
-                self._metrics.close()
-            if self._writer is not None:
-                self._writer.close()
+            for sink in self._open_sinks:
+                sink.close()
+            self._open_sinks.clear()
 
     def write_summary(self, run: GraphRun) -> None:
         """Write ``summary.json`` (atomically)."""
@@ -125,15 +123,6 @@ class RunDirectory:
         summary["wall_time_s"] = round(self.wall_time(), 3)
         summary["run_dir"] = str(self.path)
         partial = self.path / "summary.json.partial"
-        partial.write_text(json.dumps(summary, indent=2, default=_plain) + "\n")
+        partial.write_text(json.dumps(summary, indent=2, default=plain) + "\n")
         partial.replace(self.path / "summary.json")
 
-
-def _plain(value: Any) -> Any:
-    if hasattr(value, "item") and getattr(value, "numel", lambda: 0)() == 1:
-        return value.item()
-    if isinstance(value, (int, float, str, bool)) or value is None:
-        return value
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return str(value)

@@ -11,6 +11,8 @@ from .. import checkpoint
 from ..progress import Progress
 from ..rundir import RunDirectory
 from ..runner import GraphRun, RunResult
+from .seeds import run_seeds
+from .tracking import TRACKERS, trackers
 from .shared import (EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, at_least, install_signal_handlers,
                      load_from_args, loop_factory, registry_for, timestamp)
 
@@ -30,11 +32,18 @@ def add_parser(sub: Any, graph_args: argparse.ArgumentParser) -> None:
     run.add_argument("--threads", type=at_least(1), default=1, help="torch threads (default 1)")
     run.add_argument("--checkpoint-every", type=at_least(0), help="save a checkpoint every N iterations")
     run.add_argument("--no-uvloop", action="store_true", help="use asyncio's own event loop")
+    run.add_argument("--seeds", type=int, nargs="+", metavar="SEED",
+                     help="run once per seed, each in RUN_DIR/seed-N (see --jobs)")
+    run.add_argument("--jobs", type=at_least(1), default=1, help="with --seeds: runs at once, each in its own process")
+    run.add_argument("--track", nargs="*", choices=TRACKERS, metavar="SINK",
+                     help=f"also log metrics to {', '.join(TRACKERS)} (bare --track: wandb)")
     run.set_defaults(handler=cmd_run)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     """``dnne run``: load, run with a run directory, progress and signal handling; exit code by outcome."""
+    if getattr(args, "seeds", None):
+        return run_seeds(args, cmd_run)
     import torch
 
     registry = registry_for(args)
@@ -52,7 +61,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not args.resume:
         run_dir = Path(args.run_dir) if args.run_dir else Path("runs") / f"{Path(args.file).stem}-{timestamp()}"
     every = args.checkpoint_every if args.checkpoint_every is not None else int(graph.run.get("checkpoint_every") or 0)
-    directory = RunDirectory(run_dir, every, int(graph.run.get("keep_checkpoints") or 3))
+    directory = RunDirectory(run_dir, every, int(graph.run.get("keep_checkpoints") or 3),
+                             sinks=trackers(getattr(args, "track", None)))
     hooks: list[Any] = [directory]
     if not args.quiet:
         hooks.append(Progress())
