@@ -110,6 +110,8 @@ class PPOTrainerNode(Node):
 
     async def setup(self) -> None:
         """In sync mode, a graceful stop waits for the end of the current update (an exact-resume point)."""
+        import torch._dynamo  # noqa: F401  (Adam's constructor imports it: seconds, better in setup than mid-run)
+
         if self.mode == "sync":
             self.ctx.use_stop_points()
 

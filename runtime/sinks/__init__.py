@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from .base import MetricSink, MetricStamp, RunInfo, numeric, plain
+from .callback import MetricsCallback, MetricsHook
 from .csv_file import CsvSink
 from .jsonl import JsonLinesSink
 from .mlflow_sink import MlflowSink
@@ -25,5 +26,5 @@ def make_sink(name: str) -> MetricSink:
     return SINKS[name]()
 
 
-__all__ = ["CsvSink", "JsonLinesSink", "MetricSink", "MetricStamp", "MlflowSink", "RunInfo", "SINKS",
+__all__ = ["CsvSink", "JsonLinesSink", "MetricSink", "MetricStamp", "MetricsCallback", "MetricsHook", "MlflowSink", "RunInfo", "SINKS",
            "TensorBoardSink", "WandbSink", "make_sink", "numeric", "plain"]
