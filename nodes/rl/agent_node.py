@@ -11,6 +11,7 @@ from dnne.runtime.ports import Input, Output, Param
 
 from ..envs.spaces import Box, Discrete
 from ..types import PolicyOutput
+from . import deploy
 from .activations import ACTIVATIONS
 from .actor_critic import ActorCritic
 from .policy import SharedPolicy
@@ -142,12 +143,12 @@ class PPOAgentNode(Node):
         return PolicyOutput(result.action, result.value, result.log_prob, result.params, result.observation,
                             self.policy.version)
 
-    def deployable(self) -> tuple[torch.nn.Module, torch.Tensor]:
-        """The policy for deployment (raw observations -> deterministic actions, normalisation included) and an
-        example input."""
+    def deployable(self) -> tuple[torch.nn.Module, torch.Tensor, dict[str, Any]]:
+        """The policy for deployment (raw observations -> deterministic actions, normalisation included), an
+        example input and the spaces (``deploy.deployable``)."""
         assert self.policy is not None
-        model = self.policy.model
-        return model.deployable(), torch.zeros(1, model.obs_dim)
+        return deploy.deployable(self.policy.model, self.upstream("observation_space", "observations"),
+                                 self.upstream("action_space", "observations"))
 
     def state_dict(self) -> dict[str, Any]:
         """Model weights, normaliser statistics, version and the sampling generator."""
