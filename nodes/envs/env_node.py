@@ -70,6 +70,17 @@ class EnvNode(Node):
         self.declare("action_space", self.env.action_space)
         self.declare("num_envs", self.env.num_envs)
         self.declare("env_device", self.env.device)
+        self._check_target(task)
+
+    def _check_target(self, task: str) -> None:
+        """Warn when the run's target return cannot mean this task: the env knows its own solved threshold and the
+        target differs from it (a file's target kept for another task, say Cartpole's 475 on Acrobot)."""
+        target = self.ctx.settings.get("target_return")
+        threshold = getattr(self.env, "reward_threshold", None)
+        if target is not None and threshold is not None and float(target) != float(threshold):
+            self.ctx.warn(f"run.target_return is {target} but {task} counts as solved at {threshold}: the target "
+                          f"looks set for another task; set --set run.target_return={threshold} (or null to run to "
+                          "the step budget)")
 
     async def run(self) -> None:
         """Emit the handle, then the first observations, and end."""

@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 from .base import BatchedEnv, RunningEpisodes, StepResult
+from .flatten import ObservationFlattener
 from .recorder import EpisodeRecorder
 from .spaces import Box, Discrete
 
@@ -121,7 +122,9 @@ class GymnasiumEnv(BatchedEnv):
             vector_kwargs={"autoreset_mode": gymnasium.vector.AutoresetMode.SAME_STEP},
             **env_kwargs,
         )
-        self.observation_space = to_space(self._env.single_observation_space, "observation", task)
+        self._flatten = ObservationFlattener(self._env.single_observation_space, task)
+        self.observation_space = self._flatten.space
+        self.reward_threshold = getattr(self._env.spec, "reward_threshold", None) if self._env.spec else None
         self.action_space = to_space(self._env.single_action_space, "action", task)
         self._action_dtype = getattr(self._env.single_action_space, "dtype", np.float32)
         self._episodes = RunningEpisodes(num_envs, self.device, dtype)
@@ -136,7 +139,7 @@ class GymnasiumEnv(BatchedEnv):
         self._episodes.reset()
         if self._recorder is not None:
             self._recorder.add(self._env.render()[0])
-        return self._tensor(observations)
+        return self._tensor(self._flatten.batch(observations))
 
     def step(self, actions: Tensor) -> StepResult:
         """Step every environment; see ``BatchedEnv.step``.
@@ -150,10 +153,10 @@ class GymnasiumEnv(BatchedEnv):
         if not isinstance(self.action_space, Discrete):
             actions = actions.astype(self._action_dtype)
         observations, rewards, terminated, truncated, infos = self._call(lambda: self._env.step(actions))
-        observations = self._tensor(observations)
+        observations = self._tensor(self._flatten.batch(observations))
         final_observations = observations.clone()
         for i in np.flatnonzero(infos.get("_final_obs", ())):
-            final_observations[i] = self._tensor(infos["final_obs"][i])
+            final_observations[i] = self._tensor(self._flatten.one(infos["final_obs"][i]))
         terminated = torch.as_tensor(terminated, dtype=torch.bool).to(self.device)
         # Gymnasium's TimeLimit can report both; the contract says a terminal state wins.
         truncated = torch.as_tensor(truncated, dtype=torch.bool).to(self.device) & ~terminated
