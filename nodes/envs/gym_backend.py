@@ -76,8 +76,9 @@ class GymnasiumEnv(BatchedEnv):
         vectorization: ``"sync"`` steps the envs in this process, ``"async"`` one subprocess per env.
         env_kwargs: keyword arguments for the env constructor.
         dtype: float dtype of observations and rewards.
-        record_dir: write a GIF of each episode of env 0 here (renders with ``render_mode="rgb_array"``; needs
-            ``sync`` vectorization).
+        record_dir: write a video of each episode of env 0 here (renders env 0 alone with
+            ``render_mode="rgb_array"``; needs ``sync`` vectorization).
+        record_format: ``mp4`` or ``gif``.
     """
 
     def __init__(
@@ -89,6 +90,7 @@ class GymnasiumEnv(BatchedEnv):
         env_kwargs: dict[str, Any] | None = None,
         dtype: torch.dtype = torch.float32,
         record_dir: str | None = None,
+        record_format: str = "mp4",
     ) -> None:
         if vectorization not in ("sync", "async"):
             raise ValueError(f"Gymnasium env {task!r}: vectorization must be 'sync' or 'async', got {vectorization!r}")
@@ -129,7 +131,7 @@ class GymnasiumEnv(BatchedEnv):
         self._action_dtype = getattr(self._env.single_action_space, "dtype", np.float32)
         self._episodes = RunningEpisodes(num_envs, self.device, dtype)
         if record_dir is not None:
-            self._recorder = EpisodeRecorder(record_dir, 1 / self.dt if self.dt > 0 else 30.0)
+            self._recorder = EpisodeRecorder(record_dir, 1 / self.dt if self.dt > 0 else 30.0, record_format)
 
     def reset(self, seed: int | None = None) -> Tensor:
         """Reset every environment; env ``i`` is seeded with ``seed + i`` as Gymnasium does."""
@@ -138,7 +140,7 @@ class GymnasiumEnv(BatchedEnv):
         observations, _ = self._call(lambda: self._env.reset(seed=seed))
         self._episodes.reset()
         if self._recorder is not None:
-            self._recorder.add(self._env.render()[0])
+            self._recorder.add(self._render_first())
         return self._tensor(self._flatten.batch(observations))
 
     def step(self, actions: Tensor) -> StepResult:
@@ -165,7 +167,7 @@ class GymnasiumEnv(BatchedEnv):
         if self._recorder is not None:
             if bool(terminated[0] | truncated[0]):
                 self._recorder.episode_ended()
-            self._recorder.add(self._env.render()[0])
+            self._recorder.add(self._render_first())
         return StepResult(
             observations=observations,
             rewards=rewards,
@@ -181,10 +183,23 @@ class GymnasiumEnv(BatchedEnv):
         if self._batched is not None:
             self._batched.close()
             return
+        if self._recorder is not None:
+            self._recorder.close()
         try:
             self._env.close()
         except _DEAD_WORKER_ERRORS:
             self._env.close(terminate=True)
+
+    def _render_first(self) -> np.ndarray | None:
+        """A frame of env 0 alone (the others are never drawn)."""
+        try:
+            return self._env.envs[0].render()
+        except Exception as exc:
+            if "GL" in str(exc) or "gl" in type(exc).__name__.lower() or "display" in str(exc).lower():
+                raise RuntimeError(
+                    f"Gymnasium env {self.task!r} cannot open an OpenGL context to render ({exc}); without a "
+                    "display, run with MUJOCO_GL=egl (GPU) or MUJOCO_GL=osmesa (CPU)") from exc
+            raise
 
     def _tensor(self, array: np.ndarray) -> Tensor:
         """A new float tensor of ``array`` on the env device (never a view of a Gymnasium buffer)."""

@@ -22,7 +22,8 @@ def add_parser(sub: Any, graph_args: argparse.ArgumentParser) -> None:
     play.add_argument("--realtime", action="store_true", help="pace steps to the env's dt")
     play.add_argument("--stochastic", action="store_true", help="sample actions instead of acting deterministically")
     play.add_argument("--seed", type=int, help="run seed")
-    play.add_argument("--video", metavar="DIR", help="record episode videos (GIF) where the env can render")
+    play.add_argument("--video", metavar="DIR", help="record videos of env 0's episodes where the env can render")
+    play.add_argument("--video-format", choices=("mp4", "gif"), default="mp4", help="video format (default mp4)")
     play.set_defaults(handler=cmd_play)
 
 
@@ -36,7 +37,8 @@ def cmd_play(args: argparse.Namespace) -> int:
     graph = load_from_args(args, registry, {"mode": "play", "seed": args.seed, "max_episodes": args.episodes,
                                             "max_steps": args.max_steps, "target_return": None})
     graph.run["target_return"] = None
-    graph.run.update(realtime=args.realtime, stochastic=args.stochastic, video_dir=args.video)
+    graph.run.update(realtime=args.realtime, stochastic=args.stochastic, video_dir=args.video,
+                     video_format=args.video_format)
     run = GraphRun(graph, registry, mode="play", restore=without_counters(state))
     result = asyncio.run(run.execute())
     if result.error is not None:
