@@ -1,6 +1,7 @@
 """Episode videos of one environment: MP4 (imageio with its ffmpeg binary) or, on request, animated GIF (Pillow)."""
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,10 @@ class EpisodeRecorder:
     def __init__(self, directory: str | Path, fps: float, video_format: str = "mp4") -> None:
         if video_format not in FORMATS:
             raise ValueError(f"video format must be one of {', '.join(FORMATS)}, got {video_format!r}")
+        needed = ("imageio", "imageio_ffmpeg") if video_format == "mp4" else ("PIL",)
+        missing = [name for name in needed if importlib.util.find_spec(name) is None]
+        if missing:
+            raise ValueError(f"{video_format} videos need {', '.join(missing)}: pip install 'dnne-runtime[video]'")
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.fps = max(fps, 1.0)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,9 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
 def cmd_plot(args: argparse.Namespace) -> int:
     """Draw each metric against env steps or wall time: one line per graph, the mean over its runs with a 95%
     bootstrap confidence band (seaborn) when it has several."""
+    missing = [name for name in ("matplotlib", "seaborn") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ValueError(f"dnne plot needs {' and '.join(missing)}: pip install 'dnne-runtime[plot]'")
     import matplotlib
 
     matplotlib.use("Agg")
