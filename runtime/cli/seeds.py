@@ -36,6 +36,8 @@ def run_seeds(args: argparse.Namespace, run_one: Callable[[argparse.Namespace], 
         for one in jobs:
             print(f"seed {one.seed}: {one.run_dir}", file=sys.stderr, flush=True)
             codes.append(run_one(one))
+            if codes[-1] == EXIT_INTERRUPTED:  # Ctrl-C stops the series, not just the current seed
+                break
     else:
         with ProcessPoolExecutor(max_workers=args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
             codes = list(pool.map(run_one, jobs))
