@@ -7,11 +7,15 @@ from .graph import Graph
 from .loading import load_graph
 from .node import DnneLayout, Node
 from .ports import Input, Output, Param
+from .progress import Progress
 from .registry import NodeRegistry, default_registry
-from .runner import GraphRun, RunResult, run
+from .rundir import RunDirectory
+from .runner import GraphRun, RunHooks, RunResult, run
+from .sinks import MetricSink, MetricsCallback, RunInfo
 from .types import PortType, Token
 
 __all__ = [
-    "DnneLayout", "Graph", "GraphError", "GraphRun", "Input", "Issue", "Node", "NodeFailure", "NodeRegistry",
-    "Output", "Param", "PortType", "RunResult", "Token", "default_registry", "load_graph", "run",
+    "DnneLayout", "Graph", "GraphError", "GraphRun", "Input", "Issue", "MetricSink", "MetricsCallback", "Node",
+    "NodeFailure", "NodeRegistry", "Output", "Param", "PortType", "Progress", "RunDirectory", "RunHooks", "RunInfo",
+    "RunResult", "Token", "default_registry", "load_graph", "run",
 ]

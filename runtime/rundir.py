@@ -1,16 +1,19 @@
-"""The run directory: resolved graph, ``metrics.jsonl``, TensorBoard events, checkpoints, ``summary.json``."""
+"""The run directory: resolved graph, ``run.json``, metrics (``metrics.jsonl``, TensorBoard events and any other
+sinks), checkpoints, ``summary.json``."""
 from __future__ import annotations
 
 import copy
+import importlib.util
 import json
 import logging
-import math
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any
 
 from . import checkpoint
+from .sinks import MetricSink, MetricStamp, RunInfo, make_sink, plain, provenance
 
 if TYPE_CHECKING:
     from .runner import GraphRun
@@ -40,12 +43,16 @@ class RunDirectory:
         keep: how many checkpoints to keep.
         tensorboard: write TensorBoard event files (when the ``tensorboard`` package is installed).
         checkpoint_interval_s: save at the first consistent point after this many seconds (``None``: not by time).
-        settings: the run's command-line settings, written to ``run.json`` so a resume uses them again.
+        settings: the run's command-line settings, written to ``run.json`` (under ``settings``) so a resume uses
+            them again.
+        sinks: more metric sinks, by name (``csv``, ``wandb``, ``mlflow``) or as ``MetricSink`` objects.
+        argv: the command line recorded in ``run.json`` (default: this process's).
     """
 
     def __init__(self, path: Path, checkpoint_every: int = 0, keep: int = 3, tensorboard: bool = True,
                  checkpoint_interval_s: float | None = DEFAULT_CHECKPOINT_INTERVAL_S,
-                 settings: dict[str, Any] | None = None) -> None:
+                 settings: dict[str, Any] | None = None, sinks: Sequence[str | MetricSink] = (),
+                 argv: list[str] | None = None) -> None:
         self.path = path
         self.checkpoint_every = checkpoint_every
         self.checkpoint_interval_s = checkpoint_interval_s
@@ -58,10 +65,11 @@ class RunDirectory:
         self._consistent: dict[str, Any] | None = None
         self._last_save = time.perf_counter()
         self.run: GraphRun | None = None
-        self._metrics: TextIO | None = None
-        self._writer: Any = None
+        self.sinks = [make_sink(sink) if isinstance(sink, str) else sink for sink in sinks]
+        self.argv = argv
+        self._open_sinks: list[MetricSink] = []
+        self._stamp: MetricStamp | None = None
         self.abort = False
-        self._last_row = (0, 0.0)
         self._saves = 0
         self._started = time.perf_counter()
         self._wall_offset = 0.0
@@ -79,53 +87,42 @@ class RunDirectory:
         for partial in checkpoint.remove_partials(self.checkpoints):
             log.info("removed %s, left by a run that was killed while saving", partial)
         _write_atomic(self.path / "graph.json", json.dumps(run.graph.to_native(), indent=2) + "\n")
-        if self.settings is not None:
-            _write_atomic(self.path / "run.json", json.dumps(self.settings, indent=2) + "\n")
         self._wall_offset = float(run.counters.get("wall_time_s", 0.0) or 0.0)
         self._started = self._last_save = time.perf_counter()
-        self._last_row = (int(run.counters.get("env_steps", 0) or 0), self._wall_offset)
+        self._stamp = MetricStamp(run.counters, self.wall_time)
         resumed_at = int(run.counters.get("env_steps", 0) or 0) if run.restore is not None else None
         if resumed_at is not None:
             drop_replayed_rows(self.path / "metrics.jsonl", resumed_at)
-        self._metrics = open(self.path / "metrics.jsonl", "a", buffering=1)
-        if self.tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-            except ImportError:
-                log.info("tensorboard is not installed; no TensorBoard events are written")
-            else:
-                # purge_step drops the events of steps after the checkpoint, which this run replays
-                self._writer = SummaryWriter(str(self.path / "tensorboard"),
-                                             purge_step=None if resumed_at is None else resumed_at + 1)
+        origin = provenance.collect(self.argv)
+        record = origin | {"settings": self.settings or {}}
+        _write_atomic(self.path / "run.json", json.dumps(record, indent=2) + "\n")
+        info = RunInfo(self.path.name, self.path, run.graph.to_native(), origin, run.counters, resumed_at=resumed_at)
+        for sink in self._sinks_to_open():
+            sink.open(info)
+            self._open_sinks.append(sink)
         run.context.metric_sinks.append(self.write_metrics)
         run.context.checkpoint_handler = self.request_checkpoint
         run.counters.listen(self._counter_changed)
+
+    def _sinks_to_open(self) -> list[MetricSink]:
+        sinks = [make_sink("jsonl")]
+        if self.tensorboard:
+            if importlib.util.find_spec("tensorboard") is None:
+                log.info("tensorboard is not installed; no TensorBoard events are written")
+            else:
+                sinks.append(make_sink("tensorboard"))
+        return sinks + self.sinks
 
     def wall_time(self) -> float:
         """Seconds of training, resumed runs included."""
         return self._wall_offset + time.perf_counter() - self._started
 
     def write_metrics(self, node_id: str, values: dict[str, Any]) -> None:
-        """Append a row stamped with ``env_steps`` and ``wall_time_s`` (and the episode statistics)."""
-        assert self.run is not None and self._metrics is not None
-        counters = self.run.counters.values
-        wall = self.wall_time()
-        steps = int(counters.get("env_steps", 0))
-        row: dict[str, Any] = {"node": node_id, "env_steps": steps, "wall_time_s": round(wall, 4)}
-        if wall > self._last_row[1]:
-            row["env_steps_per_s"] = round((steps - self._last_row[0]) / (wall - self._last_row[1]), 1)
-        self._last_row = (steps, wall)
-        for name in ("iterations", "episodes", "mean_return", "mean_length"):
-            if name in counters:
-                row[name] = counters[name]
-        row.update({k: _plain(v) for k, v in values.items()})
-        self._metrics.write(json.dumps(row) + "\n")
-        if self._writer is not None:
-            step = row["env_steps"]
-            for key, value in row.items():
-                if key not in ("node", "env_steps") and isinstance(value, (int, float)) and math.isfinite(value):
-                    group = "episode" if key in ("mean_return", "mean_length", "episodes") else node_id
-                    self._writer.add_scalar(f"{group}/{key}", value, step)
+        """Pass a row stamped with the run's counters and ``wall_time_s`` to every sink."""
+        assert self._stamp is not None
+        row, step = self._stamp.row(node_id, values)
+        for sink in self._open_sinks:
+            sink.write(row, step)
 
     def _counter_changed(self, name: str, value: float) -> None:
         if name != "iterations" or self.run is None or self.run.error is not None:
@@ -189,10 +186,9 @@ class RunDirectory:
                 log.warning("no checkpoint written: the run failed before its first consistent point")
         finally:
             self.write_summary(run)
-            if self._metrics is not None:
-                self._metrics.close()
-            if self._writer is not None:
-                self._writer.close()
+            for sink in self._open_sinks:
+                sink.close()
+            self._open_sinks.clear()
 
     def save_stuck(self, run: GraphRun, reason: str, node_id: str | None, description: str) -> None:
         """Record a run whose event loop is blocked (called from the loop watchdog's thread while the loop cannot
@@ -216,7 +212,7 @@ class RunDirectory:
         summary["run_dir"] = str(self.path)
         summary["last_checkpoint"] = None if self.last_checkpoint is None else str(self.last_checkpoint)
         summary["checkpoint_error"] = self.checkpoint_error
-        _write_atomic(self.path / "summary.json", json.dumps(summary, indent=2, default=_plain) + "\n")
+        _write_atomic(self.path / "summary.json", json.dumps(summary, indent=2, default=plain) + "\n")
 
 
 def drop_replayed_rows(path: Path, env_steps: int) -> int:
@@ -252,12 +248,3 @@ def _write_atomic(path: Path, text: str) -> None:
         partial.unlink(missing_ok=True)
         raise
 
-
-def _plain(value: Any) -> Any:
-    if hasattr(value, "item") and getattr(value, "numel", lambda: 0)() == 1:
-        return value.item()
-    if isinstance(value, (int, float, str, bool)) or value is None:
-        return value
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return str(value)

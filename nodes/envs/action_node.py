@@ -10,6 +10,7 @@ from dnne.runtime.node import DnneLayout, Node
 from dnne.runtime.ports import Input, Output, Param
 
 from ..types import EnvHandle
+from .action_transform import ActionTransform, ScaleAction, fit_action
 from .spaces import Box
 
 
@@ -34,13 +35,18 @@ class ActionNode(Node):
         space = env_handle.env.action_space if env_handle is not None else None
         if space is not None and not isinstance(space, Box):
             return {"action": policy}
-        if space is None:
-            return {"action": policy.clamp(-1.0, 1.0) if self.mode == "rescale" else policy}
-        low = space.low.to(device=policy.device, dtype=policy.dtype)
-        high = space.high.to(device=policy.device, dtype=policy.dtype)
-        if self.mode == "clip":
-            return {"action": torch.maximum(torch.minimum(policy, high), low)}
-        return {"action": low + (policy.clamp(-1.0, 1.0) + 1.0) * 0.5 * (high - low)}
+        return {"action": fit_action(policy, *_bounds(space), self.mode)}
+
+    def deploy_transform(self) -> torch.nn.Module | None:
+        """What this node does to an action, as a module for ``dnne export`` (None for discrete actions)."""
+        space = self.upstream("action_space", "env_handle")
+        if space is not None and not isinstance(space, Box):
+            return None
+        return ActionTransform(self.mode, *_bounds(space))
+
+
+def _bounds(space: Box | None) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    return (space.low, space.high) if space is not None else (None, None)
 
 
 class CartpoleActionNode(Node):
@@ -59,3 +65,7 @@ class CartpoleActionNode(Node):
         """Scale one batch of actions to forces."""
         action = network_output.reshape(network_output.shape[0], -1)
         return {"action": action.clamp(-1.0, 1.0) * self.max_push_effort}
+
+    def deploy_transform(self) -> torch.nn.Module:
+        """The force scaling, as a module for ``dnne export``."""
+        return ScaleAction(self.max_push_effort)

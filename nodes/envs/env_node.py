@@ -66,9 +66,23 @@ class EnvNode(Node):
             video = self.ctx.settings.get("video_dir") if self.ctx.mode == "play" else None
             if video:
                 options["record_dir"] = str(video)
-        elif self.ctx.mode == "play" and self.ctx.settings.get("video_dir"):
+                options["record_format"] = self.ctx.settings.get("video_format") or "mp4"
+        elif backend != "torch" and self.ctx.mode == "play" and self.ctx.settings.get("video_dir"):
             self.ctx.warn(f"the {backend} backend cannot render; --video records nothing for this env")
         return options
+
+    def _filmed(self, env: BatchedEnv) -> Any:
+        """The built-in task with its env 0 recorded (``dnne play --video``), or as it is when it has no renderer."""
+        from .recorder import EpisodeRecorder
+        from .render import RecordingEnv, renderer_for
+
+        renderer = renderer_for(env)
+        if renderer is None:
+            self.ctx.warn(f"{type(env).__name__} cannot render; --video records nothing for this env")
+            return env
+        recorder = EpisodeRecorder(self.ctx.settings["video_dir"], 1 / env.dt if env.dt > 0 else 30.0,
+                                   self.ctx.settings.get("video_format") or "mp4")
+        return RecordingEnv(env, recorder, renderer)
 
     def backend_and_task(self) -> tuple[str, str]:
         """The backend and task to build (DNNE-named subclasses may substitute)."""
@@ -81,12 +95,26 @@ class EnvNode(Node):
             self.ctx.warn(warning)
         backend, task = self.backend_and_task()
         self.env = make_env(backend, task, self.num_envs, str(device), **self.env_options(backend))
+        if backend == "torch" and self.ctx.mode == "play" and self.ctx.settings.get("video_dir"):
+            self.env = self._filmed(self.env)
         seed = self.seed if self.seed is not None else self.ctx.seed % 2**31
         self.first_observations = self.env.reset(seed=seed)
         self.declare("observation_space", self.env.observation_space)
         self.declare("action_space", self.env.action_space)
         self.declare("num_envs", self.env.num_envs)
         self.declare("env_device", self.env.device)
+        self._check_target(task)
+
+    def _check_target(self, task: str) -> None:
+        """Warn when the run's target return looks meant for another task: it is above the threshold at which the
+        env counts as solved (a file's target kept after retargeting, say CartPole's 475 on Acrobot, whose returns
+        are negative), so the run would likely go on to its step budget."""
+        target = self.ctx.settings.get("target_return")
+        threshold = getattr(self.env, "reward_threshold", None)
+        if target is not None and threshold is not None and float(target) > float(threshold):
+            self.ctx.warn(f"run.target_return is {target} but {task} counts as solved at {threshold}: the target "
+                          f"looks set for another task and may be out of reach; set --set "
+                          f"run.target_return={threshold} (or null to run to the step budget)")
 
     async def run(self) -> None:
         """Emit the handle, then the first observations, and end."""

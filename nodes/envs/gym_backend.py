@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from .base import BatchedEnv, RunningEpisodes, StepResult
+from .flatten import ObservationFlattener
 from .recorder import EpisodeRecorder
 from .spaces import Box, Discrete
 
@@ -133,8 +134,9 @@ class GymnasiumEnv(BatchedEnv):
         vectorization: ``"sync"`` steps the envs in this process, ``"async"`` one subprocess per env.
         env_kwargs: keyword arguments for the env constructor.
         dtype: float dtype of observations and rewards.
-        record_dir: write a GIF of each episode of env 0 here (renders with ``render_mode="rgb_array"``; needs
-            ``sync`` vectorization).
+        record_dir: write a video of each episode of env 0 here (renders env 0 alone with
+            ``render_mode="rgb_array"``; needs ``sync`` vectorization).
+        record_format: ``mp4`` or ``gif``.
         allowed_modules: modules a ``"module:EnvId"`` id may import (from the command line, never a file).
     """
 
@@ -147,6 +149,7 @@ class GymnasiumEnv(BatchedEnv):
         env_kwargs: dict[str, Any] | None = None,
         dtype: torch.dtype = torch.float32,
         record_dir: str | None = None,
+        record_format: str = "mp4",
         allowed_modules: Collection[str] = (),
     ) -> None:
         refusal = refused_module(task, allowed_modules)
@@ -184,12 +187,14 @@ class GymnasiumEnv(BatchedEnv):
             vector_kwargs={"autoreset_mode": gymnasium.vector.AutoresetMode.SAME_STEP},
             **env_kwargs,
         )
-        self.observation_space = to_space(self._env.single_observation_space, "observation", task)
+        self._flatten = ObservationFlattener(self._env.single_observation_space, task)
+        self.observation_space = self._flatten.space
+        self.reward_threshold = getattr(self._env.spec, "reward_threshold", None) if self._env.spec else None
         self.action_space = to_space(self._env.single_action_space, "action", task)
         self._action_dtype = getattr(self._env.single_action_space, "dtype", np.float32)
         self._episodes = RunningEpisodes(num_envs, self.device, dtype)
         if record_dir is not None:
-            self._recorder = EpisodeRecorder(record_dir, 1 / self.dt if self.dt > 0 else 30.0)
+            self._recorder = EpisodeRecorder(record_dir, 1 / self.dt if self.dt > 0 else 30.0, record_format)
 
     def reset(self, seed: int | None = None) -> Tensor:
         """Reset every environment; env ``i`` is seeded with ``seed + i`` as Gymnasium does."""
@@ -198,8 +203,8 @@ class GymnasiumEnv(BatchedEnv):
         observations, _ = self._call(lambda: self._env.reset(seed=seed))
         self._episodes.reset()
         if self._recorder is not None:
-            self._recorder.add(self._env.render()[0])
-        return self._tensor(observations)
+            self._recorder.add(self._render_first())
+        return self._tensor(self._flatten.batch(observations))
 
     def step(self, actions: Tensor) -> StepResult:
         """Step every environment; see ``BatchedEnv.step``.
@@ -213,10 +218,10 @@ class GymnasiumEnv(BatchedEnv):
         if not isinstance(self.action_space, Discrete):
             actions = actions.astype(self._action_dtype)
         observations, rewards, terminated, truncated, infos = self._call(lambda: self._env.step(actions))
-        observations = self._tensor(observations)
+        observations = self._tensor(self._flatten.batch(observations))
         final_observations = observations.clone()
         for i in np.flatnonzero(infos.get("_final_obs", ())):
-            final_observations[i] = self._tensor(infos["final_obs"][i])
+            final_observations[i] = self._tensor(self._flatten.one(infos["final_obs"][i]))
         terminated = torch.as_tensor(terminated, dtype=torch.bool).to(self.device)
         # Gymnasium's TimeLimit can report both; the contract says a terminal state wins.
         truncated = torch.as_tensor(truncated, dtype=torch.bool).to(self.device) & ~terminated
@@ -225,7 +230,7 @@ class GymnasiumEnv(BatchedEnv):
         if self._recorder is not None:
             if bool(terminated[0] | truncated[0]):
                 self._recorder.episode_ended()
-            self._recorder.add(self._env.render()[0])
+            self._recorder.add(self._render_first())
         return StepResult(
             observations=observations,
             rewards=rewards,
@@ -241,10 +246,23 @@ class GymnasiumEnv(BatchedEnv):
         if self._batched is not None:
             self._batched.close()
             return
+        if self._recorder is not None:
+            self._recorder.close()
         try:
             self._env.close()
         except _DEAD_WORKER_ERRORS:
             self._env.close(terminate=True)
+
+    def _render_first(self) -> np.ndarray | None:
+        """A frame of env 0 alone (the others are never drawn)."""
+        try:
+            return self._env.envs[0].render()
+        except Exception as exc:
+            if "GL" in str(exc) or "gl" in type(exc).__name__.lower() or "display" in str(exc).lower():
+                raise RuntimeError(
+                    f"Gymnasium env {self.task!r} cannot open an OpenGL context to render ({exc}); without a "
+                    "display, run with MUJOCO_GL=egl (GPU) or MUJOCO_GL=osmesa (CPU)") from exc
+            raise
 
     def _tensor(self, array: np.ndarray) -> Tensor:
         """A new float tensor of ``array`` on the env device (never a view of a Gymnasium buffer)."""

@@ -12,6 +12,7 @@ from dnne.runtime.ports import Input, Output, Param
 
 from ..envs.spaces import Box, Discrete
 from ..types import ModelSpec, PolicyOutput, PolicyWeights
+from . import deploy
 from .activations import ACTIVATIONS
 from .actor_critic import ActorCritic
 
@@ -49,8 +50,8 @@ class PPOAgentNode(Node):
     hidden_sizes = Param(list, [64, 64], "hidden layer widths, e.g. [64, 64] or \"64,64\"", ge=1, le=65536)
     activation = Param(str, "elu", "activation function", choices=tuple(ACTIVATIONS))
     learning_rate = Param(float, 3e-4, "learning rate (the trainer's wins when it sets one)", gt=0.0, le=1.0)
-    action_space = Param(str, "continuous", "continuous (Gaussian) or discrete (categorical)",
-                         choices=("continuous", "discrete"))
+    action_space = Param(str, None, "continuous (Gaussian) or discrete (categorical); default: from the env's "
+                         "action space (continuous without an env)", choices=("continuous", "discrete"), nullable=True)
     deterministic = Param(bool, False, "act with the mean / arg-max action (for play)")
     init_log_std = Param(float, 0.0, "initial log standard deviation of continuous actions", ge=-20.0, le=5.0)
     normalize_input = Param(bool, None, "running observation normalisation (statistics kept by the learner); "
@@ -69,6 +70,8 @@ class PPOAgentNode(Node):
         """Size the network from the env's spaces, checking any sizes given."""
         obs_space = self.upstream("observation_space", "observations")
         act_space = self.upstream("action_space", "observations")
+        if self.action_space is None:
+            self.action_space = "discrete" if isinstance(act_space, Discrete) else "continuous"
         input_size = self._size("input_size", self.input_size, obs_space.dim if isinstance(obs_space, Box) else None)
         output_size = self._size("output_size", self.output_size, _action_size(act_space, self.action_space))
         if act_space is not None and isinstance(act_space, Discrete) != (self.action_space == "discrete"):
@@ -167,11 +170,12 @@ class PPOAgentNode(Node):
         return PolicyOutput(result.action, result.value, result.log_prob, result.params, result.observation,
                             self.version)
 
-    def deployable(self) -> tuple[torch.nn.Module, torch.Tensor]:
-        """The policy for deployment (raw observations -> deterministic actions, normalisation included) and an
-        example input."""
+    def deployable(self) -> tuple[torch.nn.Module, torch.Tensor, dict[str, Any]]:
+        """The policy for deployment (raw observations -> deterministic actions, normalisation included), an
+        example input and the spaces (``deploy.deployable``)."""
         assert self.network is not None
-        return self.network.deployable(), torch.zeros(1, self.network.obs_dim)
+        return deploy.deployable(self.network, self.upstream("observation_space", "observations"),
+                                 self.upstream("action_space", "observations"))
 
     def state_dict(self) -> dict[str, Any]:
         """The weights held (normaliser statistics included), their version and the sampling generator."""

@@ -1,8 +1,16 @@
-"""``dnne export``: each deployable node's module as TorchScript (and ONNX), driven by node declarations."""
+"""``dnne export``: each deployable node's policy, with what the nodes downstream of it do to its actions, as a
+``torch.export`` program (and ONNX through the dynamo exporter); driven by node declarations, never node types.
+
+A node that can be deployed has ``deployable()``, returning ``(module, example_input)`` or ``(module,
+example_input, metadata)``. A node downstream of it may have ``deploy_transform()``, returning a module applied to
+the outputs (an action rescale) or None; the chain of such nodes is appended in link order.
+"""
 from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,15 +24,17 @@ from .play import without_counters
 
 def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     """Add ``export`` to the ``dnne`` parser."""
-    export = sub.add_parser("export", parents=[common], help="write the policy as TorchScript (and ONNX)")
+    export = sub.add_parser("export", parents=[common], help="write the policy for deployment (torch.export, ONNX)")
     export.add_argument("source", metavar="RUN_DIR|CHECKPOINT")
-    export.add_argument("-o", "--output", required=True, help="output path (.pt; .onnx is written beside it)")
+    export.add_argument("-o", "--output", required=True,
+                        help="output path (.pt2); the ONNX file and a JSON of the spaces are written beside it")
     export.add_argument("--graph", help="graph file (default: graph.json of the run directory)")
+    export.add_argument("--no-onnx", action="store_true", help="write only the torch.export program")
     export.set_defaults(handler=cmd_export)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    """Export each deployable node's module as TorchScript (and ONNX when the ``onnx`` package is installed)."""
+    """Export each deployable node's policy; print every path written."""
     source = Path(args.source)
     graph_file = Path(args.graph) if args.graph else (source if source.is_dir() else source.parent.parent) / "graph.json"
     modules = deployable_modules(graph_file, source, args.plugin)
@@ -32,15 +42,16 @@ def cmd_export(args: argparse.Namespace) -> int:
         print("error: no node in this graph can export a deployable module", file=sys.stderr)
         return 2
     output = Path(args.output)
-    for node_id, (module, example) in modules.items():
+    for node_id, (module, example, metadata) in modules.items():
         path = output if len(modules) == 1 else output.with_name(f"{output.stem}-{node_id}{output.suffix}")
-        export_module(module, example, path)
-        print(path)
+        for written in export_module(module, example, metadata, path, onnx=not args.no_onnx):
+            print(written)
     return 0
 
 
 def deployable_modules(graph_file: Path, source: Path, plugins: list[str]) -> dict[str, Any]:
-    """Set up the graph in play mode, restore the checkpoint, and collect ``deployable()`` modules by node id."""
+    """Set up the graph in play mode, restore the checkpoint, and collect by node id each deployable node's module
+    (followed by its downstream deploy transforms), example input and metadata."""
     registry = default_registry(plugins)
     graph = load_graph(graph_file, registry=registry, run={"mode": "play"})
     state = checkpoint.load(source)
@@ -51,7 +62,8 @@ def deployable_modules(graph_file: Path, source: Path, plugins: list[str]) -> di
         for node_id in run.order:
             await run.nodes[node_id].setup()
         checkpoint.restore(without_counters(state), run)
-        found = {node_id: node.deployable() for node_id, node in run.nodes.items() if hasattr(node, "deployable")}
+        found = {node_id: with_transforms(run, node_id, node.deployable())
+                 for node_id, node in run.nodes.items() if hasattr(node, "deployable")}
         for node_id in reversed(run.order):
             await run.nodes[node_id].teardown()
         return found
@@ -59,15 +71,60 @@ def deployable_modules(graph_file: Path, source: Path, plugins: list[str]) -> di
     return asyncio.run(setup())
 
 
-def export_module(module: Any, example: Any, path: Path) -> None:
-    """Write ``module`` as TorchScript to ``path`` and as ONNX beside it when ``onnx`` is importable."""
-    import importlib.util
-
+def with_transforms(run: GraphRun, node_id: str, deployable: tuple[Any, ...]) -> tuple[Any, Any, dict[str, Any]]:
+    """The deployable module followed by the deploy transforms of the nodes downstream of it, in link order."""
     import torch
 
-    scripted = torch.jit.trace(module, example)
+    module, example = deployable[0], deployable[1]
+    metadata = dict(deployable[2]) if len(deployable) > 2 else {}
+    transforms, chain, current = [], [], node_id
+    while True:
+        following = [link.dst for link in run.graph.links if link.src == current and link.dst in run.nodes
+                     and hasattr(run.nodes[link.dst], "deploy_transform")]
+        if not following:
+            break
+        current = following[0]
+        transform = run.nodes[current].deploy_transform()
+        if transform is not None:
+            transforms.append(transform)
+            chain.append(current)
+    metadata["node"] = node_id
+    metadata["applies"] = chain
+    return (torch.nn.Sequential(module, *transforms) if transforms else module), example, metadata
+
+
+def export_module(module: Any, example: Any, metadata: dict[str, Any], path: Path, onnx: bool = True) -> list[Path]:
+    """Write ``module`` as a ``torch.export`` program (batch dimension dynamic, ``metadata`` inside as
+    ``extra/dnne.json``), its metadata as JSON beside it, and ONNX beside it (dynamo exporter, metadata as model
+    properties) when ``onnx`` and ``onnxscript`` are installed. Returns the paths written."""
+    import torch
+
+    module = module.eval()
+    batch = torch.export.Dim("batch", min=1)
+    program = torch.export.export(module, (example,), dynamic_shapes=({0: batch},))
     path.parent.mkdir(parents=True, exist_ok=True)
-    scripted.save(str(path))
-    if importlib.util.find_spec("onnx") is not None:
-        torch.onnx.export(module, (example,), str(path.with_suffix(".onnx")), input_names=["observations"],
-                          output_names=["actions"], dynamic_axes={"observations": {0: "batch"}}, dynamo=False)
+    text = json.dumps(metadata, indent=2)
+    torch.export.save(program, str(path), extra_files={"dnne.json": text})
+    meta_path = path.with_suffix(".json")
+    meta_path.write_text(text + "\n")
+    written = [path, meta_path]
+    if onnx:
+        if importlib.util.find_spec("onnx") is None or importlib.util.find_spec("onnxscript") is None:
+            print("note: ONNX skipped: pip install onnx onnxscript", file=sys.stderr)
+        else:
+            written += export_onnx(module, example, metadata, path.with_suffix(".onnx"))
+    return written
+
+
+def export_onnx(module: Any, example: Any, metadata: dict[str, Any], path: Path) -> list[Path]:
+    """Write ``module`` as ONNX through torch's dynamo exporter with the metadata as model properties."""
+    import onnx
+    import torch
+
+    batch = torch.export.Dim("batch", min=1)
+    program = torch.onnx.export(module, (example,), dynamo=True, input_names=["observations"],
+                                output_names=["actions"], dynamic_shapes=({0: batch},), verbose=False)
+    model = program.model_proto
+    onnx.helper.set_model_props(model, {"dnne": json.dumps(metadata)})
+    onnx.save(model, str(path))
+    return [path]

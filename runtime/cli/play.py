@@ -19,7 +19,8 @@ def add_parser(sub: Any, graph_args: argparse.ArgumentParser) -> None:
     play = sub.add_parser("play", parents=[graph_args], help="run a trained graph without its training nodes")
     add_evaluation_args(play)
     play.add_argument("--realtime", action="store_true", help="pace steps to the env's dt")
-    play.add_argument("--video", metavar="DIR", help="record episode videos (GIF) where the env can render")
+    play.add_argument("--video", metavar="DIR", help="record videos of env 0's episodes where the env can render")
+    play.add_argument("--video-format", choices=("mp4", "gif"), default="mp4", help="video format (default mp4)")
     play.set_defaults(handler=cmd_play)
 
 
@@ -47,7 +48,8 @@ def cmd_play(args: argparse.Namespace) -> int:
         graph.run["seed"] = args.seed
     graph.run.update(max_episodes=args.episodes, max_steps=args.max_steps, max_iterations=None,
                      timeout=None, target_return=None, realtime=getattr(args, "realtime", False),
-                     stochastic=args.stochastic, video_dir=getattr(args, "video", None))
+                     stochastic=args.stochastic, video_dir=getattr(args, "video", None),
+                     video_format=getattr(args, "video_format", "mp4"))
     episodes: list[dict[str, float]] = []
 
     def collect(node_id: str, values: dict[str, Any]) -> None:

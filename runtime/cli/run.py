@@ -19,6 +19,8 @@ from ..registry import NodeRegistry
 from ..run_owner import claim
 from ..rundir import DEFAULT_CHECKPOINT_INTERVAL_S, RunDirectory
 from ..runner import GraphRun, RunResult
+from .seeds import run_seeds
+from .tracking import TRACKERS, trackers
 from .shared import (EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, at_least, install_signal_handlers,
                      load_from_args, loop_factory, registry_for, timestamp)
 
@@ -45,6 +47,11 @@ def add_parser(sub: Any, graph_args: argparse.ArgumentParser) -> None:
     run.add_argument("--no-uvloop", action="store_true", help="use asyncio's own event loop")
     run.add_argument("--stall-warning", type=interval, default=10.0, metavar="DURATION",
                      help="report a node that holds the event loop this long in one synchronous call (default 10s)")
+    run.add_argument("--seeds", type=int, nargs="+", metavar="SEED",
+                     help="run once per seed, each in RUN_DIR/seed-N (see --jobs)")
+    run.add_argument("--jobs", type=at_least(1), default=1, help="with --seeds: runs at once, each in its own process")
+    run.add_argument("--track", nargs="*", choices=TRACKERS, metavar="SINK",
+                     help=f"also log metrics to {', '.join(TRACKERS)} (bare --track: wandb)")
     run.set_defaults(handler=cmd_run)
 
 
@@ -61,6 +68,8 @@ def interval(text: str) -> float:
 def cmd_run(args: argparse.Namespace) -> int:
     """``dnne run``: claim the run directory, load, run with checkpoints, progress and signal handling; exit code
     by outcome."""
+    if getattr(args, "seeds", None):
+        return run_seeds(args, cmd_run)
     import torch
 
     registry = registry_for(args)
@@ -94,7 +103,8 @@ def run_in(run_dir: Path, graph: Graph, registry: NodeRegistry, restore: dict[st
     watchdog; the exit code by outcome."""
     every = settings["checkpoint_every"] or int(graph.run.get("checkpoint_every") or 0)
     directory = RunDirectory(run_dir, every, int(graph.run.get("keep_checkpoints") or 3),
-                             checkpoint_interval_s=settings["checkpoint_interval_s"] or None, settings=settings)
+                             checkpoint_interval_s=settings["checkpoint_interval_s"] or None, settings=settings,
+                             sinks=trackers(getattr(args, "track", None)))
     hooks: list[Any] = [directory]
     if not args.quiet:
         hooks.append(Progress())
@@ -147,6 +157,7 @@ def saved_settings(run_dir: Path) -> dict[str, Any]:
         saved = parse_document(path.read_text(errors="replace")[:65536], str(path))
     except GraphError:
         raise ValueError(f"{path} is not readable settings: fix or delete it to resume with the defaults") from None
+    saved = saved.get("settings") if isinstance(saved, dict) else None
     if not isinstance(saved, dict):
         raise ValueError(f"{path} is not readable settings: fix or delete it to resume with the defaults")
     settings = {}

@@ -181,11 +181,11 @@ class TestResumeAndTools:
         assert "trainer/policy_loss" in tags and any(t.endswith("mean_return") for t in tags)
 
     def test_export_matches_agent(self, trained: Path, tmp_path: Path) -> None:
-        """The exported TorchScript policy gives the agent's deterministic actions."""
-        out = tmp_path / "policy.pt"
+        """The exported policy (torch.export) gives the agent's deterministic actions."""
+        out = tmp_path / "policy.pt2"
         done = dnne("export", str(trained), "-o", str(out))
         assert done.returncode == 0, done.stderr
-        policy = torch.jit.load(str(out))
+        policy = torch.export.load(str(out)).module()
         from dnne.nodes.rl.actor_critic import ActorCritic
 
         state = torch.load(sorted((trained / "checkpoints").glob("ckpt-*.pt"))[-1], weights_only=True)

@@ -1,0 +1,103 @@
+"""Embedding: ``run(graph, on_metrics=...)`` in a host's event loop, with setup kept off that loop."""
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from toy_nodes import toy_registry
+
+import dnne.runtime
+from dnne.runtime import Graph, GraphRun, Node, Output, Param, run
+from dnne.runtime.registry import NodeRegistry
+
+TICK_S = 0.05
+
+
+class SlowSetup(Node):
+    """Blocks in setup as a heavy env constructor does, then counts and reports a metric per value."""
+
+    out = Output("Int", "the count")
+    block_s = Param(float, 0.6, "seconds setup blocks", ge=0.0, le=10.0)
+    n = Param(int, 3, "values to send", ge=0, le=100)
+
+    async def setup(self) -> None:
+        time.sleep(self.block_s)
+
+    async def run(self) -> None:
+        for i in range(self.n):
+            self.ctx.counters.add("items")
+            self.ctx.log_metrics({"value": i * 10})
+            await self.emit("out", i, stamp=i)
+
+
+def registry() -> NodeRegistry:
+    """The toy nodes and ``SlowSetup``."""
+    reg = toy_registry()
+    reg.add_node(SlowSetup)
+    return reg
+
+
+def graph(block_s: float = 0.6) -> Graph:
+    """SlowSetup feeding a Sink."""
+    return Graph().add("slow", "SlowSetup", block_s=block_s).add("sink", "Sink").link("slow.out", "sink.x")
+
+
+async def with_ticker(work: Any) -> tuple[Any, float, int]:
+    """Await ``work`` while a 50 ms ticker runs; return its result, the ticker's largest lag and its tick count."""
+    lags: list[float] = []
+    done = False
+
+    async def ticker() -> None:
+        due = time.perf_counter() + TICK_S
+        while not done:
+            await asyncio.sleep(max(due - time.perf_counter(), 0.0))
+            now = time.perf_counter()
+            lags.append(now - due)
+            due = max(due + TICK_S, now)
+
+    task = asyncio.create_task(ticker())
+    await asyncio.sleep(2 * TICK_S)  # ticking before the work starts
+    result = await work
+    done = True
+    await task
+    return result, max(lags), len(lags)
+
+
+class TestHostLoop:
+    def test_blocking_setup_does_not_stall_the_host(self) -> None:
+        """A node setup that blocks 0.6 s stalls a host's 50 ms ticker by less than 100 ms under run(); the same
+        graph set up on the loop (GraphRun.execute) stalls it for the whole setup."""
+        reg = registry()
+        result, lag, ticks = asyncio.run(with_ticker(run(graph(), reg)))
+        assert result.error is None and result.counters["items"] == 3
+        assert lag < 0.1 and ticks >= 10
+        on_loop = GraphRun(dnne.runtime.load_graph(graph(), registry=reg), reg)
+        _, lag_on_loop, _ = asyncio.run(with_ticker(on_loop.execute()))
+        assert lag_on_loop >= 0.5
+
+    def test_run_loads_a_path(self, tmp_path: Path) -> None:
+        """run() accepts a graph file path and loads it off the loop."""
+        path = tmp_path / "g.json"
+        path.write_text(json.dumps(graph(0.0).to_native()))
+        result = asyncio.run(run(path, registry()))
+        assert result.error is None and result.counters["items"] == 3
+
+
+class TestMetricsCallback:
+    def test_rows_are_stamped_like_metrics_jsonl(self) -> None:
+        """on_metrics gets one row per logged metric: node id, the value, the run's counters and wall time."""
+        rows: list[dict[str, Any]] = []
+        result = asyncio.run(run(graph(0.0), registry(), on_metrics=rows.append))
+        assert result.error is None
+        assert [row["value"] for row in rows] == [0, 10, 20]
+        assert [row["items"] for row in rows] == [1, 2, 3]
+        assert all(row["node"] == "slow" and row["wall_time_s"] >= 0 for row in rows)
+
+
+def test_public_names() -> None:
+    """The run directory, progress, sinks and hooks are public names of dnne.runtime."""
+    for name in ("RunDirectory", "Progress", "MetricSink", "MetricsCallback", "RunHooks", "RunInfo", "run"):
+        assert name in dnne.runtime.__all__ and hasattr(dnne.runtime, name)
