@@ -14,6 +14,7 @@ from dnne.runtime.node import DnneLayout, Node
 from dnne.runtime.ports import Input, Output, Param
 from dnne.runtime.types import Token
 
+from ..eager_adam import EagerAdam
 from ..types import Dones, PolicyOutput
 from .actor_critic import ActorCritic
 from .normalizer import RunningMeanStd
@@ -166,7 +167,7 @@ class PPOTrainerNode(Node):
                           "the trainer's is used")
         lr = self.learning_rate if self.learning_rate is not None else policy.learning_rate
         self.learner = copy.deepcopy(acting) if self.mode == "async" else acting
-        self.optimizer = torch.optim.Adam(self.learner.parameters(), lr=lr, eps=1e-5)
+        self.optimizer = EagerAdam(self.learner.parameters(), lr=lr, eps=1e-5)
         config = PPOConfig(self.epochs, self.minibatch_size, self.clip_param, self.value_coef, self.entropy_coef,
                            self.max_grad_norm, self.clip_value_loss, self.normalize_advantage, self.target_kl,
                            self.gamma, self.lam)
