@@ -14,7 +14,12 @@ class AlignmentError(RuntimeError):
     """Messages joined into one firing derive from different observations."""
 
 
-@dataclass
+def _source_order(source: str | None) -> tuple[bool, str]:
+    """Unsourced messages first, then sources by name."""
+    return source is not None, source or ""
+
+
+@dataclass(slots=True)
 class Firing:
     """One complete set of inputs.
 
@@ -111,6 +116,15 @@ class NodeIO:
         self.streaming = [s for s in slots.values() if not s.config and s.links]
         self.configs = [s for s in slots.values() if s.config and s.links]
         self._turn = 0
+        # The join is chosen once for the node's shape instead of branching on it at every firing.
+        if merge:
+            self._join: Callable[[], Firing | None] = self._merge_firing
+        elif len(self.streaming) == 1:
+            self._join = self._single_firing
+        elif self.streaming:
+            self._join = self._join_firing
+        else:
+            self._join = self._no_firing
         for slot in slots.values():
             # Pull no more than the links could hold themselves, so backpressure reaches the producers.
             slot.limit = sum(link.channel.capacity for link in slot.links)
@@ -139,19 +153,28 @@ class NodeIO:
         Once the inputs have ended, every input channel is released, so producers still sending on an input
         that can no longer fire (the other input of a join ran out) are not blocked forever.
         """
-        if self.configs and not await self._take_configs():
+        if self.configs and not self._read_configs() and not await self._take_configs():
             self.release_inputs()
             return None
+        join = self._join
         while True:
-            for slot in self.streaming:
-                slot.pull()
-            firing = self._merge_firing() if self.merge else self._join_firing()
+            firing = join()
             if firing is not None:
                 return firing
             if self.ended():
                 self.release_inputs()
                 return None
             await self.inbox.wait(self.missing())
+
+    def poll(self) -> Firing | None:
+        """The next firing if one is complete now (``None`` otherwise, also when a config input has no value yet).
+
+        The firing loop calls this before ``next_firing``, so a firing whose inputs are already there costs no
+        coroutine and no wait.
+        """
+        if self.configs and not self._read_configs():
+            return None
+        return self._join()
 
     def release_inputs(self) -> None:
         """Tell every input channel that this node reads nothing more."""
@@ -162,45 +185,67 @@ class NodeIO:
     def ready(self) -> list[Firing]:
         """Every firing complete right now, without waiting (a policy server batches these)."""
         firings = []
-        while True:
-            for slot in self.streaming:
-                slot.pull()
-            firing = self._merge_firing() if self.merge else self._join_firing()
-            if firing is None:
-                return firings
+        join = self._join
+        while (firing := join()) is not None:
             firings.append(firing)
+        return firings
+
+    def _read_configs(self) -> bool:
+        """Take the newest value of every config input from its channels; whether each has one."""
+        complete = True
+        for slot in self.configs:
+            for link in slot.links:
+                channel = link.channel
+                while len(channel):
+                    slot.value = link.convert(channel.get_nowait().value)
+                    slot.has_value = True
+            complete = complete and slot.has_value
+        return complete
 
     async def _take_configs(self) -> bool:
-        while True:
-            for slot in self.configs:
-                for link in slot.links:
-                    while len(link.channel):
-                        slot.value = link.convert(link.channel.get_nowait().value)
-                        slot.has_value = True
+        while not self._read_configs():
             missing = [s for s in self.configs if not s.has_value]
-            if not missing:
-                return True
             if any(s.exhausted() for s in missing):
                 return False
             await self.inbox.wait(tuple(link.channel for s in missing for link in s.links))
+        return True
 
     def _config_values(self) -> dict[str, Any]:
-        return {slot.port.name: slot.value for slot in self.configs}
+        return {slot.port.name: slot.value for slot in self.configs} if self.configs else {}
+
+    def _no_firing(self) -> None:
+        return None
+
+    def _single_firing(self) -> Firing | None:
+        """The join of a node with one streaming input: its oldest message of the first source that has one."""
+        slot = self.streaming[0]
+        slot.pull()
+        if not slot.pulled:
+            return None
+        for queue in slot.pending.values():
+            if queue:
+                break
+        slot.pulled -= 1
+        message = queue.popleft()
+        values = self._config_values()
+        values[slot.port.name] = message.value
+        stamp = message.stamp
+        return Firing(values, None if stamp is None else stamp - slot.port.offset, message.source)
 
     def _join_firing(self) -> Firing | None:
-        if not self.streaming:
-            return None
-        if len(self.streaming) == 1:
-            slot = self.streaming[0]
+        """The join of several streaming inputs: one message of each, of one source, stamps aligned."""
+        streaming = self.streaming
+        for slot in streaming:
+            slot.pull()
+        for slot in streaming:
             if not slot.pulled:
                 return None
-            return self._fire([(slot, next(q for q in slot.pending.values() if q))])
-        sources = {source for slot in self.streaming for source, q in slot.pending.items() if q}
+        sources: Any = {source for slot in streaming for source, q in slot.pending.items() if q}
         if len(sources) > 1:
-            sources = sorted(sources, key=lambda s: (s is not None, s or ""))
+            sources = sorted(sources, key=_source_order)
         for source in sources:
             queues = []
-            for slot in self.streaming:
+            for slot in streaming:
                 queue = slot.pending.get(source)
                 if not queue:
                     queue = slot.pending.get(None)
@@ -236,6 +281,8 @@ class NodeIO:
 
     def _merge_firing(self) -> Firing | None:
         count = len(self.streaming)
+        for slot in self.streaming:
+            slot.pull()
         for i in range(count):
             slot = self.streaming[(self._turn + i) % count]
             for queue in slot.pending.values():
