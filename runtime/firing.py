@@ -21,9 +21,15 @@ async def fire_loop(node: Node) -> None:
     assert io is not None
     poll, next_firing, compute = io.poll, io.next_firing, node.compute
     ports, subscribers, activity = node.output_ports, io.subscribers, io.activity
+    wait, missing, ended = io.inbox.wait, io.missing, io.ended
+    configs = bool(io.configs)
     while True:
         firing = poll()
         if firing is None:
+            if not configs and not ended():
+                await wait(missing())
+                continue
+            # Config inputs still to come, or the end: next_firing waits for them, or releases the inputs.
             firing = await next_firing()
             if firing is None:
                 return

@@ -71,22 +71,23 @@ class InputSlot:
     def pull(self) -> None:
         """Move waiting messages into ``pending``, bounded by the channels' capacity to keep backpressure."""
         limit = self.limit
-        fan_in = self.port.fan_in
         for link in self.links:
             channel = link.channel
-            convert = link.convert
             while len(channel) and self.pulled < limit:
-                message = channel.get_nowait()
-                source = message.source
-                if source is None and fan_in:
-                    source = link.upstream
-                if convert is not identity or source is not message.source:
-                    message = Message(convert(message.value), message.stamp, source)
-                queue = self.pending.get(source)
-                if queue is None:
-                    queue = self.pending[source] = deque()
-                queue.append(message)
-                self.pulled += 1
+                self.store(link, channel.get_nowait())
+
+    def store(self, link: Link, message: Message) -> None:
+        """Queue ``message``, taken from ``link``, under its source (a fan-in input names unsourced ones)."""
+        source = message.source
+        if source is None and self.port.fan_in:
+            source = link.upstream
+        if link.convert is not identity or source is not message.source:
+            message = Message(link.convert(message.value), message.stamp, source)
+        queue = self.pending.get(source)
+        if queue is None:
+            queue = self.pending[source] = deque()
+        queue.append(message)
+        self.pulled += 1
 
     def take(self, queue: deque[Message]) -> Message:
         """Remove the oldest message of one of this slot's pending queues."""
@@ -125,6 +126,10 @@ class NodeIO:
             self._join = self._join_firing
         else:
             self._join = self._no_firing
+        only = self.streaming[0] if len(self.streaming) == 1 and not merge else None
+        # One link, not fan-in: a message can go from the channel straight into the firing (see _single_firing).
+        self._direct = only.links[0] if only is not None and len(only.links) == 1 and not only.port.fan_in else None
+        self._waits_on = tuple(link.channel for link in only.links) if only is not None else ()
         for slot in slots.values():
             # Pull no more than the links could hold themselves, so backpressure reaches the producers.
             slot.limit = sum(link.channel.capacity for link in slot.links)
@@ -219,6 +224,27 @@ class NodeIO:
     def _single_firing(self) -> Firing | None:
         """The join of a node with one streaming input: its oldest message of the first source that has one."""
         slot = self.streaming[0]
+        link = self._direct
+        if link is not None and not slot.pulled:
+            # Nothing pending and no sourced queue yet: the channel's head is what the join would fire next, so
+            # it skips the pending queues; the rest are pulled as usual, behind an unsourced queue kept first.
+            channel = link.channel
+            if not len(channel):
+                return None
+            pending = slot.pending
+            if not pending or (len(pending) == 1 and None in pending):
+                message = channel.get_nowait()
+                if message.source is None:
+                    if len(channel):
+                        if not pending:
+                            pending[None] = deque()
+                        slot.pull()
+                    values = self._config_values()
+                    values[slot.port.name] = message.value if link.convert is identity else \
+                        link.convert(message.value)
+                    stamp = message.stamp
+                    return Firing(values, None if stamp is None else stamp - slot.port.offset, None)
+                slot.store(link, message)
         slot.pull()
         if not slot.pulled:
             return None
@@ -305,4 +331,6 @@ class NodeIO:
 
     def missing(self) -> tuple[Channel, ...]:
         """The channels of the inputs that hold nothing yet (what the node waits on)."""
+        if self._waits_on:
+            return () if self.streaming[0].pulled else self._waits_on
         return tuple(link.channel for slot in self.streaming if not slot.pending_count() for link in slot.links)
