@@ -9,7 +9,7 @@ like-for-like comparison of the runtime against SB3's loop) and ``SB3``. CleanRL
 written against Gymnasium 0.29's vector API (``final_info``), and with the Gymnasium 1.x installed here it neither
 reports episodes nor handles the new autoreset step, so its numbers would not be CleanRL's.
 
-Each measurement is one fresh process, pinned to core 0 (``taskset -c 0`` when available), with
+Each measurement is one fresh process, pinned to one core (``taskset -c 0`` when available; ``--core``), with
 ``OMP_NUM_THREADS=1`` and torch on one thread, timed by this script from spawn to exit (imports, env and network
 construction, training, teardown). "Outside training" is that wall time minus the time the run itself reports
 (dnne: ``summary.json``'s ``wall_time_s``, setup to teardown; SB3: env construction to the end of ``learn``), i.e.
@@ -152,9 +152,12 @@ def cli_works() -> bool:
     return done.returncode == 0 and "run" in done.stdout
 
 
+CORE = "0"
+
+
 def pinned(command: list[str]) -> list[str]:
-    """``command`` pinned to core 0 when ``taskset`` exists."""
-    return ["taskset", "-c", "0", *command] if shutil.which("taskset") else command
+    """``command`` pinned to core ``CORE`` when ``taskset`` exists."""
+    return ["taskset", "-c", CORE, *command] if shutil.which("taskset") else command
 
 
 def _children_cpu() -> float:
@@ -213,16 +216,20 @@ def main() -> None:
     parser.add_argument("--sides", nargs="+", default=["dnne", "dnne zoo", "SB3"], choices=("dnne", "dnne zoo", "SB3"),
                         help="what to run (a side a task has no graph for is skipped)")
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds before one process is killed")
+    parser.add_argument("--core", default="0", help="the core every process is pinned to")
     parser.add_argument("--sb3-worker", nargs=2, metavar=("TASK", "SEED"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.sb3_worker:
         sb3_worker(args.sb3_worker[0], int(args.sb3_worker[1]))
         return
 
+    global CORE
+    CORE = args.core
     use_cli = cli_works()
     print(f"machine: {machine()}")
     print(f"dnne side: {'dnne run (CLI)' if use_cli else 'python -c load_graph + run (no working dnne CLI)'}; "
-          f"pinned: {'taskset -c 0' if shutil.which('taskset') else 'no taskset'}; seeds {args.seeds}\n", flush=True)
+          f"pinned: {f'taskset -c {CORE}' if shutil.which('taskset') else 'no taskset'}; seeds {args.seeds}\n",
+          flush=True)
     per_seed, summary = [], []
     for task in args.tasks:
         graphs = TASKS[task]["graphs"]
