@@ -2,7 +2,8 @@
 
 Run: ``python benchmarks/runtime_overhead.py`` (about three minutes; ``--scale 0.25`` for a quick look).
 
-The graph is ``graphs/cartpole_ppo.json`` loaded with ``load_graph(path, overrides=[...])``: ``env.num_envs=N``,
+The graph is ``graphs/presets/cartpole_zoo.json`` (rl-baselines3-zoo's settings, so the update is the same work
+as before the main job was retuned for wall time) loaded with ``load_graph(path, overrides=[...])``: ``env.num_envs=N``,
 ``run.target_return=null`` and a fixed ``run.max_steps``, run with ``dnne.runtime.runner.run`` on uvloop (as the CLI
 does; ``--loop asyncio`` for asyncio's loop). The plain loop uses the same classes the nodes use (``Cartpole`` via
 ``make_env``, ``ActorCritic.act``, ``RolloutBuffer``, ``PPOUpdate``, ``LRSchedule``, ``EpisodeStats``) with the
@@ -11,13 +12,14 @@ trainer node's bootstrapping: the value of the final observation for truncated e
 observation at the horizon end. Both sides draw from the same seeds (the env's, the network init's, the agent's and
 the trainer's generators, derived from the run seed and the node ids), so they compute the same trajectory; the script checks that they end with the same episode count and mean return.
 
-The budget of each env count is a whole number of PPO iterations plus one vector step (``max_steps = k * horizon *
-N + 1``), so both sides do exactly ``k`` updates. Timed, in wall time and in CPU time of the process (the graph's update thread included; CPU time is what the
+The budget of each env count is a whole number of PPO iterations (``max_steps = k * horizon * N``): the stop comes
+with the last transition of the ``k``-th rollout, so both sides do exactly ``k`` updates (one step more would let
+the graph's graceful stop wait for the end of update ``k + 1``). Timed, in wall time and in CPU time of the process (the graph's update thread included; CPU time is what the
 target is judged on, because it does not grow when other processes share the cores): the whole ``run()`` (setup,
 every node, teardown) against
 the whole loop (env and network construction included), after one tiny warm-up run of each (the first
-``torch.optim.Adam`` of a process imports ``torch._dynamo``, about 1 s). torch runs one thread. Overhead per vector step is
-``(t_graph - t_loop) / vector_steps`` in CPU time. Target: at most 5 % from 64 envs up.
+use of torch's autograd and kernels costs a little). torch runs one thread. Overhead per vector step is
+``(t_graph - t_loop) / vector_steps`` in CPU time. Targets: at most 8 % at 1 env, at most 2 % at 64 envs.
 """
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ from typing import Any
 import torch
 from common import REPO, loop_factories, machine, markdown_table, median, run_on
 
+from dnne.nodes.eager_adam import EagerAdam
 from dnne.nodes.envs.episodes import EpisodeStats
 from dnne.nodes.envs.registry import make_env
 from dnne.nodes.rl.actor_critic import ActorCritic
@@ -46,7 +49,8 @@ from dnne.runtime.loading import load_graph
 from dnne.runtime.node import resolve_params
 from dnne.runtime.runner import run
 
-GRAPH = REPO / "graphs" / "cartpole_ppo.json"
+GRAPH = REPO / "graphs" / "presets" / "cartpole_zoo.json"
+TARGETS = {1: 0.08, 64: 0.02}
 # PPO iterations per env count at --scale 1: about 25-40 s per side on the reference machine.
 ITERATIONS = {1: 250, 64: 12, 1024: 3}
 
@@ -94,7 +98,7 @@ def run_loop(graph: Graph) -> tuple[float, float, dict[str, float]]:
     act_generator = torch.Generator().manual_seed(derive_seed(seed, "agent"))
     # PPOTrainerNode._start_learning
     lr = trainer["learning_rate"] if trainer["learning_rate"] is not None else agent["learning_rate"]
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr, eps=1e-5)
+    optimizer = EagerAdam(model.parameters(), lr=lr, eps=1e-5)
     config = PPOConfig(trainer["epochs"], trainer["minibatch_size"], trainer["clip_param"], trainer["value_coef"],
                        trainer["entropy_coef"], trainer["max_grad_norm"], trainer["clip_value_loss"],
                        trainer["normalize_advantage"], trainer["target_kl"], trainer["gamma"], trainer["lam"])
@@ -164,8 +168,7 @@ def main() -> None:
     print(f"machine: {machine()}")
     print(f"graph: {GRAPH.relative_to(REPO)} on {loop_name}, torch threads 1, median of {args.repeats}\n")
 
-    # Warm-up: the first torch.optim.Adam of a process imports torch._dynamo (about 1 s here); pay it, and any other
-    # first-use cost, before timing either side.
+    # Warm-up: pay any first-use cost (lazy imports, kernel set-up) before timing either side.
     warm = load(1, 33)
     run_graph(warm, loop_factory)
     run_loop(warm)
@@ -175,7 +178,7 @@ def main() -> None:
         probe = load(num_envs, 1)
         horizon = resolve_params(PPOTrainerNode, probe.nodes["trainer"].params)["horizon_length"]
         iterations = max(1, round(ITERATIONS.get(num_envs, 4) * args.scale))
-        max_steps = iterations * horizon * num_envs + 1
+        max_steps = iterations * horizon * num_envs
         graph = load(num_envs, max_steps)
         graph_wall, graph_cpu, loop_wall, loop_cpu = [], [], [], []
         for _ in range(args.repeats):
@@ -197,7 +200,8 @@ def main() -> None:
         w_graph, w_loop = median(graph_wall), median(loop_wall)
         c_graph, c_loop = median(graph_cpu), median(loop_cpu)
         overhead = c_graph / c_loop - 1.0
-        verdict = "" if num_envs < 64 else ("ok" if overhead <= 0.05 else "MISSED")
+        target = TARGETS.get(num_envs)
+        verdict = "" if target is None else ("ok" if overhead <= target else "MISSED")
         rows.append((num_envs, f"{env_steps:,}", iterations,
                      f"{env_steps / w_graph:,.0f}", f"{env_steps / w_loop:,.0f}", f"{(w_graph / w_loop - 1) * 100:+.1f} %",
                      f"{env_steps / c_graph:,.0f}", f"{env_steps / c_loop:,.0f}", f"{overhead * 100:+.1f} %",
@@ -208,7 +212,7 @@ def main() -> None:
     print()
     print(markdown_table(("envs", "env steps", "updates", "graph steps/s (wall)", "loop steps/s (wall)",
                           "overhead (wall)", "graph steps/s (CPU)", "loop steps/s (CPU)", "overhead (CPU)",
-                          "us CPU / vector step", "same trajectory", "target <= 5 % (CPU)"), rows))
+                          "us CPU / vector step", "same trajectory", "target (CPU): 1 env <= 8 %, 64 envs <= 2 %"), rows))
 
 
 if __name__ == "__main__":

@@ -1,17 +1,23 @@
-"""Wall time to solve, spawn to exit: the dnne Cartpole (and Pendulum) graph against Stable-Baselines3 PPO.
+"""Wall time to solve, spawn to exit: the dnne Cartpole and Pendulum graphs against Stable-Baselines3 PPO.
 
-Run: ``python benchmarks/time_to_solve.py`` (about five minutes for Cartpole; ``--seeds 1`` for a quick look,
-``--tasks cartpole pendulum`` to add Pendulum). Long: start it with ``nohup ... &`` and read its output later.
+Run: ``python benchmarks/time_to_solve.py`` (seeds 1-5, both tasks: about ten minutes on an idle 2-core machine;
+``--seeds 1`` for a quick look, ``--tasks cartpole``, ``--sides dnne SB3``). Long: start it with ``nohup ... &``.
 
-Each measurement is one fresh process, pinned to core 0 (``taskset -c 0`` when available), with
+Sides, run one after the other for each seed: ``dnne`` (the shipped graph, ``graphs/<task>_ppo.json``, tuned for
+wall time), ``dnne zoo`` (``graphs/presets/cartpole_zoo.json``: SB3's zoo hyperparameters in a dnne graph, the
+like-for-like comparison of the runtime against SB3's loop) and ``SB3``. CleanRL's ``ppo.py`` is not measured: it is
+written against Gymnasium 0.29's vector API (``final_info``), and with the Gymnasium 1.x installed here it neither
+reports episodes nor handles the new autoreset step, so its numbers would not be CleanRL's.
+
+Each measurement is one fresh process, pinned to one core (``taskset -c 0`` when available; ``--core``), with
 ``OMP_NUM_THREADS=1`` and torch on one thread, timed by this script from spawn to exit (imports, env and network
 construction, training, teardown). "Outside training" is that wall time minus the time the run itself reports
 (dnne: ``summary.json``'s ``wall_time_s``, setup to teardown; SB3: env construction to the end of ``learn``), i.e.
 interpreter start, imports and exit. The CPU time of each process (user + system, from ``getrusage``) is reported
-too: unlike wall time it does not grow when other processes share the core. Seeds 1-3 by default, ours and SB3 alternating; the median wall time of each side
-and the ratio ours / SB3 are reported.
+too: unlike wall time it does not grow when other processes share the core. For each side, the median wall and CPU
+time over the seeds and its ratio to SB3's are reported.
 
-* **dnne**: ``dnne run graphs/<task>_ppo.json --seed S --run-dir TMP`` when the CLI works (``dnne --help`` exits 0),
+* **dnne**, **dnne zoo**: ``dnne run GRAPH --seed S --run-dir TMP`` when the CLI works (``dnne --help`` exits 0),
   else a ``python -c`` that does what it would (``load_graph`` with the seed, ``run`` on uvloop, torch one thread).
   The graph file is run as it is: its stop conditions (``target_return``, ``max_steps``, ``timeout``) apply.
 * **SB3**: PPO with rl-baselines3-zoo's hyperparameters (below), stopped by a callback when the mean return of the
@@ -21,7 +27,7 @@ and the ratio ours / SB3 are reported.
 Zoo CartPole-v1: n_envs 8, n_steps 32, batch_size 256, gae_lambda 0.8, gamma 0.98, n_epochs 20, ent_coef 0.0,
 learning_rate lin_1e-3, clip_range lin_0.2, 1e5 steps, target 475. Zoo Pendulum-v1: n_envs 4, n_steps 1024,
 gae_lambda 0.95, gamma 0.9, n_epochs 10, ent_coef 0.0, learning_rate 1e-3, clip_range 0.2, use_sde with
-sde_sample_freq 4, 1e5 steps, target -250. Pendulum is measured only when ``graphs/pendulum_ppo.json`` exists.
+sde_sample_freq 4, 1e5 steps, target -250.
 """
 from __future__ import annotations
 
@@ -43,12 +49,12 @@ MARK = "TIME_TO_SOLVE_RESULT "
 
 TASKS: dict[str, dict[str, Any]] = {
     "cartpole": {
-        "graph": "graphs/cartpole_ppo.json", "gym_id": "CartPole-v1", "target": 475.0,
+        "graphs": {"dnne": "graphs/cartpole_ppo.json", "dnne zoo": "graphs/presets/cartpole_zoo.json"}, "gym_id": "CartPole-v1", "target": 475.0,
         "sb3": dict(n_envs=8, n_steps=32, batch_size=256, gae_lambda=0.8, gamma=0.98, n_epochs=20, ent_coef=0.0,
                     learning_rate="lin_1e-3", clip_range="lin_0.2", n_timesteps=100_000),
     },
     "pendulum": {
-        "graph": "graphs/pendulum_ppo.json", "gym_id": "Pendulum-v1", "target": -250.0,
+        "graphs": {"dnne": "graphs/pendulum_ppo.json"}, "gym_id": "Pendulum-v1", "target": -250.0,
         "sb3": dict(n_envs=4, n_steps=1024, gae_lambda=0.95, gamma=0.9, n_epochs=10, ent_coef=0.0,
                     learning_rate=1e-3, clip_range=0.2, use_sde=True, sde_sample_freq=4, n_timesteps=100_000),
     },
@@ -146,9 +152,12 @@ def cli_works() -> bool:
     return done.returncode == 0 and "run" in done.stdout
 
 
+CORE = "0"
+
+
 def pinned(command: list[str]) -> list[str]:
-    """``command`` pinned to core 0 when ``taskset`` exists."""
-    return ["taskset", "-c", "0", *command] if shutil.which("taskset") else command
+    """``command`` pinned to core ``CORE`` when ``taskset`` exists."""
+    return ["taskset", "-c", CORE, *command] if shutil.which("taskset") else command
 
 
 def _children_cpu() -> float:
@@ -179,9 +188,8 @@ def parse_result(stdout: str, run_dir: Path | None) -> dict[str, Any]:
     return {"stop_reason": "unknown", "solved": False, "env_steps": None}
 
 
-def run_dnne(task: str, seed: int, use_cli: bool, timeout: float) -> dict[str, Any]:
-    """One dnne process: its wall time and result."""
-    graph = TASKS[task]["graph"]
+def run_dnne(graph: str, seed: int, use_cli: bool, timeout: float) -> dict[str, Any]:
+    """One dnne process on ``graph``: its wall time and result."""
     with tempfile.TemporaryDirectory(prefix="dnne-tts-") as tmp:
         run_dir = Path(tmp) / "run"
         if use_cli:
@@ -203,34 +211,40 @@ def run_sb3(task: str, seed: int, timeout: float) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tasks", nargs="+", default=["cartpole", "pendulum"], choices=list(TASKS),
-                        help="tasks to measure (a task without its graph file is skipped)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+                        help="tasks to measure")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
+    parser.add_argument("--sides", nargs="+", default=["dnne", "dnne zoo", "SB3"], choices=("dnne", "dnne zoo", "SB3"),
+                        help="what to run (a side a task has no graph for is skipped)")
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds before one process is killed")
+    parser.add_argument("--core", default="0", help="the core every process is pinned to")
     parser.add_argument("--sb3-worker", nargs=2, metavar=("TASK", "SEED"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.sb3_worker:
         sb3_worker(args.sb3_worker[0], int(args.sb3_worker[1]))
         return
 
+    global CORE
+    CORE = args.core
     use_cli = cli_works()
     print(f"machine: {machine()}")
     print(f"dnne side: {'dnne run (CLI)' if use_cli else 'python -c load_graph + run (no working dnne CLI)'}; "
-          f"pinned: {'taskset -c 0' if shutil.which('taskset') else 'no taskset'}; seeds {args.seeds}\n", flush=True)
+          f"pinned: {f'taskset -c {CORE}' if shutil.which('taskset') else 'no taskset'}; seeds {args.seeds}\n",
+          flush=True)
     per_seed, summary = [], []
     for task in args.tasks:
-        graph = REPO / TASKS[task]["graph"]
-        if not graph.exists():
-            print(f"{task}: skipped, {graph.relative_to(REPO)} does not exist\n", flush=True)
-            continue
-        graph_run = json.loads(graph.read_text()).get("run", {})
-        print(f"{task}: graph run section {graph_run}", flush=True)
-        walls: dict[str, list[float]] = {"dnne": [], "SB3": []}
-        cpus: dict[str, list[float]] = {"dnne": [], "SB3": []}
-        solved: dict[str, int] = {"dnne": 0, "SB3": 0}
+        graphs = TASKS[task]["graphs"]
+        sides = [side for side in args.sides if side == "SB3" or side in graphs]
+        for side in sides:
+            if side != "SB3":
+                print(f"{task} {side}: {graphs[side]}, run section "
+                      f"{json.loads((REPO / graphs[side]).read_text()).get('run', {})}", flush=True)
+        walls: dict[str, list[float]] = {side: [] for side in sides}
+        cpus: dict[str, list[float]] = {side: [] for side in sides}
+        solved: dict[str, int] = {side: 0 for side in sides}
         for seed in args.seeds:
-            for side in ("dnne", "SB3"):
-                result = run_dnne(task, seed, use_cli, args.timeout) if side == "dnne" else \
-                    run_sb3(task, seed, args.timeout)
+            for side in sides:
+                result = run_sb3(task, seed, args.timeout) if side == "SB3" else \
+                    run_dnne(graphs[side], seed, use_cli, args.timeout)
                 walls[side].append(result["process_s"])
                 cpus[side].append(result["cpu_s"])
                 solved[side] += bool(result.get("solved"))
@@ -242,19 +256,22 @@ def main() -> None:
                                  "yes" if result.get("solved") else "no", f"{steps:,}",
                                  f"{steps / inside:,.0f}" if inside else "-", result.get("stop_reason"),
                                  "-" if mean_return is None else f"{mean_return:.1f}"))
-                print(f"  seed {seed} {side}: {result['process_s']:.1f}s, {result.get('stop_reason')}, "
-                      f"{result.get('env_steps')} steps, mean return {mean_return}", flush=True)
+                print(f"  seed {seed} {side}: {result['process_s']:.1f}s wall, {result['cpu_s']:.1f}s CPU, "
+                      f"{result.get('stop_reason')}, {result.get('env_steps')} steps, mean return {mean_return}",
+                      flush=True)
         n = len(args.seeds)
-        ours, theirs = median(walls["dnne"]), median(walls["SB3"])
-        ours_cpu, theirs_cpu = median(cpus["dnne"]), median(cpus["SB3"])
-        summary.append((task, f"{ours:.1f}", f"{ours_cpu:.1f}", f"{solved['dnne']}/{n}", f"{theirs:.1f}",
-                        f"{theirs_cpu:.1f}", f"{solved['SB3']}/{n}", f"{ours / theirs:.2f}", f"{ours_cpu / theirs_cpu:.2f}"))
+        reference = (median(walls["SB3"]), median(cpus["SB3"])) if "SB3" in sides else None
+        for side in sides:
+            wall, cpu = median(walls[side]), median(cpus[side])
+            summary.append((task, side, f"{wall:.1f}", f"{cpu:.1f}", f"{solved[side]}/{n}",
+                            f"{wall / reference[0]:.2f}" if reference else "-",
+                            f"{cpu / reference[1]:.2f}" if reference else "-"))
     print()
     print(markdown_table(("task", "seed", "side", "wall s (spawn to exit)", "CPU s", "outside training s", "solved",
                           "env steps", "env steps/s in training", "stop reason", "final mean return"), per_seed))
     print()
-    print(markdown_table(("task", "dnne median wall s", "dnne median CPU s", "dnne solved", "SB3 median wall s",
-                          "SB3 median CPU s", "SB3 solved", "dnne / SB3 (wall)", "dnne / SB3 (CPU)"), summary))
+    print(markdown_table(("task", "side", "median wall s", "median CPU s", "solved", "/ SB3 (wall)", "/ SB3 (CPU)"),
+                         summary))
 
 
 if __name__ == "__main__":

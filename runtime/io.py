@@ -14,7 +14,12 @@ class AlignmentError(RuntimeError):
     """Messages joined into one firing derive from different observations."""
 
 
-@dataclass
+def _source_order(source: str | None) -> tuple[bool, str]:
+    """Unsourced messages first, then sources by name."""
+    return source is not None, source or ""
+
+
+@dataclass(slots=True)
 class Firing:
     """One complete set of inputs.
 
@@ -66,22 +71,23 @@ class InputSlot:
     def pull(self) -> None:
         """Move waiting messages into ``pending``, bounded by the channels' capacity to keep backpressure."""
         limit = self.limit
-        fan_in = self.port.fan_in
         for link in self.links:
             channel = link.channel
-            convert = link.convert
             while len(channel) and self.pulled < limit:
-                message = channel.get_nowait()
-                source = message.source
-                if source is None and fan_in:
-                    source = link.upstream
-                if convert is not identity or source is not message.source:
-                    message = Message(convert(message.value), message.stamp, source)
-                queue = self.pending.get(source)
-                if queue is None:
-                    queue = self.pending[source] = deque()
-                queue.append(message)
-                self.pulled += 1
+                self.store(link, channel.get_nowait())
+
+    def store(self, link: Link, message: Message) -> None:
+        """Queue ``message``, taken from ``link``, under its source (a fan-in input names unsourced ones)."""
+        source = message.source
+        if source is None and self.port.fan_in:
+            source = link.upstream
+        if link.convert is not identity or source is not message.source:
+            message = Message(link.convert(message.value), message.stamp, source)
+        queue = self.pending.get(source)
+        if queue is None:
+            queue = self.pending[source] = deque()
+        queue.append(message)
+        self.pulled += 1
 
     def take(self, queue: deque[Message]) -> Message:
         """Remove the oldest message of one of this slot's pending queues."""
@@ -111,6 +117,19 @@ class NodeIO:
         self.streaming = [s for s in slots.values() if not s.config and s.links]
         self.configs = [s for s in slots.values() if s.config and s.links]
         self._turn = 0
+        # The join is chosen once for the node's shape instead of branching on it at every firing.
+        if merge:
+            self._join: Callable[[], Firing | None] = self._merge_firing
+        elif len(self.streaming) == 1:
+            self._join = self._single_firing
+        elif self.streaming:
+            self._join = self._join_firing
+        else:
+            self._join = self._no_firing
+        only = self.streaming[0] if len(self.streaming) == 1 and not merge else None
+        # One link, not fan-in: a message can go from the channel straight into the firing (see _single_firing).
+        self._direct = only.links[0] if only is not None and len(only.links) == 1 and not only.port.fan_in else None
+        self._waits_on = tuple(link.channel for link in only.links) if only is not None else ()
         for slot in slots.values():
             # Pull no more than the links could hold themselves, so backpressure reaches the producers.
             slot.limit = sum(link.channel.capacity for link in slot.links)
@@ -139,19 +158,28 @@ class NodeIO:
         Once the inputs have ended, every input channel is released, so producers still sending on an input
         that can no longer fire (the other input of a join ran out) are not blocked forever.
         """
-        if self.configs and not await self._take_configs():
+        if self.configs and not self._read_configs() and not await self._take_configs():
             self.release_inputs()
             return None
+        join = self._join
         while True:
-            for slot in self.streaming:
-                slot.pull()
-            firing = self._merge_firing() if self.merge else self._join_firing()
+            firing = join()
             if firing is not None:
                 return firing
             if self.ended():
                 self.release_inputs()
                 return None
             await self.inbox.wait(self.missing())
+
+    def poll(self) -> Firing | None:
+        """The next firing if one is complete now (``None`` otherwise, also when a config input has no value yet).
+
+        The firing loop calls this before ``next_firing``, so a firing whose inputs are already there costs no
+        coroutine and no wait.
+        """
+        if self.configs and not self._read_configs():
+            return None
+        return self._join()
 
     def release_inputs(self) -> None:
         """Tell every input channel that this node reads nothing more."""
@@ -162,45 +190,88 @@ class NodeIO:
     def ready(self) -> list[Firing]:
         """Every firing complete right now, without waiting (a policy server batches these)."""
         firings = []
-        while True:
-            for slot in self.streaming:
-                slot.pull()
-            firing = self._merge_firing() if self.merge else self._join_firing()
-            if firing is None:
-                return firings
+        join = self._join
+        while (firing := join()) is not None:
             firings.append(firing)
+        return firings
+
+    def _read_configs(self) -> bool:
+        """Take the newest value of every config input from its channels; whether each has one."""
+        complete = True
+        for slot in self.configs:
+            for link in slot.links:
+                channel = link.channel
+                while len(channel):
+                    slot.value = link.convert(channel.get_nowait().value)
+                    slot.has_value = True
+            complete = complete and slot.has_value
+        return complete
 
     async def _take_configs(self) -> bool:
-        while True:
-            for slot in self.configs:
-                for link in slot.links:
-                    while len(link.channel):
-                        slot.value = link.convert(link.channel.get_nowait().value)
-                        slot.has_value = True
+        while not self._read_configs():
             missing = [s for s in self.configs if not s.has_value]
-            if not missing:
-                return True
             if any(s.exhausted() for s in missing):
                 return False
             await self.inbox.wait(tuple(link.channel for s in missing for link in s.links))
+        return True
 
     def _config_values(self) -> dict[str, Any]:
-        return {slot.port.name: slot.value for slot in self.configs}
+        return {slot.port.name: slot.value for slot in self.configs} if self.configs else {}
+
+    def _no_firing(self) -> None:
+        return None
+
+    def _single_firing(self) -> Firing | None:
+        """The join of a node with one streaming input: its oldest message of the first source that has one."""
+        slot = self.streaming[0]
+        link = self._direct
+        if link is not None and not slot.pulled:
+            # Nothing pending and no sourced queue yet: the channel's head is what the join would fire next, so
+            # it skips the pending queues; the rest are pulled as usual, behind an unsourced queue kept first.
+            channel = link.channel
+            if not len(channel):
+                return None
+            pending = slot.pending
+            if not pending or (len(pending) == 1 and None in pending):
+                message = channel.get_nowait()
+                if message.source is None:
+                    if len(channel):
+                        if not pending:
+                            pending[None] = deque()
+                        slot.pull()
+                    values = self._config_values()
+                    values[slot.port.name] = message.value if link.convert is identity else \
+                        link.convert(message.value)
+                    stamp = message.stamp
+                    return Firing(values, None if stamp is None else stamp - slot.port.offset, None)
+                slot.store(link, message)
+        slot.pull()
+        if not slot.pulled:
+            return None
+        for queue in slot.pending.values():
+            if queue:
+                break
+        slot.pulled -= 1
+        message = queue.popleft()
+        values = self._config_values()
+        values[slot.port.name] = message.value
+        stamp = message.stamp
+        return Firing(values, None if stamp is None else stamp - slot.port.offset, message.source)
 
     def _join_firing(self) -> Firing | None:
-        if not self.streaming:
-            return None
-        if len(self.streaming) == 1:
-            slot = self.streaming[0]
+        """The join of several streaming inputs: one message of each, of one source, stamps aligned."""
+        streaming = self.streaming
+        for slot in streaming:
+            slot.pull()
+        for slot in streaming:
             if not slot.pulled:
                 return None
-            return self._fire([(slot, next(q for q in slot.pending.values() if q))])
-        sources = {source for slot in self.streaming for source, q in slot.pending.items() if q}
+        sources: Any = {source for slot in streaming for source, q in slot.pending.items() if q}
         if len(sources) > 1:
-            sources = sorted(sources, key=lambda s: (s is not None, s or ""))
+            sources = sorted(sources, key=_source_order)
         for source in sources:
             queues = []
-            for slot in self.streaming:
+            for slot in streaming:
                 queue = slot.pending.get(source)
                 if not queue:
                     queue = slot.pending.get(None)
@@ -236,6 +307,8 @@ class NodeIO:
 
     def _merge_firing(self) -> Firing | None:
         count = len(self.streaming)
+        for slot in self.streaming:
+            slot.pull()
         for i in range(count):
             slot = self.streaming[(self._turn + i) % count]
             for queue in slot.pending.values():
@@ -258,6 +331,8 @@ class NodeIO:
 
     def missing(self) -> tuple[Channel, ...]:
         """The channels of the inputs that hold nothing yet (what the node waits on)."""
+        if self._waits_on:
+            return () if self.streaming[0].pulled else self._waits_on
         return tuple(link.channel for slot in self.streaming if not slot.pending_count() for link in slot.links)
 
     async def config_values(self) -> dict[str, Any] | None:

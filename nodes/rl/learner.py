@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 
+from ..eager_adam import EagerAdam
 from ..types import ModelSpec
 from .actor_critic import ActorCritic
 from .ppo import PPOConfig, PPOUpdate
@@ -38,7 +39,7 @@ class Learner:
         if unexpected or any(not name.startswith("value_normalizer.") for name in missing):
             raise ValueError(f"the model's weights do not fit its architecture: missing {missing}, unexpected "
                              f"{unexpected}")
-        self.optimizer = torch.optim.Adam(self.network.parameters(), lr=learning_rate, eps=1e-5)
+        self.optimizer = EagerAdam(self.network.parameters(), lr=learning_rate, eps=1e-5)
         self.update = PPOUpdate(self.network, self.optimizer, config, generator)
         self.version = 0
 

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-CARTPOLE = ROOT / "graphs" / "cartpole_ppo.json"
+CARTPOLE = ROOT / "graphs" / "presets" / "cartpole_zoo.json"  # 8 envs x 32 steps: 256 env steps an update
 PENDULUM = ROOT / "graphs" / "pendulum_ppo.json"
 DNNE = [sys.executable, "-m", "dnne.runtime.cli"]
 TRAINING_FIELDS = ("iteration", "env_steps", "policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction",

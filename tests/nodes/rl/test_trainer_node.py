@@ -100,7 +100,7 @@ class PoisonRewards(Node):
 
 def poisoned_run(tmp_path: Path, after: int, count: int) -> tuple[Any, GraphRun]:
     """The Cartpole graph with poisoned rewards, a run directory checkpointing every iteration."""
-    document = json.loads((ROOT / "graphs" / "cartpole_ppo.json").read_text())
+    document = json.loads((ROOT / "graphs" / "presets" / "cartpole_zoo.json").read_text())  # 8 envs x 32 steps
     document["nodes"]["poison"] = {"type": "PoisonRewards", "params": {"after": after, "count": count}}
     document["links"].remove(["step.rewards", "trainer.rewards"])
     document["links"] += [["step.rewards", "poison.rewards"], ["poison.out", "trainer.rewards"]]
