@@ -56,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "prompt")
     graph_args.add_argument("--set", action="append", default=[], metavar="ID.PARAM=VALUE", dest="overrides",
                             help="override a node param or run.KEY (VALUE parsed as JSON, else a string)")
+    graph_args.add_argument("--worker-python", action="append", default=[], metavar="ALIAS=PATH",
+                            help="allow a split graph's workers.NAME.python alias to run under PATH (repeatable)")
     sub = parser.add_subparsers(dest="command")
 
     run = sub.add_parser("run", parents=[graph_args], help="train (or play) a graph")
@@ -120,6 +122,10 @@ def load_from_args(args: argparse.Namespace, registry: NodeRegistry, run: dict[s
     if not args.file:
         raise GraphError([Issue("missing_file", f"dnne {args.command} needs a graph FILE")])
     graph = load_graph(args.file, args.overrides, registry, run)
+    if graph.workers:
+        from .placement.interpreters import allowed_interpreters, worker_interpreters
+
+        worker_interpreters(graph, allowed_interpreters(args.worker_python))
     for issue in graph.warnings:
         if issue.code != "unused_output" or getattr(args, "verbose", False):
             log.warning("%s", issue)

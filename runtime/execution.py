@@ -41,7 +41,10 @@ def execute_cli_run(args: argparse.Namespace, registry: NodeRegistry) -> int:
     hooks: list[Any] = [directory]
     if not args.quiet:
         hooks.append(Progress())
-    graph_run = GraphRun(graph, registry, run_dir=run_dir, hooks=hooks, restore=restore)
+    from .placement.interpreters import allowed_interpreters
+
+    graph_run = GraphRun(graph, registry, run_dir=run_dir, hooks=hooks, restore=restore,
+                         worker_python=allowed_interpreters(args.worker_python))
 
     async def main() -> RunResult:
         task = asyncio.current_task()

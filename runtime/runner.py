@@ -103,6 +103,8 @@ class GraphRun:
         hooks: run observers (``on_start``/``on_stop``).
         deadlock_grace_s: how long every node must stay blocked before the watchdog reports a deadlock.
         restore: a checkpoint (``checkpoint.load``) to continue from: node states and counters, loaded after setup.
+        worker_python: for a split graph, the interpreter aliases the user allowed (alias -> path); a graph file
+            names only aliases (``placement.interpreters``).
     """
 
     def __init__(
@@ -114,16 +116,18 @@ class GraphRun:
         hooks: Sequence[RunHooks] = (),
         deadlock_grace_s: float = 5.0,
         restore: dict[str, Any] | None = None,
+        worker_python: dict[str, str] | None = None,
     ) -> None:
         self.graph = graph
+        self.part = graph
         self.registry = registry or default_registry()
         self.mode = mode or graph.run.get("mode") or "train"
         self.placement: Any = None
         if graph.placement:  # split over processes (runtime/placement): this process runs the main part
             from .placement import Placement
 
-            self.placement = Placement(graph, self.registry, self.mode)
-            self.graph = self.placement.main_graph
+            self.placement = Placement(graph, self.registry, self.mode, worker_python or {})
+            self.part = self.placement.main_graph
         self.restore = restore
         self.counters = Counters(restore["counters"] if restore else None)
         self.context = RunContext(
@@ -182,7 +186,7 @@ class GraphRun:
     def _fail(self, node_id: str, phase: str, cause: BaseException) -> None:
         if self.error is None:
             node = self.nodes.get(node_id)
-            node_type = type(node).type_name() if node else self.graph.nodes[node_id].type
+            node_type = type(node).type_name() if node else self.part.nodes[node_id].type
             self.error = NodeFailure(node_id, node_type, phase, cause)
             self.stop_reason = "failed"
         self.request_stop("failed")
@@ -213,7 +217,7 @@ class GraphRun:
     # ---- building -------------------------------------------------------------------------------------------
     def build(self) -> None:
         """Instantiate nodes and channels (no node code beyond ``__init__`` runs)."""
-        graph = self.graph
+        graph = self.part
         skipped = self._skipped_nodes()
         for node_id, spec in graph.nodes.items():
             if node_id in skipped:
@@ -254,7 +258,7 @@ class GraphRun:
     def _skipped_nodes(self) -> set[str]:
         if self.mode != "play":
             return set()
-        return {node_id for node_id, spec in self.graph.nodes.items()
+        return {node_id for node_id, spec in self.part.nodes.items()
                 if (cls := self.registry.get(spec.type)) is not None and cls.training_only}
 
     def _setup_order(self, links: list[Any]) -> list[str]:

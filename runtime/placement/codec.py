@@ -10,6 +10,10 @@ A tensor is its dtype name, its shape and its raw bytes (C order, on CPU). Encod
 view of the tensor's own memory; decoding builds the tensor over a writable copy of the frame's bytes (one copy, so
 that a receiver may change the tensor in place). A CUDA tensor is copied to the CPU first and arrives on the CPU.
 
+Decoding reads data from another process, so it is bounded: extension types nest at most ``MAX_EXT_DEPTH`` deep
+(each level is a nested decode inside msgpack's ``ext_hook``; unbounded, a frame of a few hundred bytes overflows
+the C stack), plain containers as deep as msgpack's own limit, and every failure is a ``WireError``.
+
 Written for Python 3.8 as well (no imports from the runtime): a worker under an older interpreter uses it as is.
 """
 from __future__ import annotations
@@ -34,6 +38,8 @@ DTYPES: Dict[str, torch.dtype] = {
 }
 _DTYPE_NAMES = {dtype: name for name, dtype in DTYPES.items()}
 _HEADER_LENGTH = struct.Struct(">H")
+MAX_EXT_DEPTH = 32
+"""How deep extension types (tuples, dataclasses) may nest in one decoded value."""
 
 
 class WireError(ValueError):
@@ -50,6 +56,7 @@ class Codec:
     def __init__(self, dataclasses: Optional[Mapping[str, type]] = None) -> None:
         self._classes: Dict[str, type] = dict(dataclasses or {})
         self._names: Dict[type, str] = {cls: name for name, cls in self._classes.items()}
+        self._depth = 0
 
     # ---- values --------------------------------------------------------------------------------------------
     def encode(self, value: Any) -> bytes:
@@ -120,17 +127,28 @@ class Codec:
     def _ext_hook(self, code: int, data: bytes) -> Any:
         if code == EXT_TENSOR:
             return _tensor_from(data)
-        if code == EXT_TUPLE:
-            return tuple(self.decode(data))
         if code == EXT_DEVICE:
             return torch.device(data.decode())
-        if code == EXT_DATACLASS:
-            name, fields = self.decode(data)
-            cls = self._classes.get(name) if isinstance(name, str) else None
-            if cls is None or not isinstance(fields, dict):
-                raise WireError(f"dataclass {name!r} is not on this process's allowlist")
-            return cls(**fields)
-        raise WireError(f"unknown msgpack extension type {code}")
+        if code not in (EXT_TUPLE, EXT_DATACLASS):
+            raise WireError(f"unknown msgpack extension type {code}")
+        if self._depth >= MAX_EXT_DEPTH:
+            raise WireError(f"extension types nested deeper than {MAX_EXT_DEPTH}")
+        self._depth += 1
+        try:
+            inner = self.decode(data)
+        finally:
+            self._depth -= 1
+        if code == EXT_TUPLE:
+            if not isinstance(inner, list):
+                raise WireError("a tuple extension must hold a list")
+            return tuple(inner)
+        if not isinstance(inner, list) or len(inner) != 2:
+            raise WireError("a dataclass extension must hold [name, fields]")
+        name, fields = inner
+        cls = self._classes.get(name) if isinstance(name, str) else None
+        if cls is None or not isinstance(fields, dict):
+            raise WireError(f"dataclass {name!r} is not on this process's allowlist")
+        return cls(**fields)
 
 
 def _tensor_bytes(tensor: torch.Tensor) -> bytes:

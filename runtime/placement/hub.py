@@ -12,6 +12,7 @@ import asyncio
 import os
 import signal
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +22,7 @@ from ..registry import NodeRegistry
 from . import wire
 from .codec import Codec
 from .endpoint import Endpoint
+from .interpreters import worker_interpreters
 from .mirror import CounterMirror
 from .proxies import ENDPOINT, add_proxies
 from .split import MAIN, CrossingLink, Split, split_graph
@@ -77,9 +79,11 @@ class Placement:
         graph: the validated graph with its ``placement`` and ``workers`` sections.
         registry: the node types (the proxy nodes are added to it).
         mode: ``train`` or ``play`` (play leaves training-only nodes out, as in one process).
+        allowed: the interpreter aliases the user allowed (``interpreters.allowed_interpreters``); ``GraphError``
+            for a worker whose alias is not among them.
     """
 
-    def __init__(self, graph: Graph, registry: NodeRegistry, mode: str) -> None:
+    def __init__(self, graph: Graph, registry: NodeRegistry, mode: str, allowed: Mapping[str, str]) -> None:
         add_proxies(registry)
         skipped = set()
         if mode == "play":
@@ -89,8 +93,9 @@ class Placement:
         self.registry = registry
         self.split: Split = split_graph(graph, registry, skipped)
         self.codec = Codec(registry.wire_types)
+        interpreters = worker_interpreters(graph, allowed)
         self.workers = {
-            name: Worker(name, str((graph.workers.get(name) or {}).get("python") or sys.executable), sorted(part.nodes))
+            name: Worker(name, interpreters.get(name, sys.executable), sorted(part.nodes))
             for name, part in self.split.workers.items()
         }
         self.endpoint: Endpoint | None = None
@@ -156,9 +161,36 @@ class Placement:
             "settings": run.context.settings,
             "counters": dict(run.counters.values),
             "run_dir": None if run.context.run_dir is None else str(run.context.run_dir),
+            "restore": self._restore_part(run.restore, worker.name),
         }
         worker.send(self._control(["start", config]))
         worker.reader = asyncio.ensure_future(self._read(run, worker))
+
+    def _restore_part(self, state: dict[str, Any] | None, name: str) -> dict[str, Any] | None:
+        """A worker's share of the checkpoint ``state`` (its nodes, checked against its part's node types)."""
+        if state is None:
+            return None
+        part = self.split.graphs[name]
+        shared = state.get("parts", {}).get(name, {})
+        return {"format": state["format"], "graph": {node_id: spec.type for node_id, spec in part.nodes.items()},
+                "counters": state["counters"], "shared": shared,
+                "nodes": {k: v for k, v in state["nodes"].items() if k in part.nodes}}
+
+    def node_states(self) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
+        """What the workers reported at their end for a checkpoint: node states, each part's shared objects'
+        states, and the workers that reported none (still running, failed or gone)."""
+        nodes: dict[str, Any] = {}
+        parts: dict[str, Any] = {}
+        missing = []
+        for worker in self.workers.values():
+            states = (worker.result or {}).get("states")
+            if not states:
+                missing.append(worker.name)
+                continue
+            nodes.update(states["nodes"])
+            if states["shared"]:
+                parts[worker.name] = states["shared"]
+        return nodes, parts, missing
 
     def _control(self, message: list[Any]) -> bytes:
         return wire.frame(wire.CONTROL, 0, self.codec.encode(message))

@@ -5,11 +5,12 @@ arrive on stdin and leave on the original stdout; fd 1 is then pointed at stderr
 stderr, which the main process passes through (with the logs). The conversation:
 
 1. main -> worker ``X ["start", config]``: the part (native graph), its setup order, its crossing links, mode,
-   settings (the full run section), counters, run directory;
+   settings (the full run section), counters, run directory, and the part's share of a checkpoint to resume from;
 2. both ways, link frames ``M``/``E``/``C``/``R``/``D`` (see ``wire``) and ``X ["counter", op, name, value]``;
    worker -> main ``X ["stop", reason, node]``, ``["metrics", node, values]``, ``["checkpoint", reason]``;
 3. main -> worker ``X ["stop", reason]``, or stdin closing (the main process is gone): the part stops and tears
-   down; worker -> main ``X ["result", {...}]`` (stop reason, error, node and channel stats); exit.
+   down; worker -> main ``X ["result", {...}]`` (stop reason, error, node and channel stats, the node states after
+   teardown, which go into the run's final checkpoint); exit.
 
 Python versions. This module needs Python 3.11: it runs its part with ``GraphRun`` (``asyncio.TaskGroup``) and
 loads node types from the runtime package (``requires-python >= 3.11``). The protocol itself -- ``wire``,
@@ -31,11 +32,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .. import checkpoint
 from ..loading import load_graph
 from ..registry import default_registry
 from ..runner import GraphRun
 from . import wire
-from .codec import Codec
+from .codec import Codec, WireError
 from .endpoint import Endpoint
 from .hub import Stopped
 from .mirror import CounterMirror
@@ -63,7 +65,7 @@ class _Worker:
         self.codec = Codec(registry.wire_types)
         graph = load_graph(config["graph"], registry=registry)
         run_dir = Path(config["run_dir"]) if config.get("run_dir") else None
-        run = GraphRun(graph, registry, mode=config["mode"], run_dir=run_dir)
+        run = GraphRun(graph, registry, mode=config["mode"], run_dir=run_dir, restore=config.get("restore"))
         run.context.settings = dict(config["settings"])
         run.counters.values.update(config["counters"])
         links = config["links"]
@@ -109,6 +111,24 @@ class _Worker:
         self.endpoint.cut_all(Stopped(why))
 
 
+def _states(run: GraphRun) -> dict[str, Any]:
+    """The part's node states after teardown (what a one-process run saves at its end), none after a failure."""
+    if run.error is not None:
+        return {}
+    state = checkpoint.collect(run)
+    return {"nodes": state["nodes"], "shared": state["shared"]}
+
+
+def start_config(data: bytes) -> dict[str, Any]:
+    """The config of the first frame, which must be ``X ["start", {...}]``; ``WireError`` otherwise."""
+    kind, _, body = wire.parse(data)
+    message = Codec().decode(body) if kind == wire.CONTROL else None
+    if not (isinstance(message, list) and len(message) == 2 and message[0] == "start"
+            and isinstance(message[1], dict)):
+        raise WireError("the first frame from the main process must be a start frame")
+    return message[1]
+
+
 def _failure(name: str, error: BaseException) -> dict[str, Any]:
     return {"stop_reason": "failed", "nodes": {}, "channels": {}, "links": {}, "warnings": [],
             "error": {"node": None, "type": "worker", "phase": "setup",
@@ -123,9 +143,7 @@ async def serve(name: str, plugins: list[str], frames: Any) -> int:
     transport, _ = await loop.connect_write_pipe(asyncio.Protocol, frames)
     worker = _Worker(name, transport.write)
     try:
-        kind, _, body = wire.parse(await wire.read_frame(reader))
-        op, config = Codec().decode(body)
-        assert kind == wire.CONTROL and op == "start", "the first frame must be a start frame"
+        config = start_config(await wire.read_frame(reader))
         run = worker.prepare(config, plugins)
     except asyncio.IncompleteReadError:
         return 0  # the main process went away before starting us
@@ -142,6 +160,7 @@ async def serve(name: str, plugins: list[str], frames: Any) -> int:
     worker.control(["result", {
         "stop_reason": result.stop_reason, "error": summary["error"], "nodes": result.nodes,
         "channels": result.channels, "links": worker.endpoint.stats(), "warnings": result.warnings,
+        "states": _states(run),
     }])
     transport.close()
     await asyncio.sleep(0)

@@ -115,7 +115,8 @@ class TestFailures:
 
     def test_a_missing_interpreter_fails_the_run_naming_the_worker(self, wreg):
         g = Graph().add("c", "Count").add("s", "Sink").link("c.out", "s.x")
-        run, result = execute(g, wreg, {"s": "w1"}, {"w1": {"python": "/nonexistent/python3.8"}}, timeout=20)
+        run, result = execute(g, wreg, {"s": "w1"}, {"w1": {"python": "py38"}}, timeout=20,
+                              worker_python={"py38": "/nonexistent/python3.8"})
         assert result.stop_reason == "failed"
         assert result.error.node_id == "w1"
         assert "could not start /nonexistent/python3.8" in str(result.error)
@@ -135,8 +136,8 @@ class TestFailures:
         assert no_worker_left(run)
 
 
-def test_worker_uses_the_named_interpreter(wreg):
+def test_worker_uses_the_interpreter_the_user_allowed_under_the_files_alias(wreg):
     g = Graph().add("c", "Count", n=3).add("s", "Sink").link("c.out", "s.x")
-    run, result = execute(g, wreg, {"s": "w1"}, {"w1": {"python": sys.executable}})
+    run, result = execute(g, wreg, {"s": "w1"}, {"w1": {"python": "mine"}}, worker_python={"mine": sys.executable})
     assert result.stop_reason == "completed", result.error
     assert run.placement.workers["w1"].python == sys.executable
