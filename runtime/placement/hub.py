@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
+import socket
 import sys
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+import torch
 
 from ..errors import NodeFailure
 from ..graph import Graph
@@ -30,6 +35,7 @@ from .split import MAIN, CrossingLink, Split, split_graph
 if TYPE_CHECKING:
     from ..runner import GraphRun, RunResult
 
+_SHM = "/dev/shm"
 STOP_TIMEOUT_S = 30.0
 """How long a stopping worker may take to tear down and report before it is killed."""
 
@@ -75,6 +81,10 @@ class Worker:
 class Placement:
     """The workers of one run and the routing between them.
 
+    Tensors ride shared-memory slots and workers talk to each other over their own socket pairs; the class
+    attributes ``shared_memory`` and ``direct_links`` turn either off (tensors inside msgpack frames, every frame
+    routed through the main process), which the benchmarks use to compare the paths in one run.
+
     Args:
         graph: the validated graph with its ``placement`` and ``workers`` sections.
         registry: the node types (the proxy nodes are added to it).
@@ -82,6 +92,9 @@ class Placement:
         allowed: the interpreter aliases the user allowed (``interpreters.allowed_interpreters``); ``GraphError``
             for a worker whose alias is not among them.
     """
+
+    shared_memory = True
+    direct_links = True
 
     def __init__(self, graph: Graph, registry: NodeRegistry, mode: str, allowed: Mapping[str, str]) -> None:
         add_proxies(registry)
@@ -100,6 +113,8 @@ class Placement:
         }
         self.endpoint: Endpoint | None = None
         self.mirror: CounterMirror | None = None
+        self.slot_dir: str | None = None
+        self.routed_frames = 0
         self._links = {c.index: c for c in self.split.links}
         self._run: GraphRun | None = None
 
@@ -114,26 +129,43 @@ class Placement:
         self._run = run
         run.order = [node_id for node_id in self.split.orders[MAIN] if node_id in run.nodes]
         mine = [c for c in self.split.links if MAIN in (c.src_process, c.dst_process)]
+        if self.shared_memory:
+            self.slot_dir = tempfile.mkdtemp(prefix=f"dnne-{os.getpid()}-", dir=_SHM if os.path.isdir(_SHM) else None)
         self.endpoint = Endpoint(
             self.codec, self._write_from_main,
             {c.index: (c.capacity, self._converter(c)) for c in mine if c.src_process == MAIN},
-            [c.index for c in mine if c.dst_process == MAIN],
+            {c.index: c.capacity for c in mine if c.dst_process == MAIN}, self.slot_dir,
         )
         endpoint = self.endpoint
         run.context.shared(ENDPOINT, lambda: endpoint)
         self.mirror = CounterMirror(run.counters, lambda op, name, value: self._counter(None, op, name, value))
-        for worker in self.workers.values():
-            # a running worker keeps the run alive (it completes when every node here and every worker has
-            # ended) and, never blocked on a channel here, keeps this process's deadlock watchdog quiet
-            run._watchdog.add(_live_key(worker))
-            await self._start_worker(run, worker)
+        peers = self._peer_sockets() if self.direct_links else {}
+        try:
+            for worker in self.workers.values():
+                # a running worker keeps the run alive (it completes when every node here and every worker has
+                # ended) and, never blocked on a channel here, keeps this process's deadlock watchdog quiet
+                run._watchdog.add(_live_key(worker))
+                await self._start_worker(run, worker, peers.get(worker.name, {}))
+        finally:
+            for ends in peers.values():
+                for end in ends.values():
+                    end.close()
+
+    def _peer_sockets(self) -> dict[str, dict[str, socket.socket]]:
+        """One connected socket pair per two workers that share a crossing link: worker -> peer -> its end."""
+        pairs = {tuple(sorted((c.src_process, c.dst_process))) for c in self.split.links
+                 if MAIN not in (c.src_process, c.dst_process)}
+        ends: dict[str, dict[str, socket.socket]] = {name: {} for name in self.workers}
+        for first, second in sorted(pairs):
+            ends[first][second], ends[second][first] = socket.socketpair()
+        return ends
 
     def _converter(self, crossing: CrossingLink) -> Any:
         convert = self.registry.types.converter(crossing.out_type, crossing.in_type)
         assert convert is not None, f"graph not validated: {crossing.name}"
         return convert
 
-    async def _start_worker(self, run: GraphRun, worker: Worker) -> None:
+    async def _start_worker(self, run: GraphRun, worker: Worker, peers: dict[str, socket.socket]) -> None:
         args = [worker.python, "-m", "dnne.runtime.placement.worker", "--name", worker.name]
         for module in self.registry.plugin_modules:
             args += ["--plugin", module]
@@ -145,6 +177,7 @@ class Placement:
             worker.process = await asyncio.create_subprocess_exec(
                 *args, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=env,
                 start_new_session=True,  # Ctrl-C reaches the main process only; it stops the workers
+                pass_fds=[end.fileno() for end in peers.values()],
             )
         except OSError as error:
             worker.done = True
@@ -162,6 +195,9 @@ class Placement:
             "counters": dict(run.counters.values),
             "run_dir": None if run.context.run_dir is None else str(run.context.run_dir),
             "restore": self._restore_part(run.restore, worker.name),
+            "slot_dir": self.slot_dir,
+            "threads": torch.get_num_threads(),
+            "peers": {name: end.fileno() for name, end in peers.items()},
         }
         worker.send(self._control(["start", config]))
         worker.reader = asyncio.ensure_future(self._read(run, worker))
@@ -200,6 +236,11 @@ class Placement:
         kind, link, _ = wire.parse(data[4:])
         self._deliver(kind, link, data)
 
+    def _routed(self, kind: bytes, link: int) -> int:
+        """1 when a frame from a worker was addressed to another worker (routed here, not sent directly)."""
+        crossing = self._links[link]
+        return int(MAIN not in (crossing.src_process, crossing.dst_process))
+
     def _deliver(self, kind: bytes, link: int, data: bytes) -> None:
         """Send a link frame (length prefix included) to the process it is addressed to."""
         crossing = self._links[link]
@@ -226,6 +267,7 @@ class Placement:
                     self._on_control(run, worker, self.codec.decode(body))
                 else:
                     self._deliver(kind, link, wire.prefixed(data))
+                    self.routed_frames += self._routed(kind, link)
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         except Exception as bad:  # a frame that does not parse: the worker cannot be trusted to continue
@@ -330,6 +372,8 @@ class Placement:
                 if worker.process is not None and worker.process.returncode is None:
                     worker.killed = True
                     worker.process.kill()
+            if self.slot_dir is not None:
+                shutil.rmtree(self.slot_dir, ignore_errors=True)
 
     # ---- result ---------------------------------------------------------------------------------------------
     def merge_result(self, result: RunResult) -> None:

@@ -1,4 +1,5 @@
-"""A worker process: runs its part of a split graph and speaks the frame protocol (``wire``) on stdin/stdout.
+"""A worker process: runs its part of a split graph and speaks the frame protocol (``wire``) on stdin/stdout with
+the main process, and on one inherited socket with each worker it shares a crossing link with.
 
 The main process starts it as ``python -m dnne.runtime.placement.worker --name W [--plugin MODULE ...]``. Frames
 arrive on stdin and leave on the original stdout; fd 1 is then pointed at stderr, so whatever a node prints goes to
@@ -28,9 +29,13 @@ import asyncio
 import logging
 import os
 import signal
+import socket
 import sys
+import time
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from .. import checkpoint
 from ..loading import load_graph
@@ -54,12 +59,51 @@ class _Worker:
         self.run: GraphRun | None = None
         self.endpoint: Endpoint | None = None
         self.mirror: CounterMirror | None = None
+        self.peers: dict[str, asyncio.WriteTransport] = {}
+        self._ends: dict[int, tuple[str, str]] = {}
+
+    def route(self, data: bytes) -> None:
+        """Send a link frame to the process it is addressed to: over the socket to that worker where there is
+        one, else to the main process (itself, or the router for the rest)."""
+        kind, link = data[4:5], int.from_bytes(data[5:9], "big")
+        src, dst = self._ends[link]
+        peer = self.peers.get(dst if kind in wire.TO_CONSUMER else src)
+        if peer is not None:
+            peer.write(data)
+        else:
+            self.write(data)
+
+    async def connect_peers(self, peers: dict[str, int]) -> list[asyncio.Task[None]]:
+        """Open the socket to each worker this one shares a crossing link with (inherited from the main
+        process) and read link frames from it."""
+        loop = asyncio.get_running_loop()
+        readers = []
+        for peer, fd in peers.items():
+            reader = asyncio.StreamReader(limit=2**20)
+            transport, _ = await loop.create_connection(lambda r=reader: asyncio.StreamReaderProtocol(r),
+                                                        sock=socket.socket(fileno=fd))
+            self.peers[peer] = transport
+            readers.append(asyncio.ensure_future(self._read_peer(peer, reader)))
+        return readers
+
+    async def _read_peer(self, peer: str, reader: asyncio.StreamReader) -> None:
+        assert self.endpoint is not None
+        while True:
+            try:
+                data = await wire.read_frame(reader)
+            except (asyncio.IncompleteReadError, ConnectionError):
+                return  # the peer ended; the main process ends its links here
+            kind, link, body = wire.parse(data)
+            if kind == wire.CONTROL or peer not in self._ends.get(link, ()):
+                raise WireError(f"worker {peer!r} sent a {kind!r} frame on link {link}, which it does not share")
+            self.endpoint.on_frame(kind, link, body)
 
     def control(self, message: list[Any]) -> None:
         self.write(wire.frame(wire.CONTROL, 0, self.codec.encode(message)))
 
     def prepare(self, config: dict[str, Any], plugins: list[str]) -> GraphRun:
         """Load the part, build its run and wire the run's context to the main process."""
+        torch.set_num_threads(int(config.get("threads") or 1))  # this process's own setting, the main one's value
         registry = default_registry(plugins)
         add_proxies(registry)
         self.codec = Codec(registry.wire_types)
@@ -69,13 +113,15 @@ class _Worker:
         run.context.settings = dict(config["settings"])
         run.counters.values.update(config["counters"])
         links = config["links"]
+        self._ends = {link["index"]: (link["src"], link["dst"]) for link in links}
         outbound = {}
         for link in links:
             if link["src"] == self.name:
                 convert = registry.types.converter(link["out_type"], link["in_type"])
                 outbound[link["index"]] = (link["capacity"], convert)
-        endpoint = Endpoint(self.codec, self.write, outbound, [link["index"] for link in links
-                                                               if link["dst"] == self.name])
+        endpoint = Endpoint(self.codec, self.route, outbound,
+                            {link["index"]: link["capacity"] for link in links if link["dst"] == self.name},
+                            config.get("slot_dir"))
         run.context.shared(ENDPOINT, lambda: endpoint)
         self.mirror = CounterMirror(run.counters, lambda op, name, value: self.control(["counter", op, name, value]))
         run.context.stop_handler = lambda reason, node_id: self.control(["stop", reason, node_id])
@@ -145,16 +191,21 @@ async def serve(name: str, plugins: list[str], frames: Any) -> int:
     try:
         config = start_config(await wire.read_frame(reader))
         run = worker.prepare(config, plugins)
+        peer_readers = await worker.connect_peers(config.get("peers") or {})
     except asyncio.IncompleteReadError:
         return 0  # the main process went away before starting us
     except Exception as error:
         logging.getLogger("dnne").exception("worker %s could not load its part", name)
         worker.control(["result", _failure(name, error)])
-        transport.close()
+        await _flushed(transport)
         return 1
     listener = asyncio.ensure_future(worker.listen(reader))
     result = await run.execute()
     listener.cancel()
+    for task in peer_readers:
+        task.cancel()
+    for peer in worker.peers.values():
+        peer.close()
     assert worker.endpoint is not None
     summary = result.summary()
     worker.control(["result", {
@@ -162,9 +213,18 @@ async def serve(name: str, plugins: list[str], frames: Any) -> int:
         "channels": result.channels, "links": worker.endpoint.stats(), "warnings": result.warnings,
         "states": _states(run),
     }])
+    await _flushed(transport)
+    return 0
+
+
+async def _flushed(transport: asyncio.WriteTransport, timeout_s: float = 30.0) -> None:
+    """Close ``transport`` once what was written has left (a busy main process reads late; exiting earlier would
+    lose the result frame)."""
+    deadline = time.monotonic() + timeout_s
+    while transport.get_write_buffer_size() and not transport.is_closing() and time.monotonic() < deadline:
+        await asyncio.sleep(0.005)
     transport.close()
     await asyncio.sleep(0)
-    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

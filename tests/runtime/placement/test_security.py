@@ -18,7 +18,8 @@ from dnne.runtime.errors import GraphError
 from dnne.runtime.graph import Graph
 from dnne.runtime.loading import load_graph
 from dnne.runtime.placement import wire
-from dnne.runtime.placement.codec import EXT_DATACLASS, EXT_DEVICE, EXT_TENSOR, EXT_TUPLE, Codec, WireError
+from dnne.runtime.placement.codec import (EXT_DATACLASS, EXT_DEVICE, EXT_SLOT_TENSOR, EXT_TENSOR, EXT_TUPLE, Codec,
+                                          WireError)
 from dnne.runtime.placement.interpreters import allowed_interpreters, worker_interpreters
 from dnne.runtime.placement.worker import start_config
 from dnne.runtime.registry import default_registry
@@ -176,7 +177,7 @@ class TestBoundedDecoder:
                 start_config(bad[4:])
 
 
-_CODES = st.sampled_from([EXT_TENSOR, EXT_DATACLASS, EXT_TUPLE, EXT_DEVICE, 0, 5, 127, -1])
+_CODES = st.sampled_from([EXT_TENSOR, EXT_DATACLASS, EXT_TUPLE, EXT_DEVICE, EXT_SLOT_TENSOR, 0, 100, 127])
 _leaf = st.one_of(st.none(), st.booleans(), st.integers(-2**63, 2**64 - 1), st.floats(), st.text(max_size=8),
                   st.binary(max_size=24))
 
