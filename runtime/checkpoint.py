@@ -28,6 +28,7 @@ def collect(run: GraphRun) -> dict[str, Any]:
         "format": CHECKPOINT_FORMAT,
         "graph": {node_id: spec.type for node_id, spec in run.graph.nodes.items()},
         "counters": dict(run.counters.values),
+        "windows": run.counters.windows_state(),
         "shared": {name: obj.state_dict() for name, obj in run.context.shared_objects().items()
                    if hasattr(obj, "state_dict")},
         "nodes": nodes,

@@ -17,9 +17,9 @@ from .errors import NodeFailure
 from .graph import Graph
 from .io import InputSlot, Link, NodeIO
 from .node import Node
+from .plan import setup_order
 from .registry import NodeRegistry, default_registry
 from .types import Token
-from .validate import strongly_connected
 from .watchdog import Watchdog
 
 DEFAULT_CAPACITY = 2
@@ -92,6 +92,23 @@ class DeadlockError(RuntimeError):
     """Every node waits on a channel and nothing moves."""
 
 
+class DeadlockReporter(Protocol):
+    """Where a part of a split graph reports instead of failing: all its nodes blocked, or moving again."""
+
+    def blocked(self, message: str) -> None:
+        """Every node of this part has been blocked for the grace period."""
+
+    def moving(self) -> None:
+        """A node of this part woke after ``blocked``."""
+
+
+@dataclass(frozen=True)
+class _Waits:
+    """What a blocked participant waits on, as the watchdog names it."""
+
+    name: str
+
+
 class GraphRun:
     """One run of one graph. Create it, then ``await execute()``; ``request_stop`` ends it gracefully.
 
@@ -129,7 +146,7 @@ class GraphRun:
             self.placement = Placement(graph, self.registry, self.mode, worker_python or {})
             self.part = self.placement.main_graph
         self.restore = restore
-        self.counters = Counters(restore["counters"] if restore else None)
+        self.counters = Counters(restore["counters"], restore.get("windows")) if restore else Counters()
         self.context = RunContext(
             int(graph.run.get("seed") or 0), graph.run.get("device") or "cpu", self.mode, self.counters, run_dir
         )
@@ -146,12 +163,14 @@ class GraphRun:
         self.started_at = 0.0
         self._stop_event: asyncio.Event | None = None
         self._watchdog: Watchdog | None = None
-        self._deadlock_grace_s = deadlock_grace_s
+        self.deadlock_grace_s = deadlock_grace_s
         self._started: dict[str, float] = {}
         self._alive: dict[str, float] = {}
         self._grace_timer: asyncio.TimerHandle | None = None
         self._limits = self._stop_limits()
         self.stop_point_grace_s = 60.0
+        self.deadlock_reporter: DeadlockReporter | None = None
+        self._participants: dict[str, Activity] = {}
         self.context.stop_point_handler = self._stop_now
         self.counters.listen(self._counter_changed)
 
@@ -184,12 +203,39 @@ class GraphRun:
         self.request_stop(reason if reason in allowed else "node_stop")
 
     def _fail(self, node_id: str, phase: str, cause: BaseException) -> None:
+        node = self.nodes.get(node_id)
+        self.fail(node_id, type(node).type_name() if node else self.part.nodes[node_id].type, phase, cause)
+
+    # ---- what a placement (runtime/placement) tells its run -------------------------------------------------
+    def fail(self, node_id: str, node_type: str, phase: str, cause: BaseException) -> None:
+        """Fail the run for ``node_id`` (a node here or in another process, or a worker); the first failure wins."""
         if self.error is None:
-            node = self.nodes.get(node_id)
-            node_type = type(node).type_name() if node else self.part.nodes[node_id].type
             self.error = NodeFailure(node_id, node_type, phase, cause)
             self.stop_reason = "failed"
         self.request_stop("failed")
+
+    def participant_started(self, key: str) -> None:
+        """Something outside this process's nodes (a worker) takes part: the run completes only once it has
+        finished, and the deadlock watchdog counts it as live and never blocked."""
+        assert self._watchdog is not None
+        self._watchdog.add(key)
+
+    def participant_blocked(self, key: str, waits: str) -> None:
+        """Every node of participant ``key`` waits (``waits`` says on what): to the watchdog, a blocked node."""
+        activity = self._participants.setdefault(key, Activity(key, self._watchdog))
+        activity.block((_Waits(waits),))
+
+    def participant_moving(self, key: str) -> None:
+        """Participant ``key`` moves again."""
+        if key in self._participants:
+            self._participants[key].wake()
+
+    def participant_finished(self, key: str) -> None:
+        """A participant ended; the run completes when it was the last one."""
+        if self._watchdog is not None:
+            self._watchdog.finished(key)
+            if not self._watchdog.live:
+                self.request_stop("completed")
 
     def _stop_limits(self) -> dict[str, float]:
         run = self.graph.run
@@ -253,39 +299,13 @@ class GraphRun:
         for node_id, node in self.nodes.items():
             node.io = NodeIO(node_id, self.activities[node_id], slots[node_id], node.output_ports,
                              subscribers[node_id], node.merge)
-        self.order = self._setup_order(links)
+        self.order = setup_order({node_id: type(node) for node_id, node in self.nodes.items()}, links)
 
     def _skipped_nodes(self) -> set[str]:
         if self.mode != "play":
             return set()
         return {node_id for node_id, spec in self.part.nodes.items()
                 if (cls := self.registry.get(spec.type)) is not None and cls.training_only}
-
-    def _setup_order(self, links: list[Any]) -> list[str]:
-        """Kahn's order over links, leaving out the links that close loops (into primed inputs or merges)."""
-        edges: dict[str, set[str]] = {node_id: set() for node_id in self.nodes}
-        for link in links:
-            edges[link.src].add(link.dst)
-        component_of = {n: i for i, comp in enumerate(strongly_connected(edges)) for n in comp}
-        incoming: dict[str, set[str]] = {node_id: set() for node_id in self.nodes}
-        for link in links:
-            dst = self.nodes[link.dst]
-            closes_loop = component_of[link.src] == component_of[link.dst] and (
-                dst.input_ports[link.dst_port].primed or dst.merge)
-            if not closes_loop and link.src != link.dst:
-                incoming[link.dst].add(link.src)
-        order: list[str] = []
-        ready = [n for n in self.nodes if not incoming[n]]
-        while ready:
-            node_id = ready.pop(0)
-            order.append(node_id)
-            for other in self.nodes:
-                if node_id in incoming[other]:
-                    incoming[other].discard(node_id)
-                    if not incoming[other] and other not in order and other not in ready:
-                        ready.append(other)
-        order.extend(n for n in self.nodes if n not in order)
-        return order
 
     # ---- running --------------------------------------------------------------------------------------------
     async def execute(self) -> RunResult:
@@ -296,7 +316,8 @@ class GraphRun:
         self._stop_event = asyncio.Event()
         if self.stop_reason is not None:
             self._stop_event.set()
-        self._watchdog = Watchdog(self._deadlock_grace_s, self._deadlock)
+        self._watchdog = Watchdog(self.deadlock_grace_s, self._deadlock,
+                                  self.deadlock_reporter.moving if self.deadlock_reporter else None)
         for activity in self.activities.values():
             activity._watch = self._watchdog
         loop = asyncio.get_running_loop()
@@ -379,6 +400,9 @@ class GraphRun:
                 self._stop_now()
 
     def _deadlock(self, message: str) -> None:
+        if self.deadlock_reporter is not None:
+            self.deadlock_reporter.blocked(message)
+            return
         blocked = sorted(self._watchdog.blocked_nodes) if self._watchdog else []
         node_id = blocked[0] if blocked else next(iter(self.nodes))
         self._fail(node_id, "run", DeadlockError(message))

@@ -67,7 +67,7 @@ def cmd_play(args: argparse.Namespace) -> int:
 
 
 def _without_counters(state: dict[str, Any]) -> dict[str, Any]:
-    return dict(state, counters={}, shared={})
+    return dict(state, counters={}, windows={}, shared={})
 
 
 def cmd_plot(args: argparse.Namespace) -> int:

@@ -2,9 +2,10 @@
 
 Modules, one concept each: ``split`` (a graph as one graph per process, crossing links as proxy node pairs),
 ``proxies`` (those two nodes), ``wire`` (the frame format), ``codec`` (msgpack values: tensors, allowlisted
-dataclasses), ``endpoint`` (credit-based flow control on one process's side), ``mirror`` (counters across
-processes), ``interpreters`` (which Python runs a worker: the user's choice), ``hub`` (the main process: starts,
-routes, stops the workers) and ``worker`` (a worker process).
+dataclasses; bounded decoding), ``slots`` (shared-memory slot rings for tensors), ``endpoint`` (credit-based flow
+control on one process's side), ``mirror`` (counters across processes), ``interpreters`` (which Python runs a
+worker: the user's choice), ``hub`` (the main process: starts and stops the workers) and ``worker`` (a worker
+process).
 
 The names below load on first use, so validating a graph (which checks its ``workers`` section) does not import
 msgpack or torch.

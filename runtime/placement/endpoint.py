@@ -105,6 +105,11 @@ class Endpoint:
         out.stats.messages += 1
         self.write(wire.frame(wire.MESSAGE, link, body))
 
+    def has_credit(self, link: int) -> bool:
+        """Whether ``send`` on ``link`` would go out without waiting."""
+        out = self._out[link]
+        return out.credits > 0 or out.released
+
     def end(self, link: int) -> None:
         """The producer of ``link`` sends nothing more."""
         self.write(wire.frame(wire.END, link))
@@ -141,6 +146,10 @@ class Endpoint:
             inbound.queue.appendleft(_END)
             return None
         return self.codec.decode_message(item, inbound.slots)
+
+    def ready(self, link: int) -> bool:
+        """Whether ``receive`` on ``link`` would return without waiting."""
+        return bool(self._in[link].queue)
 
     def grant(self, link: int) -> None:
         """Return one credit to ``link``'s producer (the message was put into the consumer's channel)."""

@@ -1,10 +1,13 @@
 """``Placement``: the main process's side of a graph split over processes.
 
 ``GraphRun`` creates one when its graph has a ``placement`` section and runs the main process's part itself. The
-placement starts one worker process per worker name, routes frames between processes (the main process is the hub;
-data frames are routed by kind and link without decoding), keeps the counters in step, forwards the workers' stop
-requests, metrics and checkpoint requests, turns a worker that fails or dies into a failed run naming it, stops
-the workers when the run stops, and folds their node and channel stats into the result.
+placement starts one worker process per worker name under the interpreter the user allowed (``interpreters``),
+gives every two workers that share a crossing link a socket pair of their own (their frames never pass through
+here), makes the run's shared-memory slot directory (``slots``), keeps the counters in step, forwards the workers'
+stop requests, metrics, checkpoint requests and blocked/moving reports, turns a worker that fails or dies into a
+failed run naming it, stops the workers when the run stops, folds their node and channel stats into the result and
+their node states into the final checkpoint. It reports to its run only through ``GraphRun``'s narrow interface:
+``fail``, ``request_stop``, ``participant_started`` / ``_blocked`` / ``_moving`` / ``_finished``, and the counters.
 """
 from __future__ import annotations
 
@@ -17,11 +20,12 @@ import sys
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ..errors import NodeFailure
+from .. import checkpoint
 from ..graph import Graph
 from ..registry import NodeRegistry
 from . import wire
@@ -144,7 +148,7 @@ class Placement:
             for worker in self.workers.values():
                 # a running worker keeps the run alive (it completes when every node here and every worker has
                 # ended) and, never blocked on a channel here, keeps this process's deadlock watchdog quiet
-                run._watchdog.add(_live_key(worker))
+                run.participant_started(_live_key(worker))
                 await self._start_worker(run, worker, peers.get(worker.name, {}))
         finally:
             for ends in peers.values():
@@ -193,10 +197,12 @@ class Placement:
             "mode": run.mode,
             "settings": run.context.settings,
             "counters": dict(run.counters.values),
+            "windows": run.counters.windows_state(),
             "run_dir": None if run.context.run_dir is None else str(run.context.run_dir),
             "restore": self._restore_part(run.restore, worker.name),
             "slot_dir": self.slot_dir,
             "threads": torch.get_num_threads(),
+            "deadlock_grace_s": run.deadlock_grace_s / 2,
             "peers": {name: end.fileno() for name, end in peers.items()},
         }
         worker.send(self._control(["start", config]))
@@ -277,10 +283,10 @@ class Placement:
         worker.done = True
         cause = None
         if worker.result is None and not worker.killed:
-            cause = WorkerDied(self._death(worker, error))
+            cause = WorkerDied(self._death(worker, error, run.context.run_dir))
         self._worker_gone(run, worker, cause)
 
-    def _death(self, worker: Worker, error: BaseException | None) -> str:
+    def _death(self, worker: Worker, error: BaseException | None, run_dir: Path | None) -> str:
         code = worker.returncode
         how = f"exit code {code}"
         if code is not None and code < 0:
@@ -290,17 +296,16 @@ class Placement:
                 pass
         text = f"worker {worker.name!r} (nodes {', '.join(n for n in worker.nodes if not n.startswith('~'))}) died: "
         text += how if error is None else f"bad frame ({type(error).__name__}: {error}); killed, {how}"
+        if run_dir is not None:
+            last = checkpoint.latest(run_dir / "checkpoints")
+            text += f"; last checkpoint: {last if last is not None else 'none'}"
         return text + " -- the run stops"
 
     def _worker_gone(self, run: GraphRun, worker: Worker, cause: BaseException | None) -> None:
         """The worker reports nothing more: fail the run if it died, end its links on the other sides."""
         if cause is not None:
-            self._fail(run, worker.name, "worker", "run", cause)
-        watchdog = run._watchdog
-        if watchdog is not None:
-            watchdog.finished(_live_key(worker))
-            if not watchdog.live:  # the last participant: the run completes as it would in one process
-                run.request_stop("completed")
+            run.fail(worker.name, "worker", "run", cause)
+        run.participant_finished(_live_key(worker))  # the last one: the run completes as it would in one process
         for crossing in self.split.links:
             if crossing.dst_process == worker.name:
                 self._deliver(wire.RELEASE, crossing.index, wire.frame(wire.RELEASE, crossing.index))
@@ -321,6 +326,10 @@ class Placement:
             run.context.request_stop(message[1], message[2])
         elif op == "metrics":
             run.context.log_metrics(message[1], message[2])
+        elif op == "blocked":  # every node of the worker waits: the watchdog here sees the whole graph
+            run.participant_blocked(_live_key(worker), f"[{message[1]}]")
+        elif op == "moving":
+            run.participant_moving(_live_key(worker))
         elif op == "checkpoint":
             if run.context.checkpoint_handler is not None:
                 run.context.checkpoint_handler(message[1])
@@ -328,7 +337,7 @@ class Placement:
             worker.result = result = message[1]
             error = result.get("error")
             if result.get("stop_reason") == "failed" and error is not None:
-                self._fail(run, error["node"] or worker.name, error["type"] or "worker", error["phase"],
+                run.fail(error["node"] or worker.name, error["type"] or "worker", error["phase"],
                            RemoteFailure(f"in worker {worker.name!r}: {error['cause']}"))
 
     def _counter(self, origin: str | None, op: str, name: str, value: float) -> None:
@@ -337,13 +346,6 @@ class Placement:
         for worker in self.workers.values():
             if worker.name != origin:
                 worker.send(frame)
-
-    @staticmethod
-    def _fail(run: GraphRun, node_id: str, node_type: str, phase: str, cause: BaseException) -> None:
-        if run.error is None:
-            run.error = NodeFailure(node_id, node_type, phase, cause)
-            run.stop_reason = "failed"
-        run.request_stop("failed")
 
     # ---- stopping -------------------------------------------------------------------------------------------
     async def stop(self, run: GraphRun) -> None:

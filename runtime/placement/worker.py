@@ -8,7 +8,8 @@ stderr, which the main process passes through (with the logs). The conversation:
 1. main -> worker ``X ["start", config]``: the part (native graph), its setup order, its crossing links, mode,
    settings (the full run section), counters, run directory, and the part's share of a checkpoint to resume from;
 2. both ways, link frames ``M``/``E``/``C``/``R``/``D`` (see ``wire``) and ``X ["counter", op, name, value]``;
-   worker -> main ``X ["stop", reason, node]``, ``["metrics", node, values]``, ``["checkpoint", reason]``;
+   worker -> main ``X ["stop", reason, node]``, ``["metrics", node, values]``, ``["checkpoint", reason]``,
+   ``["blocked", what every node waits on]`` and ``["moving"]`` (for the main process's deadlock watchdog);
 3. main -> worker ``X ["stop", reason]``, or stdin closing (the main process is gone): the part stops and tears
    down; worker -> main ``X ["result", {...}]`` (stop reason, error, node and channel stats, the node states after
    teardown, which go into the run's final checkpoint); exit.
@@ -62,6 +63,15 @@ class _Worker:
         self.peers: dict[str, asyncio.WriteTransport] = {}
         self._ends: dict[int, tuple[str, str]] = {}
 
+    def blocked(self, message: str) -> None:
+        """Every node here has waited for the grace period: the main process's watchdog decides (a deadlock is
+        the whole graph blocked, not one part)."""
+        self.control(["blocked", message])
+
+    def moving(self) -> None:
+        """A node here woke after ``blocked``."""
+        self.control(["moving"])
+
     def route(self, data: bytes) -> None:
         """Send a link frame to the process it is addressed to: over the socket to that worker where there is
         one, else to the main process (itself, or the router for the rest)."""
@@ -109,9 +119,12 @@ class _Worker:
         self.codec = Codec(registry.wire_types)
         graph = load_graph(config["graph"], registry=registry)
         run_dir = Path(config["run_dir"]) if config.get("run_dir") else None
-        run = GraphRun(graph, registry, mode=config["mode"], run_dir=run_dir, restore=config.get("restore"))
+        run = GraphRun(graph, registry, mode=config["mode"], run_dir=run_dir, restore=config.get("restore"),
+                       deadlock_grace_s=float(config.get("deadlock_grace_s") or 2.5))
+        run.deadlock_reporter = self
         run.context.settings = dict(config["settings"])
         run.counters.values.update(config["counters"])
+        run.counters.load_windows(config.get("windows") or {})
         links = config["links"]
         self._ends = {link["index"]: (link["src"], link["dst"]) for link in links}
         outbound = {}

@@ -62,7 +62,7 @@ def test_the_final_checkpoint_holds_every_process_s_nodes(split_run):
     state = torch.load(sorted((split_run / "checkpoints").iterdir())[-1], weights_only=True)
     assert {"env", "agent", "trainer"} <= set(state["nodes"])  # env in the worker, agent and trainer in main
     assert "missing" not in state
-    assert state["parts"]["envs"]["episode_stats"]["returns"]  # the worker's episode window
+    assert state["windows"]["mean_return"]["samples"]  # the episodes the worker finished, window kept in main
 
 
 def test_play_and_export_work_on_a_split_run(split_run, tmp_path):
@@ -97,3 +97,45 @@ def test_sigint_then_resume_of_a_split_graph_equals_one_uninterrupted_run(placed
     whole = json.loads((tmp_path / "whole" / "summary.json").read_text())
     assert resumed["env_steps"] == whole["env_steps"] == 12800 and resumed["iterations"] == whole["iterations"]
     assert training_rows(run_dir) == training_rows(tmp_path / "whole")
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.slow
+def test_kill_9_of_a_worker_names_it_its_exit_code_and_last_checkpoint_and_leaves_nothing(placed, tmp_path):
+    run_dir = tmp_path / "run"
+    main = subprocess.Popen([*DNNE, "run", str(placed), "--run-dir", str(run_dir), "--set", "run.target_return=null",
+                             "--checkpoint-every", "1", "-q"], stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (run_dir / "checkpoints").is_dir() or not list((run_dir / "checkpoints").glob("ckpt-*.pt")):
+        assert time.time() < deadline and main.poll() is None, "no checkpoint was written"
+        time.sleep(0.05)
+    workers = children(main.pid)
+    assert len(workers) == 1
+    os.kill(workers[0], signal.SIGKILL)
+    _, stderr = main.communicate(timeout=120)
+    assert main.returncode == 1
+    assert "worker 'envs' (nodes action, env, or, step) died: exit code -9 (SIGKILL)" in stderr
+    assert f"last checkpoint: {run_dir / 'checkpoints'}/ckpt-" in stderr
+    assert "Traceback" not in stderr
+    assert not alive(workers[0])
+    assert not list(Path("/dev/shm").glob(f"dnne-{main.pid}-*"))  # the slot files went with the run
+    assert json.loads((run_dir / "summary.json").read_text())["stop_reason"] == "failed"

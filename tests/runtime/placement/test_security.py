@@ -15,7 +15,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dnne.runtime.errors import GraphError
-from dnne.runtime.graph import Graph
 from dnne.runtime.loading import load_graph
 from dnne.runtime.placement import wire
 from dnne.runtime.placement.codec import (EXT_DATACLASS, EXT_DEVICE, EXT_SLOT_TENSOR, EXT_TENSOR, EXT_TUPLE, Codec,
