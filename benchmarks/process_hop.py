@@ -13,9 +13,9 @@ The two cross-process paths are the same graph with ``Placement.shared_memory`` 
 (tensors in shared-memory slots, workers on their own socket pair) or off (tensors inside msgpack frames; a
 worker's frames to another worker go through the main process, as before this path existed). Payloads: a
 ``[64, 17]`` float32 tensor (a HalfCheetah observation batch of 64 envs) and a 1 MiB rollout fragment (a dict of
-three float32 tensors: ``[2048, 96]``, ``[2048, 24]``, ``[2048, 8]``). Time per message is wall time from the
-source's first emit to the sink's last receipt divided by the messages, measured inside the nodes (start-up, setup
-and teardown not counted). The variants of one cell are interleaved run by run; the median of the repeats is shown.
+three float32 tensors: ``[2048, 96]``, ``[2048, 24]``, ``[2048, 8]``). Time per message is the sink's clock from its
+first receipt to its last divided by the messages in between (the steady stream: worker start-up, setup and
+teardown not counted; both clock reads happen in the sink's process). The variants of one cell are interleaved run by run; the median of the repeats is shown.
 """
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def payload(kind: str) -> Any:
 
 
 class HopSource(Node):
-    """Emits ``n`` copies of a payload, recording when it started."""
+    """Emits ``n`` copies of a payload."""
 
     out = Output("Any", "the payload")
     n = Param(int, 1000, "messages", ge=1, le=10**8)
@@ -58,19 +58,20 @@ class HopSource(Node):
 
     async def run(self) -> None:
         value = payload(self.payload)
-        self.ctx.counters.set("t_first", time.time())
         for i in range(self.n):
             await self.emit("out", value, stamp=i)
 
 
 class HopSink(Node):
-    """Counts messages; records the time of the last one."""
+    """Counts messages; records when the first and the last one arrived."""
 
     x = Input("Any", "the payload")
 
     async def compute(self, x: Any) -> None:
+        if self.firings == 1:
+            self.ctx.counters.set("t_first", time.perf_counter())
         if self.firings == self.ctx.settings["hop_messages"]:
-            self.ctx.counters.set("t_last", time.time())
+            self.ctx.counters.set("t_last", time.perf_counter())
 
 
 def register(registry: NodeRegistry) -> None:
@@ -95,7 +96,7 @@ async def measure(messages: int, kind: str, where: str, fast: bool, capacity: in
     Placement.shared_memory = Placement.direct_links = fast
     result = await run(graph, registry)
     assert result.stop_reason == "completed", result.error
-    return (result.counters["t_last"] - result.counters["t_first"]) / messages * 1e6
+    return (result.counters["t_last"] - result.counters["t_first"]) / (messages - 1) * 1e6
 
 
 def main() -> None:

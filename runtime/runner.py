@@ -113,7 +113,8 @@ class GraphRun:
     """One run of one graph. Create it, then ``await execute()``; ``request_stop`` ends it gracefully.
 
     Args:
-        graph: a validated graph (``load_graph``).
+        graph: a validated graph (``load_graph``), kept as ``graph``: what checkpoints and the run directory name.
+            With a ``placement`` section this process builds only its ``part`` (the main part, proxies included).
         registry: the node types (default: every installed node package).
         mode: ``train`` or ``play`` (play leaves training-only nodes out).
         run_dir: where nodes and hooks may write.
@@ -216,7 +217,7 @@ class GraphRun:
 
     def participant_started(self, key: str) -> None:
         """Something outside this process's nodes (a worker) takes part: the run completes only once it has
-        finished, and the deadlock watchdog counts it as live and never blocked."""
+        finished, and the deadlock watchdog counts it as live (blocked only while it says so)."""
         assert self._watchdog is not None
         self._watchdog.add(key)
 

@@ -55,7 +55,10 @@ def cmd_play(args: argparse.Namespace) -> int:
                                             "max_steps": args.max_steps, "target_return": None})
     graph.run["target_return"] = None
     graph.run.update(realtime=args.realtime, stochastic=args.stochastic, video_dir=args.video)
-    run = GraphRun(graph, registry, mode="play", restore=_without_counters(state))
+    from .placement.interpreters import allowed_interpreters
+
+    run = GraphRun(graph, registry, mode="play", restore=_without_counters(state),
+                   worker_python=allowed_interpreters(args.worker_python))
     result = asyncio.run(run.execute())
     if result.error is not None:
         print(f"error: {result.error}", file=sys.stderr)

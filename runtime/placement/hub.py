@@ -119,6 +119,7 @@ class Placement:
         self.mirror: CounterMirror | None = None
         self.slot_dir: str | None = None
         self.routed_frames = 0
+        self._direct: list[set[str]] = []
         self._links = {c.index: c for c in self.split.links}
         self._run: GraphRun | None = None
 
@@ -162,6 +163,7 @@ class Placement:
         ends: dict[str, dict[str, socket.socket]] = {name: {} for name in self.workers}
         for first, second in sorted(pairs):
             ends[first][second], ends[second][first] = socket.socketpair()
+            self._direct.append({first, second})
         return ends
 
     def _converter(self, crossing: CrossingLink) -> Any:
@@ -307,6 +309,8 @@ class Placement:
             run.fail(worker.name, "worker", "run", cause)
         run.participant_finished(_live_key(worker))  # the last one: the run completes as it would in one process
         for crossing in self.split.links:
+            if {crossing.src_process, crossing.dst_process} in self._direct:
+                continue  # the other worker sees the socket end after the last frame and ends the link itself
             if crossing.dst_process == worker.name:
                 self._deliver(wire.RELEASE, crossing.index, wire.frame(wire.RELEASE, crossing.index))
             elif crossing.src_process == worker.name:

@@ -96,13 +96,26 @@ class _Worker:
             readers.append(asyncio.ensure_future(self._read_peer(peer, reader)))
         return readers
 
+    def _peer_gone(self, peer: str) -> None:
+        """The peer's socket ended, after every frame it sent: its links into this process end here (the main
+        process leaves them to this socket, since its own frames could overtake the peer's last messages), and
+        nobody reads what this process sends it any more."""
+        assert self.endpoint is not None
+        self.peers.pop(peer).close()
+        for link, (src, dst) in self._ends.items():
+            if src == peer and dst == self.name:
+                self.endpoint.cut(link)
+            elif dst == peer and src == self.name:
+                self.endpoint.release(link)
+
     async def _read_peer(self, peer: str, reader: asyncio.StreamReader) -> None:
         assert self.endpoint is not None
         while True:
             try:
                 data = await wire.read_frame(reader)
             except (asyncio.IncompleteReadError, ConnectionError):
-                return  # the peer ended; the main process ends its links here
+                self._peer_gone(peer)
+                return
             kind, link, body = wire.parse(data)
             if kind == wire.CONTROL or peer not in self._ends.get(link, ()):
                 raise WireError(f"worker {peer!r} sent a {kind!r} frame on link {link}, which it does not share")
@@ -218,7 +231,7 @@ async def serve(name: str, plugins: list[str], frames: Any) -> int:
     for task in peer_readers:
         task.cancel()
     for peer in worker.peers.values():
-        peer.close()
+        await _flushed(peer)  # the last messages and the end of each link still in the buffer
     assert worker.endpoint is not None
     summary = result.summary()
     worker.control(["result", {
