@@ -30,7 +30,6 @@ import asyncio
 import gc
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from common import loop_factories, machine, markdown_table, median, run_on
 

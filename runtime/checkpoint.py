@@ -27,14 +27,21 @@ def collect(run: GraphRun) -> dict[str, Any]:
         state = node.state_dict()
         if state is not None:
             nodes[node_id] = state
-    return {
+    state = {
         "format": CHECKPOINT_FORMAT,
         "graph": {node_id: spec.type for node_id, spec in run.graph.nodes.items()},
         "counters": dict(run.counters.values),
+        "windows": run.counters.windows_state(),
         "shared": {name: obj.state_dict() for name, obj in run.context.shared_objects().items()
                    if hasattr(obj, "state_dict")},
         "nodes": nodes,
     }
+    if run.placement is not None:  # a split run: the workers' parts (runtime/placement/hub.py)
+        remote, state["parts"], missing = run.placement.node_states()
+        nodes.update(remote)
+        if missing:
+            state["missing"] = missing
+    return state
 
 
 def save(state: dict[str, Any], directory: Path, index: int, keep: int) -> Path:
@@ -159,6 +166,9 @@ def _read(path: Path) -> dict[str, Any]:
 
 def check_compatible(state: dict[str, Any], run: GraphRun) -> None:
     """Refuse a checkpoint of another graph, naming the nodes that do not match."""
+    if state.get("missing"):
+        raise CheckpointError(f"the checkpoint holds no state of worker(s) {', '.join(state['missing'])}: a split "
+                              "run's complete checkpoint is the one saved when it stops")
     saved: dict[str, str] = state.get("graph", {})
     current = {node_id: spec.type for node_id, spec in run.graph.nodes.items()}
     problems = []

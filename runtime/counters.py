@@ -1,19 +1,54 @@
 """Run-wide counters that nodes publish and stop conditions read."""
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import Any
 
 
 class Counters:
     """Named numbers shared by one run (``env_steps``, ``iterations``, ``mean_return``, ...).
 
-    ``add`` accumulates (``env_steps`` summed over envs and env groups); ``set`` records the latest value and
-    keeps the best one as ``best_<name>``. Every change is passed to the listeners (the stop conditions).
+    Each way of publishing is also the rule by which a split run merges the counter across its processes:
+    ``add`` accumulates (``env_steps`` summed over envs, env groups and processes); ``set`` records the latest value
+    and keeps the best one as ``best_<name>`` (the latest report wins); ``observe`` adds samples to a window and
+    sets the counter to the window's mean (``mean_return`` over the last 20 finished episodes of every env group:
+    the samples travel between processes, not the means). Every change is passed to the listeners (the stop
+    conditions).
     """
 
-    def __init__(self, initial: dict[str, float] | None = None) -> None:
+    def __init__(self, initial: dict[str, float] | None = None, windows: dict[str, Any] | None = None) -> None:
         self.values: dict[str, float] = dict(initial or {})
+        self.windows: dict[str, deque[float]] = {}
+        self.load_windows(windows or {})
         self._listeners: list[Callable[[str, float], None]] = []
+        self._sample_listeners: list[Callable[[str, list[float], int], None]] = []
+
+    def observe(self, name: str, samples: Iterable[float], window: int) -> None:
+        """Add ``samples`` to the window of ``name`` (the last ``window`` samples) and set ``name`` to its mean."""
+        samples = [float(sample) for sample in samples]
+        if not samples:
+            return
+        kept = self.windows.get(name)
+        if kept is None or kept.maxlen != window:
+            kept = self.windows[name] = deque(kept or (), maxlen=window)
+        kept.extend(samples)
+        for listener in self._sample_listeners:
+            listener(name, samples, window)
+        self.set(name, sum(kept) / len(kept))
+
+    def listen_samples(self, listener: Callable[[str, list[float], int], None]) -> None:
+        """Call ``listener(name, samples, window)`` on every ``observe``."""
+        self._sample_listeners.append(listener)
+
+    def windows_state(self) -> dict[str, Any]:
+        """The windows as plain data (for checkpoints)."""
+        return {name: {"window": kept.maxlen, "samples": list(kept)} for name, kept in self.windows.items()}
+
+    def load_windows(self, state: dict[str, Any]) -> None:
+        """Restore ``windows_state``."""
+        for name, saved in state.items():
+            self.windows[name] = deque((float(x) for x in saved["samples"]), maxlen=int(saved["window"]))
 
     def listen(self, listener: Callable[[str, float], None]) -> None:
         """Call ``listener(name, value)`` on every change."""

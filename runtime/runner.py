@@ -19,10 +19,10 @@ from .hang_watch import HangWatch
 from .io import InputSlot, Link, NodeIO
 from .loading import load_graph
 from .node import Node
+from .plan import setup_order
 from .registry import NodeRegistry, default_registry
 from .sinks.callback import MetricsCallback, MetricsHook
 from .types import Token
-from .validate import strongly_connected
 from .watchdog import Watchdog
 
 DEFAULT_CAPACITY = 2
@@ -95,17 +95,37 @@ class DeadlockError(RuntimeError):
     """Every node waits on a channel and nothing moves."""
 
 
+class DeadlockReporter(Protocol):
+    """Where a part of a split graph reports instead of failing: all its nodes blocked, or moving again."""
+
+    def blocked(self, message: str) -> None:
+        """Every node of this part has been blocked for the grace period."""
+
+    def moving(self) -> None:
+        """A node of this part woke after ``blocked``."""
+
+
+@dataclass(frozen=True)
+class _Waits:
+    """What a blocked participant waits on, as the watchdog names it."""
+
+    name: str
+
+
 class GraphRun:
     """One run of one graph. Create it, then ``await execute()``; ``request_stop`` ends it gracefully.
 
     Args:
-        graph: a validated graph (``load_graph``).
+        graph: a validated graph (``load_graph``), kept as ``graph``: what checkpoints and the run directory name.
+            With a ``placement`` section this process builds only its ``part`` (the main part, proxies included).
         registry: the node types (default: every installed node package).
         mode: ``train`` or ``play`` (play leaves training-only nodes out).
         run_dir: where nodes and hooks may write.
         hooks: run observers (``on_start``/``on_stop``).
         deadlock_grace_s: how long every node must stay blocked before the watchdog reports a deadlock.
         restore: a checkpoint (``checkpoint.load``) to continue from: node states and counters, loaded after setup.
+        worker_python: for a split graph, the interpreter aliases the user allowed (alias -> path); a graph file
+            names only aliases (``placement.interpreters``).
     """
 
     def __init__(
@@ -117,18 +137,20 @@ class GraphRun:
         hooks: Sequence[RunHooks] = (),
         deadlock_grace_s: float = 5.0,
         restore: dict[str, Any] | None = None,
+        worker_python: dict[str, str] | None = None,
     ) -> None:
         self.graph = graph
+        self.part = graph
         self.registry = registry or default_registry()
         self.mode = mode or graph.run.get("mode") or "train"
         self.placement: Any = None
         if graph.placement:  # split over processes (runtime/placement): this process runs the main part
             from .placement import Placement
 
-            self.placement = Placement(graph, self.registry, self.mode)
-            self.graph = self.placement.main_graph
+            self.placement = Placement(graph, self.registry, self.mode, worker_python or {})
+            self.part = self.placement.main_graph
         self.restore = restore
-        self.counters = Counters(restore["counters"] if restore else None)
+        self.counters = Counters(restore["counters"], restore.get("windows")) if restore else Counters()
         self.context = RunContext(
             int(graph.run.get("seed") or 0), graph.run.get("device") or "cpu", self.mode, self.counters, run_dir
         )
@@ -145,13 +167,15 @@ class GraphRun:
         self.started_at = 0.0
         self._stop_event: asyncio.Event | None = None
         self._watchdog: Watchdog | None = None
-        self._deadlock_grace_s = deadlock_grace_s
+        self.deadlock_grace_s = deadlock_grace_s
         self._started: dict[str, float] = {}
         self._alive: dict[str, float] = {}
         self._grace_timer: asyncio.TimerHandle | None = None
         self._limits = self._stop_limits()
         self.stop_point_grace_s = 60.0
         self.hang_grace_s = 60.0  # nothing moving this long while a node awaits outside a channel: a hang
+        self.deadlock_reporter: DeadlockReporter | None = None
+        self._participants: dict[str, Activity] = {}
         self.context.stop_point_handler = self._stop_now
         self.counters.listen(self._counter_changed)
         self.setup_in_thread = False  # run() sets it: node setups (torch, env construction) off the host's loop
@@ -185,12 +209,39 @@ class GraphRun:
         self.request_stop(reason if reason in allowed else "node_stop")
 
     def _fail(self, node_id: str, phase: str, cause: BaseException) -> None:
+        node = self.nodes.get(node_id)
+        self.fail(node_id, type(node).type_name() if node else self.part.nodes[node_id].type, phase, cause)
+
+    # ---- what a placement (runtime/placement) tells its run -------------------------------------------------
+    def fail(self, node_id: str, node_type: str, phase: str, cause: BaseException) -> None:
+        """Fail the run for ``node_id`` (a node here or in another process, or a worker); the first failure wins."""
         if self.error is None:
-            node = self.nodes.get(node_id)
-            node_type = type(node).type_name() if node else self.graph.nodes[node_id].type
             self.error = NodeFailure(node_id, node_type, phase, cause)
             self.stop_reason = "failed"
         self.request_stop("failed")
+
+    def participant_started(self, key: str) -> None:
+        """Something outside this process's nodes (a worker) takes part: the run completes only once it has
+        finished, and the deadlock watchdog counts it as live (blocked only while it says so)."""
+        assert self._watchdog is not None
+        self._watchdog.add(key)
+
+    def participant_blocked(self, key: str, waits: str) -> None:
+        """Every node of participant ``key`` waits (``waits`` says on what): to the watchdog, a blocked node."""
+        activity = self._participants.setdefault(key, Activity(key, self._watchdog))
+        activity.block((_Waits(waits),))
+
+    def participant_moving(self, key: str) -> None:
+        """Participant ``key`` moves again."""
+        if key in self._participants:
+            self._participants[key].wake()
+
+    def participant_finished(self, key: str) -> None:
+        """A participant ended; the run completes when it was the last one."""
+        if self._watchdog is not None:
+            self._watchdog.finished(key)
+            if not self._watchdog.live:
+                self.request_stop("completed")
 
     def _stop_limits(self) -> dict[str, float]:
         run = self.graph.run
@@ -218,7 +269,7 @@ class GraphRun:
     # ---- building -------------------------------------------------------------------------------------------
     def build(self) -> None:
         """Instantiate nodes and channels (no node code beyond ``__init__`` runs)."""
-        graph = self.graph
+        graph = self.part
         skipped = self._skipped_nodes()
         for node_id, spec in graph.nodes.items():
             if node_id in skipped:
@@ -254,39 +305,13 @@ class GraphRun:
         for node_id, node in self.nodes.items():
             node.io = NodeIO(node_id, self.activities[node_id], slots[node_id], node.output_ports,
                              subscribers[node_id], node.merge)
-        self.order = self._setup_order(links)
+        self.order = setup_order({node_id: type(node) for node_id, node in self.nodes.items()}, links)
 
     def _skipped_nodes(self) -> set[str]:
         if self.mode != "play":
             return set()
-        return {node_id for node_id, spec in self.graph.nodes.items()
+        return {node_id for node_id, spec in self.part.nodes.items()
                 if (cls := self.registry.get(spec.type)) is not None and cls.training_only}
-
-    def _setup_order(self, links: list[Any]) -> list[str]:
-        """Kahn's order over links, leaving out the links that close loops (into primed or reply inputs or merges)."""
-        edges: dict[str, set[str]] = {node_id: set() for node_id in self.nodes}
-        for link in links:
-            edges[link.src].add(link.dst)
-        component_of = {n: i for i, comp in enumerate(strongly_connected(edges)) for n in comp}
-        incoming: dict[str, set[str]] = {node_id: set() for node_id in self.nodes}
-        for link in links:
-            dst = self.nodes[link.dst]
-            closes_loop = component_of[link.src] == component_of[link.dst] and (
-                dst.input_ports[link.dst_port].closes_loop or dst.merge)
-            if not closes_loop and link.src != link.dst:
-                incoming[link.dst].add(link.src)
-        order: list[str] = []
-        ready = [n for n in self.nodes if not incoming[n]]
-        while ready:
-            node_id = ready.pop(0)
-            order.append(node_id)
-            for other in self.nodes:
-                if node_id in incoming[other]:
-                    incoming[other].discard(node_id)
-                    if not incoming[other] and other not in order and other not in ready:
-                        ready.append(other)
-        order.extend(n for n in self.nodes if n not in order)
-        return order
 
     # ---- running --------------------------------------------------------------------------------------------
     async def execute(self) -> RunResult:
@@ -297,7 +322,8 @@ class GraphRun:
         self._stop_event = asyncio.Event()
         if self.stop_reason is not None:
             self._stop_event.set()
-        self._watchdog = Watchdog(self._deadlock_grace_s, self._deadlock)
+        self._watchdog = Watchdog(self.deadlock_grace_s, self._deadlock,
+                                  self.deadlock_reporter.moving if self.deadlock_reporter else None)
         for activity in self.activities.values():
             activity._watch = self._watchdog
         loop = asyncio.get_running_loop()
@@ -399,6 +425,9 @@ class GraphRun:
         return sum(ch.stats.messages for ch in self.channels.values()), tuple(self.counters.values.values())
 
     def _deadlock(self, message: str) -> None:
+        if self.deadlock_reporter is not None:
+            self.deadlock_reporter.blocked(message)
+            return
         blocked = sorted(self._watchdog.blocked_nodes) if self._watchdog else []
         node_id = blocked[0] if blocked else next(iter(self.nodes))
         self._fail(node_id, "run", DeadlockError(message))

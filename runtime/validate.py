@@ -335,6 +335,9 @@ def device_problem(value: Any) -> str | None:
 
 def _check_placement(graph: Graph, classes: dict[str, type[Node]], links: list[LinkSpec], registry: NodeRegistry,
                      issues: list[Issue]) -> None:
+    from .placement.interpreters import check_worker_options
+
+    issues.extend(check_worker_options(graph))
     for node_id, worker in graph.placement.items():
         if node_id not in graph.nodes:
             issues.append(Issue("unknown_node", f"placement names node {node_id!r}, which is not in the graph",

@@ -16,11 +16,15 @@ class Watchdog:
     Args:
         grace_s: how long an all-blocked state must last before it is reported.
         on_deadlock: called with a description of the waiting nodes and channels.
+        on_moving: called when a node wakes after a report (a worker process tells its main process).
     """
 
-    def __init__(self, grace_s: float, on_deadlock: Callable[[str], None]) -> None:
+    def __init__(self, grace_s: float, on_deadlock: Callable[[str], None],
+                 on_moving: Callable[[], None] | None = None) -> None:
         self.grace_s = grace_s
         self.on_deadlock = on_deadlock
+        self.on_moving = on_moving
+        self._reported = False
         self.live: set[str] = set()
         self.blocked_nodes: dict[str, Activity] = {}
         self._timer: asyncio.TimerHandle | None = None
@@ -45,6 +49,10 @@ class Watchdog:
         """``activity``'s node can run again."""
         self.blocked_nodes.pop(activity.node_id, None)
         self._wakes += 1
+        if self._reported:
+            self._reported = False
+            if self.on_moving is not None:
+                self.on_moving()
 
     def stop(self) -> None:
         """Disarm."""
@@ -68,4 +76,5 @@ class Watchdog:
         waits = "; ".join(
             f"{node_id} waits on {a.waiting_on()}" for node_id, a in sorted(self.blocked_nodes.items())
         )
+        self._reported = True
         self.on_deadlock(f"deadlock: every node is blocked on a channel for {self.grace_s:g}s ({waits})")

@@ -54,6 +54,7 @@ def deployable_modules(graph_file: Path, source: Path, plugins: list[str]) -> di
     (followed by its downstream deploy transforms), example input and metadata."""
     registry = default_registry(plugins)
     graph = load_graph(graph_file, registry=registry, run={"mode": "play"})
+    graph.placement = {}  # a split run's nodes are set up here, in one process: export starts no workers
     state = checkpoint.load(source)
     run = GraphRun(graph, registry, mode="play")
     run.build()

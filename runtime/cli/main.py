@@ -79,6 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     graph_args.add_argument("--allow-env-module", action="append", default=[], metavar="MODULE",
                             dest="allowed_modules", help="let env ids of the form MODULE:EnvId import MODULE; a graph "
                             "file can never import a module by itself (repeatable)")
+    graph_args.add_argument("--worker-python", action="append", default=[], metavar="ALIAS=PATH",
+                            help="allow a split graph's workers.NAME.python alias to run under PATH (repeatable)")
     sub = parser.add_subparsers(dest="command")
     run.add_parser(sub, graph_args)
     validate.add_parser(sub, graph_args)

@@ -56,7 +56,10 @@ def cmd_play(args: argparse.Namespace) -> int:
         if "episode_return" in values and "episode_length" in values:
             episodes.append({"return": float(values["episode_return"]), "length": int(values["episode_length"])})
 
-    run = GraphRun(graph, registry, mode="play", restore=policy_state(state, graph, registry))
+    from ..placement.interpreters import allowed_interpreters
+
+    run = GraphRun(graph, registry, mode="play", restore=policy_state(state, graph, registry),
+                   worker_python=allowed_interpreters(args.worker_python))
     run.context.metric_sinks.append(collect)
     result = asyncio.run(run.execute())
     if result.error is not None:
@@ -88,10 +91,10 @@ def policy_state(state: dict[str, Any], graph: Any, registry: Any) -> dict[str, 
     the replay's own seed and size."""
     acting = {node_id for node_id, spec in graph.nodes.items()
               if hasattr(registry.get(spec.type), "deployable")}
-    return dict(state, counters={}, shared={},
+    return dict(state, counters={}, windows={}, shared={},
                 nodes={node_id: node_state for node_id, node_state in state["nodes"].items() if node_id in acting})
 
 
 def without_counters(state: dict[str, Any]) -> dict[str, Any]:
-    """A checkpoint without its run counters and shared values, so a replay starts its own count."""
-    return dict(state, counters={}, shared={})
+    """A checkpoint without its run counters, windows and shared values, so a replay starts its own count."""
+    return dict(state, counters={}, windows={}, shared={})

@@ -108,7 +108,10 @@ def run_in(run_dir: Path, graph: Graph, registry: NodeRegistry, restore: dict[st
     hooks: list[Any] = [directory]
     if not args.quiet:
         hooks.append(Progress())
-    graph_run = GraphRun(graph, registry, run_dir=run_dir, hooks=hooks, restore=restore)
+    from ..placement.interpreters import allowed_interpreters
+
+    graph_run = GraphRun(graph, registry, run_dir=run_dir, hooks=hooks, restore=restore,
+                         worker_python=allowed_interpreters(args.worker_python))
 
     async def main() -> RunResult:
         task = asyncio.current_task()

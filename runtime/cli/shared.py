@@ -68,6 +68,10 @@ def load_from_args(args: argparse.Namespace, registry: NodeRegistry, run: dict[s
     if not args.file:
         raise GraphError([Issue("missing_file", f"dnne {args.command} needs a graph FILE")])
     graph = load_graph(args.file, args.overrides, registry, run, getattr(args, "allowed_modules", ()))
+    if graph.workers:
+        from ..placement.interpreters import allowed_interpreters, worker_interpreters
+
+        worker_interpreters(graph, allowed_interpreters(getattr(args, "worker_python", [])))
     for issue in graph.warnings:
         if issue.code != "unused_output" or getattr(args, "verbose", False):
             log.warning("%s", issue)

@@ -6,9 +6,15 @@ instances of the dataclasses a node package allowed (``NodeRegistry.add_wire_typ
 ``WireError`` when encoding. Decoding builds dataclasses by calling the allowlisted class with its fields (so their
 ``__post_init__`` checks run) and never imports a module or resolves a name that is not on the allowlist.
 
-A tensor is its dtype name, its shape and its raw bytes (C order, on CPU). Encoding reads the bytes through a NumPy
+A tensor is its dtype name, its shape and its raw bytes (C order, on CPU); in a message of a crossing link, a tensor
+of ``SLOT_MIN_BYTES`` or more is instead copied into the link's shared-memory slot (``slots``) and the frame holds
+only its dtype, shape and offset. Encoding reads the bytes through a NumPy
 view of the tensor's own memory; decoding builds the tensor over a writable copy of the frame's bytes (one copy, so
 that a receiver may change the tensor in place). A CUDA tensor is copied to the CPU first and arrives on the CPU.
+
+Decoding reads data from another process, so it is bounded: extension types nest at most ``MAX_EXT_DEPTH`` deep
+(each level is a nested decode inside msgpack's ``ext_hook``; unbounded, a frame of a few hundred bytes overflows
+the C stack), plain containers as deep as msgpack's own limit, and every failure is a ``WireError``.
 
 Written for Python 3.8 as well (no imports from the runtime): a worker under an older interpreter uses it as is.
 """
@@ -22,10 +28,15 @@ import msgpack
 import numpy as np
 import torch
 
+from .slots import PREFIX, SlotError, SlotReader, SlotWriter, read_tensor
+
 EXT_TENSOR = 1
 EXT_DATACLASS = 2
 EXT_TUPLE = 3
 EXT_DEVICE = 4
+EXT_SLOT_TENSOR = 5
+SLOT_MIN_BYTES = 512
+"""Tensors of at least this many bytes ride a shared-memory slot when the message has one (``slots``)."""
 
 DTYPES: Dict[str, torch.dtype] = {
     name: getattr(torch, name)
@@ -34,6 +45,8 @@ DTYPES: Dict[str, torch.dtype] = {
 }
 _DTYPE_NAMES = {dtype: name for name, dtype in DTYPES.items()}
 _HEADER_LENGTH = struct.Struct(">H")
+MAX_EXT_DEPTH = 32
+"""How deep extension types (tuples, dataclasses) may nest in one decoded value."""
 
 
 class WireError(ValueError):
@@ -50,6 +63,9 @@ class Codec:
     def __init__(self, dataclasses: Optional[Mapping[str, type]] = None) -> None:
         self._classes: Dict[str, type] = dict(dataclasses or {})
         self._names: Dict[type, str] = {cls: name for name, cls in self._classes.items()}
+        self._depth = 0
+        self._writer: Optional[SlotWriter] = None
+        self._segment: Optional[torch.Tensor] = None
 
     # ---- values --------------------------------------------------------------------------------------------
     def encode(self, value: Any) -> bytes:
@@ -72,13 +88,36 @@ class Codec:
             raise WireError(f"undecodable frame: {type(error).__name__}: {error}") from None
 
     # ---- messages ------------------------------------------------------------------------------------------
-    def encode_message(self, value: Any, stamp: Optional[int], source: Optional[str]) -> bytes:
-        """One channel message (value, stamp, source)."""
-        return self.encode([value, stamp, source])
+    def encode_message(self, value: Any, stamp: Optional[int], source: Optional[str],
+                       slots: Optional[SlotWriter] = None) -> bytes:
+        """One channel message (value, stamp, source); with ``slots``, large tensors go into the link's next slot
+        and the body starts with the prefix naming it (``slots.PREFIX``)."""
+        if slots is None:
+            return self.encode([value, stamp, source])
+        slots.begin()
+        self._writer = slots
+        try:
+            body = self.encode([value, stamp, source])
+        finally:
+            self._writer = None
+        return slots.finish() + body
 
-    def decode_message(self, data: Any) -> Tuple[Any, Optional[int], Optional[str]]:
-        """(value, stamp, source) of an encoded message."""
-        decoded = self.decode(data)
+    def decode_message(self, data: Any, slots: Optional[SlotReader] = None) -> Tuple[Any, Optional[int],
+                                                                                     Optional[str]]:
+        """(value, stamp, source) of an encoded message; ``slots`` reads the prefix and slot ``encode_message``
+        wrote with a ``SlotWriter``."""
+        if slots is not None:
+            if len(data) < PREFIX.size:
+                raise WireError("a message frame is shorter than its slot prefix")
+            try:
+                self._segment = slots.segment(bytes(data[:PREFIX.size]))
+            except SlotError as error:
+                raise WireError(str(error)) from None
+            data = memoryview(data)[PREFIX.size:]
+        try:
+            decoded = self.decode(data)
+        finally:
+            self._segment = None
         if not isinstance(decoded, list) or len(decoded) != 3:
             raise WireError("a message frame must hold [value, stamp, source]")
         value, stamp, source = decoded
@@ -89,6 +128,13 @@ class Codec:
     # ---- extension types -----------------------------------------------------------------------------------
     def _default(self, value: Any) -> Any:
         if isinstance(value, torch.Tensor):
+            if self._writer is not None:
+                tensor = _plain(value)
+                nbytes = tensor.numel() * tensor.element_size()
+                if nbytes >= SLOT_MIN_BYTES:
+                    offset = self._writer.put(tensor)
+                    return msgpack.ExtType(EXT_SLOT_TENSOR, msgpack.packb([_DTYPE_NAMES[tensor.dtype],
+                                                                           list(tensor.shape), offset]))
             return msgpack.ExtType(EXT_TENSOR, _tensor_bytes(value))
         if isinstance(value, tuple):
             return msgpack.ExtType(EXT_TUPLE, self.encode(list(value)))
@@ -120,27 +166,73 @@ class Codec:
     def _ext_hook(self, code: int, data: bytes) -> Any:
         if code == EXT_TENSOR:
             return _tensor_from(data)
-        if code == EXT_TUPLE:
-            return tuple(self.decode(data))
         if code == EXT_DEVICE:
             return torch.device(data.decode())
-        if code == EXT_DATACLASS:
-            name, fields = self.decode(data)
-            cls = self._classes.get(name) if isinstance(name, str) else None
-            if cls is None or not isinstance(fields, dict):
-                raise WireError(f"dataclass {name!r} is not on this process's allowlist")
-            return cls(**fields)
-        raise WireError(f"unknown msgpack extension type {code}")
+        if code == EXT_SLOT_TENSOR:
+            return self._slot_tensor(data)
+        if code not in (EXT_TUPLE, EXT_DATACLASS):
+            raise WireError(f"unknown msgpack extension type {code}")
+        if self._depth >= MAX_EXT_DEPTH:
+            raise WireError(f"extension types nested deeper than {MAX_EXT_DEPTH}")
+        self._depth += 1
+        try:
+            inner = self.decode(data)
+        finally:
+            self._depth -= 1
+        if code == EXT_TUPLE:
+            if not isinstance(inner, list):
+                raise WireError("a tuple extension must hold a list")
+            return tuple(inner)
+        if not isinstance(inner, list) or len(inner) != 2:
+            raise WireError("a dataclass extension must hold [name, fields]")
+        name, fields = inner
+        cls = self._classes.get(name) if isinstance(name, str) else None
+        if cls is None or not isinstance(fields, dict):
+            raise WireError(f"dataclass {name!r} is not on this process's allowlist")
+        return cls(**fields)
+
+    def _slot_tensor(self, data: bytes) -> torch.Tensor:
+        if self._segment is None:
+            raise WireError("a shared-memory tensor in a frame that names no slot")
+        header = msgpack.unpackb(data)
+        if not (isinstance(header, list) and len(header) == 3 and isinstance(header[2], int)):
+            raise WireError(f"bad shared-memory tensor header {header!r}")
+        name, shape, offset = header
+        dtype, count = _checked_header(name, shape)
+        return read_tensor(self._segment, dtype, tuple(shape), offset, count * _ITEM_SIZES[dtype])
+
+
+_ITEM_SIZES = {dtype: torch.empty(0, dtype=dtype).element_size() for dtype in DTYPES.values()}
+
+
+def _checked_header(name: Any, shape: Any) -> Tuple[torch.dtype, int]:
+    """The dtype and element count of a tensor header; ``WireError`` for anything else."""
+    dtype = DTYPES.get(name) if isinstance(name, str) else None
+    if dtype is None or not isinstance(shape, list) or len(shape) > 64 or not all(
+            isinstance(n, int) and n >= 0 for n in shape):
+        raise WireError(f"bad tensor header: dtype {name!r}, shape {shape!r}")
+    count = 1
+    for size in shape:
+        count *= size
+    return dtype, count
+
+
+def _plain(tensor: torch.Tensor) -> torch.Tensor:
+    """A detached, contiguous CPU tensor of a dtype that may cross."""
+    if tensor.dtype not in _DTYPE_NAMES or tensor.layout != torch.strided:
+        raise WireError(f"a {tensor.dtype} {tensor.layout} tensor cannot cross a process boundary")
+    if tensor.requires_grad:
+        tensor = tensor.detach()
+    if tensor.device.type != "cpu":
+        tensor = tensor.cpu()
+    if tensor.is_conj() or tensor.is_neg():
+        tensor = tensor.resolve_conj().resolve_neg()
+    return tensor if tensor.is_contiguous() else tensor.contiguous()
 
 
 def _tensor_bytes(tensor: torch.Tensor) -> bytes:
-    tensor = tensor.detach()
-    name = _DTYPE_NAMES.get(tensor.dtype)
-    if name is None or tensor.layout != torch.strided:
-        raise WireError(f"a {tensor.dtype} {tensor.layout} tensor cannot cross a process boundary")
-    if tensor.device.type != "cpu":
-        tensor = tensor.cpu()
-    tensor = tensor.resolve_conj().resolve_neg().contiguous()
+    tensor = _plain(tensor)
+    name = _DTYPE_NAMES[tensor.dtype]
     header = msgpack.packb([name, list(tensor.shape)])
     raw = tensor.reshape(-1).view(torch.uint8).numpy()  # a view of the tensor's memory, no copy
     return _HEADER_LENGTH.pack(len(header)) + header + raw.data
@@ -148,15 +240,13 @@ def _tensor_bytes(tensor: torch.Tensor) -> bytes:
 
 def _tensor_from(data: bytes) -> torch.Tensor:
     (length,) = _HEADER_LENGTH.unpack_from(data)
-    name, shape = msgpack.unpackb(data[2:2 + length])
-    dtype = DTYPES.get(name)
-    if dtype is None or not isinstance(shape, list) or not all(isinstance(n, int) and n >= 0 for n in shape):
-        raise WireError(f"bad tensor header: dtype {name!r}, shape {shape!r}")
+    header = msgpack.unpackb(data[2:2 + length])
+    if not (isinstance(header, list) and len(header) == 2):
+        raise WireError(f"bad tensor header {header!r}")
+    name, shape = header
+    dtype, count = _checked_header(name, shape)
     raw = bytearray(memoryview(data)[2 + length:])
-    count = 1
-    for size in shape:
-        count *= size
-    if len(raw) != count * torch.empty(0, dtype=dtype).element_size():
+    if len(raw) != count * _ITEM_SIZES[dtype]:
         raise WireError(f"tensor of shape {shape} and dtype {name} does not match its {len(raw)} bytes")
     if not raw:
         return torch.empty(shape, dtype=dtype)

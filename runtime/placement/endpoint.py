@@ -6,6 +6,9 @@ consumer's channel has completed. Out of credit, the producer waits (timed as pr
 holds at most ``capacity`` messages and at most ``capacity`` more are on their way, so a crossing link buffers at
 most twice what the same link buffers in one process.
 
+Tensors of a message ride the link's shared-memory slots (``slots``) when the run has a slot directory; the credit
+that comes back for a message also frees its slot.
+
 Written for Python 3.8 as well (no imports from the runtime).
 """
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Any, Callable, Deque, Dict, Optional, Tuple
 
 from . import wire
 from .codec import Codec, WireError
+from .slots import SlotReader, SlotWriter
 
 Received = Tuple[Any, Optional[int], Optional[str]]
 _END = object()
@@ -37,23 +41,25 @@ class SendStats:
 
 
 class _Outbound:
-    __slots__ = ("credits", "released", "waiter", "stats", "convert")
+    __slots__ = ("credits", "released", "waiter", "stats", "convert", "slots")
 
-    def __init__(self, capacity: int, convert: Callable[[Any], Any]) -> None:
+    def __init__(self, capacity: int, convert: Callable[[Any], Any], slots: Optional[SlotWriter]) -> None:
         self.credits = capacity
         self.released = False
         self.waiter: Optional[asyncio.Future] = None
         self.stats = SendStats()
         self.convert = convert
+        self.slots = slots
 
 
 class _Inbound:
-    __slots__ = ("queue", "waiter", "declarations")
+    __slots__ = ("queue", "waiter", "declarations", "slots")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, slots: Optional[SlotReader]) -> None:
         self.queue: Deque[Any] = deque()
         self.waiter: Optional[asyncio.Future] = None
         self.declarations: asyncio.Future = loop.create_future()
+        self.slots = slots
 
 
 class Endpoint:
@@ -63,16 +69,20 @@ class Endpoint:
         codec: encodes and decodes message bodies.
         write: sends one frame (length prefix included) towards the other processes; never blocks.
         outbound: for each link this process produces on: (capacity, converter applied before sending).
-        inbound: the links this process consumes from.
+        inbound: for each link this process consumes from: its capacity.
+        slot_dir: the run's shared-memory slot directory (``slots``); ``None``: tensors travel inside frames.
     """
 
     def __init__(self, codec: Codec, write: Callable[[bytes], None],
-                 outbound: Dict[int, Tuple[int, Callable[[Any], Any]]], inbound: Any) -> None:
+                 outbound: Dict[int, Tuple[int, Callable[[Any], Any]]], inbound: Dict[int, int],
+                 slot_dir: Optional[str] = None) -> None:
         loop = asyncio.get_running_loop()
         self.codec = codec
         self.write = write
-        self._out = {k: _Outbound(capacity, convert) for k, (capacity, convert) in outbound.items()}
-        self._in = {k: _Inbound(loop) for k in inbound}
+        self._out = {k: _Outbound(capacity, convert, SlotWriter(slot_dir, k, capacity) if slot_dir else None)
+                     for k, (capacity, convert) in outbound.items()}
+        self._in = {k: _Inbound(loop, SlotReader(slot_dir, k, capacity) if slot_dir else None)
+                    for k, capacity in inbound.items()}
 
     # ---- producer side ---------------------------------------------------------------------------------------
     async def send(self, link: int, value: Any, stamp: Optional[int], source: Optional[str]) -> None:
@@ -90,10 +100,15 @@ class Endpoint:
         if out.released:
             out.stats.drops += 1
             return
-        body = self.codec.encode_message(out.convert(value), stamp, source)
+        body = self.codec.encode_message(out.convert(value), stamp, source, out.slots)
         out.credits -= 1
         out.stats.messages += 1
         self.write(wire.frame(wire.MESSAGE, link, body))
+
+    def has_credit(self, link: int) -> bool:
+        """Whether ``send`` on ``link`` would go out without waiting."""
+        out = self._out[link]
+        return out.credits > 0 or out.released
 
     def end(self, link: int) -> None:
         """The producer of ``link`` sends nothing more."""
@@ -130,7 +145,11 @@ class Endpoint:
         if item is _END:
             inbound.queue.appendleft(_END)
             return None
-        return self.codec.decode_message(item)
+        return self.codec.decode_message(item, inbound.slots)
+
+    def ready(self, link: int) -> bool:
+        """Whether ``receive`` on ``link`` would return without waiting."""
+        return bool(self._in[link].queue)
 
     def grant(self, link: int) -> None:
         """Return one credit to ``link``'s producer (the message was put into the consumer's channel)."""

@@ -1,26 +1,37 @@
 """``Placement``: the main process's side of a graph split over processes.
 
 ``GraphRun`` creates one when its graph has a ``placement`` section and runs the main process's part itself. The
-placement starts one worker process per worker name, routes frames between processes (the main process is the hub;
-data frames are routed by kind and link without decoding), keeps the counters in step, forwards the workers' stop
-requests, metrics and checkpoint requests, turns a worker that fails or dies into a failed run naming it, stops
-the workers when the run stops, and folds their node and channel stats into the result.
+placement starts one worker process per worker name under the interpreter the user allowed (``interpreters``),
+gives every two workers that share a crossing link a socket pair of their own (their frames never pass through
+here), makes the run's shared-memory slot directory (``slots``), keeps the counters in step, forwards the workers'
+stop requests, metrics, checkpoint requests and blocked/moving reports, turns a worker that fails or dies into a
+failed run naming it, stops the workers when the run stops, folds their node and channel stats into the result and
+their node states into the final checkpoint. It reports to its run only through ``GraphRun``'s narrow interface:
+``fail``, ``request_stop``, ``participant_started`` / ``_blocked`` / ``_moving`` / ``_finished``, and the counters.
 """
 from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
+import socket
 import sys
+import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import NodeFailure
+import torch
+
+from .. import checkpoint
 from ..graph import Graph
 from ..registry import NodeRegistry
 from . import wire
 from .codec import Codec
 from .endpoint import Endpoint
+from .interpreters import worker_interpreters
 from .mirror import CounterMirror
 from .proxies import ENDPOINT, add_proxies
 from .split import MAIN, CrossingLink, Split, split_graph
@@ -28,6 +39,7 @@ from .split import MAIN, CrossingLink, Split, split_graph
 if TYPE_CHECKING:
     from ..runner import GraphRun, RunResult
 
+_SHM = "/dev/shm"
 STOP_TIMEOUT_S = 30.0
 """How long a stopping worker may take to tear down and report before it is killed."""
 
@@ -73,13 +85,22 @@ class Worker:
 class Placement:
     """The workers of one run and the routing between them.
 
+    Tensors ride shared-memory slots and workers talk to each other over their own socket pairs; the class
+    attributes ``shared_memory`` and ``direct_links`` turn either off (tensors inside msgpack frames, every frame
+    routed through the main process), which the benchmarks use to compare the paths in one run.
+
     Args:
         graph: the validated graph with its ``placement`` and ``workers`` sections.
         registry: the node types (the proxy nodes are added to it).
         mode: ``train`` or ``play`` (play leaves training-only nodes out, as in one process).
+        allowed: the interpreter aliases the user allowed (``interpreters.allowed_interpreters``); ``GraphError``
+            for a worker whose alias is not among them.
     """
 
-    def __init__(self, graph: Graph, registry: NodeRegistry, mode: str) -> None:
+    shared_memory = True
+    direct_links = True
+
+    def __init__(self, graph: Graph, registry: NodeRegistry, mode: str, allowed: Mapping[str, str]) -> None:
         add_proxies(registry)
         skipped = set()
         if mode == "play":
@@ -89,12 +110,16 @@ class Placement:
         self.registry = registry
         self.split: Split = split_graph(graph, registry, skipped)
         self.codec = Codec(registry.wire_types)
+        interpreters = worker_interpreters(graph, allowed)
         self.workers = {
-            name: Worker(name, str((graph.workers.get(name) or {}).get("python") or sys.executable), sorted(part.nodes))
+            name: Worker(name, interpreters.get(name, sys.executable), sorted(part.nodes))
             for name, part in self.split.workers.items()
         }
         self.endpoint: Endpoint | None = None
         self.mirror: CounterMirror | None = None
+        self.slot_dir: str | None = None
+        self.routed_frames = 0
+        self._direct: list[set[str]] = []
         self._links = {c.index: c for c in self.split.links}
         self._run: GraphRun | None = None
 
@@ -109,26 +134,44 @@ class Placement:
         self._run = run
         run.order = [node_id for node_id in self.split.orders[MAIN] if node_id in run.nodes]
         mine = [c for c in self.split.links if MAIN in (c.src_process, c.dst_process)]
+        if self.shared_memory:
+            self.slot_dir = tempfile.mkdtemp(prefix=f"dnne-{os.getpid()}-", dir=_SHM if os.path.isdir(_SHM) else None)
         self.endpoint = Endpoint(
             self.codec, self._write_from_main,
             {c.index: (c.capacity, self._converter(c)) for c in mine if c.src_process == MAIN},
-            [c.index for c in mine if c.dst_process == MAIN],
+            {c.index: c.capacity for c in mine if c.dst_process == MAIN}, self.slot_dir,
         )
         endpoint = self.endpoint
         run.context.shared(ENDPOINT, lambda: endpoint)
         self.mirror = CounterMirror(run.counters, lambda op, name, value: self._counter(None, op, name, value))
-        for worker in self.workers.values():
-            # a running worker keeps the run alive (it completes when every node here and every worker has
-            # ended) and, never blocked on a channel here, keeps this process's deadlock watchdog quiet
-            run._watchdog.add(_live_key(worker))
-            await self._start_worker(run, worker)
+        peers = self._peer_sockets() if self.direct_links else {}
+        try:
+            for worker in self.workers.values():
+                # a running worker keeps the run alive (it completes when every node here and every worker has
+                # ended) and, never blocked on a channel here, keeps this process's deadlock watchdog quiet
+                run.participant_started(_live_key(worker))
+                await self._start_worker(run, worker, peers.get(worker.name, {}))
+        finally:
+            for ends in peers.values():
+                for end in ends.values():
+                    end.close()
+
+    def _peer_sockets(self) -> dict[str, dict[str, socket.socket]]:
+        """One connected socket pair per two workers that share a crossing link: worker -> peer -> its end."""
+        pairs = {tuple(sorted((c.src_process, c.dst_process))) for c in self.split.links
+                 if MAIN not in (c.src_process, c.dst_process)}
+        ends: dict[str, dict[str, socket.socket]] = {name: {} for name in self.workers}
+        for first, second in sorted(pairs):
+            ends[first][second], ends[second][first] = socket.socketpair()
+            self._direct.append({first, second})
+        return ends
 
     def _converter(self, crossing: CrossingLink) -> Any:
         convert = self.registry.types.converter(crossing.out_type, crossing.in_type)
         assert convert is not None, f"graph not validated: {crossing.name}"
         return convert
 
-    async def _start_worker(self, run: GraphRun, worker: Worker) -> None:
+    async def _start_worker(self, run: GraphRun, worker: Worker, peers: dict[str, socket.socket]) -> None:
         args = [worker.python, "-m", "dnne.runtime.placement.worker", "--name", worker.name]
         for module in self.registry.plugin_modules:
             args += ["--plugin", module]
@@ -140,6 +183,7 @@ class Placement:
             worker.process = await asyncio.create_subprocess_exec(
                 *args, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=env,
                 start_new_session=True,  # Ctrl-C reaches the main process only; it stops the workers
+                pass_fds=[end.fileno() for end in peers.values()],
             )
         except OSError as error:
             worker.done = True
@@ -155,10 +199,42 @@ class Placement:
             "mode": run.mode,
             "settings": run.context.settings,
             "counters": dict(run.counters.values),
+            "windows": run.counters.windows_state(),
             "run_dir": None if run.context.run_dir is None else str(run.context.run_dir),
+            "restore": self._restore_part(run.restore, worker.name),
+            "slot_dir": self.slot_dir,
+            "threads": torch.get_num_threads(),
+            "deadlock_grace_s": run.deadlock_grace_s / 2,
+            "peers": {name: end.fileno() for name, end in peers.items()},
         }
         worker.send(self._control(["start", config]))
         worker.reader = asyncio.ensure_future(self._read(run, worker))
+
+    def _restore_part(self, state: dict[str, Any] | None, name: str) -> dict[str, Any] | None:
+        """A worker's share of the checkpoint ``state`` (its nodes, checked against its part's node types)."""
+        if state is None:
+            return None
+        part = self.split.graphs[name]
+        shared = state.get("parts", {}).get(name, {})
+        return {"format": state["format"], "graph": {node_id: spec.type for node_id, spec in part.nodes.items()},
+                "counters": state["counters"], "shared": shared,
+                "nodes": {k: v for k, v in state["nodes"].items() if k in part.nodes}}
+
+    def node_states(self) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
+        """What the workers reported at their end for a checkpoint: node states, each part's shared objects'
+        states, and the workers that reported none (still running, failed or gone)."""
+        nodes: dict[str, Any] = {}
+        parts: dict[str, Any] = {}
+        missing = []
+        for worker in self.workers.values():
+            states = (worker.result or {}).get("states")
+            if not states:
+                missing.append(worker.name)
+                continue
+            nodes.update(states["nodes"])
+            if states["shared"]:
+                parts[worker.name] = states["shared"]
+        return nodes, parts, missing
 
     def _control(self, message: list[Any]) -> bytes:
         return wire.frame(wire.CONTROL, 0, self.codec.encode(message))
@@ -167,6 +243,11 @@ class Placement:
     def _write_from_main(self, data: bytes) -> None:
         kind, link, _ = wire.parse(data[4:])
         self._deliver(kind, link, data)
+
+    def _routed(self, kind: bytes, link: int) -> int:
+        """1 when a frame from a worker was addressed to another worker (routed here, not sent directly)."""
+        crossing = self._links[link]
+        return int(MAIN not in (crossing.src_process, crossing.dst_process))
 
     def _deliver(self, kind: bytes, link: int, data: bytes) -> None:
         """Send a link frame (length prefix included) to the process it is addressed to."""
@@ -194,6 +275,7 @@ class Placement:
                     self._on_control(run, worker, self.codec.decode(body))
                 else:
                     self._deliver(kind, link, wire.prefixed(data))
+                    self.routed_frames += self._routed(kind, link)
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         except Exception as bad:  # a frame that does not parse: the worker cannot be trusted to continue
@@ -203,10 +285,10 @@ class Placement:
         worker.done = True
         cause = None
         if worker.result is None and not worker.killed:
-            cause = WorkerDied(self._death(worker, error))
+            cause = WorkerDied(self._death(worker, error, run.context.run_dir))
         self._worker_gone(run, worker, cause)
 
-    def _death(self, worker: Worker, error: BaseException | None) -> str:
+    def _death(self, worker: Worker, error: BaseException | None, run_dir: Path | None) -> str:
         code = worker.returncode
         how = f"exit code {code}"
         if code is not None and code < 0:
@@ -216,18 +298,19 @@ class Placement:
                 pass
         text = f"worker {worker.name!r} (nodes {', '.join(n for n in worker.nodes if not n.startswith('~'))}) died: "
         text += how if error is None else f"bad frame ({type(error).__name__}: {error}); killed, {how}"
+        if run_dir is not None:
+            last = checkpoint.latest(run_dir / "checkpoints")
+            text += f"; last checkpoint: {last if last is not None else 'none'}"
         return text + " -- the run stops"
 
     def _worker_gone(self, run: GraphRun, worker: Worker, cause: BaseException | None) -> None:
         """The worker reports nothing more: fail the run if it died, end its links on the other sides."""
         if cause is not None:
-            self._fail(run, worker.name, "worker", "run", cause)
-        watchdog = run._watchdog
-        if watchdog is not None:
-            watchdog.finished(_live_key(worker))
-            if not watchdog.live:  # the last participant: the run completes as it would in one process
-                run.request_stop("completed")
+            run.fail(worker.name, "worker", "run", cause)
+        run.participant_finished(_live_key(worker))  # the last one: the run completes as it would in one process
         for crossing in self.split.links:
+            if {crossing.src_process, crossing.dst_process} in self._direct:
+                continue  # the other worker sees the socket end after the last frame and ends the link itself
             if crossing.dst_process == worker.name:
                 self._deliver(wire.RELEASE, crossing.index, wire.frame(wire.RELEASE, crossing.index))
             elif crossing.src_process == worker.name:
@@ -247,6 +330,10 @@ class Placement:
             run.context.request_stop(message[1], message[2])
         elif op == "metrics":
             run.context.log_metrics(message[1], message[2])
+        elif op == "blocked":  # every node of the worker waits: the watchdog here sees the whole graph
+            run.participant_blocked(_live_key(worker), f"[{message[1]}]")
+        elif op == "moving":
+            run.participant_moving(_live_key(worker))
         elif op == "checkpoint":
             if run.context.checkpoint_handler is not None:
                 run.context.checkpoint_handler(message[1])
@@ -254,7 +341,7 @@ class Placement:
             worker.result = result = message[1]
             error = result.get("error")
             if result.get("stop_reason") == "failed" and error is not None:
-                self._fail(run, error["node"] or worker.name, error["type"] or "worker", error["phase"],
+                run.fail(error["node"] or worker.name, error["type"] or "worker", error["phase"],
                            RemoteFailure(f"in worker {worker.name!r}: {error['cause']}"))
 
     def _counter(self, origin: str | None, op: str, name: str, value: float) -> None:
@@ -263,13 +350,6 @@ class Placement:
         for worker in self.workers.values():
             if worker.name != origin:
                 worker.send(frame)
-
-    @staticmethod
-    def _fail(run: GraphRun, node_id: str, node_type: str, phase: str, cause: BaseException) -> None:
-        if run.error is None:
-            run.error = NodeFailure(node_id, node_type, phase, cause)
-            run.stop_reason = "failed"
-        run.request_stop("failed")
 
     # ---- stopping -------------------------------------------------------------------------------------------
     async def stop(self, run: GraphRun) -> None:
@@ -298,6 +378,8 @@ class Placement:
                 if worker.process is not None and worker.process.returncode is None:
                     worker.killed = True
                     worker.process.kill()
+            if self.slot_dir is not None:
+                shutil.rmtree(self.slot_dir, ignore_errors=True)
 
     # ---- result ---------------------------------------------------------------------------------------------
     def merge_result(self, result: RunResult) -> None:

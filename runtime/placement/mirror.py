@@ -1,14 +1,16 @@
-"""Counters kept in step across processes: each local change goes out as an ``add`` or ``set`` operation.
+"""Counters kept in step across processes: each local change goes out as an ``add``, ``set`` or ``observe``.
 
-``Counters.add`` accumulates (``env_steps`` of two env workers sum up) and ``Counters.set`` keeps a best value;
-a change is sent as ``set`` where the counter has a ``best_`` companion (it was set) and as ``add`` of the
-difference otherwise. Changes applied from elsewhere are not sent back.
+The way a node publishes a counter is its merge rule (``Counters``): ``add`` accumulates (``env_steps`` of two
+env workers sum up), ``set`` keeps the latest and a best value, ``observe`` extends a window of samples whose mean
+is the counter. A change is sent as ``observe`` of the samples for a windowed counter (every process's window then
+holds every process's samples; its mean is not sent), as ``set`` where the counter has a ``best_`` companion, and
+as ``add`` of the difference otherwise. Changes applied from elsewhere are not sent back.
 
 Written for Python 3.8 as well.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Dict
+from typing import Any, Callable, Dict, List
 
 
 class CounterMirror:
@@ -16,31 +18,40 @@ class CounterMirror:
 
     Args:
         counters: the process's ``Counters``.
-        send: called with ``("add", name, delta)`` or ``("set", name, value)`` for each local change.
+        send: called with ``("add", name, delta)``, ``("set", name, value)`` or
+            ``("observe", name, [samples, window])`` for each local change.
     """
 
-    def __init__(self, counters: Any, send: Callable[[str, str, float], None]) -> None:
+    def __init__(self, counters: Any, send: Callable[[str, str, Any], None]) -> None:
         self.counters = counters
         self.send = send
         self._last: Dict[str, float] = dict(counters.values)
         self._applying = False
         counters.listen(self._changed)
+        counters.listen_samples(self._observed)
+
+    def _observed(self, name: str, samples: List[float], window: int) -> None:
+        if not self._applying:
+            self.send("observe", name, [samples, window])
 
     def _changed(self, name: str, value: float) -> None:
         previous = self._last.get(name, 0)
         self._last[name] = value
-        if self._applying:
+        if self._applying or name in self.counters.windows:
             return
         if f"best_{name}" in self.counters.values:
             self.send("set", name, value)
         else:
             self.send("add", name, value - previous)
 
-    def apply(self, op: str, name: str, value: float) -> None:
+    def apply(self, op: str, name: str, value: Any) -> None:
         """Apply a change made in another process (the local listeners, stop conditions included, see it)."""
         self._applying = True
         try:
-            if op == "set":
+            if op == "observe":
+                samples, window = value
+                self.counters.observe(name, samples, int(window))
+            elif op == "set":
                 self.counters.set(name, value)
             else:
                 self.counters.add(name, value)

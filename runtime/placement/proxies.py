@@ -2,6 +2,7 @@
 ``RemoteReceive`` next to the consumer. ``split_graph`` inserts them; nobody writes them in a graph file."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from ..node import Node
@@ -38,8 +39,13 @@ class RemoteSend(Node):
 
     async def run(self) -> None:
         endpoint = endpoint_of(self)
+        waiting = (Crossing(f"link {self.link} out of this process (no credit)"),)
+        assert self.io is not None
         while (firing := await self.receive()) is not None:
+            if not endpoint.has_credit(self.link):
+                self.io.activity.block(waiting)
             await endpoint.send(self.link, firing.values["x"], firing.stamp, firing.source)
+            self.io.activity.wake()
         endpoint.end(self.link)
 
 
@@ -62,12 +68,27 @@ class RemoteReceive(Node):
 
     async def run(self) -> None:
         endpoint = endpoint_of(self)
-        while (received := await endpoint.receive(self.link)) is not None:
+        waiting = (Crossing(f"{self.upstream_node} -> (link {self.link} into this process)"),)
+        assert self.io is not None
+        while True:
+            if not endpoint.ready(self.link):
+                self.io.activity.block(waiting)
+            received = await endpoint.receive(self.link)
+            self.io.activity.wake()
+            if received is None:
+                break
             value, stamp, source = received
             if source is None and self.fan_in:
                 source = self.upstream_node  # what the consumer's channel would have named in one process
             await self.emit("out", value, stamp, source)
             endpoint.grant(self.link)
+
+
+@dataclass(frozen=True)
+class Crossing:
+    """A crossing link as the deadlock watchdog names what a proxy waits on."""
+
+    name: str
 
 
 def upstream_declarations(node: Node) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from typing import Any
 from ..graph import RUN_KEYS, Graph, LinkSpec, NodeSpec
 from ..node import Node
 from ..registry import NodeRegistry
-from ..validate import strongly_connected
+from ..plan import setup_order
 from .proxies import RECEIVE_TYPE, SEND_TYPE
 
 MAIN = ""
@@ -141,34 +141,6 @@ def _process_order(process: str, order: list[str], where: dict[str, str], links:
             result.append(node_id)
         result.extend(c.send_id for c in links if c.link.src == node_id and c.src_process == process)
     return result
-
-
-def setup_order(classes: dict[str, type[Node]], links: list[LinkSpec]) -> list[str]:
-    """The setup order of the whole graph in one process (``GraphRun``'s: Kahn's order over links, leaving out
-    the links that close loops into primed or reply inputs or merges)."""
-    edges: dict[str, set[str]] = {node_id: set() for node_id in classes}
-    for link in links:
-        edges[link.src].add(link.dst)
-    component_of = {n: i for i, comp in enumerate(strongly_connected(edges)) for n in comp}
-    incoming: dict[str, set[str]] = {node_id: set() for node_id in classes}
-    for link in links:
-        dst = classes[link.dst]
-        closes_loop = component_of[link.src] == component_of[link.dst] and (
-            dst.input_ports[link.dst_port].closes_loop or dst.merge)
-        if not closes_loop and link.src != link.dst:
-            incoming[link.dst].add(link.src)
-    order: list[str] = []
-    ready = [n for n in classes if not incoming[n]]
-    while ready:
-        node_id = ready.pop(0)
-        order.append(node_id)
-        for other in classes:
-            if node_id in incoming[other]:
-                incoming[other].discard(node_id)
-                if not incoming[other] and other not in order and other not in ready:
-                    ready.append(other)
-    order.extend(n for n in classes if n not in order)
-    return order
 
 
 def describe(split: Split) -> dict[str, Any]:

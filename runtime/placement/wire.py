@@ -28,11 +28,15 @@ TO_PRODUCER = (CREDIT, RELEASE)
 
 _PREFIX = struct.Struct(">I")
 _HEAD = struct.Struct(">IcI")
-MAX_FRAME = 1 << 31
+MAX_FRAME = 1 << 28
+"""The largest frame read (256 MiB): tensors ride shared memory, so frames carry control data, small values and the
+node states of a checkpoint."""
 
 
 def frame(kind: bytes, link: int, body: bytes = b"") -> bytes:
-    """One frame, length prefix included."""
+    """One frame, length prefix included; ``ValueError`` for a body over ``MAX_FRAME``."""
+    if len(body) + 5 >= MAX_FRAME:
+        raise ValueError(f"a frame of {len(body) + 5} bytes is over the {MAX_FRAME}-byte limit")
     return _HEAD.pack(5 + len(body), kind, link) + body
 
 

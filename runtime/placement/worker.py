@@ -1,15 +1,18 @@
-"""A worker process: runs its part of a split graph and speaks the frame protocol (``wire``) on stdin/stdout.
+"""A worker process: runs its part of a split graph and speaks the frame protocol (``wire``) on stdin/stdout with
+the main process, and on one inherited socket with each worker it shares a crossing link with.
 
 The main process starts it as ``python -m dnne.runtime.placement.worker --name W [--plugin MODULE ...]``. Frames
 arrive on stdin and leave on the original stdout; fd 1 is then pointed at stderr, so whatever a node prints goes to
 stderr, which the main process passes through (with the logs). The conversation:
 
 1. main -> worker ``X ["start", config]``: the part (native graph), its setup order, its crossing links, mode,
-   settings (the full run section), counters, run directory;
+   settings (the full run section), counters, run directory, and the part's share of a checkpoint to resume from;
 2. both ways, link frames ``M``/``E``/``C``/``R``/``D`` (see ``wire``) and ``X ["counter", op, name, value]``;
-   worker -> main ``X ["stop", reason, node]``, ``["metrics", node, values]``, ``["checkpoint", reason]``;
+   worker -> main ``X ["stop", reason, node]``, ``["metrics", node, values]``, ``["checkpoint", reason]``,
+   ``["blocked", what every node waits on]`` and ``["moving"]`` (for the main process's deadlock watchdog);
 3. main -> worker ``X ["stop", reason]``, or stdin closing (the main process is gone): the part stops and tears
-   down; worker -> main ``X ["result", {...}]`` (stop reason, error, node and channel stats); exit.
+   down; worker -> main ``X ["result", {...}]`` (stop reason, error, node and channel stats, the node states after
+   teardown, which go into the run's final checkpoint); exit.
 
 Python versions. This module needs Python 3.11: it runs its part with ``GraphRun`` (``asyncio.TaskGroup``) and
 loads node types from the runtime package (``requires-python >= 3.11``). The protocol itself -- ``wire``,
@@ -27,15 +30,20 @@ import asyncio
 import logging
 import os
 import signal
+import socket
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from .. import checkpoint
 from ..loading import load_graph
 from ..registry import default_registry
 from ..runner import GraphRun
 from . import wire
-from .codec import Codec
+from .codec import Codec, WireError
 from .endpoint import Endpoint
 from .hub import Stopped
 from .mirror import CounterMirror
@@ -52,28 +60,94 @@ class _Worker:
         self.run: GraphRun | None = None
         self.endpoint: Endpoint | None = None
         self.mirror: CounterMirror | None = None
+        self.peers: dict[str, asyncio.WriteTransport] = {}
+        self._ends: dict[int, tuple[str, str]] = {}
+
+    def blocked(self, message: str) -> None:
+        """Every node here has waited for the grace period: the main process's watchdog decides (a deadlock is
+        the whole graph blocked, not one part)."""
+        self.control(["blocked", message])
+
+    def moving(self) -> None:
+        """A node here woke after ``blocked``."""
+        self.control(["moving"])
+
+    def route(self, data: bytes) -> None:
+        """Send a link frame to the process it is addressed to: over the socket to that worker where there is
+        one, else to the main process (itself, or the router for the rest)."""
+        kind, link = data[4:5], int.from_bytes(data[5:9], "big")
+        src, dst = self._ends[link]
+        peer = self.peers.get(dst if kind in wire.TO_CONSUMER else src)
+        if peer is not None:
+            peer.write(data)
+        else:
+            self.write(data)
+
+    async def connect_peers(self, peers: dict[str, int]) -> list[asyncio.Task[None]]:
+        """Open the socket to each worker this one shares a crossing link with (inherited from the main
+        process) and read link frames from it."""
+        loop = asyncio.get_running_loop()
+        readers = []
+        for peer, fd in peers.items():
+            reader = asyncio.StreamReader(limit=2**20)
+            transport, _ = await loop.create_connection(lambda r=reader: asyncio.StreamReaderProtocol(r),
+                                                        sock=socket.socket(fileno=fd))
+            self.peers[peer] = transport
+            readers.append(asyncio.ensure_future(self._read_peer(peer, reader)))
+        return readers
+
+    def _peer_gone(self, peer: str) -> None:
+        """The peer's socket ended, after every frame it sent: its links into this process end here (the main
+        process leaves them to this socket, since its own frames could overtake the peer's last messages), and
+        nobody reads what this process sends it any more."""
+        assert self.endpoint is not None
+        self.peers.pop(peer).close()
+        for link, (src, dst) in self._ends.items():
+            if src == peer and dst == self.name:
+                self.endpoint.cut(link)
+            elif dst == peer and src == self.name:
+                self.endpoint.release(link)
+
+    async def _read_peer(self, peer: str, reader: asyncio.StreamReader) -> None:
+        assert self.endpoint is not None
+        while True:
+            try:
+                data = await wire.read_frame(reader)
+            except (asyncio.IncompleteReadError, ConnectionError):
+                self._peer_gone(peer)
+                return
+            kind, link, body = wire.parse(data)
+            if kind == wire.CONTROL or peer not in self._ends.get(link, ()):
+                raise WireError(f"worker {peer!r} sent a {kind!r} frame on link {link}, which it does not share")
+            self.endpoint.on_frame(kind, link, body)
 
     def control(self, message: list[Any]) -> None:
         self.write(wire.frame(wire.CONTROL, 0, self.codec.encode(message)))
 
     def prepare(self, config: dict[str, Any], plugins: list[str]) -> GraphRun:
         """Load the part, build its run and wire the run's context to the main process."""
+        torch.set_num_threads(int(config.get("threads") or 1))  # this process's own setting, the main one's value
         registry = default_registry(plugins)
         add_proxies(registry)
         self.codec = Codec(registry.wire_types)
         graph = load_graph(config["graph"], registry=registry)
         run_dir = Path(config["run_dir"]) if config.get("run_dir") else None
-        run = GraphRun(graph, registry, mode=config["mode"], run_dir=run_dir)
+        run = GraphRun(graph, registry, mode=config["mode"], run_dir=run_dir, restore=config.get("restore"),
+                       deadlock_grace_s=float(config.get("deadlock_grace_s") or 2.5))
+        run.deadlock_reporter = self
         run.context.settings = dict(config["settings"])
         run.counters.values.update(config["counters"])
+        run.counters.load_windows(config.get("windows") or {})
         links = config["links"]
+        self._ends = {link["index"]: (link["src"], link["dst"]) for link in links}
         outbound = {}
         for link in links:
             if link["src"] == self.name:
                 convert = registry.types.converter(link["out_type"], link["in_type"])
                 outbound[link["index"]] = (link["capacity"], convert)
-        endpoint = Endpoint(self.codec, self.write, outbound, [link["index"] for link in links
-                                                               if link["dst"] == self.name])
+        endpoint = Endpoint(self.codec, self.route, outbound,
+                            {link["index"]: link["capacity"] for link in links if link["dst"] == self.name},
+                            config.get("slot_dir"))
         run.context.shared(ENDPOINT, lambda: endpoint)
         self.mirror = CounterMirror(run.counters, lambda op, name, value: self.control(["counter", op, name, value]))
         run.context.stop_handler = lambda reason, node_id: self.control(["stop", reason, node_id])
@@ -109,6 +183,24 @@ class _Worker:
         self.endpoint.cut_all(Stopped(why))
 
 
+def _states(run: GraphRun) -> dict[str, Any]:
+    """The part's node states after teardown (what a one-process run saves at its end), none after a failure."""
+    if run.error is not None:
+        return {}
+    state = checkpoint.collect(run)
+    return {"nodes": state["nodes"], "shared": state["shared"]}
+
+
+def start_config(data: bytes) -> dict[str, Any]:
+    """The config of the first frame, which must be ``X ["start", {...}]``; ``WireError`` otherwise."""
+    kind, _, body = wire.parse(data)
+    message = Codec().decode(body) if kind == wire.CONTROL else None
+    if not (isinstance(message, list) and len(message) == 2 and message[0] == "start"
+            and isinstance(message[1], dict)):
+        raise WireError("the first frame from the main process must be a start frame")
+    return message[1]
+
+
 def _failure(name: str, error: BaseException) -> dict[str, Any]:
     return {"stop_reason": "failed", "nodes": {}, "channels": {}, "links": {}, "warnings": [],
             "error": {"node": None, "type": "worker", "phase": "setup",
@@ -123,29 +215,42 @@ async def serve(name: str, plugins: list[str], frames: Any) -> int:
     transport, _ = await loop.connect_write_pipe(asyncio.Protocol, frames)
     worker = _Worker(name, transport.write)
     try:
-        kind, _, body = wire.parse(await wire.read_frame(reader))
-        op, config = Codec().decode(body)
-        assert kind == wire.CONTROL and op == "start", "the first frame must be a start frame"
+        config = start_config(await wire.read_frame(reader))
         run = worker.prepare(config, plugins)
+        peer_readers = await worker.connect_peers(config.get("peers") or {})
     except asyncio.IncompleteReadError:
         return 0  # the main process went away before starting us
     except Exception as error:
         logging.getLogger("dnne").exception("worker %s could not load its part", name)
         worker.control(["result", _failure(name, error)])
-        transport.close()
+        await _flushed(transport)
         return 1
     listener = asyncio.ensure_future(worker.listen(reader))
     result = await run.execute()
     listener.cancel()
+    for task in peer_readers:
+        task.cancel()
+    for peer in worker.peers.values():
+        await _flushed(peer)  # the last messages and the end of each link still in the buffer
     assert worker.endpoint is not None
     summary = result.summary()
     worker.control(["result", {
         "stop_reason": result.stop_reason, "error": summary["error"], "nodes": result.nodes,
         "channels": result.channels, "links": worker.endpoint.stats(), "warnings": result.warnings,
+        "states": _states(run),
     }])
+    await _flushed(transport)
+    return 0
+
+
+async def _flushed(transport: asyncio.WriteTransport, timeout_s: float = 30.0) -> None:
+    """Close ``transport`` once what was written has left (a busy main process reads late; exiting earlier would
+    lose the result frame)."""
+    deadline = time.monotonic() + timeout_s
+    while transport.get_write_buffer_size() and not transport.is_closing() and time.monotonic() < deadline:
+        await asyncio.sleep(0.005)
     transport.close()
     await asyncio.sleep(0)
-    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -39,9 +39,21 @@ class Pid(Node):
         return {"y": x}
 
 
+class Scores(Node):
+    """Observes ``count`` samples of ``value`` into the windowed counter ``score`` (window 8), then emits once."""
+
+    out = Output("Any", "a token after observing")
+    value = Param(float, 0.0, "the sample value", ge=-1e9, le=1e9)
+    count = Param(int, 1, "how many samples", ge=1, le=8)
+
+    async def run(self) -> None:
+        self.ctx.counters.observe("score", [self.value] * self.count, 8)
+        await self.emit("out", self.value)
+
+
 def register(registry: NodeRegistry) -> None:
     """Register the toy nodes and the placement test nodes."""
-    for cls in (*TOY_NODES, Tensors, Pid):
+    for cls in (*TOY_NODES, Tensors, Pid, Scores):
         registry.add_node(cls)
 
 

@@ -107,7 +107,7 @@ def test_refuses_unknown_names_and_extensions_on_decode(codec):
         Codec().decode(codec.encode(Token()))
 
 
-PROTOCOL = ("wire.py", "codec.py", "endpoint.py", "mirror.py")
+PROTOCOL = ("wire.py", "codec.py", "endpoint.py", "mirror.py", "slots.py")
 
 
 @pytest.mark.parametrize("module", PROTOCOL)

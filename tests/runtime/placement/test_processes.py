@@ -67,6 +67,16 @@ class TestSameAsOneProcess:
         assert no_worker_left(run)
 
 
+    def test_a_windowed_mean_spans_every_process(self, wreg):
+        """``observe`` samples travel: the mean is over both workers' samples, not whichever reported last."""
+        g = (Graph().add("a", "Scores", value=1.0, count=2).add("b", "Scores", value=3.0, count=2)
+             .add("s", "Sink").add("t", "Sink").link("a.out", "s.x").link("b.out", "t.x"))
+        run, result = execute(g, wreg, {"a": "w1", "b": "w2"})
+        assert result.stop_reason == "completed", result.error
+        assert result.counters["score"] == 2.0
+        assert sorted(run.counters.windows["score"]) == [1.0, 1.0, 3.0, 3.0]
+
+
 class TestBackpressure:
     def test_a_fast_producer_waits_for_a_slow_consumer_in_another_process(self, wreg):
         g = Graph().add("c", "Tensors", n=30).add("s", "Sink", delay=0.01).link("c.out", "s.x", capacity=1)
@@ -80,6 +90,18 @@ class TestBackpressure:
 
 
 class TestFailures:
+    def test_a_deadlock_across_processes_is_reported_naming_every_part(self, wreg):
+        """The watchdog sees the whole graph: a loop spanning two processes that nothing feeds is a deadlock."""
+        g = (Graph().add("src", "Count", n=0).add("m", "Merge").add("r", "Relay")
+             .link("src.out", "m.a").link("m.out", "r.x").link("r.y", "m.b"))
+        run, result = execute(g, wreg, {"r": "w1"}, deadlock_grace_s=0.4, timeout=30)
+        assert result.stop_reason == "failed"
+        assert type(result.error.cause).__name__ == "DeadlockError"
+        message = str(result.error.cause)
+        assert "m waits on" in message and "worker 'w1' waits on [deadlock" in message
+        assert "r waits on" in message  # the worker's own report names its node
+        assert no_worker_left(run)
+
     def test_a_failing_node_in_a_worker_fails_the_run(self, wreg):
         g = (Graph().add("c", "Count", n=10).add("f", "Fail", after=3).add("s", "Sink")
              .link("c.out", "f.x").link("f.y", "s.x"))
@@ -115,7 +137,8 @@ class TestFailures:
 
     def test_a_missing_interpreter_fails_the_run_naming_the_worker(self, wreg):
         g = Graph().add("c", "Count").add("s", "Sink").link("c.out", "s.x")
-        run, result = execute(g, wreg, {"s": "w1"}, {"w1": {"python": "/nonexistent/python3.8"}}, timeout=20)
+        run, result = execute(g, wreg, {"s": "w1"}, {"w1": {"python": "py38"}}, timeout=20,
+                              worker_python={"py38": "/nonexistent/python3.8"})
         assert result.stop_reason == "failed"
         assert result.error.node_id == "w1"
         assert "could not start /nonexistent/python3.8" in str(result.error)
@@ -135,8 +158,8 @@ class TestFailures:
         assert no_worker_left(run)
 
 
-def test_worker_uses_the_named_interpreter(wreg):
+def test_worker_uses_the_interpreter_the_user_allowed_under_the_files_alias(wreg):
     g = Graph().add("c", "Count", n=3).add("s", "Sink").link("c.out", "s.x")
-    run, result = execute(g, wreg, {"s": "w1"}, {"w1": {"python": sys.executable}})
+    run, result = execute(g, wreg, {"s": "w1"}, {"w1": {"python": "mine"}}, worker_python={"mine": sys.executable})
     assert result.stop_reason == "completed", result.error
     assert run.placement.workers["w1"].python == sys.executable

@@ -4,9 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 
-from dnne.runtime.errors import GraphError
 from dnne.runtime.graph import Graph
 from dnne.runtime.loading import load_graph
 from dnne.runtime.placement.split import MAIN, describe, setup_order, split_graph
