@@ -45,7 +45,7 @@ class TestPlayVideo:
                      "run.target_return=null", "--run-dir", str(run_dir), "-q"]) == 0
         videos = tmp_path / "v"
         code = main(["play", str(ROOT / "graphs" / "cartpole_ppo.json"), "--checkpoint", str(run_dir),
-                     "--episodes", "24", "--video", str(videos)])
+                     "--episodes", "24", "--video", str(videos), "--set", "env.num_envs=2"])
         assert code == 0
         complete = [path for path in sorted(videos.glob("episode-*.mp4")) if "partial" not in path.name]
         assert complete
@@ -54,7 +54,8 @@ class TestPlayVideo:
         assert frames.std() > 0  # a drawn picture, not a blank frame
         partial = tmp_path / "p"
         code = main(["play", str(ROOT / "graphs" / "cartpole_ppo.json"), "--checkpoint", str(run_dir),
-                     "--episodes", "100", "--max-steps", "40", "--video", str(partial)])
+                     "--episodes", "100", "--max-steps", "40", "--video", str(partial), "--set",
+                     "env.num_envs=2"])
         assert code == 0
         (cut,) = partial.glob("*.mp4")
         assert cut.name == "episode-000-partial.mp4" and iio.imread(cut).shape[0] >= 5
