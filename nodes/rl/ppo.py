@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -41,6 +42,8 @@ class PPOConfig:
     """discount factor"""
     lam: float = 0.95
     """GAE lambda"""
+    seq_length: int = 16
+    """recurrent policies: steps per sequence chunk (truncated BPTT)"""
 
     def __post_init__(self) -> None:
         if self.normalize_advantage not in ADVANTAGE_NORMALIZATION:
@@ -62,6 +65,39 @@ def explained_variance(predictions: torch.Tensor, targets: torch.Tensor) -> floa
     return float("nan") if var_targets == 0 else float(1.0 - (targets - predictions).var() / var_targets)
 
 
+class Sampler(Protocol):
+    """How an update draws minibatches and re-evaluates them (flat samples, or sequences for recurrent policies)."""
+
+    def minibatches(self, minibatch_size: int, generator: torch.Generator | None = None) -> list[Any]:
+        """The minibatches of one epoch."""
+
+    def evaluate(self, model: ActorCritic, batch: Any
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(rows, log_prob, entropy, value)`` of a minibatch, ``rows`` indexing the rollout's ``flatten()``."""
+
+
+class FlatSampler:
+    """Minibatches of independent (time, env) samples: the feed-forward policy's PPO.
+
+    Args:
+        buffer: the rollout.
+    """
+
+    def __init__(self, buffer: RolloutBuffer) -> None:
+        self.buffer = buffer
+        data = buffer.flatten()
+        self.observations, self.actions = data["observations"], data["actions"]
+
+    def minibatches(self, minibatch_size: int, generator: torch.Generator | None = None) -> list[torch.Tensor]:
+        """A random permutation of the samples, split (see ``RolloutBuffer.minibatch_indices``)."""
+        return self.buffer.minibatch_indices(minibatch_size, generator)
+
+    def evaluate(self, model: ActorCritic, batch: torch.Tensor
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Re-evaluate the samples ``batch`` (row indices)."""
+        return (batch, *model.evaluate(self.observations[batch], self.actions[batch]))
+
+
 class PPOUpdate:
     """Runs PPO updates of an ``ActorCritic`` from filled ``RolloutBuffer``s.
 
@@ -80,11 +116,12 @@ class PPOUpdate:
         self.config = config
         self.generator = generator
 
-    def run(self, buffer: RolloutBuffer) -> dict[str, float]:
+    def run(self, buffer: RolloutBuffer, sampler: Sampler | None = None) -> dict[str, float]:
         """Update the model on the buffer's transitions and return the update's statistics.
 
         Args:
             buffer: the rollout (values and next values denormalized); it is not reset here.
+            sampler: how minibatches are drawn and re-evaluated; default: flat samples (``FlatSampler``).
 
         Returns:
             Means over the applied minibatch steps of ``policy_loss``, ``value_loss``, ``entropy``, ``approx_kl``,
@@ -105,7 +142,8 @@ class PPOUpdate:
         if model.value_normalizer is not None and torch.isfinite(returns).all():
             model.value_normalizer.update(returns)
         data = buffer.flatten()
-        b_obs, b_actions, b_log_probs = data["observations"], data["actions"], data["log_probs"]
+        b_log_probs = data["log_probs"]
+        sampler = sampler if sampler is not None else FlatSampler(buffer)
         b_values, b_returns, b_advantages = data["values"], returns.flatten(), advantages.flatten()
         b_old_values_c, b_returns_c = model.normalize_value(b_values), model.normalize_value(b_returns)
         if cfg.normalize_advantage == "batch":
@@ -119,8 +157,8 @@ class PPOUpdate:
         early_stopped = False
         for _ in range(cfg.epochs):
             epochs_run += 1
-            for idx in buffer.minibatch_indices(cfg.minibatch_size, self.generator):
-                new_log_prob, entropy, new_values = model.evaluate(b_obs[idx], b_actions[idx])
+            for batch in sampler.minibatches(cfg.minibatch_size, self.generator):
+                idx, new_log_prob, entropy, new_values = sampler.evaluate(model, batch)
                 mb_advantages = b_advantages[idx]
                 if cfg.normalize_advantage == "minibatch":
                     mb_advantages = _normalized(mb_advantages)

@@ -1,0 +1,71 @@
+"""``GridReach``: a batched pixel task: move across a square grid to a goal, seen only as an image."""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from .base import TensorTask
+from .spaces import Box, Discrete
+
+AGENT_PIXEL = 1.0
+GOAL_PIXEL = 0.5
+
+
+class GridReach(TensorTask):
+    """Reach a goal cell on a ``size`` x ``size`` grid, observing one image channel.
+
+    The observation is the grid as a flat ``[size * size]`` image (row-major; a CNN reads it as ``[1, size, size]``):
+    the agent's cell is 1.0, the goal's 0.5, the rest 0. Actions: 0 up, 1 down, 2 left, 3 right (a move off the grid
+    stays put). Reward 1 on the step that reaches the goal, which ends the episode (terminated), else 0; episodes are
+    truncated after ``max_episode_steps``. Agent and goal start on distinct cells drawn uniformly. A shortest path
+    takes at most ``2 * (size - 1)`` steps, so a policy that has learnt to read the image scores 1 per episode with
+    the default limit of ``2 * size`` steps; a random walk rarely finds the goal in time.
+
+    Args:
+        num_envs: number of environments.
+        device: device of the state and of every returned tensor.
+        dtype: float dtype of the state, observations and rewards.
+        max_episode_steps: truncation limit; default ``2 * size``.
+        size: the grid's side in cells (84 gives the PPO spec's 84x84 discrete example).
+    """
+
+    def __init__(
+        self,
+        num_envs: int,
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype = torch.float32,
+        max_episode_steps: int | None = None,
+        size: int = 5,
+    ) -> None:
+        if size < 2:
+            raise ValueError(f"GridReach: size must be at least 2, got {size}")
+        super().__init__(num_envs, device, dtype, max_episode_steps or 2 * size, state_dim=4)
+        self.size = size
+        cells = size * size
+        self.observation_space = Box(torch.zeros(cells), torch.ones(cells))
+        self.action_space = Discrete(4)
+        self.dt = 0.1
+
+    def _sample_initial(self, count: int) -> Tensor:
+        cells = self.size * self.size
+        u = self._uniform(count, [0.0, 1.0], [float(cells), float(cells)])
+        agent = u[:, 0].floor().clamp(max=cells - 1)
+        # An offset in [1, cells - 1] keeps the goal off the agent's cell and uniform over the others.
+        goal = torch.remainder(agent + u[:, 1].floor().clamp(max=cells - 1), cells)
+        return torch.stack((agent // self.size, agent % self.size, goal // self.size, goal % self.size), dim=1)
+
+    def _advance(self, state: Tensor, actions: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        row, col, goal_row, goal_col = state.unbind(1)
+        moves = torch.tensor([[-1, 0], [1, 0], [0, -1], [0, 1]], device=self.device, dtype=self.dtype)[actions]
+        row = (row + moves[:, 0]).clamp(0, self.size - 1)
+        col = (col + moves[:, 1]).clamp(0, self.size - 1)
+        terminated = (row == goal_row) & (col == goal_col)
+        return torch.stack((row, col, goal_row, goal_col), dim=1), terminated.to(self.dtype), terminated
+
+    def _observe(self, state: Tensor) -> Tensor:
+        row, col, goal_row, goal_col = state.long().unbind(1)
+        image = torch.zeros(state.shape[0], self.size * self.size, device=self.device, dtype=self.dtype)
+        rows = torch.arange(state.shape[0], device=self.device)
+        image[rows, goal_row * self.size + goal_col] = GOAL_PIXEL
+        image[rows, row * self.size + col] = AGENT_PIXEL
+        return image
