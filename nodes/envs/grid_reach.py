@@ -15,11 +15,12 @@ class GridReach(TensorTask):
     """Reach a goal cell on a ``size`` x ``size`` grid, observing one image channel.
 
     The observation is the grid as a flat ``[size * size]`` image (row-major; a CNN reads it as ``[1, size, size]``):
-    the agent's cell is 1.0, the goal's 0.5, the rest 0. Actions: 0 up, 1 down, 2 left, 3 right (a move off the grid
-    stays put). Reward 1 on the step that reaches the goal, which ends the episode (terminated), else 0; episodes are
-    truncated after ``max_episode_steps``. Agent and goal start on distinct cells drawn uniformly. A shortest path
-    takes at most ``2 * (size - 1)`` steps, so a policy that has learnt to read the image scores 1 per episode with
-    the default limit of ``2 * size`` steps; a random walk rarely finds the goal in time.
+    the agent's cell is 1.0, the goal's 0.5, the rest 0. Actions: 0 up, 1 down, 2 left, 3 right. Reward 1 on the
+    step that reaches the goal, which ends the episode (terminated), else 0; a move off the grid also ends it
+    (terminated, reward 0), so failures end early too and the mean of the first few episodes says little by luck.
+    Episodes are truncated after ``max_episode_steps``. Agent and goal start on distinct cells drawn uniformly. A
+    shortest path takes at most ``2 * (size - 1)`` steps, so a policy that has learnt to read the image scores 1 per
+    episode with the default limit of ``2 * size`` steps; a random walk rarely finds the goal first.
 
     Args:
         num_envs: number of environments.
@@ -57,10 +58,12 @@ class GridReach(TensorTask):
     def _advance(self, state: Tensor, actions: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         row, col, goal_row, goal_col = state.unbind(1)
         moves = torch.tensor([[-1, 0], [1, 0], [0, -1], [0, 1]], device=self.device, dtype=self.dtype)[actions]
-        row = (row + moves[:, 0]).clamp(0, self.size - 1)
-        col = (col + moves[:, 1]).clamp(0, self.size - 1)
-        terminated = (row == goal_row) & (col == goal_col)
-        return torch.stack((row, col, goal_row, goal_col), dim=1), terminated.to(self.dtype), terminated
+        row, col = row + moves[:, 0], col + moves[:, 1]
+        off = (row < 0) | (row >= self.size) | (col < 0) | (col >= self.size)
+        reached = (row == goal_row) & (col == goal_col)
+        # An agent that left the grid is drawn on its last cell (the episode ends there anyway).
+        row, col = row.clamp(0, self.size - 1), col.clamp(0, self.size - 1)
+        return torch.stack((row, col, goal_row, goal_col), dim=1), reached.to(self.dtype), reached | off
 
     def _observe(self, state: Tensor) -> Tensor:
         row, col, goal_row, goal_col = state.long().unbind(1)
