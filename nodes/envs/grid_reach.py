@@ -12,10 +12,11 @@ GOAL_PIXEL = 0.5
 
 
 class GridReach(TensorTask):
-    """Reach a goal cell on a ``size`` x ``size`` grid, observing one image channel.
+    """Reach a goal cell on a ``size`` x ``size`` grid, observing it as an image.
 
-    The observation is the grid as a flat ``[size * size]`` image (row-major; a CNN reads it as ``[1, size, size]``):
-    the agent's cell is 1.0, the goal's 0.5, the rest 0. Actions: 0 up, 1 down, 2 left, 3 right. Reward 1 on the
+    The observation is the grid as a flat ``[channels * size * size]`` image (row-major; a CNN reads it as
+    ``[channels, size, size]``). With one channel the agent's cell is 1.0, the goal's 0.5, the rest 0; with two, the
+    agent's cell is 1 in channel 0 and the goal's 1 in channel 1 (easier to tell apart). Actions: 0 up, 1 down, 2 left, 3 right. Reward 1 on the
     step that reaches the goal, which ends the episode (terminated), else 0; a move off the grid also ends it
     (terminated, reward 0), so failures end early too and the mean of the first few episodes says little by luck.
     Episodes are truncated after ``max_episode_steps``. Agent and goal start on distinct cells drawn uniformly. A
@@ -28,6 +29,7 @@ class GridReach(TensorTask):
         dtype: float dtype of the state, observations and rewards.
         max_episode_steps: truncation limit; default ``2 * size``.
         size: the grid's side in cells (84 gives the PPO spec's 84x84 discrete example).
+        channels: 1 (agent and goal as two intensities) or 2 (one plane each).
     """
 
     def __init__(
@@ -37,13 +39,17 @@ class GridReach(TensorTask):
         dtype: torch.dtype = torch.float32,
         max_episode_steps: int | None = None,
         size: int = 5,
+        channels: int = 1,
     ) -> None:
         if size < 2:
             raise ValueError(f"GridReach: size must be at least 2, got {size}")
+        if channels not in (1, 2):
+            raise ValueError(f"GridReach: channels must be 1 or 2, got {channels}")
         super().__init__(num_envs, device, dtype, max_episode_steps or 2 * size, state_dim=4)
         self.size = size
-        cells = size * size
-        self.observation_space = Box(torch.zeros(cells), torch.ones(cells))
+        self.channels = channels
+        values = channels * size * size
+        self.observation_space = Box(torch.zeros(values), torch.ones(values))
         self.action_space = Discrete(4)
         self.dt = 0.1
 
@@ -67,8 +73,12 @@ class GridReach(TensorTask):
 
     def _observe(self, state: Tensor) -> Tensor:
         row, col, goal_row, goal_col = state.long().unbind(1)
-        image = torch.zeros(state.shape[0], self.size * self.size, device=self.device, dtype=self.dtype)
+        cells = self.size * self.size
+        image = torch.zeros(state.shape[0], self.channels * cells, device=self.device, dtype=self.dtype)
         rows = torch.arange(state.shape[0], device=self.device)
-        image[rows, goal_row * self.size + goal_col] = GOAL_PIXEL
+        if self.channels == 1:
+            image[rows, goal_row * self.size + goal_col] = GOAL_PIXEL
+        else:
+            image[rows, cells + goal_row * self.size + goal_col] = 1.0
         image[rows, row * self.size + col] = AGENT_PIXEL
         return image
