@@ -152,5 +152,10 @@ def export_module(module: Any, example: Any, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     scripted.save(str(path))
     if importlib.util.find_spec("onnx") is not None:
-        torch.onnx.export(module, (example,), str(path.with_suffix(".onnx")), input_names=["observations"],
-                          output_names=["actions"], dynamic_axes={"observations": {0: "batch"}}, dynamo=False)
+        # A module with memory takes and returns its state beside the observations and actions.
+        stateful = isinstance(example, tuple)
+        inputs, outputs = (["observations", "state"], ["actions", "next_state"]) if stateful else \
+            (["observations"], ["actions"])
+        torch.onnx.export(module, example if stateful else (example,), str(path.with_suffix(".onnx")),
+                          input_names=inputs, output_names=outputs,
+                          dynamic_axes={name: {0: "batch"} for name in inputs + outputs}, dynamo=False)

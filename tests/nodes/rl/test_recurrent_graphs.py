@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 import torch
 
+from dnne.nodes.rl.actor_critic import ActorCritic
 from dnne.runtime import Input, Node, default_registry, load_graph
+from dnne.runtime import checkpoint
 from dnne.runtime.cli import main
 from dnne.runtime.runner import GraphRun
 
@@ -90,3 +92,27 @@ def test_recurrent_agent_without_dones_is_bad_input(tmp_path: Path, capsys: pyte
     err = capsys.readouterr().err
     assert code == 2, err
     assert "'dones' is not linked" in err and "Traceback" not in err
+
+
+def test_export_of_a_recurrent_agent_takes_and_returns_the_state(tmp_path: Path) -> None:
+    """``dnne export`` of a trained recurrent graph writes a module ``(observations, state) -> (actions, state)``
+    that acts as the agent's network does, deterministically."""
+    run_dir = tmp_path / "run"
+    assert main(["run", str(NOVEL), "--run-dir", str(run_dir), "--set", "run.max_iterations=1",
+                 "--set", "run.target_return=null"]) == 0
+    out = tmp_path / "policy.pt"
+    assert main(["export", str(run_dir), "-o", str(out)]) == 0
+    module = torch.jit.load(str(out))
+    agent_state = checkpoint.load(run_dir)["nodes"]["agent"]
+    assert agent_state["recurrent_states"]["or"].shape == (8, 2 * 64)
+    document = json.loads(NOVEL.read_text())["nodes"]["agent"]["params"]
+    network = ActorCritic(2, 2, document["hidden_sizes"], document["activation"], "discrete", normalize_input=True,
+                          recurrent="lstm", recurrent_size=document["recurrent_size"])
+    network.load_weights(agent_state["model"])
+    obs, state = torch.randn(5, 2), network.initial_state(5)
+    for _ in range(3):
+        actions, next_state = module(obs, state)
+        params, _, expected_state = network.step(network.normalize_obs(obs), state)
+        assert torch.equal(actions, params["logits"].argmax(dim=-1))
+        torch.testing.assert_close(next_state, expected_state)
+        state = next_state
