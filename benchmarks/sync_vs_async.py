@@ -1,11 +1,19 @@
-"""Sync against async PPO on the HalfCheetah graph: env steps per second and returns at equal env steps.
+"""Sync against async PPO on HalfCheetah: env steps per second, returns at equal env steps, where the time goes.
 
-Each run is `dnne run graphs/halfcheetah_ppo.json` in its own process (both cores available, torch on one thread
-per process as the CLI sets), for a fixed env-step budget, sync and async alternating per seed. Steps per second
-are env steps over the training wall time in summary.json (start-up excluded); the return is the mean of the last
-20 episodes at the end of the budget.
+Three variants of one graph, each run `dnne run` in its own process for a fixed env-step budget, the variants
+interleaved per seed (torch on one thread per process, as the CLI sets):
 
-Usage: python benchmarks/sync_vs_async.py [--steps 50000] [--seeds 1 2 3]
+- `sync, one process`: `graphs/halfcheetah_ppo.json`;
+- `sync, learner process`: `graphs/halfcheetah_async.json` with `--set trainer.mode=sync` (the trainer in its own
+  worker process, acting waits for every update);
+- `async, learner process`: `graphs/halfcheetah_async.json` (acting goes on while the learner updates).
+
+Steps per second are env steps over the training wall time in summary.json (start-up excluded); the return is the
+mean of the last 20 episodes at the end of the budget. Per run, from summary.json and metrics.jsonl: `updating` is
+the learner's time in updates (sum of `update_time_s`) over the wall time, `acting` the busy time of the acting
+nodes (env, step, agent, action, or) over the wall time, and the lag of the transitions the updates trained on.
+
+Usage: python benchmarks/sync_vs_async.py [--steps 200000] [--seeds 1 2 3]
 """
 from __future__ import annotations
 
@@ -19,46 +27,69 @@ from pathlib import Path
 
 from common import REPO, machine
 
-GRAPH = REPO / "graphs" / "halfcheetah_ppo.json"
+VARIANTS = {
+    "sync, one process": (REPO / "graphs" / "halfcheetah_ppo.json", ("--set", "trainer.mode=sync")),
+    "sync, learner process": (REPO / "graphs" / "halfcheetah_async.json", ("--set", "trainer.mode=sync")),
+    "async, learner process": (REPO / "graphs" / "halfcheetah_async.json", ()),
+}
+ACTING = ("env", "or", "agent", "action", "step")
 
 
-def run(mode: str, seed: int, steps: int) -> dict[str, float]:
-    """One training run; its steps per second and final mean return."""
+def run(graph: Path, extra: tuple[str, ...], seed: int, steps: int) -> dict[str, float]:
+    """One training run: steps per second, final mean return, time shares and lag."""
     with tempfile.TemporaryDirectory() as tmp:
         done = subprocess.run(
-            [sys.executable, "-m", "dnne.runtime.cli", "run", str(GRAPH), "--seed", str(seed), "--max-steps",
-             str(steps), "--set", f"trainer.mode={mode}", "--set", "run.target_return=null", "--run-dir", tmp, "-q"],
+            [sys.executable, "-m", "dnne.runtime.cli", "run", str(graph), "--seed", str(seed), "--max-steps",
+             str(steps), "--set", "run.target_return=null", *extra, "--run-dir", tmp, "-q"],
             capture_output=True, text=True)
         if done.returncode != 0:
             raise RuntimeError(done.stderr)
         summary = json.loads((Path(tmp) / "summary.json").read_text())
-    return {"steps_per_s": summary["env_steps"] / summary["wall_time_s"], "mean_return": summary["mean_return"]}
+        rows = [json.loads(line) for line in (Path(tmp) / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    updates = [row for row in rows if "update_time_s" in row]
+    wall = summary["wall_time_s"]
+    acting = sum(summary["nodes"][node]["busy_s"] for node in ACTING if node in summary["nodes"])
+    return {
+        "steps_per_s": summary["env_steps"] / wall,
+        "mean_return": summary["mean_return"],
+        "updating": sum(row["update_time_s"] for row in updates) / wall,
+        "acting": acting / wall,
+        "lag_mean": statistics.fmean(row["lag_mean"] for row in updates) if updates else 0.0,
+        "lag_max": max((row["lag_max"] for row in updates), default=0.0),
+    }
 
 
 def main() -> None:
-    """Run every seed in both modes and print a markdown table."""
+    """Run every seed in every variant and print markdown tables."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=50_000)
+    parser.add_argument("--steps", type=int, default=200_000)
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     args = parser.parse_args()
     print(f"machine: {machine()}\n")
-    results: dict[str, list[dict[str, float]]] = {"sync": [], "async": []}
+    results: dict[str, list[dict[str, float]]] = {name: [] for name in VARIANTS}
     for seed in args.seeds:
-        for mode in ("sync", "async"):
-            results[mode].append(run(mode, seed, args.steps))
-    print(f"| mode | env steps/s per seed | median | final mean_return per seed ({args.steps} steps) |")
-    print("|---|---|---|---|")
-    for mode, rows in results.items():
-        rates = [r["steps_per_s"] for r in rows]
-        returns = [r["mean_return"] for r in rows]
-        print(f"| {mode} | {', '.join(f'{x:,.0f}' for x in rates)} | {statistics.median(rates):,.0f} | "
-              f"{', '.join(f'{x:.0f}' for x in returns)} |")
-    ratio = statistics.median(r["steps_per_s"] for r in results["async"]) / statistics.median(
-        r["steps_per_s"] for r in results["sync"])
-    low, high = min(r["mean_return"] for r in results["sync"]), max(r["mean_return"] for r in results["sync"])
-    inside = sum(low <= r["mean_return"] <= high for r in results["async"])
-    print(f"\nasync / sync env steps per second (median): {ratio:.2f}x (target >= 1.3x); async final returns inside "
-          f"sync's {len(args.seeds)}-seed range [{low:.0f}, {high:.0f}]: {inside}/{len(args.seeds)}")
+        for name, (graph, extra) in VARIANTS.items():
+            results[name].append(run(graph, extra, seed, args.steps))
+    print(f"| variant | env steps/s per seed | median | final mean_return per seed ({args.steps} steps) | "
+          "learner updating | acting busy | lag mean / max |")
+    print("|---|---|---|---|---|---|---|")
+    for name, rows in results.items():
+        rates = ", ".join(f"{r['steps_per_s']:,.0f}" for r in rows)
+        returns = ", ".join("-" if r["mean_return"] is None else f"{r['mean_return']:.0f}" for r in rows)
+        median = statistics.median(r["steps_per_s"] for r in rows)
+        updating, acting = (statistics.fmean(r[key] for r in rows) for key in ("updating", "acting"))
+        lag = f"{statistics.fmean(r['lag_mean'] for r in rows):.2f} / {max(r['lag_max'] for r in rows):.0f}"
+        print(f"| {name} | {rates} | {median:,.0f} | {returns} | {updating:.0%} | {acting:.0%} | {lag} |")
+    medians = {name: statistics.median(r["steps_per_s"] for r in rows) for name, rows in results.items()}
+    sync = results["sync, one process"]
+    sync_returns = [r["mean_return"] for r in sync if r["mean_return"] is not None]
+    low, high = (min(sync_returns), max(sync_returns)) if sync_returns else (float("nan"), float("nan"))
+    inside = sum(r["mean_return"] is not None and low <= r["mean_return"] <= high
+                 for r in results["async, learner process"])
+    asynchronous = medians["async, learner process"]
+    print(f"\nasync / sync (one process): {asynchronous / medians['sync, one process']:.2f}x; async / sync (learner "
+          f"process): {asynchronous / medians['sync, learner process']:.2f}x (target >= 1.4x both); async final "
+          f"returns inside the one-process sync seeds' range [{low:.0f}, {high:.0f}]: {inside}/{len(args.seeds)}")
 
 
 if __name__ == "__main__":

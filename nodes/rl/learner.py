@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copy
 import time
+from typing import Any
 
 import torch
 
@@ -46,6 +47,15 @@ class Learner:
         """A copy of the network's ``state_dict`` (parameters and statistics) to send: later updates leave it be."""
         return {name: value.detach().clone() for name, value in self.network.state_dict().items()}
 
+    def state_dict(self) -> dict[str, Any]:
+        """Copies of the network's and the optimizer's state (``learner``, ``optimizer``), for a checkpoint."""
+        return {"learner": self.weights(), "optimizer": copy.deepcopy(self.optimizer.state_dict())}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what ``state_dict`` returned."""
+        self.network.load_state_dict(state["learner"])
+        self.optimizer.load_state_dict(state["optimizer"])
+
     def train(self, trajectories: list[Trajectory], max_lag: int) -> tuple[dict[str, float], dict[str, torch.Tensor]]:
         """Bootstrap the rollout, refresh the input statistics, run one PPO update; the update's statistics (lag
         included) and the new weights.
@@ -56,11 +66,11 @@ class Learner:
         """
         started = time.perf_counter()
         rollout = self._bootstrapped(trajectories)
-        lag = torch.cat([(self.version - t.versions).repeat_interleave(t.num_envs) for t in trajectories])
+        lags = torch.cat([(self.version - t.versions)[:, None].expand(-1, t.num_envs) for t in trajectories], dim=1)
         self.network.update_obs_stats(torch.cat([t.next_observations.flatten(0, 1) for t in trajectories]))
-        stats = self.update.run(rollout, self.sampler(rollout, trajectories))
+        stats = self.update.run(rollout, lags, self.sampler(rollout, trajectories))
         self.version += 1
-        stats.update(lag_stats(lag, max_lag))
+        stats.update(lag_stats(lags.flatten(), max_lag))
         stats["update_time_s"] = time.perf_counter() - started
         return stats, self.weights()
 

@@ -12,6 +12,7 @@ from dnne.nodes.rl.actor_critic import ActorCritic
 from dnne.nodes.rl.gae import compute_gae
 from dnne.nodes.rl.ppo_loss import ppo_loss
 from dnne.nodes.rl.rollout import RolloutBuffer
+from dnne.nodes.rl.vtrace import compute_vtrace
 
 ADVANTAGE_NORMALIZATION = ("minibatch", "batch", "none")
 
@@ -42,6 +43,8 @@ class PPOConfig:
     """discount factor"""
     lam: float = 0.95
     """GAE lambda"""
+    vtrace_rho_clip: float | None = None
+    """truncate the importance weights of stale transitions (lag > 0) at this, V-trace's rho-bar; None: plain GAE"""
     seq_length: int = 16
     """recurrent policies: steps per sequence chunk (truncated BPTT)"""
 
@@ -75,6 +78,9 @@ class Sampler(Protocol):
                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(rows, log_prob, entropy, value)`` of a minibatch, ``rows`` indexing the rollout's ``flatten()``."""
 
+    def everything(self) -> Any:
+        """One minibatch of every stored step."""
+
 
 class FlatSampler:
     """Minibatches of independent (time, env) samples: the feed-forward policy's PPO.
@@ -91,6 +97,10 @@ class FlatSampler:
     def minibatches(self, minibatch_size: int, generator: torch.Generator | None = None) -> list[torch.Tensor]:
         """A random permutation of the samples, split (see ``RolloutBuffer.minibatch_indices``)."""
         return self.buffer.minibatch_indices(minibatch_size, generator)
+
+    def everything(self) -> torch.Tensor:
+        """Every row."""
+        return torch.arange(self.observations.shape[0], device=self.observations.device)
 
     def evaluate(self, model: ActorCritic, batch: torch.Tensor
                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -116,34 +126,48 @@ class PPOUpdate:
         self.config = config
         self.generator = generator
 
-    def run(self, buffer: RolloutBuffer, sampler: Sampler | None = None) -> dict[str, float]:
+    def run(self, buffer: RolloutBuffer, lags: torch.Tensor | None = None,
+            sampler: Sampler | None = None) -> dict[str, float]:
         """Update the model on the buffer's transitions and return the update's statistics.
 
         Args:
             buffer: the rollout (values and next values denormalized); it is not reset here.
+            lags: ``[T, N]`` versions between the model and the policy that acted at each step; with
+                ``vtrace_rho_clip`` set, stale steps (lag > 0) get V-trace's truncated importance weights.
             sampler: how minibatches are drawn and re-evaluated; default: flat samples (``FlatSampler``).
 
         Returns:
             Means over the applied minibatch steps of ``policy_loss``, ``value_loss``, ``entropy``, ``approx_kl``,
             ``clip_fraction`` (NaN when no step was applied); ``explained_variance`` of the rollout's values;
+            ``rho_mean``, the mean truncated importance weight (1 when every step is on-policy);
             ``epochs_run`` (epochs begun), ``minibatches`` (optimizer steps applied), ``nan_skipped`` (minibatches
             skipped for a non-finite loss or gradient) and ``early_stopped`` (1 when ``target_kl`` stopped it).
         """
         cfg, model = self.config, self.model
         T = buffer.step
+        sampler = sampler if sampler is not None else FlatSampler(buffer)
 
-        # --- advantages and returns, in reward units
-        advantages, returns = compute_gae(
-            buffer.rewards[:T], buffer.values[:T], buffer.next_values[:T],
-            buffer.terminated[:T], buffer.dones[:T], cfg.gamma, cfg.lam,
-        )  # fmt: skip
+        # --- advantages and returns, in reward units; V-trace where the acting policy was stale
+        log_rhos = self._log_rhos(buffer, lags, sampler)
+        if log_rhos is None:
+            advantages, returns = compute_gae(
+                buffer.rewards[:T], buffer.values[:T], buffer.next_values[:T],
+                buffer.terminated[:T], buffer.dones[:T], cfg.gamma, cfg.lam,
+            )  # fmt: skip
+            rho_mean = 1.0
+        else:
+            assert cfg.vtrace_rho_clip is not None
+            advantages, returns = compute_vtrace(
+                buffer.rewards[:T], buffer.values[:T], buffer.next_values[:T], buffer.terminated[:T],
+                buffer.dones[:T], log_rhos, cfg.gamma, cfg.lam, cfg.vtrace_rho_clip,
+            )  # fmt: skip
+            rho_mean = float(log_rhos.exp().clamp(max=cfg.vtrace_rho_clip).mean())
 
         # --- value targets in the critic's space (rl_games: refresh the statistics with the new returns first)
         if model.value_normalizer is not None and torch.isfinite(returns).all():
             model.value_normalizer.update(returns)
         data = buffer.flatten()
         b_log_probs = data["log_probs"]
-        sampler = sampler if sampler is not None else FlatSampler(buffer)
         b_values, b_returns, b_advantages = data["values"], returns.flatten(), advantages.flatten()
         b_old_values_c, b_returns_c = model.normalize_value(b_values), model.normalize_value(b_returns)
         if cfg.normalize_advantage == "batch":
@@ -192,7 +216,22 @@ class PPOUpdate:
         # --- statistics
         stats = {name: total / steps if steps else float("nan") for name, total in sums.items()}
         stats["explained_variance"] = explained_variance(b_values, b_returns)
+        stats["rho_mean"] = rho_mean
         stats.update(
             epochs_run=epochs_run, minibatches=steps, nan_skipped=nan_skipped, early_stopped=int(early_stopped)
         )
         return {name: float(value) for name, value in stats.items()}
+
+    @torch.no_grad()
+    def _log_rhos(self, buffer: RolloutBuffer, lags: torch.Tensor | None, sampler: Sampler) -> torch.Tensor | None:
+        """``log pi - log mu`` of every stored step under the model as it is now, 0 where the step is on-policy
+        (the model is the policy that acted); ``None`` when V-trace is off or every step is on-policy."""
+        if self.config.vtrace_rho_clip is None or lags is None or not bool((lags > 0).any()):
+            return None
+        T = buffer.step
+        log_prob = torch.empty(T * buffer.num_envs, device=buffer.device)
+        with torch.no_grad():
+            rows, evaluated, _, _ = sampler.evaluate(self.model, sampler.everything())
+        log_prob[rows] = evaluated
+        log_rhos = log_prob.reshape(buffer.log_probs[:T].shape) - buffer.log_probs[:T]
+        return torch.where(lags[:T] > 0, log_rhos, torch.zeros_like(log_rhos))

@@ -52,6 +52,10 @@ class SequenceSampler:
         perm = torch.randperm(self.num_chunks, generator=generator).to(self.rows.device)
         return list(perm.split(per_batch))
 
+    def everything(self) -> torch.Tensor:
+        """Every chunk."""
+        return torch.arange(self.num_chunks, device=self.rows.device)
+
     def evaluate(self, model: ActorCritic, chunks: torch.Tensor
                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Re-evaluate the chunks ``chunks`` with autograd: ``(rows, log_prob, entropy, value)``, each ``[K]`` over

@@ -76,6 +76,8 @@ class PPOTrainerNode(Node):
     mode = Param(str, "sync", "sync (exact on-policy) or async (acting goes on while the learner updates)",
                  choices=("sync", "async"))
     max_staleness = Param(int, 1, "async: versions the acting policy may lag behind the learner", ge=1, le=100)
+    vtrace_rho_clip = Param(float, 1.0, "async: truncate the importance weights of stale transitions (lag > 0) at "
+                            "this (V-trace's rho-bar); null: plain GAE", gt=0.0, le=1e6, nullable=True)
     target_kl = Param(float, None, "stop an update early past this approximate KL; null: off", gt=0.0, le=100.0,
                       nullable=True)
     lr_schedule = Param(str, "constant", "constant, linear (to 0 at max_steps) or adaptive (rl_games, KL)",
@@ -172,14 +174,13 @@ class PPOTrainerNode(Node):
         lr = self.learning_rate if self.learning_rate is not None else spec.learning_rate
         config = PPOConfig(self.epochs, self.minibatch_size, self.clip_param, self.value_coef, self.entropy_coef,
                            self.max_grad_norm, self.clip_value_loss, self.normalize_advantage, self.target_kl,
-                           self.gamma, self.lam, self.seq_length)
+                           self.gamma, self.lam, self.vtrace_rho_clip, self.seq_length)
         self.learner = Learner(spec, self.normalize_value, self.learner_device, lr, config, self.generator)
         self.schedule = make_schedule(self.lr_schedule, lr, self._total_updates(), self.kl_threshold)
         restored = self._restored
         if restored is not None and "optimizer" in restored:
-            self.learner.optimizer.load_state_dict(restored["optimizer"])
+            self.learner.load_state_dict(restored)
             self.schedule.load_state_dict(restored["schedule"])
-            self.learner.network.load_state_dict(restored["learner"])
         self.learner.version = self.iteration
         max_lag = 0 if self.mode == "sync" else self.max_staleness
         if max_lag > 1 and self.learner.network.recurrent:
@@ -314,18 +315,23 @@ class PPOTrainerNode(Node):
             self.ctx.log_metrics(dict(stats, iteration=self.iteration, policy_version=self.iteration))
         if self.executor is not None:
             self.executor.shutdown(wait=True)
+            self.executor = None
 
     # ---- checkpoints --------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """The learner (network and statistics, optimizer), schedule, counters and the minibatch generator. A
         checkpoint taken at a stop point (after an update) has no partial rollout to keep; one taken elsewhere
-        resumes from the next rollout."""
+        resumes from the next rollout. The learner's part is copied on the learner's thread, between updates, so an
+        async update running meanwhile never tears it."""
         state: dict[str, Any] = {"iteration": self.iteration, "nan_updates": self.nan_updates,
                                  "generator": self.generator.get_state()}
         if self.learner is not None and self.schedule is not None:
-            state["optimizer"] = self.learner.optimizer.state_dict()
+            learner = self.learner
+            if self.executor is not None:
+                state.update(self.executor.submit(learner.state_dict).result())
+            else:
+                state.update(learner.state_dict())
             state["schedule"] = self.schedule.state_dict()
-            state["learner"] = self.learner.network.state_dict()
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:

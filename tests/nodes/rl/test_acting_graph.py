@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 
 from dnne.nodes.types import PolicyOutput
 from dnne.runtime import Input, Node, default_registry, load_graph
@@ -34,9 +35,12 @@ class UpdateProbe(Node):
         self.ctx.shared("updates", list).append(info)
 
 
-def probed_run(iterations: int, **trainer: Any) -> tuple[list[tuple[int, int]], list[dict[str, Any]], int]:
+def probed_run(iterations: int, placement: dict[str, str] | None = None,
+               **trainer: Any) -> tuple[list[tuple[int, int]], list[dict[str, Any]], int]:
     """The Cartpole graph with probes on the agent's outputs and the trainer's loss_info; its horizon."""
     document = json.loads(CARTPOLE.read_text())
+    if placement:
+        document["placement"] = placement
     document["nodes"]["trainer"]["params"].update(trainer)
     document["nodes"]["versions"] = {"type": "VersionProbe"}
     document["nodes"]["updates"] = {"type": "UpdateProbe"}
@@ -64,6 +68,19 @@ def test_sync_rollout_r_acts_with_version_r() -> None:
     assert len(updates) == 6 and all(u["lag_max"] == 0 and u["lag_0"] == 1.0 for u in updates)
 
 
+def test_learner_in_its_own_process() -> None:
+    """With the trainer in a worker process, the agent still acts on observation k with version k // horizon
+    (weights reach it only through its port), and training is the same as in one process."""
+    alone_versions, alone_updates, _ = probed_run(4)
+    versions, updates, horizon = probed_run(4, placement={"trainer": "learner"})
+    common = min(len(versions), len(alone_versions))
+    assert versions[:common] == alone_versions[:common] and max(version for _, version in versions[:common]) >= 3
+    assert all(version == stamp // horizon for stamp, version in versions)
+    fields = ("policy_loss", "value_loss", "approx_kl", "explained_variance")
+    rows = [[u[f] for f in fields] for u in updates]
+    assert len(rows) >= 3 and rows == [[u[f] for f in fields] for u in alone_updates][:len(rows)]
+
+
 @pytest.mark.parametrize("max_staleness", [1, 2])
 def test_async_lag_never_exceeds_max_staleness(max_staleness: int) -> None:
     """In async mode the version acting on rollout r is never more than max_staleness behind r, the trainer's
@@ -76,3 +93,16 @@ def test_async_lag_never_exceeds_max_staleness(max_staleness: int) -> None:
     for update in updates:
         assert 0 <= update["lag_mean"] <= update["lag_max"] <= max_staleness
         assert sum(update[f"lag_{k}"] for k in range(max_staleness + 1)) == pytest.approx(1.0)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the fallback where CUDA is missing")
+def test_learner_device_falls_back_to_cpu() -> None:
+    """trainer.device=cuda on a machine without CUDA trains on the CPU, with a warning naming the device."""
+    document = json.loads(CARTPOLE.read_text())
+    document["nodes"]["trainer"]["params"]["device"] = "cuda"
+    document["run"].update(max_iterations=2, max_steps=None, target_return=None)
+    graph_run = GraphRun(load_graph(document))
+    result = asyncio.run(graph_run.execute())
+    assert result.error is None and result.counters["iterations"] == 2
+    assert any("device cuda is not available here" in warning for warning in result.warnings)
+    assert graph_run.nodes["trainer"].learner.device == torch.device("cpu")

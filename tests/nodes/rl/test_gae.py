@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from dnne.nodes.rl.gae import compute_gae
+from dnne.nodes.rl.vtrace import compute_vtrace
 
 
 def reference_gae(rewards, values, next_values, terminated, truncated, gamma, lam):
@@ -72,3 +73,34 @@ class TestComputeGAE:
         a1, _ = compute_gae(r, v, nv, term, term, 0.99, 0.95)
         a2, _ = compute_gae(r, v, nv, term.float(), term.float(), 0.99, 0.95)
         assert torch.allclose(a1, a2)
+
+
+class TestVtrace:
+    def test_on_policy_equals_gae(self) -> None:
+        """With every log importance weight 0 (on-policy), V-trace's advantages and targets are GAE's."""
+        generator = torch.Generator().manual_seed(0)
+        rewards, values, next_values = (torch.randn(6, 3, generator=generator) for _ in range(3))
+        terminated = torch.rand(6, 3, generator=generator) < 0.2
+        dones = terminated | (torch.rand(6, 3, generator=generator) < 0.2)
+        gae = compute_gae(rewards, values, next_values, terminated, dones, 0.9, 0.8)
+        vtrace = compute_vtrace(rewards, values, next_values, terminated, dones, torch.zeros(6, 3), 0.9, 0.8, 1.0)
+        assert all(torch.allclose(a, b) for a, b in zip(gae, vtrace))
+
+    def test_matches_the_definition(self) -> None:
+        """One env, three steps, no episode end: advantages equal the V-trace sums written out by hand,
+        sum_s gamma^(s-t) (prod_{i<s} c_i) delta_s with truncated rho and c."""
+        rewards = torch.tensor([[1.0], [0.5], [-1.0]])
+        values = torch.tensor([[0.2], [0.4], [0.1]])
+        next_values = torch.tensor([[0.4], [0.1], [0.3]])
+        ratios = torch.tensor([[2.0], [0.5], [1.5]])
+        no = torch.zeros(3, 1, dtype=torch.bool)
+        gamma, lam, rho_clip = 0.9, 0.95, 1.2
+        advantages, returns = compute_vtrace(rewards, values, next_values, no, no, ratios.log(), gamma, lam,
+                                             rho_clip)
+        rho = [min(rho_clip, float(r)) for r in ratios]
+        c = [lam * min(1.0, float(r)) for r in ratios]
+        delta = [rho[t] * (float(rewards[t]) + gamma * float(next_values[t]) - float(values[t])) for t in range(3)]
+        expected = [delta[0] + gamma * c[0] * (delta[1] + gamma * c[1] * delta[2]),
+                    delta[1] + gamma * c[1] * delta[2], delta[2]]
+        assert torch.allclose(advantages[:, 0], torch.tensor(expected))
+        assert torch.allclose(returns, advantages + values)

@@ -14,7 +14,7 @@ from dnne.nodes.rl.rollout import RolloutBuffer
 T, N, OBS, ACT = 8, 4, 4, 2
 STAT_KEYS = {
     "policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction", "explained_variance",
-    "epochs_run", "nan_skipped", "early_stopped", "minibatches",
+    "epochs_run", "nan_skipped", "early_stopped", "minibatches", "rho_mean",
 }  # fmt: skip
 
 

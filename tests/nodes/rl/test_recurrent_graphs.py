@@ -62,11 +62,12 @@ def test_each_env_group_keeps_its_own_state() -> None:
 
 def test_async_recurrent_agent_lags_at_most_one_version() -> None:
     document = json.loads(NOVEL.read_text())
-    document["nodes"]["trainer"]["params"].update(mode="async", max_staleness=3, epochs=2)
+    document["nodes"]["trainer"]["params"].update(mode="async", max_staleness=3, epochs=2, vtrace_rho_clip=1.0)
     document["run"].update(max_iterations=4, max_steps=None, target_return=None, timeout="3m")
     graph_run, updates = run_document(document)
     assert len(updates) >= 3
     assert max(u["lag_max"] for u in updates) <= 1
+    assert all(0.0 < u["rho_mean"] <= 1.0 for u in updates)  # V-trace re-evaluated the sequences of stale steps
     assert any("kept at 1" in warning for warning in graph_run.context.warnings)
 
 

@@ -116,7 +116,8 @@ class TestNaNLosses:
         saved = sorted((tmp_path / "checkpoints").glob("ckpt-*.pt"))
         assert saved[-1].name == "ckpt-00000004.pt"
         last = torch.load(saved[-1], weights_only=True)["nodes"]["trainer"]["learner"]
-        second = torch.load(tmp_path / "checkpoints" / "ckpt-00000002.pt", weights_only=True)["nodes"]["trainer"]["learner"]
+        second_path = tmp_path / "checkpoints" / "ckpt-00000002.pt"
+        second = torch.load(second_path, weights_only=True)["nodes"]["trainer"]["learner"]
         assert all(torch.equal(last[k], second[k]) for k in last)
         assert all(torch.isfinite(v).all() for v in last.values())
         assert json.loads((tmp_path / "summary.json").read_text())["stop_reason"] == "failed"
