@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from dnne.nodes.rl.actor_critic import ActorCritic
-from dnne.nodes.types import Dones, ModelSpec, PolicyOutput
+from dnne.nodes.types import ActingRule, Dones, ModelSpec, PolicyOutput
 from dnne.runtime import Input, Node, Output, Param, default_registry, load_graph
 from dnne.runtime.rundir import RunDirectory
 from dnne.runtime.runner import GraphRun
@@ -68,6 +68,20 @@ class TestAlignment:
                     "learning_rate", "update_time_s" if "update_time_s" in info else "iteration"):
             assert key in info
         assert torch.isfinite(out["loss"][0])
+
+
+class TestPublishedWeights:
+    def test_version_0_then_one_per_update(self) -> None:
+        """The trainer publishes the model's own weights as version 0 before any update, then version 1 after the
+        first update, each with the sync acting rule (its horizon, no lag allowed)."""
+        inputs = transitions(4)
+        (spec,) = inputs["model"]
+        out = run_node_sync("PPOTrainerNode", inputs, {"horizon_length": 4, "epochs": 2, "minibatch_size": 6})
+        first, second = out["weights"]
+        assert (first.version, second.version) == (0, 1)
+        assert all(torch.equal(first.parameters[k], v) for k, v in spec.weights.items())
+        assert not all(torch.equal(second.parameters[k], v) for k, v in spec.weights.items())
+        assert first.rule == second.rule == ActingRule(first_version=0, horizon=4, max_lag=0)
 
 
 class PoisonRewards(Node):
