@@ -22,6 +22,8 @@ class PolicyOutput:
         action_params: distribution parameters: ``{"mean", "std"}`` or ``{"logits"}``.
         observation: the observation as fed to the network (normalized when the agent normalizes input).
         version: the policy version (number of updates applied) that produced this output.
+        state: a recurrent policy's state acted with, ``[num_envs, state_size]`` (zero where an episode starts);
+            ``None`` for a policy without memory. The learner rebuilds its sequences from these.
     """
 
     action: torch.Tensor
@@ -30,6 +32,7 @@ class PolicyOutput:
     action_params: dict[str, torch.Tensor]
     observation: torch.Tensor
     version: int = 0
+    state: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)

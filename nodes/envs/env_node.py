@@ -26,7 +26,8 @@ class EnvNode(Node):
     env_handle = Output("EnvHandle", "the running environment, for step and action nodes", aliases=("sim_handle",))
 
     backend = Param(str, "torch", "torch (built-in tasks), gymnasium or isaacgym", choices=BACKENDS)
-    task = Param(str, "Cartpole", "task: Cartpole, Pendulum, CartpoleIsaac, PointMassNav, PointMassMaze (torch), or a "
+    task = Param(str, "Cartpole", "task: Cartpole, Pendulum, CartpoleIsaac, PointMassNav, PointMassMaze, CartpoleNoVel, "
+                 "PendulumNoVel, GridReach (torch), or a "
                  "Gymnasium / Isaac Gym id")
     num_envs = Param(int, 64, "number of environments stepped together", ge=1, le=65536)
     device = Param(str, None, "cpu or cuda; default: the run's device", nullable=True)

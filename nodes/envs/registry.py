@@ -8,6 +8,8 @@ import torch
 from .base import BatchedEnv
 from .cartpole import Cartpole
 from .cartpole_isaac import CartpoleIsaac
+from .grid_reach import GridReach
+from .novel import CartpoleNoVel, PendulumNoVel
 from .pendulum import Pendulum
 from .point_mass import PointMassNav
 from .point_maze import PointMassMaze
@@ -18,6 +20,9 @@ TORCH_TASKS: dict[str, type[BatchedEnv]] = {
     "CartpoleIsaac": CartpoleIsaac,
     "PointMassNav": PointMassNav,
     "PointMassMaze": PointMassMaze,
+    "CartpoleNoVel": CartpoleNoVel,
+    "PendulumNoVel": PendulumNoVel,
+    "GridReach": GridReach,
 }
 BACKENDS = ("torch", "gymnasium", "isaacgym")
 

@@ -1,4 +1,5 @@
-"""The PPO actor-critic: one shared MLP trunk, a Gaussian or categorical actor head, and a scalar critic head."""
+"""The PPO actor-critic: a shared encoder (MLP or CNN), an optional recurrent core (GRU or LSTM), a Gaussian or
+categorical actor head, and a scalar critic head."""
 from __future__ import annotations
 
 import copy
@@ -10,8 +11,9 @@ import torch
 from torch import nn
 from torch.distributions import Categorical, Distribution, Independent, Normal
 
-from dnne.nodes.rl.activations import resolve_activation
+from dnne.nodes.rl.encoders import NATURE_CHANNELS, NATURE_KERNELS, NATURE_STRIDES, build_encoder
 from dnne.nodes.rl.normalizer import RunningMeanStd
+from dnne.nodes.rl.recurrent import RECURRENT_KINDS, RecurrentCore
 
 ACTION_SPACES = ("continuous", "discrete")
 
@@ -33,6 +35,8 @@ class ActResult:
         value: critic estimate in reward units (denormalized), ``[B]``.
         params: distribution parameters, ``{"mean", "std"}`` or ``{"logits"}``.
         observation: the network input (the normalized observation when input normalization is on).
+        state: the recurrent state acted with, ``[B, state_size]`` (``None`` without a recurrent core).
+        next_state: the recurrent core's state after this step (``None`` without a recurrent core).
     """
 
     action: torch.Tensor
@@ -40,10 +44,13 @@ class ActResult:
     value: torch.Tensor
     params: dict[str, torch.Tensor]
     observation: torch.Tensor
+    state: torch.Tensor | None = None
+    next_state: torch.Tensor | None = None
 
 
 class ActorCritic(nn.Module):
-    """Actor-critic MLP with a shared trunk, for continuous (Gaussian) or discrete (categorical) actions.
+    """Actor-critic with a shared trunk (encoder, then an optional recurrent core), for continuous (Gaussian) or
+    discrete (categorical) actions.
 
     With ``normalize_value`` the critic head predicts values in the value normalizer's space (rl_games style);
     ``act`` and ``value`` return denormalized values, ``forward`` and ``evaluate`` the critic's own space.
@@ -57,6 +64,15 @@ class ActorCritic(nn.Module):
         init_log_std: initial value of the state-independent log standard deviation (continuous only).
         normalize_input: keep running observation statistics and normalize the network input with them.
         normalize_value: keep running return statistics; the critic learns normalized values.
+        encoder: ``"mlp"`` (``hidden_sizes``) or ``"cnn"`` (convolutions, then ``hidden_sizes``), see
+            ``dnne.nodes.rl.encoders``.
+        image_shape: ``[C, H, W]`` of a CNN's observation; default: one square channel.
+        cnn_channels: a CNN's output channels per convolution (Nature CNN by default).
+        cnn_kernels: a CNN's kernel sizes.
+        cnn_strides: a CNN's strides.
+        recurrent: ``"none"``, ``"gru"`` or ``"lstm"``: a recurrent core between the encoder and the heads.
+        recurrent_size: the core's width.
+        recurrent_layers: the core's stacked layers.
     """
 
     def __init__(
@@ -69,26 +85,38 @@ class ActorCritic(nn.Module):
         init_log_std: float = 0.0,
         normalize_input: bool = False,
         normalize_value: bool = False,
+        encoder: str = "mlp",
+        image_shape: Sequence[int] | None = None,
+        cnn_channels: Sequence[int] = NATURE_CHANNELS,
+        cnn_kernels: Sequence[int] = NATURE_KERNELS,
+        cnn_strides: Sequence[int] = NATURE_STRIDES,
+        recurrent: str = "none",
+        recurrent_size: int = 64,
+        recurrent_layers: int = 1,
     ) -> None:
         super().__init__()
         if action_space not in ACTION_SPACES:
             raise ValueError(f"action_space must be one of {ACTION_SPACES}, got {action_space!r}")
+        if recurrent not in RECURRENT_KINDS:
+            raise ValueError(f"recurrent must be one of {RECURRENT_KINDS}, got {recurrent!r}")
         self.architecture = {
             "obs_dim": obs_dim, "action_dim": action_dim, "hidden_sizes": list(hidden_sizes), "activation": activation,
             "action_space": action_space, "init_log_std": float(init_log_std), "normalize_input": normalize_input,
-            "normalize_value": normalize_value,
+            "normalize_value": normalize_value, "encoder": encoder,
+            "image_shape": None if image_shape is None else list(image_shape), "cnn_channels": list(cnn_channels),
+            "cnn_kernels": list(cnn_kernels), "cnn_strides": list(cnn_strides), "recurrent": recurrent,
+            "recurrent_size": recurrent_size, "recurrent_layers": recurrent_layers,
         }
         self.obs_dim = obs_dim
         self.action_dim = action_dim
         self.action_space = action_space
         self.discrete = action_space == "discrete"
 
-        layers: list[nn.Module] = []
-        width = obs_dim
-        for size in hidden_sizes:
-            layers += [_init_linear(nn.Linear(width, size), math.sqrt(2)), resolve_activation(activation)]
-            width = size
-        self.trunk = nn.Sequential(*layers)
+        self.trunk, width = build_encoder(encoder, obs_dim, hidden_sizes, activation, image_shape, cnn_channels,
+                                          cnn_kernels, cnn_strides)
+        self.core = None if recurrent == "none" else RecurrentCore(recurrent, width, recurrent_size, recurrent_layers)
+        if self.core is not None:
+            width = recurrent_size
         # A small policy-head gain starts the policy near uniform / zero-mean, so early updates are not dominated
         # by an arbitrary initial preference (Andrychowicz et al. 2021).
         self.actor_head = _init_linear(nn.Linear(width, action_dim), 0.01)
@@ -127,8 +155,30 @@ class ActorCritic(nn.Module):
 
     # --- network ------------------------------------------------------------------------------------------------
 
+    @property
+    def recurrent(self) -> bool:
+        """Whether the network has a recurrent core (and so a state per env)."""
+        return self.core is not None
+
+    @property
+    def state_size(self) -> int:
+        """Size of one env's recurrent state (0 without a core)."""
+        return 0 if self.core is None else self.core.state_size
+
+    def initial_state(self, batch: int) -> torch.Tensor:
+        """The state that starts an episode, ``[batch, state_size]`` (zeros; ``[batch, 0]`` without a core)."""
+        return torch.zeros(batch, self.state_size, device=self.critic_head.weight.device)
+
+    def _heads(self, features: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        value = self.critic_head(features).squeeze(-1)
+        out = self.actor_head(features)
+        if self.discrete:
+            return {"logits": out}, value
+        assert self.log_std is not None
+        return {"mean": out, "std": self.log_std.exp().expand_as(out)}, value
+
     def forward(self, x: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-        """Compute distribution parameters and the critic-space value.
+        """Compute distribution parameters and the critic-space value of a network without a recurrent core.
 
         Args:
             x: network input (already normalized), ``[B, obs_dim]``.
@@ -136,13 +186,25 @@ class ActorCritic(nn.Module):
         Returns:
             ``({"mean", "std"} or {"logits"}, value [B])``.
         """
+        if self.core is not None:
+            raise RuntimeError("a recurrent network needs its state: call step(x, state)")
+        return self._heads(self.trunk(x))
+
+    def step(
+        self, x: torch.Tensor, state: torch.Tensor | None
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor | None]:
+        """One step: distribution parameters, critic-space value and the core's next state.
+
+        Args:
+            x: network input (already normalized), ``[B, obs_dim]``.
+            state: the recurrent state ``[B, state_size]`` to act with (ignored and ``None`` without a core).
+        """
         features = self.trunk(x)
-        value = self.critic_head(features).squeeze(-1)
-        out = self.actor_head(features)
-        if self.discrete:
-            return {"logits": out}, value
-        assert self.log_std is not None
-        return {"mean": out, "std": self.log_std.exp().expand_as(out)}, value
+        if self.core is None:
+            return (*self._heads(features), None)
+        assert state is not None
+        features, next_state = self.core.step(features, state)
+        return (*self._heads(features), next_state)
 
     def distribution(self, params: dict[str, torch.Tensor]) -> Distribution:
         """Build the action distribution: a diagonal Gaussian summed over action dims, or a categorical."""
@@ -152,7 +214,8 @@ class ActorCritic(nn.Module):
 
     @torch.no_grad()
     def act(
-        self, obs: torch.Tensor, deterministic: bool = False, generator: torch.Generator | None = None
+        self, obs: torch.Tensor, deterministic: bool = False, generator: torch.Generator | None = None,
+        state: torch.Tensor | None = None,
     ) -> ActResult:
         """Choose actions for raw observations, without autograd.
 
@@ -160,13 +223,14 @@ class ActorCritic(nn.Module):
             obs: raw observations ``[B, obs_dim]`` (normalized here; the statistics are not updated).
             deterministic: take the mean (continuous) or arg-max (discrete) action instead of sampling.
             generator: random source for sampling, so a seeded rollout is reproducible.
+            state: the recurrent state to act with, ``[B, state_size]``; a recurrent network needs it.
 
         Returns:
-            The action, its log-probability, the denormalized value, the distribution parameters and the network
-            input.
+            The action, its log-probability, the denormalized value, the distribution parameters, the network
+            input, and the recurrent state acted with and after the step.
         """
         x = self.normalize_obs(obs)
-        params, value = self(x)
+        params, value, next_state = self.step(x, state)
         # torch.distributions' sample() takes no generator, so sampling is done by hand.
         if self.discrete:
             logits = params["logits"]
@@ -182,7 +246,8 @@ class ActorCritic(nn.Module):
                 noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
                 action = mean + std * noise
         log_prob = self.distribution(params).log_prob(action)
-        return ActResult(action, log_prob, self.denormalize_value(value), params, x)
+        return ActResult(action, log_prob, self.denormalize_value(value), params, x,
+                         None if self.core is None else state, next_state)
 
     def evaluate(
         self, x: torch.Tensor, actions: torch.Tensor
@@ -200,14 +265,45 @@ class ActorCritic(nn.Module):
         dist = self.distribution(params)
         return dist.log_prob(actions), dist.entropy(), value
 
-    @torch.no_grad()
-    def value(self, x: torch.Tensor) -> torch.Tensor:
-        """Return the denormalized value of network inputs ``[B, obs_dim]``, without autograd (for bootstrapping)."""
-        return self.denormalize_value(self(x)[1])
+    def evaluate_sequences(
+        self, x: torch.Tensor, actions: torch.Tensor, state: torch.Tensor, starts: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Re-evaluate stored sequences with autograd through the recurrent core (truncated BPTT).
 
-    def deployable(self) -> PolicyModule:
-        """Return a TorchScript-able snapshot mapping raw observations to deterministic actions."""
-        return PolicyModule(self)
+        Args:
+            x: network inputs (normalized), ``[L, B, obs_dim]``.
+            actions: ``[L, B, action_dim]`` float or ``[L, B]`` long.
+            state: each sequence's state before its first step, ``[B, state_size]``.
+            starts: ``[L, B]`` bool, step ``t`` begins an episode (its state is zeroed first).
+
+        Returns:
+            ``(log_prob [L, B], entropy [L, B], value [L, B])``, the value in the critic's own space.
+        """
+        assert self.core is not None
+        length, batch = x.shape[:2]
+        features = self.trunk(x.flatten(0, 1))
+        features = self.core.unroll(features.reshape(length, batch, -1), state, starts)
+        params, value = self._heads(features.flatten(0, 1))
+        dist = self.distribution(params)
+        shape = (length, batch)
+        return dist.log_prob(actions.flatten(0, 1)).reshape(shape), dist.entropy().reshape(shape), value.reshape(shape)
+
+    @torch.no_grad()
+    def value(self, x: torch.Tensor, state: torch.Tensor | None = None) -> torch.Tensor:
+        """Return the denormalized value of network inputs ``[B, obs_dim]`` (with the recurrent state ``state``
+        when the network has a core), without autograd (for bootstrapping)."""
+        return self.denormalize_value(self.step(x, state)[1])
+
+    @torch.no_grad()
+    def next_state(self, x: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+        """The core's state after one step on network inputs ``x`` from ``state`` (a recurrent network only)."""
+        assert self.core is not None
+        return self.core.step(self.trunk(x), state)[1]
+
+    def deployable(self) -> nn.Module:
+        """Return a traceable snapshot mapping raw observations (and, with a recurrent core, the state) to
+        deterministic actions (and the next state)."""
+        return PolicyModule(self) if self.core is None else RecurrentPolicyModule(self)
 
 
 class PolicyModule(nn.Module):
@@ -248,3 +344,26 @@ class PolicyModule(nn.Module):
         if self.discrete:
             return out.argmax(dim=-1)
         return out
+
+
+class RecurrentPolicyModule(PolicyModule):
+    """A frozen copy of a recurrent ``ActorCritic``'s acting path: ``(raw observation, state) -> (deterministic
+    action, next state)``. The caller keeps the state per env: zeros (``[B, state_size]``) at an episode's start.
+
+    Args:
+        model: the actor-critic to snapshot (it has a recurrent core).
+    """
+
+    def __init__(self, model: ActorCritic) -> None:
+        super().__init__(model)
+        assert model.core is not None
+        self.core = copy.deepcopy(model.core).requires_grad_(False)
+
+    def forward(self, obs: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # type: ignore[override]
+        """Map raw observations ``[B, obs_dim]`` and states ``[B, state_size]`` to actions and next states."""
+        x = ((obs - self.obs_mean) * self.obs_inv_std).clamp(-self.clip, self.clip)
+        features, next_state = self.core.step(self.trunk(x), state)
+        out = self.actor_head(features)
+        if self.discrete:
+            return out.argmax(dim=-1), next_state
+        return out, next_state

@@ -15,6 +15,8 @@ from ..types import ModelSpec, PolicyOutput, PolicyWeights
 from . import deploy
 from .activations import ACTIVATIONS
 from .actor_critic import ActorCritic
+from .encoders import ENCODERS, NATURE_CHANNELS, NATURE_KERNELS, NATURE_STRIDES
+from .recurrent import RECURRENT_KINDS
 
 
 class PPOAgentNode(Node):
@@ -28,6 +30,10 @@ class PPOAgentNode(Node):
     The network's architecture and initial weights leave on ``model``; with ``weights`` linked (a trainer linked to
     ``model`` answers there on its own) the agent acts only with weights received there, the newest it holds, and
     only on observations their acting rule allows (``ActingRule``). Unlinked (play), it acts with its own weights.
+
+    With a recurrent core (``recurrent`` gru or lstm) the agent keeps a state per env and source, zeroes it where
+    the step node's ``dones`` say an episode ended, and sends the state each observation was acted with in its
+    policy output (the learner rebuilds its sequences from them). ``encoder`` cnn reads image observations.
     """
 
     category = "RL/PPO"
@@ -38,7 +44,12 @@ class PPOAgentNode(Node):
                  "init_log_std"),
     )
 
-    observations = Input("Tensor", "observations [num_envs, obs_dim]", fan_in=True)
+    observations = Input("Tensor", "observations [num_envs, obs_dim] (or images [num_envs, C, H, W]; uint8 pixels "
+                         "are scaled to [0, 1])", fan_in=True)
+    # Read message by message by the agent itself (config=True keeps it out of the observation join): the first
+    # observation of a stream has no dones before it.
+    dones = Input("Dones", "episode ends after each step (a recurrent agent zeroes its state there)", optional=True,
+                  fan_in=True, config=True)
     weights = Input("PolicyWeights", "the learner's newest weights (linked back from the node taking 'model')",
                     optional=True, config=True, reply_to="model")
     policy_output = Output("PolicyOutput", "action, value, log_prob, action_params, observation, version")
@@ -57,6 +68,16 @@ class PPOAgentNode(Node):
     normalize_input = Param(bool, None, "running observation normalisation (statistics kept by the learner); "
                             "default: on for continuous actions", nullable=True)
     device = Param(str, None, "cpu or cuda; default: the env's device", nullable=True)
+    encoder = Param(str, "mlp", "mlp, or cnn (convolutions, then hidden_sizes) for image observations",
+                    choices=ENCODERS)
+    image_shape = Param(list, None, "cnn: [channels, height, width] of an observation; default: one square channel",
+                        ge=1, le=65536, nullable=True)
+    cnn_channels = Param(list, list(NATURE_CHANNELS), "cnn: output channels of each convolution", ge=1, le=4096)
+    cnn_kernels = Param(list, list(NATURE_KERNELS), "cnn: kernel size of each convolution", ge=1, le=256)
+    cnn_strides = Param(list, list(NATURE_STRIDES), "cnn: stride of each convolution", ge=1, le=256)
+    recurrent = Param(str, "none", "recurrent core after the encoder: none, gru or lstm", choices=RECURRENT_KINDS)
+    recurrent_size = Param(int, 64, "width of the recurrent core", ge=1, le=65536)
+    recurrent_layers = Param(int, 1, "stacked layers of the recurrent core", ge=1, le=64)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -65,6 +86,9 @@ class PPOAgentNode(Node):
         self.version = 0
         self.generator: torch.Generator | None = None
         self.forward_passes = 0
+        self.states: dict[str | None, torch.Tensor] = {}
+        self.dones_seen: dict[str | None, int] = {}
+        self.served: set[str | None] = set()
 
     async def setup(self) -> None:
         """Size the network from the env's spaces, checking any sizes given."""
@@ -83,12 +107,19 @@ class PPOAgentNode(Node):
         self.acts_deterministically = self.deterministic or (
             self.ctx.mode == "play" and not self.ctx.settings.get("stochastic"))
         normalize = self.normalize_input if self.normalize_input is not None else self.action_space == "continuous"
+        if self.recurrent != "none" and not self.linked("dones"):
+            raise ValueError(f"recurrent is {self.recurrent!r} but 'dones' is not linked: link the step node's dones "
+                             "to this agent's dones, so its state is reset where an episode ends")
         device = torch.device(self.device or self.upstream("env_device", "observations") or self.ctx.device)
         # Initial weights come from the node's own seed; the process-wide generator is left as it was.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.ctx.seed)
-            self.network = ActorCritic(input_size, output_size, self.hidden_sizes, self.activation,
-                                       self.action_space, self.init_log_std, normalize_input=normalize).to(device)
+            self.network = ActorCritic(
+                input_size, output_size, self.hidden_sizes, self.activation, self.action_space, self.init_log_std,
+                normalize_input=normalize, encoder=self.encoder, image_shape=self.image_shape,
+                cnn_channels=self.cnn_channels, cnn_kernels=self.cnn_kernels, cnn_strides=self.cnn_strides,
+                recurrent=self.recurrent, recurrent_size=self.recurrent_size,
+                recurrent_layers=self.recurrent_layers).to(device)
         self.generator = torch.Generator(device=device)
         self.generator.manual_seed(self.ctx.seed)
 
@@ -117,18 +148,20 @@ class PPOAgentNode(Node):
         io = self.io
         gated = self.linked("weights")
         weight_channels: tuple[Channel, ...] = tuple(link.channel for link in io.slots["weights"].links)
+        dones_channels: tuple[Channel, ...] = tuple(link.channel for link in io.slots["dones"].links)
         waiting: list[Firing] = []
         while True:
             if gated:
                 self.take_weights(io.newest("weights"))
+            self.take_dones()
             waiting += io.ready()
-            servable = [f for f in waiting if self.may_act(f.stamp)]
+            servable = [f for f in waiting if self.may_act(f.stamp) and self.state_ready(f)]
             if not servable:
                 if io.ended() and (not waiting or io.slots["weights"].exhausted()):
                     return
-                await io.inbox.wait(io.missing() + (weight_channels if waiting else ()))
+                await io.inbox.wait(io.missing() + ((weight_channels + dones_channels) if waiting else ()))
                 continue
-            waiting = [f for f in waiting if not self.may_act(f.stamp)]
+            waiting = [f for f in waiting if not (self.may_act(f.stamp) and self.state_ready(f))]
             self.firings += len(servable)
             await self.serve(servable)
 
@@ -139,6 +172,28 @@ class PPOAgentNode(Node):
         assert self.network is not None
         self.network.load_weights(weights.parameters)
         self.held, self.version = weights, weights.version
+
+    def take_dones(self) -> None:
+        """Zero the recurrent state of every env whose episode ended in the dones received so far."""
+        assert self.io is not None
+        for link in self.io.slots["dones"].links:
+            channel = link.channel
+            while len(channel):
+                message = channel.get_nowait()
+                source = message.source if message.source is not None else link.upstream
+                ended = link.convert(message.value).as_tensor()
+                state = self.states.get(source)
+                if state is not None:
+                    self.states[source] = state * (~ended).to(state.device, state.dtype)[:, None]
+                if message.stamp is not None:
+                    self.dones_seen[source] = message.stamp
+
+    def state_ready(self, firing: Firing) -> bool:
+        """Whether the state of ``firing``'s envs is up to date: the dones of the step that led to its observation
+        have been applied (not needed for a stream's first observation, or without a recurrent core)."""
+        if self.recurrent == "none" or not firing.stamp or firing.source not in self.served:
+            return True
+        return self.dones_seen.get(firing.source, -1) >= firing.stamp
 
     def may_act(self, stamp: int | None) -> bool:
         """Whether the weights held may act on observation ``stamp``: always when ``weights`` is unlinked, never
@@ -152,36 +207,71 @@ class PPOAgentNode(Node):
         observations = [f.values["observations"] for f in firings]
         self.forward_passes += 1
         if len(firings) == 1:
-            await self.emit("policy_output", self.act(observations[0]), firings[0].stamp, firings[0].source)
+            firing = firings[0]
+            await self.emit("policy_output", self.act(observations[0], firing.source), firing.stamp, firing.source)
             return
-        outputs = self.act(torch.cat(observations))
+        sizes = [obs.shape[0] for obs in observations]
+        recurrent = self.recurrent != "none"
+        state = torch.cat([self._state(f.source, n) for f, n in zip(firings, sizes)]) if recurrent else None
+        outputs, next_state = self._act(torch.cat(observations), state)
         start = 0
-        for firing, obs in zip(firings, observations):
-            end = start + obs.shape[0]
+        for firing, size in zip(firings, sizes):
+            end = start + size
+            if next_state is not None:
+                self.states[firing.source] = next_state[start:end]
+            self.served.add(firing.source)
             await self.emit("policy_output", _slice(outputs, start, end), firing.stamp, firing.source)
             start = end
 
-    def act(self, observations: torch.Tensor) -> PolicyOutput:
-        """One forward pass with the weights held: sample (or take the mean) action."""
+    def act(self, observations: torch.Tensor, source: str | None = None) -> PolicyOutput:
+        """One forward pass with the weights held: sample (or take the mean) action; a recurrent agent acts with
+        and then advances the state of ``source``'s envs."""
+        state = self._state(source, observations.shape[0]) if self.recurrent != "none" else None
+        output, next_state = self._act(observations, state)
+        if next_state is not None:
+            self.states[source] = next_state
+        self.served.add(source)
+        return output
+
+    def _state(self, source: str | None, num_envs: int) -> torch.Tensor:
+        assert self.network is not None
+        state = self.states.get(source)
+        if state is None or state.shape[0] != num_envs:
+            state = self.states[source] = self.network.initial_state(num_envs)
+        return state
+
+    def _act(self, observations: torch.Tensor,
+             state: torch.Tensor | None) -> tuple[PolicyOutput, torch.Tensor | None]:
         assert self.network is not None
         network = self.network
-        observations = observations.to(network.critic_head.weight.device, torch.float32)
-        result = network.act(observations, deterministic=self.acts_deterministically, generator=self.generator)
-        return PolicyOutput(result.action, result.value, result.log_prob, result.params, result.observation,
-                            self.version)
+        device = network.critic_head.weight.device
+        pixels = observations.dtype == torch.uint8
+        observations = observations.to(device, torch.float32)
+        if pixels:
+            observations = observations / 255.0
+        result = network.act(observations, deterministic=self.acts_deterministically, generator=self.generator,
+                             state=state)
+        output = PolicyOutput(result.action, result.value, result.log_prob, result.params, result.observation,
+                              self.version, result.state)
+        return output, result.next_state
 
-    def deployable(self) -> tuple[torch.nn.Module, torch.Tensor, dict[str, Any]]:
-        """The policy for deployment (raw observations -> deterministic actions, normalisation included), an
-        example input and the spaces (``deploy.deployable``)."""
+    def deployable(self) -> tuple[torch.nn.Module, Any, dict[str, Any]]:
+        """The policy for deployment (raw observations -> deterministic actions, normalisation included; a recurrent
+        policy takes and returns its state: ``(obs, state) -> (action, next_state)``), an example input and the
+        spaces (``deploy.deployable``)."""
         assert self.network is not None
         return deploy.deployable(self.network, self.upstream("observation_space", "observations"),
                                  self.upstream("action_space", "observations"))
 
     def state_dict(self) -> dict[str, Any]:
-        """The weights held (normaliser statistics included), their version and the sampling generator."""
+        """The weights held (normaliser statistics included), their version, the sampling generator and, for a
+        recurrent agent, each source's state."""
         assert self.network is not None and self.generator is not None
-        return {"model": self.network.state_dict(), "version": self.version,
-                "generator": self.generator.get_state()}
+        state: dict[str, Any] = {"model": self.network.state_dict(), "version": self.version,
+                                 "generator": self.generator.get_state()}
+        if self.recurrent != "none":
+            state["recurrent_states"] = {source: value.clone() for source, value in self.states.items()}
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore ``state_dict`` (play acts with these weights; training waits for the learner's)."""
@@ -189,6 +279,8 @@ class PPOAgentNode(Node):
         self.network.load_weights(state["model"])
         self.version = int(state["version"])
         self.generator.set_state(state["generator"])
+        device = self.network.critic_head.weight.device
+        self.states = {source: value.to(device) for source, value in state.get("recurrent_states", {}).items()}
 
 
 def _action_size(space: Any, action_space: str) -> int | None:
@@ -202,4 +294,4 @@ def _action_size(space: Any, action_space: str) -> int | None:
 def _slice(out: PolicyOutput, start: int, end: int) -> PolicyOutput:
     return PolicyOutput(out.action[start:end], out.value[start:end], out.log_prob[start:end],
                         {k: v[start:end] for k, v in out.action_params.items()}, out.observation[start:end],
-                        out.version)
+                        out.version, None if out.state is None else out.state[start:end])

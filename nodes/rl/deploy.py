@@ -6,17 +6,20 @@ from typing import Any
 import torch
 
 from ..envs.spaces import Box, Discrete
-from .actor_critic import ActorCritic, PolicyModule
+from .actor_critic import ActorCritic
 
 
-def deployable(model: ActorCritic, observation_space: Any, action_space: Any) -> tuple[torch.nn.Module, torch.Tensor,
+def deployable(model: ActorCritic, observation_space: Any, action_space: Any) -> tuple[torch.nn.Module, Any,
                                                                                         dict[str, Any]]:
-    """The frozen policy (raw observations -> deterministic actions, the observation normaliser included), an
-    example batch of two observations (so an exported batch dimension stays dynamic), and metadata describing the
-    observation and the policy's action spaces."""
-    module = PolicyModule(model)
-    example = torch.zeros(2, model.obs_dim, device=next(module.parameters()).device)
+    """The frozen policy (raw observations -> deterministic actions, the observation normaliser included; with a
+    recurrent core ``(observations, state) -> (actions, next_state)``), an example batch of two observations (and
+    zero states), so an exported batch dimension stays dynamic, and metadata describing the observation and the
+    policy's action spaces."""
+    module = model.deployable()
+    observations = torch.zeros(2, model.obs_dim, device=next(module.parameters()).device)
+    example: Any = (observations, model.initial_state(2)) if model.recurrent else observations
     metadata = {
+        "state_size": model.state_size,
         "observation_space": describe(observation_space) or {"type": "box", "shape": [model.obs_dim]},
         "policy_action": {"type": "discrete", "n": model.action_dim} if model.discrete
         else {"type": "box", "shape": [model.action_dim], "low": -1.0, "high": 1.0},

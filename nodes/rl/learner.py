@@ -12,6 +12,7 @@ from ..types import ModelSpec
 from .actor_critic import ActorCritic
 from .ppo import PPOConfig, PPOUpdate
 from .rollout import RolloutBuffer
+from .sequences import SequenceSampler
 from .trajectory import Trajectory
 
 
@@ -68,25 +69,42 @@ class Learner:
         rollout = self._bootstrapped(trajectories)
         lags = torch.cat([(self.version - t.versions)[:, None].expand(-1, t.num_envs) for t in trajectories], dim=1)
         self.network.update_obs_stats(torch.cat([t.next_observations.flatten(0, 1) for t in trajectories]))
-        stats = self.update.run(rollout, lags)
+        stats = self.update.run(rollout, lags, self.sampler(rollout, trajectories))
         self.version += 1
         stats.update(lag_stats(lags.flatten(), max_lag))
         stats["update_time_s"] = time.perf_counter() - started
         return stats, self.weights()
 
+    def sampler(self, rollout: RolloutBuffer, trajectories: list[Trajectory]) -> SequenceSampler | None:
+        """The sequence sampler of a recurrent network's rollout (``None``: flat minibatches)."""
+        if not self.network.recurrent:
+            return None
+        states = torch.cat([_states(t) for t in trajectories], dim=1)
+        return SequenceSampler(rollout.observations, rollout.actions, states, rollout.dones,
+                               self.update.config.seq_length)
+
     @torch.no_grad()
     def _bootstrapped(self, trajectories: list[Trajectory]) -> RolloutBuffer:
         """Fill every step's next value: the agent's value of the next observation inside the rollout, the
         learner's own value of the observation after the last step and of truncated episodes' final observations
-        (normalised with the statistics the rollout was acted with); then all groups side by side."""
+        (normalised with the statistics the rollout was acted with); then all groups side by side. A recurrent
+        network values them with the state its core reached after the step (zeroed for the observation after the
+        last step where that step ended an episode)."""
         network = self.network
         for trajectory in trajectories:
             buffer = trajectory.buffer
-            last = network.value(network.normalize_obs(trajectory.next_observations[-1]))
+            last_state = None
+            if network.recurrent:
+                after = network.next_state(buffer.observations[-1], _states(trajectory)[-1])
+                last_state = after * (~buffer.dones[-1]).to(after.dtype)[:, None]
+            last = network.value(network.normalize_obs(trajectory.next_observations[-1]), last_state)
             following = torch.cat([buffer.values[1:], last[None]])
             truncated = trajectory.truncated
             if truncated.any():
-                finals = network.value(network.normalize_obs(trajectory.final_observations[truncated]))
+                final_state = None
+                if network.recurrent:
+                    final_state = network.next_state(buffer.observations[truncated], _states(trajectory)[truncated])
+                finals = network.value(network.normalize_obs(trajectory.final_observations[truncated]), final_state)
                 following = following.clone()
                 following[truncated] = finals
             buffer.next_values.copy_(following)
@@ -99,6 +117,12 @@ class Learner:
             setattr(merged, name, torch.cat([getattr(b, name) for b in buffers], dim=1))
         merged.num_envs = sum(b.num_envs for b in buffers)
         return merged
+
+
+def _states(trajectory: Trajectory) -> torch.Tensor:
+    if trajectory.states is None:
+        raise ValueError("the network is recurrent but the agent's policy outputs carry no state")
+    return trajectory.states
 
 
 def lag_stats(lag: torch.Tensor, max_lag: int) -> dict[str, float]:

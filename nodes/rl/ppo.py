@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -44,6 +45,8 @@ class PPOConfig:
     """GAE lambda"""
     vtrace_rho_clip: float | None = None
     """truncate the importance weights of stale transitions (lag > 0) at this, V-trace's rho-bar; None: plain GAE"""
+    seq_length: int = 16
+    """recurrent policies: steps per sequence chunk (truncated BPTT)"""
 
     def __post_init__(self) -> None:
         if self.normalize_advantage not in ADVANTAGE_NORMALIZATION:
@@ -65,6 +68,46 @@ def explained_variance(predictions: torch.Tensor, targets: torch.Tensor) -> floa
     return float("nan") if var_targets == 0 else float(1.0 - (targets - predictions).var() / var_targets)
 
 
+class Sampler(Protocol):
+    """How an update draws minibatches and re-evaluates them (flat samples, or sequences for recurrent policies)."""
+
+    def minibatches(self, minibatch_size: int, generator: torch.Generator | None = None) -> list[Any]:
+        """The minibatches of one epoch."""
+
+    def evaluate(self, model: ActorCritic, batch: Any
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(rows, log_prob, entropy, value)`` of a minibatch, ``rows`` indexing the rollout's ``flatten()``."""
+
+    def everything(self) -> Any:
+        """One minibatch of every stored step."""
+
+
+class FlatSampler:
+    """Minibatches of independent (time, env) samples: the feed-forward policy's PPO.
+
+    Args:
+        buffer: the rollout.
+    """
+
+    def __init__(self, buffer: RolloutBuffer) -> None:
+        self.buffer = buffer
+        data = buffer.flatten()
+        self.observations, self.actions = data["observations"], data["actions"]
+
+    def minibatches(self, minibatch_size: int, generator: torch.Generator | None = None) -> list[torch.Tensor]:
+        """A random permutation of the samples, split (see ``RolloutBuffer.minibatch_indices``)."""
+        return self.buffer.minibatch_indices(minibatch_size, generator)
+
+    def everything(self) -> torch.Tensor:
+        """Every row."""
+        return torch.arange(self.observations.shape[0], device=self.observations.device)
+
+    def evaluate(self, model: ActorCritic, batch: torch.Tensor
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Re-evaluate the samples ``batch`` (row indices)."""
+        return (batch, *model.evaluate(self.observations[batch], self.actions[batch]))
+
+
 class PPOUpdate:
     """Runs PPO updates of an ``ActorCritic`` from filled ``RolloutBuffer``s.
 
@@ -83,13 +126,15 @@ class PPOUpdate:
         self.config = config
         self.generator = generator
 
-    def run(self, buffer: RolloutBuffer, lags: torch.Tensor | None = None) -> dict[str, float]:
+    def run(self, buffer: RolloutBuffer, lags: torch.Tensor | None = None,
+            sampler: Sampler | None = None) -> dict[str, float]:
         """Update the model on the buffer's transitions and return the update's statistics.
 
         Args:
             buffer: the rollout (values and next values denormalized); it is not reset here.
             lags: ``[T, N]`` versions between the model and the policy that acted at each step; with
                 ``vtrace_rho_clip`` set, stale steps (lag > 0) get V-trace's truncated importance weights.
+            sampler: how minibatches are drawn and re-evaluated; default: flat samples (``FlatSampler``).
 
         Returns:
             Means over the applied minibatch steps of ``policy_loss``, ``value_loss``, ``entropy``, ``approx_kl``,
@@ -100,9 +145,10 @@ class PPOUpdate:
         """
         cfg, model = self.config, self.model
         T = buffer.step
+        sampler = sampler if sampler is not None else FlatSampler(buffer)
 
         # --- advantages and returns, in reward units; V-trace where the acting policy was stale
-        log_rhos = self._log_rhos(buffer, lags)
+        log_rhos = self._log_rhos(buffer, lags, sampler)
         if log_rhos is None:
             advantages, returns = compute_gae(
                 buffer.rewards[:T], buffer.values[:T], buffer.next_values[:T],
@@ -121,7 +167,7 @@ class PPOUpdate:
         if model.value_normalizer is not None and torch.isfinite(returns).all():
             model.value_normalizer.update(returns)
         data = buffer.flatten()
-        b_obs, b_actions, b_log_probs = data["observations"], data["actions"], data["log_probs"]
+        b_log_probs = data["log_probs"]
         b_values, b_returns, b_advantages = data["values"], returns.flatten(), advantages.flatten()
         b_old_values_c, b_returns_c = model.normalize_value(b_values), model.normalize_value(b_returns)
         if cfg.normalize_advantage == "batch":
@@ -135,8 +181,8 @@ class PPOUpdate:
         early_stopped = False
         for _ in range(cfg.epochs):
             epochs_run += 1
-            for idx in buffer.minibatch_indices(cfg.minibatch_size, self.generator):
-                new_log_prob, entropy, new_values = model.evaluate(b_obs[idx], b_actions[idx])
+            for batch in sampler.minibatches(cfg.minibatch_size, self.generator):
+                idx, new_log_prob, entropy, new_values = sampler.evaluate(model, batch)
                 mb_advantages = b_advantages[idx]
                 if cfg.normalize_advantage == "minibatch":
                     mb_advantages = _normalized(mb_advantages)
@@ -177,13 +223,15 @@ class PPOUpdate:
         return {name: float(value) for name, value in stats.items()}
 
     @torch.no_grad()
-    def _log_rhos(self, buffer: RolloutBuffer, lags: torch.Tensor | None) -> torch.Tensor | None:
+    def _log_rhos(self, buffer: RolloutBuffer, lags: torch.Tensor | None, sampler: Sampler) -> torch.Tensor | None:
         """``log pi - log mu`` of every stored step under the model as it is now, 0 where the step is on-policy
         (the model is the policy that acted); ``None`` when V-trace is off or every step is on-policy."""
         if self.config.vtrace_rho_clip is None or lags is None or not bool((lags > 0).any()):
             return None
         T = buffer.step
-        observations, actions = buffer.observations[:T], buffer.actions[:T]
-        log_prob, _, _ = self.model.evaluate(observations.flatten(0, 1), actions.flatten(0, 1))
+        log_prob = torch.empty(T * buffer.num_envs, device=buffer.device)
+        with torch.no_grad():
+            rows, evaluated, _, _ = sampler.evaluate(self.model, sampler.everything())
+        log_prob[rows] = evaluated
         log_rhos = log_prob.reshape(buffer.log_probs[:T].shape) - buffer.log_probs[:T]
         return torch.where(lags[:T] > 0, log_rhos, torch.zeros_like(log_rhos))

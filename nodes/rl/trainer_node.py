@@ -93,12 +93,15 @@ class PPOTrainerNode(Node):
                                     choices=("epoch", "time", "best_metric"))
     checkpoint_trigger_value = Param(str, "10", "N updates, or a duration such as 1h30m")
     device = Param(str, None, "the learner's device (cpu, cuda, cuda:1); default: the run's device", nullable=True)
+    seq_length = Param(int, 16, "recurrent agents: steps per sequence chunk (truncated BPTT); minibatch_size // "
+                       "seq_length chunks per minibatch", ge=1, le=1_000_000)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.learner: Learner | None = None
         self.schedule: LRSchedule | None = None
         self.rule = ActingRule()
+        self.max_lag = 0
         self.trajectories: dict[str | None, Trajectory] = {}
         self.held: list[tuple[int | None, str | None]] = []
         self.iteration = 0
@@ -171,7 +174,7 @@ class PPOTrainerNode(Node):
         lr = self.learning_rate if self.learning_rate is not None else spec.learning_rate
         config = PPOConfig(self.epochs, self.minibatch_size, self.clip_param, self.value_coef, self.entropy_coef,
                            self.max_grad_norm, self.clip_value_loss, self.normalize_advantage, self.target_kl,
-                           self.gamma, self.lam, self.vtrace_rho_clip)
+                           self.gamma, self.lam, self.vtrace_rho_clip, self.seq_length)
         self.learner = Learner(spec, self.normalize_value, self.learner_device, lr, config, self.generator)
         self.schedule = make_schedule(self.lr_schedule, lr, self._total_updates(), self.kl_threshold)
         restored = self._restored
@@ -179,7 +182,14 @@ class PPOTrainerNode(Node):
             self.learner.load_state_dict(restored)
             self.schedule.load_state_dict(restored["schedule"])
         self.learner.version = self.iteration
-        self.rule = ActingRule(self.iteration, self.horizon_length, 0 if self.mode == "sync" else self.max_staleness)
+        max_lag = 0 if self.mode == "sync" else self.max_staleness
+        if max_lag > 1 and self.learner.network.recurrent:
+            # A recurrent policy's stored states come from the acting weights; the further those lag, the further
+            # the learner's rebuilt sequences drift from what was acted on.
+            self.ctx.warn(f"max_staleness {max_lag} with a recurrent agent: kept at 1")
+            max_lag = 1
+        self.max_lag = max_lag
+        self.rule = ActingRule(self.iteration, self.horizon_length, max_lag)
         self.executor = ThreadPoolExecutor(1, thread_name_prefix=f"dnne-learner-{self.id}")
 
     def _total_updates(self) -> int | None:
@@ -204,7 +214,7 @@ class PPOTrainerNode(Node):
             return
         rollout = [t.copy() for t in self.trajectories.values()]
         self._reset_trajectories()  # collection goes on beside the update, on copies
-        while len(self.pending) >= self.max_staleness:
+        while len(self.pending) >= self.max_lag:
             await self._finish(self.pending.pop(0))
         self.pending.append(self._submit(rollout))
         await self._release("update")

@@ -12,7 +12,8 @@ from .rollout import RolloutBuffer
 class Trajectory:
     """A ``RolloutBuffer`` and what the learner needs besides it: the raw observations that followed each step
     (for its input statistics and the bootstrap at the horizon end), the final observations of truncated episodes
-    (their bootstrap) and the version of the policy that acted at each step (its lag).
+    (their bootstrap), the version of the policy that acted at each step (its lag), and for a recurrent policy the
+    state each step was acted with (the learner rebuilds its sequences and bootstrap states from them).
 
     Values that come from messages (the agent's value of each observation) are stored as they came; values of
     observations no agent acted on are left to the learner's own network (``Learner``).
@@ -33,6 +34,8 @@ class Trajectory:
         self.final_observations = torch.zeros(shape, device=device)
         self.truncated = torch.zeros((horizon, num_envs), dtype=torch.bool, device=device)
         self.versions = torch.zeros(horizon, dtype=torch.long, device=device)
+        state = first.state
+        self.states = None if state is None else torch.zeros((horizon, num_envs, state.shape[1]), device=device)
         self._unknown = torch.zeros((), device=device)  # next values are the learner's to fill
 
     @property
@@ -54,6 +57,10 @@ class Trajectory:
         self.final_observations[t] = dones.final_observations.to(device, torch.float32)
         self.truncated[t] = (dones.truncated & ~dones.terminated).to(device)
         self.versions[t] = output.version
+        if self.states is not None:
+            if output.state is None:
+                raise ValueError("a recurrent policy's output came without its state")
+            self.states[t] = output.state.to(device)
         buffer.add(output.observation, output.action, output.log_prob, output.value, rewards.to(device, torch.float32),
                    dones.terminated, dones.truncated, self._unknown)
 
@@ -65,6 +72,7 @@ class Trajectory:
             setattr(other.buffer, name, getattr(self.buffer, name).clone())
         for name in ("next_observations", "final_observations", "truncated", "versions"):
             setattr(other, name, getattr(self, name).clone())
+        other.states = None if self.states is None else self.states.clone()
         return other
 
     def reset(self) -> None:

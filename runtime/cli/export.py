@@ -91,7 +91,13 @@ def with_transforms(run: GraphRun, node_id: str, deployable: tuple[Any, ...]) ->
             chain.append(current)
     metadata["node"] = node_id
     metadata["applies"] = chain
-    return (torch.nn.Sequential(module, *transforms) if transforms else module), example, metadata
+    if not transforms:
+        return module, example, metadata
+    if isinstance(example, tuple):
+        from .stateful import FirstOutputThen
+
+        return FirstOutputThen(module, torch.nn.Sequential(*transforms)), example, metadata
+    return torch.nn.Sequential(module, *transforms), example, metadata
 
 
 def export_module(module: Any, example: Any, metadata: dict[str, Any], path: Path, onnx: bool = True) -> list[Path]:
@@ -101,8 +107,9 @@ def export_module(module: Any, example: Any, metadata: dict[str, Any], path: Pat
     import torch
 
     module = module.eval()
+    inputs = example if isinstance(example, tuple) else (example,)
     batch = torch.export.Dim("batch", min=1)
-    program = torch.export.export(module, (example,), dynamic_shapes=({0: batch},))
+    program = torch.export.export(module, inputs, dynamic_shapes=tuple({0: batch} for _ in inputs))
     path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(metadata, indent=2)
     torch.export.save(program, str(path), extra_files={"dnne.json": text})
@@ -122,10 +129,13 @@ def export_onnx(module: Any, example: Any, metadata: dict[str, Any], path: Path)
     import onnx
     import torch
 
+    inputs = example if isinstance(example, tuple) else (example,)
     batch = torch.export.Dim("batch", min=1)
-    program = torch.onnx.export(module, (example,), dynamo=True, input_names=["observations"],
-                                output_names=["actions"], dynamic_shapes=({0: batch},), verbose=False)
+    program = torch.onnx.export(module, inputs, dynamo=True, input_names=["observations", "state"][:len(inputs)],
+                                output_names=["actions", "next_state"][:len(inputs)],
+                                dynamic_shapes=tuple({0: batch} for _ in inputs), verbose=False)
     model = program.model_proto
     onnx.helper.set_model_props(model, {"dnne": json.dumps(metadata)})
     onnx.save(model, str(path))
     return [path]
+
