@@ -11,8 +11,11 @@ from torch import Tensor
 from .base import BatchedEnv, StepResult
 from .cartpole import Cartpole
 from .cartpole_isaac import CartpoleIsaac
+from .grid_reach import GridReach
+from .novel import CartpoleNoVel, PendulumNoVel
 from .pendulum import Pendulum
 from .point_mass import PointMassNav
+from .point_maze import PointMassMaze
 from .recorder import EpisodeRecorder
 
 WIDTH, HEIGHT = 480, 320
@@ -79,8 +82,55 @@ def point_mass(env: BatchedEnv, obs: np.ndarray) -> np.ndarray:
     return np.asarray(image)
 
 
+def cartpole_no_vel(env: BatchedEnv, obs: np.ndarray) -> np.ndarray:
+    """CartPole without velocities: observation ``(x, theta)``."""
+    return _cart(float(obs[0]), float(obs[1]), 2.4, 1.0)
+
+
+def point_maze(env: BatchedEnv, obs: np.ndarray) -> np.ndarray:
+    """The maze's walls, the goal cell and the point: observation ``(x, y, vx, vy)``."""
+    assert isinstance(env, PointMassMaze)
+    image, draw = _canvas()
+    half_x, half_y = env.half_extent
+    scale = min((WIDTH - 20) / (2 * half_x), (HEIGHT - 20) / (2 * half_y))
+
+    def at(x: float, y: float) -> tuple[float, float]:
+        return WIDTH / 2 + x * scale, HEIGHT / 2 - y * scale
+
+    free = env.free.cpu()
+    half_cell = env.cell_size / 2
+    for row in range(free.shape[0]):
+        for column in range(free.shape[1]):
+            if not bool(free[row, column]):
+                x, y = env.cell_centre(row, column)
+                draw.rectangle((*at(x - half_cell, y + half_cell), *at(x + half_cell, y - half_cell)),
+                               fill=(60, 60, 60))
+    goal, radius = at(*env.goal), env.goal_radius * scale
+    draw.ellipse((goal[0] - radius, goal[1] - radius, goal[0] + radius, goal[1] + radius), fill=(120, 200, 120))
+    point = at(float(obs[0]), float(obs[1]))
+    draw.ellipse((point[0] - 6, point[1] - 6, point[0] + 6, point[1] + 6), fill=(50, 80, 200))
+    return np.asarray(image)
+
+
+def grid_reach(env: BatchedEnv, obs: np.ndarray) -> np.ndarray:
+    """The observed image itself, its channels as colours (one channel: grey levels), scaled up to the frame."""
+    assert isinstance(env, GridReach)
+    planes = np.asarray(obs, dtype=np.float32).reshape(env.channels, env.size, env.size)
+    rgb = np.zeros((env.size, env.size, 3), dtype=np.float32)
+    if env.channels == 1:
+        rgb[:] = planes[0][:, :, None]
+    else:
+        rgb[:, :, 2], rgb[:, :, 1] = planes[0], planes[1]
+    cell = max(1, min(WIDTH, HEIGHT) // env.size)
+    picture = np.kron(rgb, np.ones((cell, cell, 1), dtype=np.float32))
+    frame = np.full((HEIGHT, WIDTH, 3), 255, dtype=np.uint8)
+    frame[:picture.shape[0], :picture.shape[1]] = (255 * (1.0 - picture.clip(0.0, 1.0))).astype(np.uint8)
+    return frame
+
+
 RENDERERS: dict[type, Renderer] = {Cartpole: cartpole, CartpoleIsaac: cartpole_isaac, Pendulum: pendulum,
-                                   PointMassNav: point_mass}
+                                   PointMassNav: point_mass, CartpoleNoVel: cartpole_no_vel,
+                                   PendulumNoVel: pendulum, PointMassMaze: point_maze, GridReach: grid_reach}
 
 
 def renderer_for(env: BatchedEnv) -> Renderer | None:
