@@ -50,7 +50,7 @@ def success_rows(run_dir: Path) -> list[tuple[float, float, int]]:
     rows = []
     for line in (run_dir / "metrics.jsonl").read_text().splitlines():
         row = json.loads(line) if line.strip() else {}
-        if "success_rate" in row:
+        if "success_episodes" in row:
             rows.append((float(row["env_steps"]), float(row["success_rate"]), int(row["success_episodes"])))
     return rows
 

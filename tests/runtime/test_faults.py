@@ -13,7 +13,8 @@ from dnne.runtime.loading import load_graph
 from dnne.runtime.runner import DeadlockError, GraphRun, RunResult
 
 ROOT = Path(__file__).resolve().parents[2]
-CARTPOLE = json.loads((ROOT / "graphs" / "cartpole_ppo.json").read_text())
+# 8 envs x horizon 32: 256 env steps an update
+CARTPOLE = json.loads((ROOT / "graphs" / "presets" / "cartpole_zoo.json").read_text())
 REGISTRY = fault_registry()
 
 

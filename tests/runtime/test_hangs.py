@@ -13,7 +13,7 @@ from fault_nodes import faulty_graph
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
-CARTPOLE = ROOT / "graphs" / "cartpole_ppo.json"
+CARTPOLE = ROOT / "graphs" / "presets" / "cartpole_zoo.json"
 DNNE = [sys.executable, "-m", "dnne.runtime.cli"]
 ENV = dict(os.environ, PYTHONPATH=f"{HERE}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
 

@@ -24,9 +24,9 @@ from dnne.runtime.runner import GraphRun
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
-CARTPOLE = ROOT / "graphs" / "cartpole_ppo.json"
+CARTPOLE = ROOT / "graphs" / "presets" / "cartpole_zoo.json"
 DNNE = [sys.executable, "-m", "dnne.runtime.cli"]
-STEPS_PER_ITERATION = 256  # cartpole_ppo.json: 8 envs x horizon 32
+STEPS_PER_ITERATION = 256  # presets/cartpole_zoo.json: 8 envs x horizon 32
 
 
 def dnne(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:

@@ -38,7 +38,7 @@ def final_success(rows: list[dict[str, Any]], end: int) -> tuple[float, int]:
     """The share of episodes that reached the goal, pooled over the success rows of the last 200,000 env steps up
     to ``end`` (env-step counts rounded to 10,000, as benchmarks/hierarchical.py does)."""
     end = round(end, -4)
-    last = [row for row in rows if "success_rate" in row and end - 200_000 < round(row["env_steps"], -4) <= end]
+    last = [row for row in rows if "success_episodes" in row and end - 200_000 < round(row["env_steps"], -4) <= end]
     episodes = sum(row["success_episodes"] for row in last)
     return sum(row["success_rate"] * row["success_episodes"] for row in last) / max(episodes, 1), episodes
 
@@ -61,7 +61,7 @@ def test_short_run_records_success_rates(graph: Path, tmp_path: Path) -> None:
     summary, rows = run(graph, tmp_path, "--max-steps", "6400", "--set", "env.num_envs=16",
                         "--set", 'env.env_kwargs={"max_episode_steps": 50}', "--set", "success.interval=1600")
     assert summary["stop_reason"] == "max_steps"
-    success = [row for row in rows if "success_rate" in row]
+    success = [row for row in rows if "success_episodes" in row]
     assert len(success) >= 3
     assert all(0.0 <= row["success_rate"] <= 1.0 for row in success)
     assert sum(row["success_episodes"] for row in success) >= summary["counters"]["episodes"] - 16

@@ -102,9 +102,9 @@ def test_export_of_a_recurrent_agent_takes_and_returns_the_state(tmp_path: Path)
     run_dir = tmp_path / "run"
     assert main(["run", str(NOVEL), "--run-dir", str(run_dir), "--set", "run.max_iterations=1",
                  "--set", "run.target_return=null"]) == 0
-    out = tmp_path / "policy.pt"
-    assert main(["export", str(run_dir), "-o", str(out)]) == 0
-    module = torch.jit.load(str(out))
+    out = tmp_path / "policy.pt2"
+    assert main(["export", str(run_dir), "-o", str(out), "--no-onnx"]) == 0
+    module = torch.export.load(str(out)).module()
     agent_state = checkpoint.load(run_dir)["nodes"]["agent"]
     assert agent_state["recurrent_states"]["or"].shape == (8, 2 * 64)
     document = json.loads(NOVEL.read_text())["nodes"]["agent"]["params"]

@@ -26,14 +26,14 @@ class Fragment:
     tensors: dict
 
 
-def relay_chain(wreg, fast: bool):
+def relay_chain(wreg, shared_memory: bool, direct_links: bool):
     """Tensors from the main process through a relay in w1 and one in w2 back to a sink in the main process."""
     g = (Graph().add("t", "Tensors", n=40, rows=300).add("r1", "Relay").add("r2", "Relay").add("s", "Sink")
          .link("t.out", "r1.x").link("r1.y", "r2.x", capacity=3).link("r2.y", "s.x"))
     g.placement = {"r1": "w1", "r2": "w2"}
     run = GraphRun(load_graph(g, registry=wreg), wreg)
     previous = Placement.shared_memory, Placement.direct_links
-    Placement.shared_memory = Placement.direct_links = fast
+    Placement.shared_memory, Placement.direct_links = shared_memory, direct_links
     try:
         result = asyncio.run(asyncio.wait_for(run.execute(), 60))
     finally:
@@ -42,24 +42,29 @@ def relay_chain(wreg, fast: bool):
 
 
 class TestAcrossProcesses:
-    def test_direct_links_and_slots_carry_the_same_as_the_msgpack_path(self, wreg):
-        fast_run, fast = relay_chain(wreg, True)
-        slow_run, slow = relay_chain(wreg, False)
+    @pytest.mark.parametrize("shared_memory, direct_links", [(True, False), (False, True)],
+                             ids=["slots", "direct"])
+    def test_fast_paths_carry_the_same_as_the_msgpack_path(self, wreg, shared_memory, direct_links):
+        """Slots and direct links each carry exactly what msgpack frames through the main process carry."""
+        fast_run, fast = relay_chain(wreg, shared_memory, direct_links)
+        slow_run, slow = relay_chain(wreg, False, False)
         assert fast.stop_reason == slow.stop_reason == "completed", (fast.error, slow.error)
         got = [(v, stamp) for v, stamp, _ in fast_run.nodes["s"].received]
         want = [(v, stamp) for v, stamp, _ in slow_run.nodes["s"].received]
         assert len(got) == len(want) == 40
         assert all(torch.equal(a, b) and sa == sb for (a, sa), (b, sb) in zip(got, want))
         assert all(torch.equal(v, torch.full((300, 4), float(i))) for i, (v, _) in enumerate(got))
-        # the w1 -> w2 link never touched the main process on the fast path; it was routed there on the old one
-        assert fast_run.placement.routed_frames == 0 and slow_run.placement.routed_frames >= 40
+        # with direct links the w1 -> w2 messages never touch the main process; without, all 40 are routed there
+        assert slow_run.placement.routed_frames == 40
+        assert fast_run.placement.routed_frames == (0 if direct_links else 40)
         link = fast.channels["r1.y -> r2.x"]
         assert link["messages"] == 40 and link["drops"] == 0 and link["max_depth"] <= 3
-        assert not os.path.exists(fast_run.placement.slot_dir)  # the slot files are gone with the run
+        if shared_memory:
+            assert not os.path.exists(fast_run.placement.slot_dir)  # the slot files are gone with the run
 
     def test_received_tensors_own_their_memory(self, wreg):
         """A consumer may keep what it received: later messages reuse the slot but never change it."""
-        run, result = relay_chain(wreg, True)
+        run, result = relay_chain(wreg, True, False)
         first = run.nodes["s"].received[0][0]
         assert torch.equal(first, torch.zeros(300, 4))  # 39 later messages went through the same 3 slots
 
