@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
 
 from dnne.runtime.cli import main
 
@@ -16,13 +15,7 @@ DNNE_EXAMPLE = ROOT / "tests" / "data" / "dnne" / "Cartpole_PPO.json"  # DNNE's 
 TRAINING_FIELDS = ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction", "explained_variance")
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> Any:
-    """Run torch on one thread, as ``dnne run`` does, and restore the setting afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # as ``dnne run`` does (tests/nodes/conftest.py)
 
 
 def run(path: Path, run_dir: Path, *extra: str) -> dict[str, Any]:

@@ -4,10 +4,8 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
-import torch
 
 from dnne.nodes.types import PolicyOutput
 from dnne.runtime import Input, Node, default_registry, load_graph
@@ -19,13 +17,7 @@ GRAPH = ROOT / "graphs" / "hierarchical_ppo.json"
 RANDOM_RETURN = 3.2  # uniform random actions on the graph's task, 3072 episodes (docs/hierarchical.md)
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> Any:
-    """Run torch on one thread, as ``dnne run`` does, and restore the setting afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # as ``dnne run`` does (tests/nodes/conftest.py)
 
 
 class VersionProbe(Node):

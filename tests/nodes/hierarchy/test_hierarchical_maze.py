@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
 
 from dnne.runtime.cli import main
 
@@ -15,13 +14,7 @@ HIERARCHICAL = ROOT / "graphs" / "hierarchical_maze_ppo.json"
 FLAT = ROOT / "graphs" / "flat_maze_ppo.json"
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> Any:
-    """Run torch on one thread, as ``dnne run`` does, and restore the setting afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # as ``dnne run`` does (tests/nodes/conftest.py)
 
 
 def run(graph: Path, run_dir: Path, *extra: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
