@@ -49,10 +49,37 @@ def register(registry: NodeRegistry) -> None:
         registry.alias_type(alias, name)
     for wire_type in (PolicyOutput, Dones, ModelSpec, PolicyWeights, ActingRule, Box, Discrete):
         registry.add_wire_type(wire_type)
+    register_vocabulary(registry)
     for cls in (EnvNode, StepNode, ActionNode, CartpoleActionNode, IsaacGymEnvNode, IsaacGymStepNode, ORNode,
                 MetricsNode, PPOAgentNode, PPOTrainerNode, HighLevelStepNode, SubgoalNode, SubgoalConcatNode,
                 SubgoalRewardNode, EpisodeSuccessNode):
         registry.add_node(cls)
+
+
+def register_vocabulary(registry: NodeRegistry) -> None:
+    """Give the RL counters meaning: the run keys of today's graph files as stop shorthands, the settings
+    ``play`` passes to the env and agent nodes, the summary fields, the metrics' x axis and the progress line."""
+    from dnne.runtime.vocabulary import boolean, integer_at_least, one_of, text
+
+    registry.add_stop_shorthand("max_steps", "env_steps", "int: stop when env_steps (summed over envs) reaches it",
+                                check=integer_at_least(1))
+    registry.add_stop_shorthand("max_iterations", "iterations", "int: stop after this many training iterations",
+                                check=integer_at_least(1))
+    registry.add_stop_shorthand("max_episodes", "episodes", "int: stop after this many finished episodes (play)",
+                                check=integer_at_least(1))
+    registry.add_stop_shorthand("target_return", "mean_return", "float: stop, solved, when mean_return (last 20 "
+                                "episodes) reaches it", solved=True)
+    registry.add_run_key("realtime", "bool: play paces env steps to the env's dt", boolean)
+    registry.add_run_key("stochastic", "bool: play samples actions instead of acting deterministically", boolean)
+    registry.add_run_key("video_dir", "path: play records env 0's episodes here where the env can render", text)
+    registry.add_run_key("video_format", "mp4 or gif: the format of play's videos", one_of("mp4", "gif"))
+    registry.add_summary_field("env_steps", "env_steps", integer=True)
+    registry.add_summary_field("iterations", "iterations", integer=True)
+    registry.add_summary_field("mean_return", "mean_return")
+    registry.add_summary_field("best_mean_return", "best_mean_return")
+    registry.set_step_counter("env_steps", total_key="max_steps")
+    registry.add_progress_column("mean_return")
+    registry.add_progress_column("iterations", "iteration")
 
 
 __all__ = ["ActingRule", "Dones", "ModelSpec", "PolicyOutput", "PolicyWeights", "register"]

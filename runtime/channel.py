@@ -17,7 +17,7 @@ class Message(NamedTuple):
 
     Args:
         value: the payload.
-        stamp: index of the env observation the value derives from, ``None`` when unstamped.
+        stamp: index of the source firing the value derives from, ``None`` when unstamped.
         source: the name of the stream the value belongs to when a node serves several (env groups).
     """
 

@@ -1,15 +1,20 @@
-"""Checkpoints of a whole graph: every stateful node's state plus the counters, saved atomically."""
+"""Checkpoints of a whole graph: every stateful node's state plus the counters, saved atomically.
+
+Checkpointing sees a run only through ``Checkpointable``: its stateful nodes, its counters, its shared objects,
+the graph's signature (node id -> type) and, for a run split over processes, the other parts' states.
+"""
 from __future__ import annotations
 
 import errno
 import logging
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from .runner import GraphRun
+    from .counters import Counters
 
 CHECKPOINT_FORMAT = 1
 _NAME = re.compile(r"^ckpt-(\d+)\.pt$")
@@ -20,25 +25,54 @@ class CheckpointError(Exception):
     """A checkpoint that cannot be used: unreadable, truncated, or from another graph."""
 
 
-def collect(run: GraphRun) -> dict[str, Any]:
-    """The state of every stateful node of ``run``, with the counters and the graph's node types."""
+class Stateful(Protocol):
+    """A node (or shared object) whose state a checkpoint holds; ``state_dict() is None``: nothing to save."""
+
+    def state_dict(self) -> Any:
+        """The state, or ``None`` for a stateless node."""
+
+    def load_state_dict(self, state: Any) -> None:
+        """Load a state ``state_dict`` returned."""
+
+
+class Checkpointable(Protocol):
+    """What checkpointing reads from and writes into a run (``GraphRun`` is one)."""
+
+    counters: Counters
+
+    def graph_signature(self) -> dict[str, str]:
+        """Node id -> node type of the whole graph: a checkpoint fits only the graph of the same signature."""
+
+    def stateful_nodes(self) -> Mapping[str, Stateful]:
+        """The nodes of this process by id."""
+
+    def shared_objects(self) -> Mapping[str, Any]:
+        """Objects shared under a name (those with ``state_dict`` are saved)."""
+
+    def remote_states(self) -> tuple[dict[str, Any], dict[str, Any], list[str]] | None:
+        """A split run's other parts: node states, per-part records, parts that gave none; ``None`` unsplit."""
+
+
+def collect(run: Checkpointable) -> dict[str, Any]:
+    """The state of every stateful node of ``run``, with the counters and the graph's signature."""
     nodes = {}
-    for node_id, node in run.nodes.items():
+    for node_id, node in run.stateful_nodes().items():
         state = node.state_dict()
         if state is not None:
             nodes[node_id] = state
     state = {
         "format": CHECKPOINT_FORMAT,
-        "graph": {node_id: spec.type for node_id, spec in run.graph.nodes.items()},
+        "graph": run.graph_signature(),
         "counters": dict(run.counters.values),
         "windows": run.counters.windows_state(),
-        "shared": {name: obj.state_dict() for name, obj in run.context.shared_objects().items()
+        "shared": {name: obj.state_dict() for name, obj in run.shared_objects().items()
                    if hasattr(obj, "state_dict")},
         "nodes": nodes,
     }
-    if run.placement is not None:  # a split run: the workers' parts (runtime/placement/hub.py)
-        remote, state["parts"], missing = run.placement.node_states()
-        nodes.update(remote)
+    remote = run.remote_states()
+    if remote is not None:  # a split run: the workers' parts (runtime/placement/hub.py)
+        remote_nodes, state["parts"], missing = remote
+        nodes.update(remote_nodes)
         if missing:
             state["missing"] = missing
     return state
@@ -67,7 +101,10 @@ def save(state: dict[str, Any], directory: Path, index: int, keep: int) -> Path:
         os.replace(partial, path)
         _fsync_directory(directory)
     except Exception as error:
-        partial.unlink(missing_ok=True)
+        try:
+            partial.unlink(missing_ok=True)
+        except OSError:  # the folder itself is unusable (a file in its place): there is no partial file
+            pass
         raise CheckpointError(f"cannot write checkpoint {path}: {_why(error, directory)}") from None
     for old in sorted(p for p in directory.iterdir() if _NAME.match(p.name))[:-keep]:
         old.unlink()
@@ -164,38 +201,40 @@ def _read(path: Path) -> dict[str, Any]:
     return state
 
 
-def check_compatible(state: dict[str, Any], run: GraphRun) -> None:
+def check_compatible(state: dict[str, Any], run: Checkpointable) -> None:
     """Refuse a checkpoint of another graph, naming the nodes that do not match."""
     if state.get("missing"):
         raise CheckpointError(f"the checkpoint holds no state of worker(s) {', '.join(state['missing'])}: a split "
                               "run's complete checkpoint is the one saved when it stops")
     saved: dict[str, str] = state.get("graph", {})
-    current = {node_id: spec.type for node_id, spec in run.graph.nodes.items()}
+    current = run.graph_signature()
+    local = run.stateful_nodes()
     problems = []
     for node_id in sorted(set(saved) | set(current)):
         if saved.get(node_id) != current.get(node_id):
             problems.append(f"{node_id}: checkpoint has {saved.get(node_id) or 'nothing'}, graph has "
                             f"{current.get(node_id) or 'nothing'}")
     for node_id in state["nodes"]:
-        if node_id in run.nodes and run.nodes[node_id].state_dict() is None:
+        if node_id in local and local[node_id].state_dict() is None:
             problems.append(f"{node_id}: the checkpoint holds state for a stateless node")
     if problems:
         raise CheckpointError("the checkpoint is from a different graph: " + "; ".join(problems))
 
 
-def restore(state: dict[str, Any], run: GraphRun) -> None:
+def restore(state: dict[str, Any], run: Checkpointable) -> None:
     """Load every node's saved state into ``run`` (after setup, before anything runs)."""
     check_compatible(state, run)
+    local = run.stateful_nodes()
     for node_id, node_state in state["nodes"].items():
-        if node_id in run.nodes:
+        if node_id in local:
             try:
-                run.nodes[node_id].load_state_dict(node_state)
+                local[node_id].load_state_dict(node_state)
             except (RuntimeError, KeyError, ValueError, TypeError, IndexError) as error:
                 # A state of another shape (a changed hidden size, num_envs, ...) is a checkpoint that does not
                 # fit this graph: bad input, not a crash.
                 text = " ".join(str(error).split())[:400] or type(error).__name__
                 raise CheckpointError(f"node {node_id!r}: the checkpoint does not fit this graph "
                                       f"({type(error).__name__}: {text})") from None
-    for name, obj in run.context.shared_objects().items():
+    for name, obj in run.shared_objects().items():
         if name in state.get("shared", {}) and hasattr(obj, "load_state_dict"):
             obj.load_state_dict(state["shared"][name])

@@ -7,13 +7,13 @@ from typing import Any
 
 
 class Counters:
-    """Named numbers shared by one run (``env_steps``, ``iterations``, ``mean_return``, ...).
+    """Named numbers shared by one run (a step count, an update count, a windowed score, ...).
 
     Each way of publishing is also the rule by which a split run merges the counter across its processes:
-    ``add`` accumulates (``env_steps`` summed over envs, env groups and processes); ``set`` records the latest value
-    and keeps the best one as ``best_<name>`` (the latest report wins); ``observe`` adds samples to a window and
-    sets the counter to the window's mean (``mean_return`` over the last 20 finished episodes of every env group:
-    the samples travel between processes, not the means). Every change is passed to the listeners (the stop
+    ``add`` accumulates (a step count summed over nodes and processes); ``set`` records the latest value and keeps
+    the best one as ``best_<name>`` (the latest report wins); ``observe`` adds samples to a window and sets the
+    counter to the window's mean (a score over the last N samples of every producer: the samples travel between
+    processes, not the means). Every change is passed to the listeners (the stop
     conditions).
     """
 

@@ -8,18 +8,13 @@ from typing import Any
 FORMAT_NAME = "dnne-graph"
 FORMAT_VERSION = 1
 
-RUN_KEYS: dict[str, str] = {
-    "seed": "int: the run seed; every node draws from its own generator derived from it",
-    "device": "cpu or cuda: the default device of nodes that take one",
-    "max_steps": "int: stop when env_steps (summed over envs) reaches it",
-    "max_iterations": "int: stop after this many training iterations",
-    "timeout": "duration such as 30s, 5m, 1h30m: stop after this wall time",
-    "target_return": "float: stop, solved, when mean_return (last 20 episodes) reaches it",
-    "max_episodes": "int: stop after this many finished episodes (play)",
-    "checkpoint_every": "int: save a checkpoint every N iterations (0: only at the end)",
-    "keep_checkpoints": "int: how many checkpoints to keep",
-    "mode": "train or play",
-}
+def _engine_run_keys() -> dict[str, str]:
+    from .vocabulary import engine_run_keys
+
+    return {name: key.doc for name, key in engine_run_keys().items()}
+
+
+RUN_KEYS: dict[str, str] = _engine_run_keys()  # the engine's own; node packages register more (vocabulary)
 
 
 @dataclass
@@ -49,8 +44,9 @@ class LinkSpec:
         src, src_port, dst, dst_port: the ends.
         capacity: channel capacity (``None``: the runtime default).
         policy: ``block`` or ``latest`` (``None``: block).
-        route: deliver only messages of this source (multi-stream graphs).
+        route: deliver only messages of this stream (multi-stream graphs; ``streams``).
         where: JSON pointer of the link in its file.
+        stream: the name of the stream the link's messages form at a fan-in input (default: the source node id).
     """
 
     src: str
@@ -61,6 +57,7 @@ class LinkSpec:
     policy: str | None = None
     route: str | None = None
     where: str = ""
+    stream: str | None = None
 
     def __str__(self) -> str:
         return f"{self.src}.{self.src_port} -> {self.dst}.{self.dst_port}"
@@ -106,10 +103,11 @@ class Graph:
         capacity: int | None = None,
         policy: str | None = None,
         route: str | None = None,
+        stream: str | None = None,
     ) -> Graph:
         """Link ``"node.output"`` to ``"node.input"``; returns the graph so calls chain."""
         (src_node, src_port), (dst_node, dst_port) = split_endpoint(src), split_endpoint(dst)
-        self.links.append(LinkSpec(src_node, src_port, dst_node, dst_port, capacity, policy, route))
+        self.links.append(LinkSpec(src_node, src_port, dst_node, dst_port, capacity, policy, route, stream=stream))
         return self
 
     def copy(self) -> Graph:
@@ -121,7 +119,8 @@ class Graph:
         links: list[Any] = []
         for link in self.links:
             ends = [f"{link.src}.{link.src_port}", f"{link.dst}.{link.dst_port}"]
-            extra = {k: v for k, v in (("capacity", link.capacity), ("policy", link.policy), ("route", link.route)) if v}
+            extra = {k: v for k, v in (("capacity", link.capacity), ("policy", link.policy), ("route", link.route),
+                                       ("stream", link.stream)) if v}
             links.append({"from": ends[0], "to": ends[1], **extra} if extra else ends)
         document: dict[str, Any] = {
             "format": FORMAT_NAME,

@@ -11,7 +11,7 @@ from .types import identity
 
 
 class AlignmentError(RuntimeError):
-    """Messages joined into one firing derive from different observations."""
+    """Messages joined into one firing derive from different source firings (their stamps differ)."""
 
 
 def _source_order(source: str | None) -> tuple[bool, str]:
@@ -25,7 +25,7 @@ class Firing:
 
     Args:
         values: the input values by port name (config inputs included).
-        stamp: the observation index the firing derives from, ``None`` when unstamped.
+        stamp: the index of the source firing the firing derives from, ``None`` when unstamped.
         source: the stream the firing belongs to, ``None`` with a single stream.
     """
 
@@ -299,8 +299,8 @@ class NodeIO:
                 stamp, stamp_port = normalized, slot.port.name
             elif normalized != stamp:
                 raise AlignmentError(
-                    f"node {self.node_id!r}: input {stamp_port!r} holds observation {stamp} but input "
-                    f"{slot.port.name!r} holds observation {normalized} (stamp {message.stamp}, offset "
+                    f"node {self.node_id!r}: input {stamp_port!r} holds step {stamp} but input "
+                    f"{slot.port.name!r} holds step {normalized} (stamp {message.stamp}, offset "
                     f"{slot.port.offset}); their messages are out of step"
                 )
         return Firing(values, stamp, source)

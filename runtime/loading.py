@@ -21,6 +21,7 @@ def load_graph(
     registry: NodeRegistry | None = None,
     run: Mapping[str, Any] | None = None,
     allowed_modules: Collection[str] = (),
+    drop_run: Collection[str] = (),
 ) -> Graph:
     """Load, override and validate a graph.
 
@@ -32,6 +33,8 @@ def load_graph(
         run: run-section values that win over overrides and the file (the CLI's ``--seed``, ``--max-steps``...).
         allowed_modules: modules a node may import because the user named them (``--allow-env-module``); a
             graph file can never add to them.
+        drop_run: run keys removed from the file's (and the overrides') run section before ``run`` applies, so
+            a command's own settings replace them (an evaluation's stop conditions replace the training's).
 
     Returns:
         The validated graph; its ``warnings`` attribute lists the warnings found.
@@ -55,6 +58,8 @@ def load_graph(
     graph.path = path or graph.path
     graph.allowed_modules = frozenset(allowed_modules) | graph.allowed_modules
     apply_overrides(graph, overrides, registry, issues)
+    for key in drop_run:
+        graph.run.pop(key, None)
     if run:
         graph.run.update({k: v for k, v in run.items() if v is not None})
     issues.extend(validate(graph, registry))
@@ -68,7 +73,7 @@ def parse(document: Any, registry: NodeRegistry, issues: list[Issue], path: str 
     """Turn a parsed document of any supported format into a ``Graph`` (not validated)."""
     kind = detect_format(document)
     if kind == "native":
-        return load_native(document, issues)
+        return load_native(document, issues, path)
     if kind == "workflow":
         return load_workflow(document, registry, issues)
     if kind == "api":

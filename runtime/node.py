@@ -88,6 +88,13 @@ class Node:
         return cls.__name__
 
     @classmethod
+    def streams(cls, params: dict[str, Any]) -> set[str]:
+        """The stream names this node, with these (validated) params, gives the messages it emits itself
+        (``emit(..., source=NAME)``), so routes may name them (``streams``); default: none, its messages carry
+        the streams of its inputs."""
+        return set()
+
+    @classmethod
     def describe(cls) -> dict[str, Any]:
         """The node type as data: doc, category, ports and params (used by the CLI, validator and docs)."""
         return {

@@ -11,7 +11,10 @@ if TYPE_CHECKING:
 
 
 class Progress:
-    """A run hook that shows env steps against the stop condition, steps/s, mean return and ETA.
+    """A run hook that shows the step counter against its total, its rate, the registered columns and an ETA.
+
+    The step counter, the run key of its total and the columns are what node packages registered
+    (``registry.set_step_counter``, ``add_progress_column``); without them the line shows every counter.
 
     On a terminal it draws a tqdm bar when tqdm is installed; otherwise (CI, files) it writes one line every
     ``interval_s`` seconds.
@@ -36,14 +39,33 @@ class Progress:
         """Start reporting."""
         self.run = run
         self._start = time.perf_counter()
-        self._steps0 = run.counters.get("env_steps", 0) or 0
+        self._steps0 = self._steps()
         if self.bar:
             from tqdm import tqdm
 
-            total = run.graph.run.get("max_steps")
+            total = self._total()
             self._tqdm = tqdm(total=total, initial=int(self._steps0), unit="step", unit_scale=True,
                               file=self.stream, dynamic_ncols=True)
         self._schedule(0.5 if self.bar else self.interval_s)
+
+    def _steps(self) -> float:
+        assert self.run is not None
+        counter = self.run.registry.vocabulary.step_counter
+        return (self.run.counters.get(counter, 0) or 0) if counter else 0
+
+    def _total(self) -> Any:
+        assert self.run is not None
+        key = self.run.registry.vocabulary.step_total_key
+        return self.run.graph.run.get(key) if key else None
+
+    def _columns(self) -> list[str]:
+        assert self.run is not None
+        counters = self.run.counters
+        vocabulary = self.run.registry.vocabulary
+        if vocabulary.step_counter is None and not vocabulary.progress_columns:
+            return [f"{name} {_number(value)}" for name, value in counters.values.items()]
+        return [f"{label} {_number(counters.get(name))}" for name, label in vocabulary.progress_columns.items()
+                if counters.get(name) is not None]
 
     def _schedule(self, delay: float) -> None:
         self._handle = asyncio.get_running_loop().call_later(delay, self._tick)
@@ -55,17 +77,16 @@ class Progress:
     def line(self) -> str:
         """One status line."""
         assert self.run is not None
-        counters = self.run.counters
-        steps = counters.get("env_steps", 0) or 0
+        steps = self._steps()
         elapsed = max(time.perf_counter() - self._start, 1e-9)
         rate = (steps - self._steps0) / elapsed
-        total = self.run.graph.run.get("max_steps")
-        parts = [f"env_steps {int(steps)}" + (f"/{total} ({100 * steps / total:.0f}%)" if total else "")]
-        parts.append(f"{rate:,.0f} steps/s")
-        if counters.get("mean_return") is not None:
-            parts.append(f"mean_return {counters.get('mean_return'):.1f}")
-        if counters.get("iterations") is not None:
-            parts.append(f"iteration {int(counters.get('iterations') or 0)}")
+        total = self._total()
+        counter = self.run.registry.vocabulary.step_counter
+        parts = []
+        if counter:
+            parts.append(f"{counter} {int(steps)}" + (f"/{total} ({100 * steps / total:.0f}%)" if total else ""))
+            parts.append(f"{rate:,.0f} steps/s")
+        parts.extend(self._columns())
         if total and rate > 0:
             parts.append(f"ETA {max(total - steps, 0) / rate:.0f}s")
         return " | ".join(parts)
@@ -75,10 +96,8 @@ class Progress:
         if self.run is None:
             return
         if self._tqdm is not None:
-            counters = self.run.counters
-            self._tqdm.n = int(counters.get("env_steps", 0) or 0)
-            mean = counters.get("mean_return")
-            self._tqdm.set_postfix_str(f"mean_return {mean:.1f}" if mean is not None else "", refresh=False)
+            self._tqdm.n = int(self._steps())
+            self._tqdm.set_postfix_str(" | ".join(self._columns()), refresh=False)
             self._tqdm.refresh()
         else:
             print(self.line(), file=self.stream, flush=True)
@@ -92,6 +111,10 @@ class Progress:
             self._tqdm.close()
         else:
             self.report()
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:.1f}"
 
 
 def _has_tqdm() -> bool:

@@ -7,6 +7,7 @@ from importlib.metadata import entry_points
 
 from .node import Node
 from .types import PortType, Token, TypeRegistry
+from .vocabulary import Check, RunKey, StopShorthand, SummaryField, Vocabulary, engine_run_keys, finite_number
 
 log = logging.getLogger("dnne")
 
@@ -21,7 +22,9 @@ class NodeRegistry:
     """The node types and port types one run knows. No globals: each run may build its own.
 
     Node packages expose ``register(registry)`` and call ``add_node`` / ``add_type`` / ``alias_type`` on it, and
-    ``add_wire_type`` for the dataclasses their ports (or declarations) carry across a process boundary.
+    ``add_wire_type`` for the dataclasses their ports (or declarations) carry across a process boundary. They
+    give their counters meaning with ``add_run_key``, ``add_stop_shorthand``, ``add_summary_field``,
+    ``set_step_counter`` and ``add_progress_column`` (see ``vocabulary``).
     """
 
     def __init__(self) -> None:
@@ -31,7 +34,38 @@ class NodeRegistry:
         self.plugin_errors: list[str] = []
         self.plugin_modules: list[str] = []
         self.wire_types: dict[str, type] = {"Token": Token}
+        self.vocabulary = Vocabulary(run_keys=engine_run_keys())
         self._current_source = "code"
+
+    def add_run_key(self, name: str, doc: str, check: Check | None = None) -> None:
+        """Declare a run-section key the package's nodes read (``ctx.settings``), validated by ``check``."""
+        known = self.vocabulary.run_keys.get(name)
+        if known is not None and (known.doc, known.check) != (doc, check):
+            raise PluginCollision(f"run key {name!r} from {self._current_source} is already registered")
+        self.vocabulary.run_keys[name] = RunKey(name, doc, check)
+
+    def add_stop_shorthand(self, key: str, counter: str, doc: str, op: str = ">=", solved: bool = False,
+                           check: Check | None = None) -> None:
+        """Declare run key ``key`` as the stop predicate ``counter op VALUE`` (stop reason: ``key``)."""
+        from .stopping import OPERATORS
+
+        if op not in OPERATORS:
+            raise ValueError(f"stop shorthand {key!r}: unknown comparison {op!r}")
+        self.add_run_key(key, doc, check or finite_number)
+        self.vocabulary.shorthands[key] = StopShorthand(key, counter, op, key, solved)
+
+    def add_summary_field(self, name: str, counter: str, integer: bool = False) -> None:
+        """Write counter ``counter`` as the top-level field ``name`` of ``summary.json``."""
+        self.vocabulary.summary_fields[name] = SummaryField(name, counter, integer)
+
+    def set_step_counter(self, counter: str, total_key: str | None = None) -> None:
+        """Make ``counter`` the metrics' x axis and the progress position; run key ``total_key`` its total."""
+        self.vocabulary.step_counter = counter
+        self.vocabulary.step_total_key = total_key
+
+    def add_progress_column(self, counter: str, label: str | None = None) -> None:
+        """Show ``counter`` on the progress line (as ``label``, default its name)."""
+        self.vocabulary.progress_columns[counter] = label or counter
 
     def add_node(self, cls: type[Node], name: str | None = None) -> None:
         """Register a node class under ``name`` (default: its class name)."""

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import checkpoint
-from .sinks import MetricSink, MetricStamp, RunInfo, make_sink, plain, provenance
+from .sinks import STEP_COUNTER, MetricSink, MetricStamp, RunInfo, make_sink, plain, provenance
 
 if TYPE_CHECKING:
     from .runner import GraphRun
@@ -89,14 +89,16 @@ class RunDirectory:
         _write_atomic(self.path / "graph.json", json.dumps(run.graph.to_native(), indent=2) + "\n")
         self._wall_offset = float(run.counters.get("wall_time_s", 0.0) or 0.0)
         self._started = self._last_save = time.perf_counter()
-        self._stamp = MetricStamp(run.counters, self.wall_time)
-        resumed_at = int(run.counters.get("env_steps", 0) or 0) if run.restore is not None else None
+        step_counter = run.registry.vocabulary.step_counter or STEP_COUNTER
+        self._stamp = MetricStamp(run.counters, self.wall_time, step_counter)
+        resumed_at = int(run.counters.get(step_counter, 0) or 0) if run.restore is not None else None
         if resumed_at is not None:
-            drop_replayed_rows(self.path / "metrics.jsonl", resumed_at)
+            drop_replayed_rows(self.path / "metrics.jsonl", resumed_at, step_counter)
         origin = provenance.collect(self.argv)
         record = origin | {"settings": self.settings or {}}
         _write_atomic(self.path / "run.json", json.dumps(record, indent=2) + "\n")
-        info = RunInfo(self.path.name, self.path, run.graph.to_native(), origin, run.counters, resumed_at=resumed_at)
+        info = RunInfo(self.path.name, self.path, run.graph.to_native(), origin, run.counters, step_counter,
+                       resumed_at)
         for sink in self._sinks_to_open():
             sink.open(info)
             self._open_sinks.append(sink)
@@ -215,18 +217,19 @@ class RunDirectory:
         _write_atomic(self.path / "summary.json", json.dumps(summary, indent=2, default=plain) + "\n")
 
 
-def drop_replayed_rows(path: Path, env_steps: int) -> int:
-    """Remove the rows of ``metrics.jsonl`` written after the checkpoint a resume starts from (their env steps are
-    replayed, and would otherwise appear twice); returns how many were dropped. Unreadable lines are kept."""
+def drop_replayed_rows(path: Path, step: int, step_counter: str = STEP_COUNTER) -> int:
+    """Remove the rows of ``metrics.jsonl`` written after the checkpoint a resume starts from, at ``step`` of the
+    ``step_counter`` column (their steps are replayed, and would otherwise appear twice); returns how many were
+    dropped. Unreadable lines are kept."""
     if not path.exists():
         return 0
     kept, dropped = [], 0
     for line in path.read_text(errors="replace").splitlines():
         try:
-            steps = json.loads(line).get("env_steps")
+            steps = json.loads(line).get(step_counter)
         except (ValueError, AttributeError):
             steps = None
-        if isinstance(steps, (int, float)) and steps > env_steps:
+        if isinstance(steps, (int, float)) and steps > step:
             dropped += 1
         elif line.strip():
             kept.append(line)

@@ -22,12 +22,12 @@ from .node import Node
 from .plan import setup_order
 from .registry import NodeRegistry, default_registry
 from .sinks.callback import MetricsCallback, MetricsHook
+from .stopping import StopRule, stop_rules
 from .types import Token
 from .watchdog import Watchdog
 
 DEFAULT_CAPACITY = 2
-STOP_REASONS = ("max_steps", "max_iterations", "max_episodes", "timeout", "target_return", "node_stop", "completed", "interrupted",
-                "failed")
+STOP_REASONS = ("stop", "timeout", "node_stop", "completed", "interrupted", "failed")  # plus predicates' reasons
 
 
 @dataclass
@@ -35,14 +35,15 @@ class RunResult:
     """What a finished run reports.
 
     Args:
-        stop_reason: one of ``STOP_REASONS``.
-        solved: the run reached ``target_return``.
-        counters: the final counters (``env_steps``, ``iterations``, ``mean_return``, ``best_mean_return``...).
+        stop_reason: one of ``STOP_REASONS`` or the reason of the stop predicate that held (``stopping``).
+        solved: the run stopped on a predicate marked ``solved`` (its goal).
+        counters: the final counters, by name.
         wall_time_s: seconds from start barrier to the end of teardown.
         nodes: per node: firings, busy and blocked seconds.
         channels: per channel: messages, max depth, drops, producer and consumer wait seconds.
         error: the failure that stopped the run, if any.
         warnings: warnings raised while it ran.
+        summary_fields: the node packages' top-level summary fields (``vocabulary``) of these counters.
     """
 
     stop_reason: str
@@ -53,6 +54,7 @@ class RunResult:
     channels: dict[str, dict[str, float]] = field(default_factory=dict)
     error: NodeFailure | None = None
     warnings: list[str] = field(default_factory=list)
+    summary_fields: dict[str, Any] = field(default_factory=dict)
 
     @property
     def failed(self) -> bool:
@@ -65,11 +67,8 @@ class RunResult:
         return {
             "stop_reason": self.stop_reason,
             "solved": self.solved,
-            "env_steps": int(counters.get("env_steps", 0)),
-            "iterations": int(counters.get("iterations", 0)),
+            **self.summary_fields,
             "wall_time_s": round(self.wall_time_s, 3),
-            "mean_return": counters.get("mean_return"),
-            "best_mean_return": counters.get("best_mean_return"),
             "counters": counters,
             "error": None if self.error is None else {
                 "node": self.error.node_id, "type": self.error.node_type, "phase": self.error.phase,
@@ -171,7 +170,10 @@ class GraphRun:
         self._started: dict[str, float] = {}
         self._alive: dict[str, float] = {}
         self._grace_timer: asyncio.TimerHandle | None = None
-        self._limits = self._stop_limits()
+        self._rules: dict[str, list[StopRule]] = {}
+        for rule in stop_rules(graph.run, self.registry.vocabulary.shorthands):
+            self._rules.setdefault(rule.counter, []).append(rule)
+        self._timeout = parse_duration(graph.run["timeout"]) if graph.run.get("timeout") is not None else None
         self.stop_point_grace_s = 60.0
         self.hang_grace_s = 60.0  # nothing moving this long while a node awaits outside a channel: a hang
         self.deadlock_reporter: DeadlockReporter | None = None
@@ -205,7 +207,7 @@ class GraphRun:
             self._stop_event.set()
 
     def _node_stop(self, reason: str, node_id: str) -> None:
-        allowed = set(STOP_REASONS) - {"failed", "completed", "interrupted"}
+        allowed = {"stop", "timeout", "node_stop"} | {rule.reason for rules in self._rules.values() for rule in rules}
         self.request_stop(reason if reason in allowed else "node_stop")
 
     def _fail(self, node_id: str, phase: str, cause: BaseException) -> None:
@@ -243,28 +245,30 @@ class GraphRun:
             if not self._watchdog.live:
                 self.request_stop("completed")
 
-    def _stop_limits(self) -> dict[str, float]:
-        run = self.graph.run
-        limits = {}
-        for key in ("max_steps", "max_iterations", "max_episodes", "target_return"):
-            if run.get(key) is not None:
-                limits[key] = float(run[key])
-        if run.get("timeout") is not None:
-            limits["timeout"] = parse_duration(run["timeout"])
-        return limits
-
     def _counter_changed(self, name: str, value: float) -> None:
-        limits = self._limits
-        if name == "env_steps" and value >= limits.get("max_steps", float("inf")):
-            self.request_stop("max_steps")
-        elif name == "iterations" and value >= limits.get("max_iterations", float("inf")):
-            self.request_stop("max_iterations")
-        elif name == "episodes" and value >= limits.get("max_episodes", float("inf")):
-            self.request_stop("max_episodes")
-        elif name == "mean_return" and value >= limits.get("target_return", float("inf")):
-            if self.stop_reason is None:
-                self.solved = True
-            self.request_stop("target_return")
+        for rule in self._rules.get(name, ()):
+            if rule.holds(value):
+                if rule.solved and self.stop_reason is None:
+                    self.solved = True
+                self.request_stop(rule.reason)
+                return
+
+    # ---- what checkpointing sees (checkpoint.Checkpointable) ----------------------------------------------
+    def graph_signature(self) -> dict[str, str]:
+        """Node id -> node type of the whole graph (every process's part)."""
+        return {node_id: spec.type for node_id, spec in self.graph.nodes.items()}
+
+    def stateful_nodes(self) -> dict[str, Node]:
+        """The nodes built in this process."""
+        return self.nodes
+
+    def shared_objects(self) -> dict[str, Any]:
+        """The objects nodes share under a name."""
+        return self.context.shared_objects()
+
+    def remote_states(self) -> tuple[dict[str, Any], dict[str, Any], list[str]] | None:
+        """A split run's workers' node states, per-part records and missing parts; ``None`` unsplit."""
+        return None if self.placement is None else self.placement.node_states()
 
     # ---- building -------------------------------------------------------------------------------------------
     def build(self) -> None:
@@ -297,7 +301,7 @@ class GraphRun:
             out_type = self.nodes[link.src].output_ports[link.src_port].type
             convert = self.registry.types.converter(out_type, port.type)
             assert convert is not None
-            slots[link.dst][link.dst_port].links.append(Link(channel, convert, link.src))
+            slots[link.dst][link.dst_port].links.append(Link(channel, convert, link.stream or link.src))
             subscribers[link.src][link.src_port].append((channel, link.route))
             self.context.linked_ports.setdefault(link.src, set()).add(link.src_port)
             self.context.linked_ports.setdefault(link.dst, set()).add(link.dst_port)
@@ -346,8 +350,8 @@ class GraphRun:
                 if hasattr(hook, "on_start"):
                     hook.on_start(self)
             if self.error is None and self.stop_reason is None:
-                if "timeout" in self._limits:
-                    timer = loop.call_later(self._limits["timeout"], self.request_stop, "timeout")
+                if self._timeout is not None:
+                    timer = loop.call_later(self._timeout, self.request_stop, "timeout")
                 await self._run_nodes()
         finally:
             if self.placement is not None:  # the workers stop and report before this process tears down
@@ -450,6 +454,7 @@ class GraphRun:
             self.stop_reason or "completed", self.solved, dict(self.counters.values),
             time.perf_counter() - self.started_at if self.started_at else 0.0,
             nodes, channels, self.error, list(self.context.warnings),
+            self.registry.vocabulary.summary(self.counters.values),
         )
         if self.placement is not None:  # the workers' nodes and channels, crossing links under their own names
             self.placement.merge_result(result)

@@ -27,7 +27,7 @@ class PortType:
         name: the type name used in ``Input``/``Output`` declarations.
         doc: one line saying what travels on such a port.
         config: values are taken once and kept by the receiving node (models, env handles), not streamed.
-        reads_as: conversions that let this type feed an input of another type (``PolicyOutput`` read as ``Tensor``).
+        reads_as: conversions that let this type feed an input of another type (a structured output read as the ``Tensor`` it carries).
         crosses_processes: whether a link of this type may cross a process boundary.
     """
 

@@ -8,13 +8,13 @@ from collections.abc import Iterable
 from typing import Any
 
 from .channel import POLICIES
-from .durations import parse_duration
 from .errors import Issue
-from .graph import RUN_KEYS, Graph, LinkSpec
+from .graph import Graph, LinkSpec
 from .node import Node, canonical_name
 from .ports import ParamError
 from .registry import NodeRegistry
 from .replies import reply_links
+from .streams import check_streams
 
 MAX_NUM_NODES = 10_000
 MAX_CAPACITY = 1_000_000
@@ -46,7 +46,8 @@ def validate(graph: Graph, registry: NodeRegistry) -> list[Issue]:
     _check_required_inputs(graph, classes, valid_links + refused + _links_from_unknown_types(graph, classes), issues)
     _check_unused_outputs(graph, classes, valid_links, issues)
     _check_loops(graph, classes, valid_links, issues)
-    _check_run(graph.run, issues)
+    issues.extend(check_streams(graph, classes, valid_links))
+    _check_run(graph.run, registry, issues)
     _check_placement(graph, classes, valid_links, registry, issues)
     graph.links = valid_links
     return issues
@@ -159,7 +160,7 @@ def _check_links(graph: Graph, classes: dict[str, type[Node]], registry: NodeReg
             continue
         refused.pop()
         valid.append(LinkSpec(link.src, out_name, link.dst, in_name, link.capacity, link.policy, link.route,
-                              link.where))
+                              link.where, link.stream))
     return valid
 
 
@@ -273,51 +274,29 @@ def strongly_connected(edges: dict[str, set[str]]) -> list[set[str]]:
     return components
 
 
-def _check_run(run: dict[str, Any], issues: list[Issue]) -> None:
+def _check_run(run: dict[str, Any], registry: NodeRegistry, issues: list[Issue]) -> None:
+    known = registry.vocabulary.run_keys
     for key, value in run.items():
         where = f"/run/{key}"
-        if key not in RUN_KEYS:
-            issues.append(Issue("bad_run_option", f"unknown run key {key!r}{did_you_mean(key, RUN_KEYS)} "
-                                f"(keys: {', '.join(RUN_KEYS)})", field=key, where=where))
+        if key not in known:
+            issues.append(Issue("bad_run_option", f"unknown run key {key!r}{did_you_mean(key, known)} "
+                                f"(keys: {', '.join(known)})", field=key, where=where))
             continue
         if value is None and key not in ("seed", "device", "mode"):
             continue
-        problem = _run_value_problem(key, value)
+        problem = _run_value_problem(key, value, known[key].check)
         if problem:
             code = "non_finite_value" if "finite" in problem else "bad_run_option"
             issues.append(Issue(code, f"run.{key}: {problem}", field=key, where=where))
 
 
-def _run_value_problem(key: str, value: Any) -> str | None:
-    def is_int(v: Any) -> bool:
-        return isinstance(v, int) and not isinstance(v, bool) and abs(v) <= 2**63 - 1
-
+def _run_value_problem(key: str, value: Any, check: Any) -> str | None:
     if key == "seed":
-        return None if is_int(value) and 0 <= value < 2**63 else f"{value!r} must be an integer in [0, 2^63)"
+        ok = isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**63
+        return None if ok else f"{value!r} must be an integer in [0, 2^63)"
     if key == "device":
         return device_problem(value)
-    if key == "mode":
-        return None if value in ("train", "play") else f"{value!r} must be 'train' or 'play'"
-    if key in ("max_steps", "max_iterations", "max_episodes", "keep_checkpoints"):
-        return None if is_int(value) and value >= 1 else f"{value!r} must be an integer >= 1"
-    if key == "checkpoint_every":
-        return None if is_int(value) and value >= 0 else f"{value!r} must be an integer >= 0"
-    if key == "timeout":
-        try:
-            parse_duration(value)
-        except (ValueError, TypeError, AttributeError) as error:
-            return str(error)
-        except OverflowError:
-            return "the duration is too large"
-        return None
-    if key == "target_return":
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            return f"{value!r} must be a number"
-        try:
-            return None if math.isfinite(value) else f"{value!r} is not a finite number"
-        except OverflowError:
-            return "the number is too large"
-    return None
+    return check(value) if check is not None else None
 
 
 def did_you_mean(name: str, known: Iterable[str]) -> str:

@@ -12,8 +12,8 @@ from .. import __version__
 from ..checkpoint import CheckpointError
 from ..errors import GraphError, printable
 from ..run_owner import RunDirectoryError
-from . import convert, draw, export, nodes, play, plot, run, validate
-from . import eval as evaluate
+from . import convert, draw, nodes, run, validate
+from .extensions import CommandLine, load_extensions
 from .shared import EXIT_BAD_INPUT, EXIT_INTERRUPTED, PrintableFormatter, print_issues
 
 
@@ -64,7 +64,7 @@ def _main(argv: Sequence[str] | None) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
-    parser = argparse.ArgumentParser(prog="dnne", description="Run RL training graphs (DNNE-compatible).")
+    parser = argparse.ArgumentParser(prog="dnne", description="Run dataflow graphs (DNNE-compatible); node packages add subcommands.")
     parser.add_argument("--version", action="version", version=f"dnne-runtime {__version__}")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--plugin", action="append", default=[], metavar="MODULE",
@@ -82,13 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
     graph_args.add_argument("--worker-python", action="append", default=[], metavar="ALIAS=PATH",
                             help="allow a split graph's workers.NAME.python alias to run under PATH (repeatable)")
     sub = parser.add_subparsers(dest="command")
-    run.add_parser(sub, graph_args)
+    cli = CommandLine(sub, common, graph_args, run.add_parser(sub, graph_args))
     validate.add_parser(sub, graph_args)
     nodes.add_parser(sub, common)
     convert.add_parser(sub, graph_args)
     draw.add_parser(sub, graph_args)
-    play.add_parser(sub, graph_args)
-    evaluate.add_parser(sub, graph_args)
-    plot.add_parser(sub, common)
-    export.add_parser(sub, common)
+    load_extensions(cli)
     return parser

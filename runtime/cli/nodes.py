@@ -14,12 +14,22 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     nodes = sub.add_parser("nodes", parents=[common], help="list node types with ports, params and docs")
     nodes.add_argument("type", nargs="?", help="one node type")
     nodes.add_argument("--json", action="store_true", help="machine-readable output")
+    nodes.add_argument("--run-keys", action="store_true", help="list the run-section keys instead (the engine's and "
+                       "those node packages register)")
     nodes.set_defaults(handler=cmd_nodes)
 
 
 def cmd_nodes(args: argparse.Namespace) -> int:
     """``dnne nodes [TYPE]``."""
     registry = registry_for(args)
+    if getattr(args, "run_keys", False):
+        keys = registry.vocabulary.run_keys
+        shorthands = registry.vocabulary.shorthands
+        for name, key in keys.items():
+            short = shorthands.get(name)
+            means = f" (= {{\"counter\": \"{short.counter}\", \"{short.op}\": VALUE}})" if short else ""
+            print(f"{name}{means}: {key.doc}")
+        return EXIT_OK
     names = [args.type] if args.type else sorted(registry.nodes)
     described = []
     for name in names:

@@ -25,10 +25,9 @@ from .shared import (EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, at_
                      load_from_args, loop_factory, registry_for, timestamp)
 
 
-def add_parser(sub: Any, graph_args: argparse.ArgumentParser) -> None:
-    """Add ``run`` to the ``dnne`` parser."""
+def add_parser(sub: Any, graph_args: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add ``run`` to the ``dnne`` parser; returns its parser (node packages add flags: ``extensions``)."""
     run = sub.add_parser("run", parents=[graph_args], help="train (or play) a graph")
-    run.add_argument("--max-steps", type=at_least(1), help="stop at this many env steps (summed over envs)")
     run.add_argument("--timeout", help="stop after this wall time: 30s, 5m, 1h30m")
     run.add_argument("--seed", type=at_least(0), help="run seed")
     run.add_argument("--device", choices=("cpu", "cuda"), help="default device")
@@ -53,6 +52,7 @@ def add_parser(sub: Any, graph_args: argparse.ArgumentParser) -> None:
     run.add_argument("--track", nargs="*", choices=TRACKERS, metavar="SINK",
                      help=f"also log metrics to {', '.join(TRACKERS)} (bare --track: wandb)")
     run.set_defaults(handler=cmd_run)
+    return run
 
 
 def interval(text: str) -> float:
@@ -84,8 +84,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             restore = checkpoint.load(run_dir)
         else:
             settings = resolved_settings(args, {})
-        run_section = {"seed": args.seed, "device": args.device, "max_steps": args.max_steps,
-                       "timeout": args.timeout, "mode": "play" if args.inference else None}
+        run_section = {"seed": args.seed, "device": args.device, "timeout": args.timeout,
+                       "mode": "play" if args.inference else None}
+        run_section.update({key: getattr(args, dest) for dest, key in getattr(args, "run_flags", {}).items()})
         graph = load_from_args(args, registry, run_section)
         if not args.resume:
             run_dir = Path(args.run_dir) if args.run_dir else Path("runs") / f"{Path(args.file).stem}-{timestamp()}"
@@ -184,12 +185,10 @@ def resolved_settings(args: argparse.Namespace, saved: dict[str, Any]) -> dict[s
 
 def report(result: RunResult, run_dir: Path, checkpoint_error: str | None = None) -> int:
     """Print how the run ended and map it to an exit code."""
-    counters = result.counters
-    mean = counters.get("mean_return")
-    print(f"stopped: {result.stop_reason}{' (solved)' if result.solved else ''} after {int(counters.get('env_steps', 0))}"
-          f" env steps, {int(counters.get('iterations', 0))} iterations, {result.wall_time_s:.1f}s"
-          + (f", mean_return {mean:.1f}" if mean is not None else "") + printable(f"; run directory {run_dir}"),
-          file=sys.stderr)
+    fields = [f"{name} {value:.1f}" if isinstance(value, float) else f"{name} {value}"
+              for name, value in result.summary_fields.items() if value is not None]
+    print(f"stopped: {result.stop_reason}{' (solved)' if result.solved else ''} after {result.wall_time_s:.1f}s"
+          + "".join(f", {field}" for field in fields) + printable(f"; run directory {run_dir}"), file=sys.stderr)
     if checkpoint_error is not None:
         print(f"error: {checkpoint_error}", file=sys.stderr)
     if result.error is not None:

@@ -8,7 +8,7 @@ import re
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +16,11 @@ from ..errors import GraphError, Issue, printable
 from ..graph import Graph
 from ..loading import load_graph
 from ..registry import NodeRegistry, default_registry
+from ..stopping import stop_keys
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 _MODULE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 log = logging.getLogger("dnne")
-STOP_KEYS = ("max_steps", "max_iterations", "max_episodes", "timeout", "target_return")
 
 
 def registry_for(args: argparse.Namespace) -> NodeRegistry:
@@ -63,11 +63,13 @@ def at_least(low: int) -> Callable[[str], int]:
     return parse
 
 
-def load_from_args(args: argparse.Namespace, registry: NodeRegistry, run: dict[str, Any] | None = None) -> Graph:
-    """Load and validate the graph named on the command line, printing its warnings."""
+def load_from_args(args: argparse.Namespace, registry: NodeRegistry, run: dict[str, Any] | None = None,
+                   drop_run: Collection[str] = ()) -> Graph:
+    """Load and validate the graph named on the command line, printing its warnings (``load_graph`` says what
+    ``run`` and ``drop_run`` do)."""
     if not args.file:
         raise GraphError([Issue("missing_file", f"dnne {args.command} needs a graph FILE")])
-    graph = load_graph(args.file, args.overrides, registry, run, getattr(args, "allowed_modules", ()))
+    graph = load_graph(args.file, args.overrides, registry, run, getattr(args, "allowed_modules", ()), drop_run)
     if graph.workers:
         from ..placement.interpreters import allowed_interpreters, worker_interpreters
 
@@ -75,10 +77,11 @@ def load_from_args(args: argparse.Namespace, registry: NodeRegistry, run: dict[s
     for issue in graph.warnings:
         if issue.code != "unused_output" or getattr(args, "verbose", False):
             log.warning("%s", issue)
+    stops = stop_keys(registry.vocabulary.shorthands)
     if args.command == "run" and graph.run.get("mode") != "play" and not any(
-            graph.run.get(key) is not None for key in STOP_KEYS):
-        log.warning("this run has no stop condition (max_steps, max_iterations, timeout, target_return): it runs "
-                    "until Ctrl-C; set one with --max-steps, --timeout or --set run.KEY=VALUE")
+            graph.run.get(key) is not None for key in stops):
+        log.warning("this run has no stop condition (%s): it runs until Ctrl-C; set one with --timeout or --set "
+                    "run.KEY=VALUE", ", ".join(stops))
     return graph
 
 

@@ -5,30 +5,35 @@ from typing import Any
 
 from ..errors import Issue
 from ..graph import FORMAT_VERSION, Graph, LinkSpec, NodeSpec, split_endpoint
+from .groups import expand_groups
 
-_LINK_KEYS = {"from", "to", "capacity", "policy", "route"}
+_LINK_KEYS = {"from", "to", "capacity", "policy", "route", "stream"}
 
 
-def load_native(document: dict[str, Any], issues: list[Issue]) -> Graph:
-    """Build a ``Graph`` from a native document, appending what is malformed to ``issues``."""
+def load_native(document: dict[str, Any], issues: list[Issue], path: str | None = None) -> Graph:
+    """Build a ``Graph`` from a native document (its groups expanded: ``groups``), appending what is malformed to
+    ``issues``; ``path`` is the file it was read from (group files are found beside it)."""
     graph = Graph(format="native")
+    repeated = getattr(document.get("nodes"), "repeated", ())  # the parser's record, before groups expand
+    document, origins = expand_groups(document, issues, path)
     version = document.get("version", FORMAT_VERSION)
     if version != FORMAT_VERSION or isinstance(version, bool):
         issues.append(Issue("unsupported_version", f"version {version!r} is not supported (expected {FORMAT_VERSION})",
                             where="/version"))
     for key in document:
-        if key not in {"format", "version", "nodes", "links", "run", "placement", "workers", "description"}:
+        if key not in {"format", "version", "nodes", "links", "run", "placement", "workers", "description", "groups"}:
             issues.append(Issue("ignored_field", f"top-level key {key!r} is not part of the format and is ignored",
                                 where=f"/{_escape(key)}", severity="warning"))
     nodes = document.get("nodes", {})
     if not isinstance(nodes, dict):
         issues.append(Issue("malformed_file", "'nodes' must be an object of node id -> node", where="/nodes"))
         nodes = {}
-    for node_id in getattr(nodes, "repeated", ()):
+    for node_id in repeated:
         issues.append(Issue("duplicate_node_id", f"node id {node_id!r} is written more than once", node_id,
                             where=f"/nodes/{_escape(node_id)}"))
     for node_id, body in nodes.items():
-        where = f"/nodes/{_escape(node_id)}"
+        pointer, note = origins.nodes.get(node_id) or (f"/nodes/{_escape(node_id)}", "")
+        where = pointer + note
         if not node_id.strip():
             issues.append(Issue("bad_node_id", f"{node_id!r} is not a usable node id", where=where))
             continue
@@ -47,14 +52,14 @@ def load_native(document: dict[str, Any], issues: list[Issue]) -> Graph:
                 issues.append(Issue("ignored_field", f"node key {key!r} is ignored", node_id,
                                     where=f"{where}/{_escape(key)}", severity="warning"))
         graph.nodes[node_id] = NodeSpec(
-            node_id, body["type"], dict(params), where, {k: f"{where}/params/{_escape(k)}" for k in params}
+            node_id, body["type"], dict(params), where, {k: f"{pointer}/params/{_escape(k)}{note}" for k in params}
         )
     links = document.get("links", [])
     if not isinstance(links, list):
         issues.append(Issue("malformed_file", "'links' must be a list", where="/links"))
         links = []
     for index, raw in enumerate(links):
-        link = _parse_link(raw, f"/links/{index}", issues)
+        link = _parse_link(raw, origins.links.get(index) or f"/links/{index}", issues)
         if link is not None:
             graph.links.append(link)
     run = document.get("run", {})
@@ -99,9 +104,13 @@ def _parse_link(raw: Any, where: str, issues: list[Issue]) -> LinkSpec | None:
         return None
     route = options.get("route")
     if route is not None and not isinstance(route, str):
-        issues.append(Issue("bad_link", "route must be a string (a source name)", where=f"{where}/route"))
+        issues.append(Issue("bad_link", "route must be a string (a stream name)", where=f"{where}/route"))
         return None
-    return LinkSpec(src, src_port, dst, dst_port, capacity, policy, route, where)
+    stream = options.get("stream")
+    if stream is not None and (not isinstance(stream, str) or not stream.strip() or len(stream) > 200):
+        issues.append(Issue("bad_link", "stream must be a non-empty name", where=f"{where}/stream"))
+        return None
+    return LinkSpec(src, src_port, dst, dst_port, capacity, policy, route, where, stream)
 
 
 def _parse_placement(document: dict[str, Any], issues: list[Issue]) -> tuple[dict[str, str], dict[str, dict[str, Any]]]:

@@ -14,15 +14,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..graph import RUN_KEYS, Graph, LinkSpec, NodeSpec
+from ..graph import Graph, LinkSpec, NodeSpec
 from ..node import Node
 from ..registry import NodeRegistry
+from ..stopping import stop_keys
 from ..plan import setup_order
 from .proxies import RECEIVE_TYPE, SEND_TYPE
 
 MAIN = ""
 """The process name of the main process (nodes the placement does not name)."""
-STOP_KEYS = ("max_steps", "max_iterations", "max_episodes", "timeout", "target_return")
 """Run keys only the main process acts on; workers stop when it tells them."""
 DEFAULT_CAPACITY = 2  # the runtime's default (runner.DEFAULT_CAPACITY; not imported to keep the runner out)
 
@@ -91,7 +91,9 @@ def split_graph(graph: Graph, registry: NodeRegistry, skipped: set[str] | frozen
     where = {node_id: graph.placement.get(node_id, MAIN) for node_id in classes}
     # a worker's own graph is validated again: it keeps the run keys files may set (its nodes see the whole run
     # section as settings), not the stop conditions
-    worker_run = {key: value for key, value in graph.run.items() if key in RUN_KEYS and key not in STOP_KEYS}
+    stops = stop_keys(registry.vocabulary.shorthands)
+    worker_run = {key: value for key, value in graph.run.items()
+                  if key in registry.vocabulary.run_keys and key not in stops}
     graphs = {MAIN: Graph(run=dict(graph.run))}
     for name in sorted(set(where.values()) - {MAIN}):
         graphs[name] = Graph(run=dict(worker_run))

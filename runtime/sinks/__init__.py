@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .base import MetricSink, MetricStamp, RunInfo, numeric, plain
+from .base import STEP_COUNTER, MetricSink, MetricStamp, RunInfo, numeric, plain
 from .callback import MetricsCallback, MetricsHook
 from .csv_file import CsvSink
 from .jsonl import JsonLinesSink
@@ -26,5 +26,5 @@ def make_sink(name: str) -> MetricSink:
     return SINKS[name]()
 
 
-__all__ = ["CsvSink", "JsonLinesSink", "MetricSink", "MetricStamp", "MetricsCallback", "MetricsHook", "MlflowSink", "RunInfo", "SINKS",
+__all__ = ["STEP_COUNTER", "CsvSink", "JsonLinesSink", "MetricSink", "MetricStamp", "MetricsCallback", "MetricsHook", "MlflowSink", "RunInfo", "SINKS",
            "TensorBoardSink", "WandbSink", "make_sink", "numeric", "plain"]

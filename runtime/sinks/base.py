@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ..counters import Counters
 
+STEP_COUNTER = "steps"  # the x axis when no node package registered one (registry.set_step_counter)
+
 
 @dataclass
 class RunInfo:
@@ -30,7 +32,7 @@ class RunInfo:
     config: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
     counters: Counters | None = None
-    step_counter: str = "env_steps"
+    step_counter: str = STEP_COUNTER
     resumed_at: int | None = None
 
 
@@ -69,7 +71,7 @@ class MetricStamp:
         step_counter: the counter used as the x axis and for the ``<name>_per_s`` rate column.
     """
 
-    def __init__(self, counters: Counters, wall_time: Callable[[], float], step_counter: str = "env_steps") -> None:
+    def __init__(self, counters: Counters, wall_time: Callable[[], float], step_counter: str = STEP_COUNTER) -> None:
         self.counters = counters
         self.wall_time = wall_time
         self.step_counter = step_counter

@@ -5,7 +5,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .base import MetricStamp
+from .base import STEP_COUNTER, MetricStamp
 
 if TYPE_CHECKING:
     from ..runner import GraphRun
@@ -28,7 +28,8 @@ class MetricsHook:
     def on_start(self, run: GraphRun) -> None:
         """Start stamping rows and subscribe to the run's metrics."""
         started = time.perf_counter()
-        self._stamp = MetricStamp(run.counters, lambda: time.perf_counter() - started)
+        self._stamp = MetricStamp(run.counters, lambda: time.perf_counter() - started,
+                                  run.registry.vocabulary.step_counter or STEP_COUNTER)
         run.context.metric_sinks.append(self._deliver)
 
     def _deliver(self, node_id: str, values: dict[str, Any]) -> None:

@@ -11,8 +11,8 @@ from .base import MetricSink, RunInfo
 class CsvSink(MetricSink):
     """Writes rows to ``RUN_DIR/metrics.csv`` under the union of every column seen so far.
 
-    Rows of different nodes carry different columns, and counters appear as the run goes (no return before the
-    first episode ends); a row with a new column rewrites the file once under the wider header, so the file is
+    Rows of different nodes carry different columns, and counters appear as the run goes (a windowed mean only
+    once its window has a value); a row with a new column rewrites the file once under the wider header, so the file is
     always one valid table. A resumed run continues the existing file.
     """
 

@@ -31,7 +31,7 @@ class JitterNode(Node):
 
 def jittered_graph(sizes: tuple[int, ...], delays: tuple[float, ...]) -> dict[str, Any]:
     """The multi-env graph with groups of the given sizes and a jitter node before each step node."""
-    graph = json.loads((ROOT / "graphs" / "multi_env_ppo.json").read_text())
+    graph = load_graph(ROOT / "graphs" / "multi_env_ppo.json", registry=default_registry()).to_native()
     for i, (size, delay) in enumerate(zip(sizes, delays), start=1):
         graph["nodes"][f"env{i}"]["params"]["num_envs"] = size
         graph["nodes"][f"jitter{i}"] = {"type": "JitterNode", "params": {"max_delay_ms": delay}}

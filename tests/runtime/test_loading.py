@@ -67,7 +67,7 @@ class TestNative:
 
     def test_link_objects_keep_options(self, registry):
         """Link objects carry capacity, policy and route."""
-        doc = {"format": "dnne-graph", "nodes": {"c": {"type": "Count"}, "s": {"type": "Sink"}},
+        doc = {"format": "dnne-graph", "nodes": {"c": {"type": "Count", "params": {"group": "g1"}}, "s": {"type": "Sink"}},
                "links": [{"from": "c.out", "to": "s.x", "capacity": 4, "policy": "latest", "route": "g1"}]}
         (link,) = load_graph(doc, registry=registry).links
         assert (link.capacity, link.policy, link.route) == (4, "latest", "g1")
@@ -98,9 +98,9 @@ class TestNative:
 
     def test_to_native_round_trip(self, registry, tmp_path):
         """A graph written with to_native and loaded again has the same nodes, params, links and run section."""
-        g = (Graph().add("c", "Count", n=3).add("s", "Sink", delay=0.0).add("m", "Merge")
+        g = (Graph().add("c", "Count", n=3, group="g").add("s", "Sink", delay=0.0).add("m", "Merge")
              .link("c.out", "m.a", capacity=3, policy="latest").link("m.out", "s.x", route="g"))
-        g.run.update(seed=4, max_steps=10)
+        g.run.update(seed=4, max_work=10)
         g.placement = {"c": "main"}
         first = load_graph(g, registry=registry)
         path = tmp_path / "round.json"

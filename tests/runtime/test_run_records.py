@@ -242,11 +242,12 @@ class TestPeriodic:
         assert len(saves) >= 3 and saves[-1] == 20 and saves[0] < 20
 
     def test_drop_replayed_rows(self, tmp_path: Path) -> None:
-        """Rows past the resumed step count go; earlier rows and unreadable lines stay."""
+        """Rows past the resumed step count (of the step counter's column) go; earlier rows, rows without the
+        column and unreadable lines stay."""
         path = tmp_path / "metrics.jsonl"
-        path.write_text('{"env_steps": 1}\n{"env_steps": 5}\nnot json\n{"env_steps": 6}\n')
-        assert drop_replayed_rows(path, 5) == 1
-        assert path.read_text() == '{"env_steps": 1}\n{"env_steps": 5}\nnot json\n'
+        path.write_text('{"work": 1}\n{"work": 5}\nnot json\n{"work": 6}\n{"other": 9}\n')
+        assert drop_replayed_rows(path, 5, "work") == 1
+        assert path.read_text() == '{"work": 1}\n{"work": 5}\nnot json\n{"other": 9}\n'
 
 
 def run_toy(run_dir: Path, ticks: int, checkpoint_every: int = 0, interval_s: float | None = None,

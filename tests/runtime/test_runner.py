@@ -5,6 +5,7 @@ import asyncio
 
 import pytest
 
+from dnne.runtime.errors import GraphError
 from dnne.runtime.graph import Graph
 from dnne.runtime.loading import load_graph
 from dnne.runtime.runner import DeadlockError, GraphRun
@@ -178,22 +179,55 @@ class TestWatchdog:
 
 
 class TestStopConditions:
-    def test_max_steps(self, registry, run_graph):
-        """max_steps stops the run when env_steps reaches it."""
+    def test_stop_predicate(self, registry, run_graph):
+        """run.stop stops the run when its counter reaches the value, for its reason, not solved."""
         g = ticker_loop(steps_per_tick=10)
-        g.run["max_steps"] = 100
+        g.run["stop"] = {"counter": "work", ">=": 100, "reason": "enough_work"}
         _, result = run_graph(g, registry)
-        assert result.stop_reason == "max_steps"
-        assert result.counters["env_steps"] == 100
+        assert result.stop_reason == "enough_work"
+        assert result.counters["work"] == 100
         assert not result.solved
 
-    def test_max_iterations(self, registry, run_graph):
-        """max_iterations stops the run on the iterations counter."""
+    def test_stop_predicates_any_holds(self, registry, run_graph):
+        """Of a list of predicates the first that holds stops the run (default reason 'stop')."""
+        g = ticker_loop(iterations=True, steps_per_tick=1)
+        g.run["stop"] = [{"counter": "work", ">=": 1000}, {"counter": "iterations", ">": 6}]
+        _, result = run_graph(g, registry)
+        assert result.stop_reason == "stop"
+        assert result.counters["iterations"] == 7 and result.counters["work"] == 7
+
+    @pytest.mark.parametrize("op, value, ticks", [(">=", 5, 5), (">", 5, 6), ("==", 4, 4)])
+    def test_comparisons(self, registry, run_graph, op, value, ticks):
+        """Each comparison stops at the first tick where it holds."""
+        g = ticker_loop(steps_per_tick=1)
+        g.run["stop"] = {"counter": "work", op: value}
+        _, result = run_graph(g, registry)
+        assert result.counters["work"] == ticks
+
+    def test_predicate_that_never_holds_does_not_stop(self, registry, run_graph):
+        """A '<' predicate on a rising counter never holds; the other predicate on the same counter stops."""
+        g = ticker_loop(returns=True)
+        g.run["stop"] = [{"counter": "score", "<": 0, "reason": "low"}, {"counter": "score", ">=": 3, "reason": "high"}]
+        _, result = run_graph(g, registry)
+        assert result.stop_reason == "high" and result.counters["score"] == 3
+
+    def test_registered_shorthand(self, registry, run_graph):
+        """A node package's shorthand key stops like the predicate it stands for, with the key as reason."""
+        g = ticker_loop(steps_per_tick=10)
+        g.run["max_work"] = 100
+        _, result = run_graph(g, registry)
+        assert result.stop_reason == "max_work"
+        assert result.counters["work"] == 100
+        assert not result.solved
+        assert result.summary()["work"] == 100
+
+    def test_max_iterations_is_not_an_engine_key(self, registry):
+        """Without a node package that registers it, a shorthand is an unknown run key with a code."""
         g = ticker_loop(iterations=True)
         g.run["max_iterations"] = 7
-        _, result = run_graph(g, registry)
-        assert result.stop_reason == "max_iterations"
-        assert result.counters["iterations"] == 7
+        with pytest.raises(GraphError) as info:
+            load_graph(g, registry=registry)
+        assert [issue.code for issue in info.value.errors] == ["bad_run_option"]
 
     def test_timeout(self, registry, run_graph):
         """A timeout written '0.3s' stops a run that would go on forever after about that long."""
@@ -203,13 +237,21 @@ class TestStopConditions:
         assert result.stop_reason == "timeout"
         assert 0.25 <= result.wall_time_s < 2
 
-    def test_target_return_solves(self, registry, run_graph):
-        """target_return on mean_return stops the run as solved, with best_mean_return recorded."""
+    def test_solved_predicate(self, registry, run_graph):
+        """A predicate marked solved stops the run as solved, with the counter's best value recorded."""
         g = ticker_loop(returns=True)
-        g.run["target_return"] = 12
+        g.run["stop"] = {"counter": "score", ">=": 12, "reason": "goal", "solved": True}
         _, result = run_graph(g, registry)
-        assert result.stop_reason == "target_return" and result.solved
-        assert result.counters["mean_return"] == 12 and result.counters["best_mean_return"] == 12
+        assert result.stop_reason == "goal" and result.solved
+        assert result.counters["score"] == 12 and result.counters["best_score"] == 12
+
+    def test_solved_shorthand(self, registry, run_graph):
+        """A shorthand registered as solved stops the run as solved, for its key."""
+        g = ticker_loop(returns=True)
+        g.run["target_score"] = 12
+        _, result = run_graph(g, registry)
+        assert result.stop_reason == "target_score" and result.solved
+        assert result.summary()["score"] == 12 and result.summary()["solved"] is True
 
     def test_node_requested_stop(self, registry, run_graph):
         """A node calling ctx.request_stop() ends the run with 'node_stop'."""
@@ -223,11 +265,12 @@ class TestStopConditions:
         assert result.error is None
 
     def test_first_reason_wins(self, registry, run_graph):
-        """When max_steps and max_iterations are reached by the same tick, the first one checked is reported."""
+        """When two predicates hold on the same tick, the one whose counter moved first is reported."""
         g = ticker_loop(steps_per_tick=1, iterations=True)
-        g.run.update(max_steps=3, max_iterations=3)
+        g.run["stop"] = [{"counter": "iterations", ">=": 3, "reason": "second"},
+                         {"counter": "work", ">=": 3, "reason": "first"}]
         _, result = run_graph(g, registry)
-        assert result.stop_reason == "max_steps"
+        assert result.stop_reason == "first"
 
 
 class TestLifecycle:
@@ -260,7 +303,7 @@ class TestEmbedding:
     def test_two_graphs_side_by_side(self, registry):
         """Two graphs run concurrently in one event loop with independent nodes, counters and results."""
         g1 = load_graph(ticker_loop(steps_per_tick=1), registry=registry)
-        g1.run["max_steps"] = 30
+        g1.run["max_work"] = 30
         g2 = load_graph(pipeline(9), registry=registry)
         r1, r2 = GraphRun(g1, registry), GraphRun(g2, registry)
 
@@ -268,8 +311,8 @@ class TestEmbedding:
             return await asyncio.gather(r1.execute(), r2.execute())
 
         res1, res2 = asyncio.run(both())
-        assert res1.stop_reason == "max_steps" and res1.counters["env_steps"] == 30
-        assert res2.stop_reason == "completed" and "env_steps" not in res2.counters
+        assert res1.stop_reason == "max_work" and res1.counters["work"] == 30
+        assert res2.stop_reason == "completed" and "work" not in res2.counters
         assert [v for v, _, _ in r2.nodes["s"].received] == [2 * i for i in range(9)]
         assert set(res1.channels).isdisjoint(res2.channels)
 

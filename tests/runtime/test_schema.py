@@ -1,6 +1,7 @@
 """The JSON Schema of the native format: graphs/ validate against it, bad documents do not, it matches the code."""
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -11,6 +12,9 @@ from dnne.runtime.errors import GraphError
 from dnne.runtime.graph import RUN_KEYS
 from dnne.runtime.loading import load_graph
 
+BUILTIN_PACKAGE_KEYS = {"max_steps", "max_iterations", "max_episodes", "target_return", "realtime", "stochastic",
+                        "video_dir", "video_format"}  # the schema documents dnne.nodes' registered keys too
+NODES_INSTALLED = importlib.util.find_spec("dnne.nodes") is not None
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = json.loads((ROOT / "runtime" / "schema" / "graph.schema.json").read_text())
 VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)
@@ -33,9 +37,16 @@ class TestSchema:
         jsonschema.Draft202012Validator.check_schema(SCHEMA)
         assert SCHEMA["$schema"].endswith("2020-12/schema")
 
-    def test_run_keys_match_the_code(self):
-        """The schema's run section names exactly graph.RUN_KEYS."""
-        assert set(SCHEMA["properties"]["run"]["properties"]) == set(RUN_KEYS)
+    def test_run_keys_match_the_code(self, registry):
+        """The schema's run section names the engine's run keys (graph.RUN_KEYS) and those the installed node
+        packages register, and no other."""
+        from dnne.runtime.registry import default_registry
+
+        registered = set(default_registry().vocabulary.run_keys)
+        assert set(RUN_KEYS) <= registered
+        assert set(SCHEMA["properties"]["run"]["properties"]) >= registered
+        extra = set(SCHEMA["properties"]["run"]["properties"]) - registered
+        assert not extra or extra == BUILTIN_PACKAGE_KEYS and not NODES_INSTALLED, extra
 
     @pytest.mark.parametrize("path", NATIVE_FILES, ids=lambda p: p.name)
     def test_native_graph_files_validate(self, path):

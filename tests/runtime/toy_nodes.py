@@ -38,6 +38,10 @@ class Count(Recorded):
     group = Param(str, None, "source name carried by every message", nullable=True)
     delay = Param(float, 0.0, "seconds between messages", ge=0.0, le=10.0)
 
+    @classmethod
+    def streams(cls, params: dict[str, Any]) -> set[str]:
+        return {params["group"]} if params.get("group") else set()
+
     async def run(self) -> None:
         for i in range(self.n):
             stamp = self.stamp_from + i if self.stamped else None
@@ -159,9 +163,9 @@ class Ticker(Recorded):
 
     trigger = Input("Trigger", "permission to tick; holds one start token", primed=1)
     tick = Output("Int", "the tick number", offset=1)
-    steps_per_tick = Param(int, 0, "env_steps added per tick", ge=0, le=1_000_000)
+    steps_per_tick = Param(int, 0, "added to the 'work' counter per tick", ge=0, le=1_000_000)
     iterations = Param(bool, False, "add one iteration per tick")
-    returns = Param(bool, False, "set mean_return to the tick number")
+    returns = Param(bool, False, "set the 'score' counter to the tick number")
     stop_after = Param(int, 0, "request a stop after this many ticks (0: never)", ge=0, le=1_000_000)
     delay = Param(float, 0.0, "seconds of sleep per tick", ge=0.0, le=10.0)
 
@@ -173,11 +177,11 @@ class Ticker(Recorded):
         self.triggers.append((trigger.reason, self.stamp))
         counters = self.ctx.counters
         if self.steps_per_tick:
-            counters.add("env_steps", self.steps_per_tick)
+            counters.add("work", self.steps_per_tick)
         if self.iterations:
             counters.add("iterations")
         if self.returns:
-            counters.set("mean_return", float(self.firings))
+            counters.set("score", float(self.firings))
         if self.stop_after and self.firings >= self.stop_after:
             self.ctx.request_stop()
         if self.delay:
@@ -283,7 +287,23 @@ def toy_registry(builtins: bool = False) -> NodeRegistry:
         registry.load_entry_points()
     for cls in TOY_NODES:
         registry.add_node(cls)
+    register_toy_vocabulary(registry)
     return registry
+
+
+def register_toy_vocabulary(registry: NodeRegistry) -> None:
+    """What a node package registers for its counters, on the toy counters: a stop shorthand, a goal
+    shorthand, summary fields, the metrics' step counter and a progress column."""
+    from dnne.runtime.vocabulary import integer_at_least
+
+    registry.add_stop_shorthand("max_work", "work", "int: stop when the work counter reaches it",
+                                check=integer_at_least(1))
+    registry.add_stop_shorthand("target_score", "score", "float: stop, solved, when the score reaches it",
+                                solved=True)
+    registry.add_summary_field("work", "work", integer=True)
+    registry.add_summary_field("score", "score")
+    registry.set_step_counter("work", total_key="max_work")
+    registry.add_progress_column("score")
 
 
 class Needs(Recorded):

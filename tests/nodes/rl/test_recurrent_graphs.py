@@ -46,7 +46,7 @@ def run_document(document: dict[str, Any]) -> tuple[GraphRun, list[dict[str, Any
 def test_each_env_group_keeps_its_own_state() -> None:
     """Three env groups of 4, 2 and 2 envs through one recurrent agent: before the first step of the first update
     the learner's rebuilt log-probs equal the behaviour's (approx KL 0, nothing clipped) over every group."""
-    document = json.loads(MULTI.read_text())
+    document = load_graph(MULTI, registry=default_registry()).to_native()  # its env group expanded: env1, ...
     document["nodes"]["agent"]["params"].update(recurrent="gru", recurrent_size=16)
     document["nodes"]["trainer"]["params"].update(epochs=1, minibatch_size=1 << 20, seq_length=8,
                                                   lr_schedule="constant")

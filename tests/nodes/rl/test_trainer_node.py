@@ -57,7 +57,7 @@ class TestAlignment:
         with pytest.raises(RuntimeError, match="out of step") as caught:
             run_node_sync("PPOTrainerNode", inputs, {"horizon_length": 16}, stamps=stamps)
         message = str(caught.value)
-        assert "input 'rewards' holds observation 1" in message and "holds observation 0" in message
+        assert "input 'rewards' holds step 1" in message and "holds step 0" in message
 
     def test_update_at_horizon_end(self) -> None:
         """At a horizon end the trainer updates once and reports every loss term, its time and the lag (0 in sync);

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
-from toy_nodes import TOY_NODES
+from toy_nodes import TOY_NODES, register_toy_vocabulary
 
 from dnne.runtime.node import Node
 from dnne.runtime.ports import Input, Output, Param
@@ -55,6 +55,7 @@ def register(registry: NodeRegistry) -> None:
     """Register the toy nodes and the placement test nodes."""
     for cls in (*TOY_NODES, Tensors, Pid, Scores):
         registry.add_node(cls)
+    register_toy_vocabulary(registry)
 
 
 def placement_registry(builtins: bool = False) -> NodeRegistry:

@@ -60,10 +60,10 @@ class TestSameAsOneProcess:
         """A worker's counters reach the main process, whose stop conditions end the whole run."""
         g = ticker = (Graph().add("t", "Ticker", steps_per_tick=10).add("e", "Echo")
                       .link("t.tick", "e.tick").link("e.done", "t.trigger"))
-        ticker.run = {"max_steps": 200}
+        ticker.run = {"max_work": 200}
         run, result = execute(g, wreg, {"t": "w1"})
-        assert result.stop_reason == "max_steps", result.error
-        assert result.counters["env_steps"] >= 200
+        assert result.stop_reason == "max_work", result.error
+        assert result.counters["work"] >= 200
         assert no_worker_left(run)
 
 

@@ -23,7 +23,7 @@ def cartpole(placed: bool = True) -> dict:
 
 
 def test_crossing_links_become_proxy_pairs(wreg):
-    g = (Graph().add("c", "Count", n=3).add("d", "Double").add("s", "Sink")
+    g = (Graph().add("c", "Count", n=3, group="g1").add("d", "Double").add("s", "Sink")
          .link("c.out", "d.x", capacity=3).link("d.y", "s.x", route="g1"))
     g.placement = {"d": "w1"}
     split = split_graph(load_graph(g, registry=wreg), wreg)
@@ -44,9 +44,9 @@ def test_crossing_links_become_proxy_pairs(wreg):
 def test_stop_conditions_stay_in_the_main_process(wreg):
     g = Graph().add("c", "Count").add("s", "Sink").link("c.out", "s.x")
     g.placement = {"s": "w1"}
-    g.run = {"seed": 3, "max_steps": 10, "timeout": "5s"}
+    g.run = {"seed": 3, "max_work": 10, "stop": {"counter": "work", ">=": 5}, "timeout": "5s"}
     split = split_graph(load_graph(g, registry=wreg), wreg)
-    assert split.main.run == {"seed": 3, "max_steps": 10, "timeout": "5s"}
+    assert split.main.run == {"seed": 3, "max_work": 10, "stop": {"counter": "work", ">=": 5}, "timeout": "5s"}
     assert split.workers["w1"].run == {"seed": 3}
 
 

@@ -9,9 +9,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .. import checkpoint
-from ..runner import GraphRun
-from .shared import at_least, load_from_args, registry_for
+from dnne.runtime import checkpoint
+from dnne.runtime.runner import GraphRun
+from dnne.runtime.stopping import stop_keys
+from dnne.runtime.cli.shared import at_least, load_from_args, registry_for
 
 
 def add_parser(sub: Any, graph_args: argparse.ArgumentParser) -> None:
@@ -42,21 +43,18 @@ def cmd_play(args: argparse.Namespace) -> int:
     torch.set_num_threads(1)
     registry = registry_for(args)
     state = checkpoint.load(Path(args.checkpoint))
-    graph = load_from_args(args, registry, {"mode": "play"})
     # The training graph's stop conditions are not the evaluation's: it ends after its episodes (or --max-steps).
-    if args.seed is not None:
-        graph.run["seed"] = args.seed
-    graph.run.update(max_episodes=args.episodes, max_steps=args.max_steps, max_iterations=None,
-                     timeout=None, target_return=None, realtime=getattr(args, "realtime", False),
-                     stochastic=args.stochastic, video_dir=getattr(args, "video", None),
-                     video_format=getattr(args, "video_format", "mp4"))
+    settings = {"mode": "play", "seed": args.seed, "max_episodes": args.episodes, "max_steps": args.max_steps,
+                "realtime": getattr(args, "realtime", False) or None, "stochastic": args.stochastic or None,
+                "video_dir": getattr(args, "video", None), "video_format": getattr(args, "video_format", None)}
+    graph = load_from_args(args, registry, settings, drop_run=stop_keys(registry.vocabulary.shorthands))
     episodes: list[dict[str, float]] = []
 
     def collect(node_id: str, values: dict[str, Any]) -> None:
         if "episode_return" in values and "episode_length" in values:
             episodes.append({"return": float(values["episode_return"]), "length": int(values["episode_length"])})
 
-    from ..placement.interpreters import allowed_interpreters
+    from dnne.runtime.placement.interpreters import allowed_interpreters
 
     run = GraphRun(graph, registry, mode="play", restore=policy_state(state, graph, registry),
                    worker_python=allowed_interpreters(args.worker_python))

@@ -15,10 +15,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .. import checkpoint
-from ..loading import load_graph
-from ..registry import default_registry
-from ..runner import GraphRun
+from dnne.runtime import checkpoint
+from dnne.runtime.loading import load_graph
+from dnne.runtime.registry import default_registry
+from dnne.runtime.runner import GraphRun
 from .play import without_counters
 
 

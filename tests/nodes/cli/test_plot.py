@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dnne.runtime.cli.plot import curves, find_runs, group_runs
+from dnne.nodes.cli.plot import curves, find_runs, group_runs
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 CARTPOLE = ROOT / "graphs" / "cartpole_ppo.json"
 DNNE = [sys.executable, "-m", "dnne.runtime.cli"]
 PNG = b"\x89PNG\r\n\x1a\n"
