@@ -8,8 +8,8 @@ A predicate is a JSON object with a counter name and exactly one comparison::
 ``run.stop`` holds one predicate or a list of them; the run stops (gracefully) when any holds. The stop reason is
 the predicate's ``reason`` (default ``stop``); ``solved: true`` marks reaching it as the run's goal
 (``RunResult.solved``). A registered shorthand (``registry.add_stop_shorthand``) is a run key whose value is the
-comparison's right-hand side, so ``{"max_steps": 1000}`` reads as ``{"counter": "env_steps", ">=": 1000,
-"reason": "max_steps"}`` when a node package registered it so.
+comparison's right-hand side, so ``{"max_work": 1000}`` reads as ``{"counter": "work", ">=": 1000,
+"reason": "max_work"}`` when a node package registered it so.
 """
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ The engine knows counters by name only. A node package gives its counters meanin
 
 - ``add_run_key(name, doc, check)``: a run-section key its nodes read from ``ctx.settings``, validated by ``check``.
 - ``add_stop_shorthand(key, counter, op, reason=key, solved=False)``: a run key that stands for the stop predicate
-  ``{"counter": counter, op: VALUE}`` (``max_steps: 1000`` for ``{"counter": "env_steps", ">=": 1000}``).
+  ``{"counter": counter, op: VALUE}`` (``max_work: 1000`` for ``{"counter": "work", ">=": 1000}``).
 - ``add_summary_field(name, counter, integer)``: a top-level ``summary.json`` field read from a counter.
 - ``set_step_counter(counter, total_key)``: the counter that is the metrics' x axis and the progress bar's
   position, and the run key whose value is the bar's total.
@@ -96,8 +96,8 @@ class StopShorthand:
     """A run key that stands for one stop predicate on one counter.
 
     Args:
-        key: the run key (``max_steps``).
-        counter: the counter it compares (``env_steps``).
+        key: the run key (``max_work``).
+        counter: the counter it compares (``work``).
         op: the comparison (see ``stopping.OPERATORS``).
         reason: the stop reason when it holds (default: the key).
         solved: whether stopping on it counts as reaching the run's goal.

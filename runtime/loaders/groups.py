@@ -3,10 +3,10 @@
 A native document may hold ``"groups"``: name -> template, or name -> ``{"file": "PATH"}`` naming a JSON file
 that holds the template. A template is::
 
-    {"params": {"num_envs": 4, "learner": null},     # parameters and their defaults (null: required)
+    {"params": {"size": 4, "learner": null},         # parameters and their defaults (null: required)
      "ids": "{node}{instance}",                       # how its node ids expand (default "{instance}.{node}")
-     "nodes": {"env": {"type": "EnvNode", "params": {"num_envs": "$num_envs"}}, ...},
-     "links": [["env.observations", "$learner.observations"], ...]}
+     "nodes": {"env": {"type": "Source", "params": {"size": "$size"}}, ...},
+     "links": [["env.out", "$learner.x"], ...]}
 
 and a node ``{"group": NAME, "params": {...}}`` of the document's ``nodes`` is an instance: it is replaced by the
 template's nodes, their ids expanded with the instance's id, and the template's links. In node params a string

@@ -14,7 +14,16 @@ from dnne.runtime.loading import load_graph
 
 BUILTIN_PACKAGE_KEYS = {"max_steps", "max_iterations", "max_episodes", "target_return", "realtime", "stochastic",
                         "video_dir", "video_format"}  # the schema documents dnne.nodes' registered keys too
-NODES_INSTALLED = importlib.util.find_spec("dnne.nodes") is not None
+
+
+def _nodes_installed() -> bool:
+    try:
+        return importlib.util.find_spec("dnne.nodes") is not None
+    except ModuleNotFoundError:  # hidden (hide_nodes)
+        return False
+
+
+NODES_INSTALLED = _nodes_installed()
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = json.loads((ROOT / "runtime" / "schema" / "graph.schema.json").read_text())
 VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)

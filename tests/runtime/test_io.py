@@ -1,0 +1,84 @@
+"""Unit tests of a node's inputs (NodeIO) without a run: joins pair messages by stamp (with offsets), fan-in
+inputs keep one queue per stream, mismatched stamps are an AlignmentError, routes filter what is emitted."""
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from toy_nodes import Add, Pair, Sink
+
+from dnne.runtime.channel import Activity, LocalChannel, Message
+from dnne.runtime.io import AlignmentError, InputSlot, Link, NodeIO
+from dnne.runtime.types import identity
+
+
+def node_io(cls, feeds: dict[str, list[tuple[str, LocalChannel]]], subscribers=None) -> NodeIO:
+    slots = {name: InputSlot(port, False) for name, port in cls.input_ports.items()}
+    for name, links in feeds.items():
+        slots[name].links = [Link(channel, identity, upstream) for upstream, channel in links]
+    return NodeIO("n", Activity("n"), slots, cls.output_ports, subscribers or {p: [] for p in cls.output_ports},
+                  cls.merge)
+
+
+def firings(io: NodeIO) -> list[tuple[dict, int | None, str | None]]:
+    async def drain():
+        found = []
+        while (firing := await io.next_firing()) is not None:
+            found.append((firing.values, firing.stamp, firing.source))
+        return found
+
+    return asyncio.run(drain())
+
+
+def feed(channel: LocalChannel, *messages: Message) -> LocalChannel:
+    for message in messages:
+        assert channel.offer(message)
+    channel.close()
+    return channel
+
+
+def test_join_pairs_by_stamp_with_the_offset():
+    """Add's b reads stamps one ahead (offset 1): a@k joins b@k+1, and the firing's stamp is k."""
+    a = feed(LocalChannel("a", 4), Message(1, 0, None), Message(2, 1, None))
+    b = feed(LocalChannel("b", 4), Message(10, 1, None), Message(20, 2, None))
+    got = firings(node_io(Add, {"a": [("u", a)], "b": [("v", b)]}))
+    assert got == [({"a": 1, "b": 10}, 0, None), ({"a": 2, "b": 20}, 1, None)]
+
+
+def test_mismatched_stamps_are_an_alignment_error():
+    """a@0 with b@5 (expected b@1) cannot be one firing: AlignmentError naming both inputs and stamps."""
+    a = feed(LocalChannel("a", 4), Message(1, 0, None))
+    b = feed(LocalChannel("b", 4), Message(10, 5, None))
+    with pytest.raises(AlignmentError, match="input 'a' holds step 0 but input 'b' holds step 4"):
+        firings(node_io(Add, {"a": [("u", a)], "b": [("v", b)]}))
+
+
+def test_fan_in_names_unsourced_messages_by_their_link():
+    """Unsourced messages on a fan-in input take the name of the link they came through (the stream)."""
+    one = feed(LocalChannel("1", 4), Message("x", None, None))
+    two = feed(LocalChannel("2", 4), Message("y", None, None), Message("z", None, "own"))
+    got = firings(node_io(Sink, {"x": [("left", one), ("right", two)]}))
+    assert sorted((values["x"], source) for values, _, source in got) == [("x", "left"), ("y", "right"),
+                                                                          ("z", "own")]
+
+
+def test_fan_in_join_pairs_within_a_stream():
+    """Pair joins x and y of the same stream only, whichever order the streams come in."""
+    x1, x2 = feed(LocalChannel("x1", 4), Message(1, 0, None)), feed(LocalChannel("x2", 4), Message(2, 0, None))
+    y2, y1 = feed(LocalChannel("y2", 4), Message(20, 0, None)), feed(LocalChannel("y1", 4), Message(10, 0, None))
+    got = firings(node_io(Pair, {"x": [("s1", x1), ("s2", x2)], "y": [("s2", y2), ("s1", y1)]}))
+    assert sorted((values["x"], values["y"], source) for values, _, source in got) == [(1, 10, "s1"), (2, 20, "s2")]
+
+
+def test_emit_follows_routes():
+    """A subscriber whose link routes one stream receives only that stream's messages; others receive all."""
+    everything, only_b = LocalChannel("all", 4), LocalChannel("b", 4)
+    io = node_io(Add, {}, {"total": [(everything, None), (only_b, "b")]})
+
+    async def send():
+        for source in ("a", "b", None):
+            await io.emit("total", source, 0, source)
+
+    asyncio.run(send())
+    assert [m.value for m in everything.snapshot()] == ["a", "b", None]
+    assert [m.value for m in only_b.snapshot()] == ["b"]
