@@ -41,6 +41,7 @@ def register(registry: NodeRegistry) -> None:
     from .hierarchy.subgoal import SubgoalNode
     from .hierarchy.success import EpisodeSuccessNode
     from .rl.agent_node import PPOAgentNode
+    from .rl.eval_node import PolicyEvalNode
     from .rl.trainer_node import PPOTrainerNode
 
     for port_type in PORT_TYPES:
@@ -51,7 +52,7 @@ def register(registry: NodeRegistry) -> None:
         registry.add_wire_type(wire_type)
     for cls in (EnvNode, StepNode, ActionNode, CartpoleActionNode, IsaacGymEnvNode, IsaacGymStepNode, ORNode,
                 MetricsNode, PPOAgentNode, PPOTrainerNode, HighLevelStepNode, SubgoalNode, SubgoalConcatNode,
-                SubgoalRewardNode, EpisodeSuccessNode):
+                SubgoalRewardNode, EpisodeSuccessNode, PolicyEvalNode):
         registry.add_node(cls)
 
 
