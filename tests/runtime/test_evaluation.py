@@ -88,7 +88,7 @@ class TestQuota:
 
 
 @pytest.fixture(scope="module")
-def evaluated(self, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+def evaluated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A run of the zoo graph with an evaluation node every update; its graph file and run directory."""
     document = json.loads((ROOT / "graphs" / "presets" / "cartpole_zoo.json").read_text())
     document["nodes"]["eval"] = {"type": "PolicyEvalNode", "params": {"every": 1, "episodes": 2}}
