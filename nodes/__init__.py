@@ -33,6 +33,7 @@ def register(registry: NodeRegistry) -> None:
     from .envs.isaac_nodes import IsaacGymEnvNode, IsaacGymStepNode
     from .envs.spaces import Box, Discrete
     from .envs.step_node import StepNode
+    from .flow.convert_node import DonesToTensor
     from .flow.metrics_node import MetricsNode
     from .flow.or_node import ORNode
     from .hierarchy.concat import SubgoalConcatNode
@@ -52,7 +53,7 @@ def register(registry: NodeRegistry) -> None:
         registry.add_wire_type(wire_type)
     for cls in (EnvNode, StepNode, ActionNode, CartpoleActionNode, IsaacGymEnvNode, IsaacGymStepNode, ORNode,
                 MetricsNode, PPOAgentNode, PPOTrainerNode, HighLevelStepNode, SubgoalNode, SubgoalConcatNode,
-                SubgoalRewardNode, EpisodeSuccessNode, PolicyEvalNode):
+                SubgoalRewardNode, EpisodeSuccessNode, PolicyEvalNode, DonesToTensor):
         registry.add_node(cls)
 
 
