@@ -33,6 +33,7 @@ def register(registry: NodeRegistry) -> None:
     from .envs.isaac_nodes import IsaacGymEnvNode, IsaacGymStepNode
     from .envs.spaces import Box, Discrete
     from .envs.step_node import StepNode
+    from .flow.convert_node import DonesToTensor
     from .flow.metrics_node import MetricsNode
     from .flow.or_node import ORNode
     from .hierarchy.concat import SubgoalConcatNode
@@ -41,6 +42,7 @@ def register(registry: NodeRegistry) -> None:
     from .hierarchy.subgoal import SubgoalNode
     from .hierarchy.success import EpisodeSuccessNode
     from .rl.agent_node import PPOAgentNode
+    from .rl.eval_node import PolicyEvalNode
     from .rl.trainer_node import PPOTrainerNode
 
     for port_type in PORT_TYPES:
@@ -52,7 +54,7 @@ def register(registry: NodeRegistry) -> None:
     register_vocabulary(registry)
     for cls in (EnvNode, StepNode, ActionNode, CartpoleActionNode, IsaacGymEnvNode, IsaacGymStepNode, ORNode,
                 MetricsNode, PPOAgentNode, PPOTrainerNode, HighLevelStepNode, SubgoalNode, SubgoalConcatNode,
-                SubgoalRewardNode, EpisodeSuccessNode):
+                SubgoalRewardNode, EpisodeSuccessNode, PolicyEvalNode, DonesToTensor):
         registry.add_node(cls)
 
 

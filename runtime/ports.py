@@ -27,6 +27,8 @@ class Input:
             primed input, it starts the loop it closes: an answerer replies once at its start.
         reply_on: the name of this node's output that answers the node linked to this input (once at its
             start, before it takes anything, then as it pleases).
+        reads: other port types this input takes through their registered conversion (``PortType.reads_as``);
+            a conversion into an input that does not list the type is refused, so it is never silent.
     """
 
     type: str
@@ -39,6 +41,7 @@ class Input:
     aliases: tuple[str, ...] = ()
     reply_to: str | None = None
     reply_on: str | None = None
+    reads: tuple[str, ...] = ()
     name: str = field(default="", init=False)
 
     def __set_name__(self, owner: type, name: str) -> None:

@@ -10,10 +10,11 @@ from .channel import POLICIES
 from .errors import Issue
 from .graph import Graph, LinkSpec
 from .node import Node, canonical_name
-from .ports import ParamError
+from .ports import Input, ParamError
 from .registry import NodeRegistry
 from .replies import reply_links
 from .streams import check_streams
+from .types import identity
 
 MAX_NUM_NODES = 10_000
 MAX_CAPACITY = 1_000_000
@@ -46,6 +47,7 @@ def validate(graph: Graph, registry: NodeRegistry) -> list[Issue]:
     _check_unused_outputs(graph, classes, valid_links, issues)
     _check_loops(graph, classes, valid_links, issues)
     issues.extend(check_streams(graph, classes, valid_links))
+    _check_offsets(classes, valid_links, registry, issues)
     _check_run(graph.run, registry, issues)
     _check_placement(graph, classes, valid_links, registry, issues)
     graph.links = valid_links
@@ -133,9 +135,17 @@ def _check_links(graph: Graph, classes: dict[str, type[Node]], registry: NodeReg
         if out_name is None or in_name is None:
             continue
         out_type, in_type = src_cls.output_ports[out_name].type, dst_cls.input_ports[in_name].type
-        if registry.types.converter(out_type, in_type) is None:
+        converter = registry.types.converter(out_type, in_type)
+        if converter is None:
             issues.append(Issue("type_mismatch", f"{link.src}.{out_name} sends {out_type}, but {link.dst}.{in_name} "
                                 f"takes {in_type}", link.dst, in_name, link.where))
+            continue
+        if converter is not identity and not _reads(dst_cls.input_ports[in_name], out_type, registry):
+            issues.append(Issue("implicit_conversion", f"{link.src}.{out_name} sends {out_type}, which "
+                                f"{link.dst}.{in_name} ({in_type}) does not take: a conversion must be explicit, place "
+                                f"a node that converts {out_type} to {in_type} between them", link.dst, in_name,
+                                link.where))
+            refused.append(LinkSpec(link.src, out_name, link.dst, in_name))
             continue
         previous = fed.get((link.dst, in_name))
         if previous is not None and not dst_cls.input_ports[in_name].fan_in:
@@ -161,6 +171,12 @@ def _check_links(graph: Graph, classes: dict[str, type[Node]], registry: NodeReg
         valid.append(LinkSpec(link.src, out_name, link.dst, in_name, link.capacity, link.policy, link.route,
                               link.where, link.stream))
     return valid
+
+
+def _reads(port: Input, out_type: str, registry: NodeRegistry) -> bool:
+    """Whether input ``port`` lists ``out_type`` (or a type of the same name) among the types it reads."""
+    name = registry.types.get(out_type).name
+    return any(registry.types.get(listed).name == name for listed in port.reads)
 
 
 def _links_from_unknown_types(graph: Graph, classes: dict[str, type[Node]]) -> list[LinkSpec]:
@@ -223,6 +239,80 @@ def _check_loops(graph: Graph, classes: dict[str, type[Node]], links: list[LinkS
                 "trigger) or feed a merge node (ORNode) in the loop from outside it",
                 sorted(component)[0], where=graph.nodes[sorted(component)[0]].where,
             ))
+
+
+def _check_offsets(classes: dict[str, type[Node]], links: list[LinkSpec], registry: NodeRegistry,
+                   issues: list[Issue]) -> None:
+    """Port offsets checked statically: the inputs a node joins must hold messages of one stamp.
+
+    A node that stamps as declared (its firing's stamp plus each output's offset: every node that does not run its
+    own loop, and those that say ``stamps_as_declared``) passes on the stamp of what it took, shifted. Following
+    those shifts from each origin (a node that stamps on its own: a source, a merge node, a node with its own loop)
+    gives every link's stamp as "origin + shift"; two inputs of one join fed from the same origin at shifts that
+    differ once their offsets are taken off could never fire together (an ``AlignmentError`` mid-run, blamed on the
+    joining node). Links that close a loop (primed or reply inputs) join messages of different rounds and are not
+    compared; links from different origins cannot be compared statically.
+    """
+    def stamps_as_declared(cls: type[Node]) -> bool:
+        return not cls.merge and bool(getattr(cls, "stamps_as_declared", cls.run is Node.run))
+
+    def joined(link: LinkSpec) -> bool:
+        port = classes[link.dst].input_ports[link.dst_port]
+        config = port.config if port.config is not None else registry.types.get(port.type).config
+        return not config and not port.closes_loop
+
+    feeding: dict[str, list[LinkSpec]] = {node_id: [] for node_id in classes}
+    for link in links:
+        if link.src in classes and link.dst in classes and joined(link):
+            feeding[link.dst].append(link)
+    firing: dict[str, tuple[str, int]] = {}
+    pending = [node_id for node_id, cls in classes.items() if not stamps_as_declared(cls) or not feeding[node_id]]
+    for node_id in pending:
+        firing[node_id] = (node_id, 0)
+    waiting = {node_id: len({link.src for link in feeding[node_id]}) for node_id in classes if node_id not in firing}
+    consumers: dict[str, set[str]] = {}
+    for node_id, fed in feeding.items():
+        for link in fed:
+            consumers.setdefault(link.src, set()).add(node_id)
+    while pending:
+        done = pending.pop()
+        for node_id in sorted(consumers.get(done, ())):
+            if node_id not in waiting:
+                continue
+            waiting[node_id] -= 1
+            if waiting[node_id]:
+                continue
+            del waiting[node_id]
+            firing[node_id] = _joined_stamp(node_id, classes, feeding[node_id], firing, issues)
+            pending.append(node_id)
+
+
+def _joined_stamp(node_id: str, classes: dict[str, type[Node]], fed: list[LinkSpec],
+                  firing: dict[str, tuple[str, int]], issues: list[Issue]) -> tuple[str, int]:
+    """The stamp a node fires at, as (origin, shift), from the links it joins; a link out of step is an issue."""
+    seen: dict[str, tuple[int, LinkSpec]] = {}
+    for link in fed:
+        origin, shift = firing[link.src]
+        shift += classes[link.src].output_ports[link.src_port].offset
+        shift -= classes[node_id].input_ports[link.dst_port].offset
+        if origin not in seen:
+            seen[origin] = (shift, link)
+            continue
+        first_shift, first = seen[origin]
+        if shift != first_shift:
+            issues.append(Issue(
+                "offset_mismatch",
+                f"the link {link} brings messages {_steps(shift - first_shift)} those of {first} (both stamped from "
+                f"{origin!r}, after the port offsets): {node_id!r} could never join them; a port offset is missing "
+                "or wrong on the way (a node that takes a step's outputs and sends on must declare offset=1 on the "
+                "input and the output, or on neither)", node_id, link.dst_port, link.where))
+    origin = next(iter(seen))
+    return origin, seen[origin][0]
+
+
+def _steps(difference: int) -> str:
+    count = abs(difference)
+    return f"{count} step{'s' if count != 1 else ''} {'ahead of' if difference > 0 else 'behind'}"
 
 
 def strongly_connected(edges: dict[str, set[str]]) -> list[set[str]]:

@@ -33,6 +33,8 @@ def add_evaluation_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-steps", type=at_least(1), help="also stop after this many env steps")
     parser.add_argument("--stochastic", action="store_true", help="sample actions instead of acting deterministically")
     parser.add_argument("--seed", type=at_least(0), help="seed of the evaluation episodes (default: the graph's)")
+    parser.add_argument("--best", action="store_true", help="act with the weights that evaluated best during "
+                        "training (an evaluation node's best) instead of the checkpoint's latest")
 
 
 def cmd_play(args: argparse.Namespace) -> int:
@@ -43,29 +45,70 @@ def cmd_play(args: argparse.Namespace) -> int:
     torch.set_num_threads(1)
     registry = registry_for(args)
     state = checkpoint.load(Path(args.checkpoint))
+    if getattr(args, "best", False):
+        state = with_best(state)
     # The training graph's stop conditions are not the evaluation's: it ends after its episodes (or --max-steps).
-    settings = {"mode": "play", "seed": args.seed, "max_episodes": args.episodes, "max_steps": args.max_steps,
+    settings = {"mode": "play", "seed": args.seed, "max_steps": args.max_steps,
                 "realtime": getattr(args, "realtime", False) or None, "stochastic": args.stochastic or None,
                 "video_dir": getattr(args, "video", None), "video_format": getattr(args, "video_format", None)}
     graph = load_from_args(args, registry, settings, drop_run=stop_keys(registry.vocabulary.shorthands))
-    episodes: list[dict[str, float]] = []
-
-    def collect(node_id: str, values: dict[str, Any]) -> None:
-        if "episode_return" in values and "episode_length" in values:
-            episodes.append({"return": float(values["episode_return"]), "length": int(values["episode_length"])})
-
     from dnne.runtime.placement.interpreters import allowed_interpreters
 
     run = GraphRun(graph, registry, mode="play", restore=policy_state(state, graph, registry),
                    worker_python=allowed_interpreters(args.worker_python))
+    quota = EpisodeQuota(args.episodes)
+
+    def collect(node_id: str, values: dict[str, Any]) -> None:
+        if "episode_return" in values and "episode_length" in values and quota.add(node_id, values):
+            run.request_stop("max_episodes")
+
     run.context.metric_sinks.append(collect)
     result = asyncio.run(run.execute())
     if result.error is not None:
         print(f"error: {result.error}", file=sys.stderr)
         return 1
-    print(json.dumps(episode_report(episodes[:args.episodes], int(result.counters.get("env_steps", 0)),
-                                    args.episodes)))
+    print(json.dumps(episode_report(quota.episodes(), int(result.counters.get("env_steps", 0)), args.episodes)))
     return 0
+
+
+class EpisodeQuota:
+    """Which finished episodes an evaluation of ``asked`` episodes counts: every env (stream) runs a fixed quota.
+
+    Counting the first ``asked`` episodes to finish would favour short episodes when a group has several envs
+    (envs that finish fast fill the count). Each episode row names its env (``episode_env``) and its group's size
+    (``num_envs``); the ``asked`` episodes are split over the envs of the groups seen, as evenly as possible, and an
+    env's episodes beyond its quota are not counted. Rows without an env index (a node that does not say) count
+    in the order they finish.
+    """
+
+    def __init__(self, asked: int) -> None:
+        self.asked = asked
+        self.groups: dict[str, int] = {}
+        self.finished: dict[tuple[str, int], list[dict[str, float]]] = {}
+        self.unindexed: list[dict[str, float]] = []
+
+    def add(self, node_id: str, values: dict[str, Any]) -> bool:
+        """Take one episode row; whether every quota is now filled."""
+        episode = {"return": float(values["episode_return"]), "length": int(values["episode_length"])}
+        if "episode_env" not in values or "num_envs" not in values:
+            self.unindexed.append(episode)
+            return len(self.unindexed) >= self.asked
+        self.groups.setdefault(node_id, int(values["num_envs"]))
+        self.finished.setdefault((node_id, int(values["episode_env"])), []).append(episode)
+        return all(len(self.finished.get(stream, ())) >= wanted for stream, wanted in self.quotas().items())
+
+    def quotas(self) -> dict[tuple[str, int], int]:
+        """Each env's quota: ``asked`` split over the envs of the groups seen, the first envs taking one more."""
+        streams = [(node_id, env) for node_id, size in self.groups.items() for env in range(size)]
+        base, extra = divmod(self.asked, len(streams))
+        return {stream: base + (1 if index < extra else 0) for index, stream in enumerate(streams)}
+
+    def episodes(self) -> list[dict[str, float]]:
+        """The counted episodes, env by env."""
+        if self.unindexed:
+            return self.unindexed[:self.asked]
+        return [episode for stream, wanted in self.quotas().items()
+                for episode in self.finished.get(stream, [])[:wanted]] if self.groups else []
 
 
 def episode_report(episodes: list[dict[str, float]], env_steps: int, asked: int) -> dict[str, Any]:
@@ -91,6 +134,28 @@ def policy_state(state: dict[str, Any], graph: Any, registry: Any) -> dict[str, 
               if hasattr(registry.get(spec.type), "deployable")}
     return dict(state, counters={}, windows={}, shared={},
                 nodes={node_id: node_state for node_id, node_state in state["nodes"].items() if node_id in acting})
+
+
+def with_best(state: dict[str, Any]) -> dict[str, Any]:
+    """``state`` with the best evaluated weights in place of the latest: a node whose state holds ``best`` (its
+    ``parameters``, ``version`` and the ``agent`` they belong to) names the acting node whose ``model`` they replace.
+
+    Raises:
+        checkpoint.CheckpointError: the checkpoint holds no best weights (no evaluation ran, or none finished).
+    """
+    bests = [node_state["best"] for node_state in state["nodes"].values()
+             if isinstance(node_state, dict) and isinstance(node_state.get("best"), dict)]
+    if not bests:
+        raise checkpoint.CheckpointError("the checkpoint holds no best weights: the run evaluated nothing (add an "
+                                         "evaluation node, see docs/runs.md)")
+    nodes = dict(state["nodes"])
+    for best in bests:
+        agent = best.get("agent")
+        if agent not in nodes or not isinstance(nodes[agent], dict) or "model" not in nodes[agent]:
+            raise checkpoint.CheckpointError(f"the best weights belong to node {agent!r}, which the checkpoint "
+                                             "holds no model of")
+        nodes[agent] = dict(nodes[agent], model=best["parameters"], version=best["version"])
+    return dict(state, nodes=nodes)
 
 
 def without_counters(state: dict[str, Any]) -> dict[str, Any]:

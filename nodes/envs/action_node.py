@@ -24,7 +24,8 @@ class ActionNode(Node):
 
     category = "envs"
 
-    policy = Input("Tensor", "policy actions (a PolicyOutput reads as its action)", aliases=("network_output",))
+    policy = Input("Tensor", "policy actions (a PolicyOutput reads as its action)", aliases=("network_output",),
+                   reads=("PolicyOutput",))
     env_handle = Input("EnvHandle", "where the action space comes from", optional=True, aliases=("sim_handle",))
     action = Output("Tensor", "actions for the step node")
 
@@ -56,7 +57,8 @@ class CartpoleActionNode(Node):
     dnne = DnneLayout(inputs=("network_output", "context"), outputs=("action", "context"),
                       widgets=("max_push_effort",))
 
-    network_output = Input("Tensor", "policy actions (a PolicyOutput reads as its action)")
+    network_output = Input("Tensor", "policy actions (a PolicyOutput reads as its action)",
+                           reads=("PolicyOutput",))
     action = Output("Tensor", "cart forces [num_envs, 1] in newtons")
 
     max_push_effort = Param(float, 10.0, "force in newtons of a full (+-1) action", gt=0.0, le=1e6)

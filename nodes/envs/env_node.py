@@ -41,6 +41,7 @@ class EnvNode(Node):
         super().__init__(*args, **kwargs)
         self.env: BatchedEnv | None = None
         self.first_observations: torch.Tensor | None = None
+        self.recipe: dict[str, Any] = {}
 
     @classmethod
     def check_params(cls, params: dict[str, Any], trusted: dict[str, Any]) -> list[tuple[str, str | None, str]]:
@@ -95,7 +96,11 @@ class EnvNode(Node):
         if warning:
             self.ctx.warn(warning)
         backend, task = self.backend_and_task()
-        self.env = make_env(backend, task, self.num_envs, str(device), **self.env_options(backend))
+        options = self.env_options(backend)
+        self.env = make_env(backend, task, self.num_envs, str(device), **options)
+        # How to build this env again (an evaluation node's own instances), without the play-only recording.
+        self.recipe = {"backend": backend, "task": task, "device": str(device),
+                       "options": {k: v for k, v in options.items() if k not in ("record_dir", "record_format")}}
         if backend == "torch" and self.ctx.mode == "play" and self.ctx.settings.get("video_dir"):
             self.env = self._filmed(self.env)
         seed = self.seed if self.seed is not None else self.ctx.seed % 2**31
@@ -120,7 +125,7 @@ class EnvNode(Node):
     async def run(self) -> None:
         """Emit the handle, then the first observations, and end."""
         assert self.env is not None
-        await self.emit("env_handle", EnvHandle(self.env, {"node": self.id}))
+        await self.emit("env_handle", EnvHandle(self.env, {"node": self.id, "make": self.recipe}))
         await self.emit("observations", self.first_observations, stamp=0)
 
     def state_dict(self) -> dict[str, Any] | None:

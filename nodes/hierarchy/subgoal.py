@@ -49,7 +49,8 @@ class SubgoalNode(Node):
     category = "hierarchy"
     merge = True
 
-    subgoals = Input("Tensor", "high-level actions [num_envs, d] (a PolicyOutput reads as its action), stamped j")
+    subgoals = Input("Tensor", "high-level actions [num_envs, d] (a PolicyOutput reads as its action), stamped j",
+                     reads=("PolicyOutput",))
     observations = Input("Tensor", "env observations [num_envs, obs_dim], stamped k")
 
     targets = Output("Tensor", "target positions held for observation k [num_envs, d]")

@@ -16,6 +16,7 @@ from . import deploy
 from .activations import ACTIVATIONS
 from .actor_critic import ActorCritic
 from .encoders import ENCODERS, NATURE_CHANNELS, NATURE_KERNELS, NATURE_STRIDES
+from .param_checks import agent_problems
 from .recurrent import RECURRENT_KINDS
 
 
@@ -37,6 +38,9 @@ class PPOAgentNode(Node):
     """
 
     category = "RL/PPO"
+    # run() serves batches but stamps each policy output with its observation's stamp, as compute() would: static
+    # offset checks may follow stamps through it (runtime.validate).
+    stamps_as_declared = True
     dnne = DnneLayout(
         inputs=("observations",),
         outputs=("policy_output", "model"),
@@ -78,6 +82,11 @@ class PPOAgentNode(Node):
     recurrent = Param(str, "none", "recurrent core after the encoder: none, gru or lstm", choices=RECURRENT_KINDS)
     recurrent_size = Param(int, 64, "width of the recurrent core", ge=1, le=65536)
     recurrent_layers = Param(int, 1, "stacked layers of the recurrent core", ge=1, le=64)
+
+    @classmethod
+    def check_params(cls, params: dict[str, Any], trusted: dict[str, Any]) -> list[tuple[str, str | None, str]]:
+        """Checks of the params together, run by validation (``param_checks``)."""
+        return agent_problems(params)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

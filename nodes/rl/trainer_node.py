@@ -16,6 +16,7 @@ from dnne.runtime.types import Token
 
 from ..types import ActingRule, Dones, ModelSpec, PolicyOutput, PolicyWeights
 from .learner import Learner
+from .param_checks import trainer_problems
 from .ppo import ADVANTAGE_NORMALIZATION, PPOConfig
 from .schedules import SCHEDULES, LRSchedule, make_schedule
 from .trajectory import Trajectory
@@ -95,6 +96,11 @@ class PPOTrainerNode(Node):
     device = Param(str, None, "the learner's device (cpu, cuda, cuda:1); default: the run's device", nullable=True)
     seq_length = Param(int, 16, "recurrent agents: steps per sequence chunk (truncated BPTT); minibatch_size // "
                        "seq_length chunks per minibatch", ge=1, le=1_000_000)
+
+    @classmethod
+    def check_params(cls, params: dict[str, Any], trusted: dict[str, Any]) -> list[tuple[str, str | None, str]]:
+        """Checks of the params together, run by validation (``param_checks``)."""
+        return trainer_problems(params)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -16,6 +16,9 @@ CORPUS = Path(__file__).parent / "bad_graphs"
 # file stem (<code>__<name>) -> (node id of the first issue with that code, its where, other error codes expected)
 EXPECTED: dict[str, tuple[str | None, str | None, list[str]]] = {
     "bad_link__capacity": (None, "/links/0/capacity", []),
+    "bad_param_value__checkpoint_trigger": ("trainer", "/nodes/trainer/params/checkpoint_trigger_value", []),
+    "implicit_conversion__dones_into_rewards": ("trainer", "/links/9", []),
+    "offset_mismatch__current_obs_as_states": ("trainer", "/links/8", []),
     "bad_device__env_cuda_abc": ("env", "/nodes/env/params/device", []),
     "number_too_large__float_param": (None, "/nodes/trainer/params/gamma", []),
     "module_not_allowed__gym_module_id": ("env", "/nodes/env/params/task", []),
