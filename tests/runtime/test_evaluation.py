@@ -66,7 +66,7 @@ class TestEvaluation:
 class TestQuota:
     def test_short_episodes_do_not_fill_the_count(self) -> None:
         """Two envs whose episodes last 2 and 10 steps: 4 episodes are 2 of each, not the first 4 to end (env 0's)."""
-        from dnne.runtime.cli.play import EpisodeQuota
+        from dnne.nodes.cli.play import EpisodeQuota
 
         quota = EpisodeQuota(4)
         finished = []
@@ -107,7 +107,7 @@ class TestBest:
     def test_best_replaces_the_agents_weights(self, evaluated: tuple[Path, Path]) -> None:
         """with_best puts the evaluation node's best weights and version into the agent's state."""
         from dnne.runtime import checkpoint
-        from dnne.runtime.cli.play import with_best
+        from dnne.nodes.cli.play import with_best
 
         state = checkpoint.load(evaluated[1])
         best = state["nodes"]["eval"]["best"]
