@@ -446,3 +446,8 @@ class GraphRun:
             self.placement.merge_result(result)
         return result
 
+
+async def run(graph: Graph, registry: NodeRegistry | None = None, **options: Any) -> RunResult:
+    """Run ``graph`` on the current event loop and return its result (see ``GraphRun`` for ``options``); setup and
+    the nodes' work share that loop. ``dnne.runtime.run`` (``embedding.run``) keeps the caller's loop free instead."""
+    return await GraphRun(graph, registry, **options).execute()
