@@ -78,10 +78,13 @@ def main() -> None:
     print(f"machine: {machine()}\npresets {args.presets}, seeds {args.seeds}, {args.jobs} at once, cap {args.cap}\n",
           flush=True)
     order = [(preset, seed) for seed in args.seeds for preset in args.presets]
+    def job(preset_seed: tuple[str, int]) -> dict[str, Any]:
+        result = measure(*preset_seed, args.cap)
+        print(json.dumps(result), flush=True)
+        return result
+
     with ThreadPoolExecutor(args.jobs) as pool:
-        results = list(pool.map(lambda job: measure(job[0], job[1], args.cap), order))
-    for r in results:
-        print(json.dumps(r), flush=True)
+        results = list(pool.map(job, order))
     rows = []
     for preset in args.presets:
         mine = sorted((r for r in results if r["preset"] == preset), key=lambda r: r["seed"])
