@@ -2,10 +2,10 @@
 
 Each sample is a fresh Python process (``python benchmarks/host_lag.py --child MODE``) that imports torch first (as an
 application embedding the runtime should), starts a 50 ms ticker, then runs ``graphs/cartpole_ppo.json`` for
-5 iterations: ``run`` is ``dnne.runtime.run(path)`` (registry, loading, build and node setups in worker threads);
-``on-loop`` is ``GraphRun(load_graph(path)).execute()``, everything on the host's loop. The modes alternate. Printed:
-the ticker's largest lag during the whole call (setup and training) and the time until the first tick that followed
-setup. Wall-clock numbers: the load average is printed, and a busy machine inflates them.
+5 iterations: ``run`` is ``dnne.runtime.run(path)`` (the whole run, setup and training, on its own loop in its own
+thread); ``on-loop`` is ``GraphRun(load_graph(path)).execute()``, everything on the host's loop. The modes alternate.
+Printed: the ticker's largest lag during the whole call (setup and training) and its 99th percentile. Wall-clock
+numbers: the load average is printed, and a busy machine inflates them.
 """
 from __future__ import annotations
 

@@ -2,6 +2,7 @@
 
 __version__ = "0.1.0"
 
+from .embedding import run
 from .errors import GraphError, Issue, NodeFailure
 from .graph import Graph
 from .loading import load_graph
@@ -10,7 +11,7 @@ from .ports import Input, Output, Param
 from .progress import Progress
 from .registry import NodeRegistry, default_registry
 from .rundir import RunDirectory
-from .runner import GraphRun, RunHooks, RunResult, run
+from .runner import GraphRun, RunHooks, RunResult
 from .sinks import MetricSink, MetricsCallback, RunInfo
 from .types import PortType, Token
 

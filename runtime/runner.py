@@ -17,11 +17,9 @@ from .errors import NodeFailure
 from .graph import Graph
 from .hang_watch import HangWatch
 from .io import InputSlot, Link, NodeIO
-from .loading import load_graph
 from .node import Node
 from .plan import setup_order
 from .registry import NodeRegistry, default_registry
-from .sinks.callback import MetricsCallback, MetricsHook
 from .stopping import StopRule, stop_rules
 from .types import Token
 from .watchdog import Watchdog
@@ -180,7 +178,6 @@ class GraphRun:
         self._participants: dict[str, Activity] = {}
         self.context.stop_point_handler = self._stop_now
         self.counters.listen(self._counter_changed)
-        self.setup_in_thread = False  # run() sets it: node setups (torch, env construction) off the host's loop
 
     # ---- stopping -------------------------------------------------------------------------------------------
     def request_stop(self, reason: str) -> None:
@@ -339,7 +336,7 @@ class GraphRun:
                 await self.placement.start(self)
             for node_id in self.order:
                 try:
-                    await self._setup_node(self.nodes[node_id])
+                    await self.nodes[node_id].setup()
                 except Exception as error:
                     self._fail(node_id, "setup", error)
                     break
@@ -376,13 +373,7 @@ class GraphRun:
                         self.context.warn(f"run hook {type(hook).__name__} failed: {error}")
         return self.result()
 
-    async def _setup_node(self, node: Node) -> None:
-        # A setup in a worker thread runs on that thread's own loop: setups only declare, build and emit into
-        # channels nobody waits on yet. Parts in other processes wait across processes, so they stay here.
-        if self.setup_in_thread and self.placement is None:
-            await asyncio.to_thread(asyncio.run, node.setup())
-        else:
-            await node.setup()
+
 
     async def _run_nodes(self) -> None:
         assert self._stop_event is not None and self._watchdog is not None
@@ -461,22 +452,7 @@ class GraphRun:
         return result
 
 
-async def run(graph: Graph | str | Path | dict[str, Any], registry: NodeRegistry | None = None, *,
-              on_metrics: MetricsCallback | None = None, **options: Any) -> RunResult:
-    """Run ``graph`` in the current event loop and return its result (see ``GraphRun`` for ``options``).
-
-    Made for embedding: finding node packages (which imports torch), loading a graph given as a path or a dict,
-    building and every node's setup (env construction) run in worker threads, so the host's loop keeps ticking.
-    ``on_metrics(row)`` receives each metrics row as ``metrics.jsonl`` would record it.
-    """
-    if registry is None:
-        registry = await asyncio.to_thread(default_registry)
-    if not isinstance(graph, Graph):
-        graph = await asyncio.to_thread(load_graph, graph, registry=registry)
-    hooks = list(options.pop("hooks", ()))
-    if on_metrics is not None:
-        hooks.append(MetricsHook(on_metrics))
-    graph_run = GraphRun(graph, registry, hooks=hooks, **options)
-    graph_run.setup_in_thread = True
-    await asyncio.to_thread(graph_run.build)
-    return await graph_run.execute()
+async def run(graph: Graph, registry: NodeRegistry | None = None, **options: Any) -> RunResult:
+    """Run ``graph`` on the current event loop and return its result (see ``GraphRun`` for ``options``); setup and
+    the nodes' work share that loop. ``dnne.runtime.run`` (``embedding.run``) keeps the caller's loop free instead."""
+    return await GraphRun(graph, registry, **options).execute()

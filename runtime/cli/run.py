@@ -19,6 +19,7 @@ from ..registry import NodeRegistry
 from ..run_owner import claim
 from ..rundir import DEFAULT_CHECKPOINT_INTERVAL_S, RunDirectory
 from ..runner import GraphRun, RunResult
+from .presets import preset_path
 from .seeds import run_seeds
 from .tracking import TRACKERS, trackers
 from .shared import (EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, at_least, install_signal_handlers,
@@ -28,6 +29,8 @@ from .shared import (EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, at_
 def add_parser(sub: Any, graph_args: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add ``run`` to the ``dnne`` parser; returns its parser (node packages add flags: ``extensions``)."""
     run = sub.add_parser("run", parents=[graph_args], help="train (or play) a graph")
+    run.add_argument("--preset", metavar="NAME", help="run the preset graph NAME of graphs/presets instead of a "
+                     "FILE (an unknown NAME lists them)")
     run.add_argument("--timeout", help="stop after this wall time: 30s, 5m, 1h30m")
     run.add_argument("--seed", type=at_least(0), help="run seed")
     run.add_argument("--device", choices=("cpu", "cuda"), help="default device")
@@ -68,6 +71,10 @@ def interval(text: str) -> float:
 def cmd_run(args: argparse.Namespace) -> int:
     """``dnne run``: claim the run directory, load, run with checkpoints, progress and signal handling; exit code
     by outcome."""
+    if getattr(args, "preset", None):
+        if args.file:
+            raise ValueError(f"give a graph FILE or --preset, not both ({args.file!r} and --preset {args.preset})")
+        args.file, args.preset = str(preset_path(args.preset)), None
     if getattr(args, "seeds", None):
         return run_seeds(args, cmd_run)
     import torch

@@ -1,4 +1,4 @@
-"""Embedding: ``run(graph, on_metrics=...)`` in a host's event loop, with setup kept off that loop."""
+"""Embedding: ``run(graph, on_metrics=...)`` in a host's event loop, the run on a loop and thread of its own."""
 from __future__ import annotations
 
 import asyncio
@@ -7,13 +7,18 @@ import time
 from pathlib import Path
 from typing import Any
 
+import gymnasium  # noqa: F401  (imported before the host's loop matters: see TestHostLoop)
+import pytest
+import torch  # noqa: F401  (likewise)
 from toy_nodes import toy_registry
 
+import dnne.nodes  # noqa: F401  (likewise)
 import dnne.runtime
 from dnne.runtime import Graph, GraphRun, Node, Output, Param, run
 from dnne.runtime.registry import NodeRegistry
 
 TICK_S = 0.05
+GRAPHS = Path(__file__).resolve().parents[2] / "graphs"
 
 
 class SlowSetup(Node):
@@ -77,6 +82,37 @@ class TestHostLoop:
         on_loop = GraphRun(dnne.runtime.load_graph(graph(), registry=reg), reg)
         _, lag_on_loop, _ = asyncio.run(with_ticker(on_loop.execute()))
         assert lag_on_loop >= 0.5
+
+    @pytest.mark.parametrize("name", ["cartpole_ppo.json", "gym_cartpole_ppo.json"])
+    def test_a_training_graph_does_not_stall_the_host(self, name: str) -> None:
+        """A shipped PPO graph (built-in torch Cartpole; Gymnasium's CartPole) found, loaded, set up and trained for
+        3 iterations by run() never delays a host's 50 ms ticker by 100 ms or more: node packages, env construction
+        and the training updates all run on the run's own loop. torch, gymnasium and dnne.nodes are imported
+        first (top of this file), as a host should do before its loop's timing matters: loading them holds the
+        interpreter lock for 0.2-0.6 s at a time on a loaded machine (libtorch's shared library, extension
+        module initialisation), which no thread can avoid (benchmarks/README.md, "Host loop lag")."""
+        document = json.loads((GRAPHS / name).read_text())
+        document["run"].update(target_return=None, max_iterations=3)
+        result, lag, ticks = asyncio.run(with_ticker(run(document)))
+        assert result.error is None and result.counters["iterations"] == 3
+        assert ticks >= 10 and lag < 0.1, f"the host's ticker stalled {lag * 1000:.0f} ms"
+
+    def test_cancelling_stops_the_run(self) -> None:
+        """Cancelling the task awaiting run() stops the graph (here one that would run forever) and re-raises."""
+        reg = registry()
+        endless = Graph().add("t", "Forever").add("s", "Sink").link("t.out", "s.x")
+
+        async def cancel_soon() -> bool:
+            task = asyncio.create_task(run(endless, reg))
+            await asyncio.sleep(0.3)
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                return True
+            return False
+
+        assert asyncio.run(asyncio.wait_for(cancel_soon(), 30))
 
     def test_run_loads_a_path(self, tmp_path: Path) -> None:
         """run() accepts a graph file path and loads it off the loop."""
