@@ -73,6 +73,10 @@ class ActorCritic(nn.Module):
         recurrent: ``"none"``, ``"gru"`` or ``"lstm"``: a recurrent core between the encoder and the heads.
         recurrent_size: the core's width.
         recurrent_layers: the core's stacked layers.
+        shared_trunk: actor and critic share the encoder (rl_games); ``False`` gives the critic its own MLP of
+            ``hidden_sizes`` (CleanRL, SB3's MuJoCo default), so value gradients do not move the policy's features.
+        obs_clip: normalised observations are clamped to ``[-obs_clip, obs_clip]`` (5 as rl_games, 10 as CleanRL
+            and SB3); ``None``: no clipping.
     """
 
     def __init__(
@@ -93,19 +97,24 @@ class ActorCritic(nn.Module):
         recurrent: str = "none",
         recurrent_size: int = 64,
         recurrent_layers: int = 1,
+        shared_trunk: bool = True,
+        obs_clip: float | None = 5.0,
     ) -> None:
         super().__init__()
         if action_space not in ACTION_SPACES:
             raise ValueError(f"action_space must be one of {ACTION_SPACES}, got {action_space!r}")
         if recurrent not in RECURRENT_KINDS:
             raise ValueError(f"recurrent must be one of {RECURRENT_KINDS}, got {recurrent!r}")
+        if not shared_trunk and (encoder != "mlp" or recurrent != "none"):
+            raise ValueError("shared_trunk false needs the mlp encoder without a recurrent core")
         self.architecture = {
             "obs_dim": obs_dim, "action_dim": action_dim, "hidden_sizes": list(hidden_sizes), "activation": activation,
             "action_space": action_space, "init_log_std": float(init_log_std), "normalize_input": normalize_input,
             "normalize_value": normalize_value, "encoder": encoder,
             "image_shape": None if image_shape is None else list(image_shape), "cnn_channels": list(cnn_channels),
             "cnn_kernels": list(cnn_kernels), "cnn_strides": list(cnn_strides), "recurrent": recurrent,
-            "recurrent_size": recurrent_size, "recurrent_layers": recurrent_layers,
+            "recurrent_size": recurrent_size, "recurrent_layers": recurrent_layers, "shared_trunk": shared_trunk,
+            "obs_clip": obs_clip,
         }
         self.obs_dim = obs_dim
         self.action_dim = action_dim
@@ -114,6 +123,7 @@ class ActorCritic(nn.Module):
 
         self.trunk, width = build_encoder(encoder, obs_dim, hidden_sizes, activation, image_shape, cnn_channels,
                                           cnn_kernels, cnn_strides)
+        self.critic_trunk = None if shared_trunk else build_encoder(encoder, obs_dim, hidden_sizes, activation)[0]
         self.core = None if recurrent == "none" else RecurrentCore(recurrent, width, recurrent_size, recurrent_layers)
         if self.core is not None:
             width = recurrent_size
@@ -123,7 +133,7 @@ class ActorCritic(nn.Module):
         self.critic_head = _init_linear(nn.Linear(width, 1), 1.0)
         self.log_std = None if self.discrete else nn.Parameter(torch.full((action_dim,), float(init_log_std)))
 
-        self.obs_normalizer = RunningMeanStd((obs_dim,)) if normalize_input else None
+        self.obs_normalizer = RunningMeanStd((obs_dim,), clip=obs_clip) if normalize_input else None
         # Value targets are never clipped: clipping returns would bias the critic on rare large returns.
         self.value_normalizer = RunningMeanStd((), clip=None) if normalize_value else None
 
@@ -169,8 +179,10 @@ class ActorCritic(nn.Module):
         """The state that starts an episode, ``[batch, state_size]`` (zeros; ``[batch, 0]`` without a core)."""
         return torch.zeros(batch, self.state_size, device=self.critic_head.weight.device)
 
-    def _heads(self, features: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-        value = self.critic_head(features).squeeze(-1)
+    def _heads(self, features: torch.Tensor, x: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """The actor head on ``features``; the critic head on them too, or on its own trunk's features of ``x``."""
+        critic_features = features if self.critic_trunk is None else self.critic_trunk(x)
+        value = self.critic_head(critic_features).squeeze(-1)
         out = self.actor_head(features)
         if self.discrete:
             return {"logits": out}, value
@@ -188,7 +200,7 @@ class ActorCritic(nn.Module):
         """
         if self.core is not None:
             raise RuntimeError("a recurrent network needs its state: call step(x, state)")
-        return self._heads(self.trunk(x))
+        return self._heads(self.trunk(x), x)
 
     def step(
         self, x: torch.Tensor, state: torch.Tensor | None
@@ -201,10 +213,10 @@ class ActorCritic(nn.Module):
         """
         features = self.trunk(x)
         if self.core is None:
-            return (*self._heads(features), None)
+            return (*self._heads(features, x), None)
         assert state is not None
         features, next_state = self.core.step(features, state)
-        return (*self._heads(features), next_state)
+        return (*self._heads(features, x), next_state)
 
     def distribution(self, params: dict[str, torch.Tensor]) -> Distribution:
         """Build the action distribution: a diagonal Gaussian summed over action dims, or a categorical."""
@@ -283,7 +295,7 @@ class ActorCritic(nn.Module):
         length, batch = x.shape[:2]
         features = self.trunk(x.flatten(0, 1))
         features = self.core.unroll(features.reshape(length, batch, -1), state, starts)
-        params, value = self._heads(features.flatten(0, 1))
+        params, value = self._heads(features.flatten(0, 1), x.flatten(0, 1))
         dist = self.distribution(params)
         shape = (length, batch)
         return dist.log_prob(actions.flatten(0, 1)).reshape(shape), dist.entropy().reshape(shape), value.reshape(shape)

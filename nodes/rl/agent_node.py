@@ -82,6 +82,10 @@ class PPOAgentNode(Node):
     recurrent = Param(str, "none", "recurrent core after the encoder: none, gru or lstm", choices=RECURRENT_KINDS)
     recurrent_size = Param(int, 64, "width of the recurrent core", ge=1, le=65536)
     recurrent_layers = Param(int, 1, "stacked layers of the recurrent core", ge=1, le=64)
+    shared_trunk = Param(bool, True, "actor and critic share the encoder; false: the critic has its own MLP of "
+                         "hidden_sizes (CleanRL, SB3 on MuJoCo)")
+    obs_clip = Param(float, 5.0, "normalize_input: clip normalised observations to [-obs_clip, obs_clip]; null: off",
+                     gt=0.0, le=1e6, nullable=True)
 
     @classmethod
     def check_params(cls, params: dict[str, Any], trusted: dict[str, Any]) -> list[tuple[str, str | None, str]]:
@@ -128,7 +132,8 @@ class PPOAgentNode(Node):
                 normalize_input=normalize, encoder=self.encoder, image_shape=self.image_shape,
                 cnn_channels=self.cnn_channels, cnn_kernels=self.cnn_kernels, cnn_strides=self.cnn_strides,
                 recurrent=self.recurrent, recurrent_size=self.recurrent_size,
-                recurrent_layers=self.recurrent_layers).to(device)
+                recurrent_layers=self.recurrent_layers, shared_trunk=self.shared_trunk,
+                obs_clip=self.obs_clip).to(device)
         self.generator = torch.Generator(device=device)
         self.generator.manual_seed(self.ctx.seed)
 

@@ -18,6 +18,7 @@ from ..types import ActingRule, Dones, ModelSpec, PolicyOutput, PolicyWeights
 from .learner import Learner
 from .param_checks import trainer_problems
 from .ppo import ADVANTAGE_NORMALIZATION, PPOConfig
+from .reward_scaling import RewardScaler
 from .schedules import SCHEDULES, LRSchedule, make_schedule
 from .trajectory import Trajectory
 
@@ -89,6 +90,10 @@ class PPOTrainerNode(Node):
                                 choices=ADVANTAGE_NORMALIZATION)
     normalize_value = Param(bool, False, "train the critic on running-normalised returns")
     reward_scale = Param(float, 1.0, "multiply rewards by this before GAE", gt=0.0, le=1e6)
+    reward_scaling = Param(bool, False, "divide rewards by the running std of each env's discounted return (gamma's; "
+                           "CleanRL's and SB3's reward normalisation) before GAE; the logged returns stay raw")
+    reward_clip = Param(float, 10.0, "reward_scaling: clip scaled rewards to [-reward_clip, reward_clip]; null: off",
+                        gt=0.0, le=1e6, nullable=True)
     checkpoint_enabled = Param(bool, False, "DNNE: ask the run for checkpoints on the trigger below")
     checkpoint_trigger_type = Param(str, "epoch", "epoch (every N updates), time (every duration), best_metric",
                                     choices=("epoch", "time", "best_metric"))
@@ -109,6 +114,7 @@ class PPOTrainerNode(Node):
         self.rule = ActingRule()
         self.max_lag = 0
         self.trajectories: dict[str | None, Trajectory] = {}
+        self.reward_scalers: dict[str | None, RewardScaler] = {}
         self.held: list[tuple[int | None, str | None]] = []
         self.iteration = 0
         self.nan_updates = 0
@@ -148,6 +154,8 @@ class PPOTrainerNode(Node):
         await self._publish_finished()
         source = self.source
         trajectory = self._trajectory(source, policy_outputs)
+        if self.reward_scaling:
+            rewards = self._reward_scaler(source, rewards)(rewards, dones.as_tensor())
         trajectory.add(policy_outputs, rewards * self.reward_scale, dones, states)
         if not trajectory.full:
             return {"training_complete": Token("transition")}
@@ -172,6 +180,16 @@ class PPOTrainerNode(Node):
                 self.ctx.warn(f"minibatch_size {self.minibatch_size} is larger than the rollout "
                               f"({self.horizon_length} steps x {num_envs} envs); clamped to {rollout}")
         return trajectory
+
+    def _reward_scaler(self, source: str | None, rewards: torch.Tensor) -> RewardScaler:
+        scaler = self.reward_scalers.get(source)
+        if scaler is None:
+            scaler = RewardScaler(rewards.numel(), self.gamma, self.reward_clip)
+            restored = (self._restored or {}).get("reward_scalers", {})
+            if source in restored:
+                scaler.load_state_dict(restored[source])
+            self.reward_scalers[source] = scaler
+        return scaler
 
     def _start_learning(self, spec: ModelSpec) -> None:
         if self.learning_rate is not None and self.learning_rate != spec.learning_rate:
@@ -325,7 +343,8 @@ class PPOTrainerNode(Node):
 
     # ---- checkpoints --------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        """The learner (network and statistics, optimizer), schedule, counters and the minibatch generator. A
+        """The learner (network and statistics, optimizer), schedule, counters, the minibatch generator and each env
+        group's reward scaler (running returns and their statistics). A
         checkpoint taken at a stop point (after an update) has no partial rollout to keep; one taken elsewhere
         resumes from the next rollout. The learner's part is copied on the learner's thread, between updates, so an
         async update running meanwhile never tears it."""
@@ -338,6 +357,8 @@ class PPOTrainerNode(Node):
             else:
                 state.update(learner.state_dict())
             state["schedule"] = self.schedule.state_dict()
+        if self.reward_scalers:
+            state["reward_scalers"] = {source: scaler.state_dict() for source, scaler in self.reward_scalers.items()}
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:

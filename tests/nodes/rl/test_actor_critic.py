@@ -53,6 +53,40 @@ class TestArchitecture:
             ActorCritic(OBS, ACT, action_space="box")
 
 
+class TestSeparateCritic:
+    def test_value_gradients_leave_the_policy_alone(self) -> None:
+        """With shared_trunk false the critic has its own MLP: a value loss puts no gradient on the actor's trunk,
+        head or log std, and a policy loss none on the critic's trunk."""
+        net = make("continuous", shared_trunk=False)
+        assert net.critic_trunk is not None
+        log_prob, _, value = net.evaluate(obs(), torch.zeros(B, ACT))
+        value.square().mean().backward()
+        assert all(p.grad is None for p in [*net.trunk.parameters(), *net.actor_head.parameters(), net.log_std])
+        assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in net.critic_trunk.parameters())
+        net.zero_grad(set_to_none=True)
+        log_prob, _, _ = net.evaluate(obs(), torch.zeros(B, ACT))
+        log_prob.mean().backward()
+        assert all(p.grad is None for p in net.critic_trunk.parameters())
+
+    def test_value_is_the_critic_trunk_then_head(self) -> None:
+        """The value equals the critic head applied to the critic trunk's features (an independent forward pass)."""
+        net = make("continuous", shared_trunk=False)
+        x = obs()
+        expected = net.critic_head(net.critic_trunk(x)).squeeze(-1)
+        torch.testing.assert_close(net(x)[1], expected)
+
+    def test_needs_a_plain_mlp(self) -> None:
+        with pytest.raises(ValueError, match="shared_trunk false"):
+            make("continuous", shared_trunk=False, recurrent="gru")
+
+    def test_obs_clip(self) -> None:
+        """Normalised inputs are clamped at obs_clip (10 here, 5 by default)."""
+        wide, narrow = make("continuous", normalize_input=True, obs_clip=10.0), make("continuous", normalize_input=True)
+        big = torch.full((1, OBS), 7.5)
+        assert wide.normalize_obs(big).max().item() == pytest.approx(7.5, rel=1e-4)
+        assert narrow.normalize_obs(big).max().item() == pytest.approx(5.0)
+
+
 class TestDistributions:
     def test_continuous_shapes_log_prob_entropy(self) -> None:
         """Continuous: shapes, and log_prob/entropy equal Normal's summed over action dims."""
