@@ -209,6 +209,7 @@ class Placement:
             "slot_dir": self.slot_dir,
             "threads": torch.get_num_threads(),
             "deadlock_grace_s": run.deadlock_grace_s / 2,
+            "hang_grace_s": run.hang_grace_s,
             "peers": {name: end.fileno() for name, end in peers.items()},
         }
         worker.send(self._control(["start", config]))

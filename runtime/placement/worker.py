@@ -170,6 +170,7 @@ class _Worker:
         run_dir = Path(config["run_dir"]) if config.get("run_dir") else None
         run = GraphRun(graph, registry, mode=config["mode"], run_dir=run_dir, restore=config.get("restore"),
                        deadlock_grace_s=float(config.get("deadlock_grace_s") or 2.5))
+        run.hang_grace_s = float(config.get("hang_grace_s") or run.hang_grace_s)
         run.deadlock_reporter = self
         run.context.settings = dict(config["settings"])
         run.counters.values.update(config["counters"])
