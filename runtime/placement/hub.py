@@ -35,6 +35,7 @@ from .interpreters import worker_interpreters
 from .mirror import CounterMirror
 from .proxies import ENDPOINT, add_proxies
 from .snapshots import Collect, Save, Snapshots
+from .stall import read_stall, stall_path
 from .split import MAIN, CrossingLink, Split, split_graph
 
 if TYPE_CHECKING:
@@ -74,6 +75,7 @@ class Worker:
     done: bool = False
     killed: bool = False
     returncode: int | None = None
+    stall_file: str | None = None
 
     def send(self, data: bytes) -> None:
         """Write a frame to the worker (dropped once it is gone)."""
@@ -194,7 +196,10 @@ class Placement:
             self._worker_gone(run, worker, WorkerDied(f"worker {worker.name!r} could not start {worker.python}: "
                                                       f"{error}"))
             return
+        if self.slot_dir is not None:
+            worker.stall_file = stall_path(self.slot_dir, list(self.workers).index(worker.name))
         config = {
+            "stall_path": worker.stall_file,
             "graph": self.split.graphs[worker.name].to_native(),
             "order": self.split.orders[worker.name],
             "links": [{"index": c.index, "src": c.src_process, "dst": c.dst_process, "capacity": c.capacity,
@@ -407,7 +412,7 @@ class Placement:
                     if worker.reader in late and worker.process is not None:
                         worker.killed = True
                         worker.process.kill()
-                        run.context.warn(f"worker {worker.name!r} did not stop within {STOP_TIMEOUT_S:g}s: killed")
+                        self._late(run, worker)
                 if late:
                     await asyncio.wait(late, timeout=5.0)
         finally:
@@ -417,6 +422,17 @@ class Placement:
                     worker.process.kill()
             if self.slot_dir is not None:
                 shutil.rmtree(self.slot_dir, ignore_errors=True)
+
+    def _late(self, run: GraphRun, worker: Worker) -> None:
+        """A worker that did not stop in time was killed: a failure naming the node that blocked its event loop,
+        when the worker noted one (``stall``), else a warning."""
+        stall = read_stall(worker.stall_file)
+        text = f"worker {worker.name!r} did not stop within {STOP_TIMEOUT_S:g}s: killed"
+        if stall is None:
+            run.context.warn(text)
+            return
+        node_id, where = stall
+        run.fail(node_id or worker.name, "worker", "run", WorkerDied(f"{text}; {where}"))
 
     # ---- result ---------------------------------------------------------------------------------------------
     def merge_result(self, result: RunResult) -> None:

@@ -50,6 +50,7 @@ from .endpoint import Endpoint
 from .hub import STOP_TIMEOUT_S, Stopped
 from .mirror import CounterMirror
 from .peers import PeerLink
+from .stall import StallNote
 from .proxies import ENDPOINT, add_proxies
 
 
@@ -270,7 +271,10 @@ async def serve(name: str, plugins: list[str], frames: Any) -> int:
         await _flushed(transport)
         return 1
     listener = asyncio.ensure_future(worker.listen(reader))
+    stall = StallNote(loop, config["stall_path"]) if config.get("stall_path") else None
     result = await run.execute()
+    if stall is not None:
+        stall.stop()
     listener.cancel()
     worker.resume()  # a round under way when the part stopped is dropped by the main process
     assert worker.endpoint is not None

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -99,3 +102,40 @@ class TestSplitFaults:
         assert "exit code 3" in cause
         assert no_worker_left(run)
         assert_recent_complete_checkpoint(tmp_path, result)
+
+
+@pytest.mark.slow
+def test_a_node_blocking_a_worker_s_loop_is_named_when_the_run_stops(tmp_path: Path) -> None:
+    """A node in worker 'envs' blocks its event loop for an hour after 3 updates: --timeout stops the run, the
+    worker, which cannot answer, is killed, and the failure names the node (noted by the worker's stall thread)
+    and the worker; exit 1, no process left, the last checkpoint is the one of update 3."""
+    document = faulty_graph(CARTPOLE, "block", 100)
+    document["run"] = dict(document["run"], target_return=None)
+    document["placement"] = PART
+    graph = tmp_path / "block.json"
+    graph.write_text(json.dumps(document))
+    run_dir = tmp_path / "run"
+    here = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, PYTHONPATH=f"{here}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    main = subprocess.Popen([sys.executable, "-m", "dnne.runtime.cli", "run", str(graph), "--plugin", "fault_nodes",
+                             "--run-dir", str(run_dir), "--timeout", "15s", "--checkpoint-every", "1", "-q"],
+                            env=env, stderr=subprocess.PIPE, text=True)
+    workers: set[int] = set()
+    while main.poll() is None and not workers:
+        workers = {int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _parent(p) == main.pid}
+    _, stderr = main.communicate(timeout=300)
+    assert main.returncode == 1, stderr
+    assert "Traceback" not in stderr
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["error"]["node"] == "fault"
+    assert "worker 'envs' did not stop within 30s: killed" in summary["error"]["cause"]
+    assert "node 'fault' (Fault) is in compute" in summary["error"]["cause"]
+    assert summary["last_checkpoint"].endswith("ckpt-00000003.pt")
+    assert workers and not any(Path(f"/proc/{pid}").exists() for pid in workers)
+
+
+def _parent(proc: Path) -> int | None:
+    try:
+        return int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
