@@ -150,9 +150,19 @@ class RunDirectory:
         assert self.run is not None
         if self.run.error is not None or self.abort:
             return  # after a failure or an abort, on_stop saves the last consistent state
+        if self.run.placement is not None and self.run.placement.gather(reason, self._state,
+                                                                        lambda state: self._gathered(state, reason)):
+            return  # a split run's processes take their parts at a consistent cut first (placement/snapshots.py)
         state = self._state()
         if self.run.placement is None:
             self._consistent = copy.deepcopy(state)
+        self._write(state, reason)
+
+    def _gathered(self, state: dict[str, Any], reason: str) -> None:
+        """A split run's mid-run checkpoint, every process's part in it: saved, and kept for a failure."""
+        if self.run is None or self.run.error is not None or self.abort:
+            return
+        self._consistent = copy.deepcopy(state)
         self._write(state, reason)
 
     def _write(self, state: dict[str, Any], reason: str) -> None:

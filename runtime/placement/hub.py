@@ -34,6 +34,8 @@ from .endpoint import Endpoint
 from .interpreters import worker_interpreters
 from .mirror import CounterMirror
 from .proxies import ENDPOINT, add_proxies
+from .snapshots import Collect, Save, Snapshots
+from .stall import read_stall, stall_path
 from .split import MAIN, CrossingLink, Split, split_graph
 
 if TYPE_CHECKING:
@@ -73,6 +75,7 @@ class Worker:
     done: bool = False
     killed: bool = False
     returncode: int | None = None
+    stall_file: str | None = None
 
     def send(self, data: bytes) -> None:
         """Write a frame to the worker (dropped once it is gone)."""
@@ -85,11 +88,9 @@ class Worker:
 class Placement:
     """The workers of one run and the routing between them.
 
-    Tensors ride shared-memory slots; workers may talk to each other over their own socket pairs. The class
-    attributes ``shared_memory`` and ``direct_links`` turn either on or off (tensors inside msgpack frames, every
-    frame routed through the main process), which the benchmarks use to compare the paths in one run. Direct links
-    are off by default: with shared-memory slots on as well, a relay chain across two workers lost its last message
-    in about 1 run in 8 (a race not yet found; each path alone carried every message in every run).
+    Tensors ride shared-memory slots and workers talk to each other over their own socket pairs (``peers``). The
+    class attributes ``shared_memory`` and ``direct_links`` turn either off (tensors inside msgpack frames, every
+    frame routed through the main process), which the benchmarks use to compare the paths in one run.
 
     Args:
         graph: the validated graph with its ``placement`` and ``workers`` sections.
@@ -100,7 +101,7 @@ class Placement:
     """
 
     shared_memory = True
-    direct_links = False
+    direct_links = True
 
     def __init__(self, graph: Graph, registry: NodeRegistry, mode: str, allowed: Mapping[str, str]) -> None:
         add_proxies(registry)
@@ -124,6 +125,8 @@ class Placement:
         self._direct: list[set[str]] = []
         self._links = {c.index: c for c in self.split.links}
         self._run: GraphRun | None = None
+        self._held: list[bytes] | None = None
+        self.snapshots = Snapshots(self._send_control, self._running_workers, self._hold, lambda text: None)
 
     @property
     def main_graph(self) -> Graph:
@@ -134,6 +137,7 @@ class Placement:
     async def start(self, run: GraphRun) -> None:
         """After ``build``, before any setup: set the setup order, install the endpoint, start every worker."""
         self._run = run
+        self.snapshots.warn = run.context.warn
         run.order = [node_id for node_id in self.split.orders[MAIN] if node_id in run.nodes]
         mine = [c for c in self.split.links if MAIN in (c.src_process, c.dst_process)]
         if self.shared_memory:
@@ -192,7 +196,10 @@ class Placement:
             self._worker_gone(run, worker, WorkerDied(f"worker {worker.name!r} could not start {worker.python}: "
                                                       f"{error}"))
             return
+        if self.slot_dir is not None:
+            worker.stall_file = stall_path(self.slot_dir, list(self.workers).index(worker.name))
         config = {
+            "stall_path": worker.stall_file,
             "graph": self.split.graphs[worker.name].to_native(),
             "order": self.split.orders[worker.name],
             "links": [{"index": c.index, "src": c.src_process, "dst": c.dst_process, "capacity": c.capacity,
@@ -207,6 +214,7 @@ class Placement:
             "slot_dir": self.slot_dir,
             "threads": torch.get_num_threads(),
             "deadlock_grace_s": run.deadlock_grace_s / 2,
+            "hang_grace_s": run.hang_grace_s,
             "peers": {name: end.fileno() for name, end in peers.items()},
         }
         worker.send(self._control(["start", config]))
@@ -241,8 +249,32 @@ class Placement:
     def _control(self, message: list[Any]) -> bytes:
         return wire.frame(wire.CONTROL, 0, self.codec.encode(message))
 
+    def _send_control(self, name: str, message: list[Any]) -> None:
+        self.workers[name].send(self._control(message))
+
+    def _running_workers(self) -> list[str]:
+        return [w.name for w in self.workers.values() if w.process is not None and not w.done]
+
+    # ---- mid-run checkpoints (snapshots) ---------------------------------------------------------------------
+    def gather(self, reason: str, collect: Collect, save: Save) -> bool:
+        """Save a mid-run checkpoint of every process's nodes at a consistent cut (``snapshots``): ``save`` gets
+        the whole state, later; False once the run stops (the workers' final states are then in ``collect``)."""
+        return self.snapshots.gather(reason, collect, save)
+
+    def _hold(self, on: bool) -> None:
+        """Hold the link frames this process sends during a snapshot round; release them in order."""
+        if on:
+            self._held = self._held if self._held is not None else []
+            return
+        held, self._held = self._held or [], None
+        for data in held:
+            self._write_from_main(data)
+
     # ---- routing --------------------------------------------------------------------------------------------
     def _write_from_main(self, data: bytes) -> None:
+        if self._held is not None:
+            self._held.append(data)
+            return
         kind, link, _ = wire.parse(data[4:])
         self._deliver(kind, link, data)
 
@@ -310,6 +342,7 @@ class Placement:
         """The worker reports nothing more: fail the run if it died, end its links on the other sides."""
         if cause is not None:
             run.fail(worker.name, "worker", "run", cause)
+        self.snapshots.worker_gone(worker.name)
         run.participant_finished(_live_key(worker))  # the last one: the run completes as it would in one process
         for crossing in self.split.links:
             if {crossing.src_process, crossing.dst_process} in self._direct:
@@ -327,7 +360,11 @@ class Placement:
         if op == "counter":
             _, counter_op, name, value = message
             assert self.mirror is not None
-            self.mirror.apply(counter_op, name, value)
+            self.snapshots.origin = worker.name  # a checkpoint due at this change is the worker's point
+            try:
+                self.mirror.apply(counter_op, name, value)
+            finally:
+                self.snapshots.origin = None
             self._counter(worker.name, counter_op, name, value)
         elif op == "stop":
             run.context.request_stop(message[1], message[2])
@@ -337,9 +374,10 @@ class Placement:
             run.participant_blocked(_live_key(worker), f"[{message[1]}]")
         elif op == "moving":
             run.participant_moving(_live_key(worker))
-        elif op == "checkpoint":
-            if run.context.checkpoint_handler is not None:
-                run.context.checkpoint_handler(message[1])
+        elif op == "point":
+            self.snapshots.on_point(worker.name, message[1], message[2], run.context.checkpoint_handler)
+        elif op == "snapshot":
+            self.snapshots.on_snapshot(worker.name, message[1])
         elif op == "result":
             worker.result = result = message[1]
             error = result.get("error")
@@ -358,6 +396,7 @@ class Placement:
     async def stop(self, run: GraphRun) -> None:
         """Tell every worker to stop, wait for their results (killing a worker that takes longer than
         ``STOP_TIMEOUT_S``), and end every crossing link here. Never leaves a worker process behind."""
+        self.snapshots.stop()
         try:
             frame = self._control(["stop", run.stop_reason or "completed"])
             for worker in self.workers.values():
@@ -373,7 +412,7 @@ class Placement:
                     if worker.reader in late and worker.process is not None:
                         worker.killed = True
                         worker.process.kill()
-                        run.context.warn(f"worker {worker.name!r} did not stop within {STOP_TIMEOUT_S:g}s: killed")
+                        self._late(run, worker)
                 if late:
                     await asyncio.wait(late, timeout=5.0)
         finally:
@@ -383,6 +422,17 @@ class Placement:
                     worker.process.kill()
             if self.slot_dir is not None:
                 shutil.rmtree(self.slot_dir, ignore_errors=True)
+
+    def _late(self, run: GraphRun, worker: Worker) -> None:
+        """A worker that did not stop in time was killed: a failure naming the node that blocked its event loop,
+        when the worker noted one (``stall``), else a warning."""
+        stall = read_stall(worker.stall_file)
+        text = f"worker {worker.name!r} did not stop within {STOP_TIMEOUT_S:g}s: killed"
+        if stall is None:
+            run.context.warn(text)
+            return
+        node_id, where = stall
+        run.fail(node_id or worker.name, "worker", "run", WorkerDied(f"{text}; {where}"))
 
     # ---- result ---------------------------------------------------------------------------------------------
     def merge_result(self, result: RunResult) -> None:

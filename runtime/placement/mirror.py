@@ -30,6 +30,11 @@ class CounterMirror:
         counters.listen(self._changed)
         counters.listen_samples(self._observed)
 
+    @property
+    def applying(self) -> bool:
+        """Whether a change made in another process is being applied (the listeners see it as a remote one)."""
+        return self._applying
+
     def _observed(self, name: str, samples: List[float], window: int) -> None:
         if not self._applying:
             self.send("observe", name, [samples, window])

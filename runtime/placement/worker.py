@@ -8,8 +8,10 @@ stderr, which the main process passes through (with the logs). The conversation:
 1. main -> worker ``X ["start", config]``: the part (native graph), its setup order, its crossing links, mode,
    settings (the full run section), counters, run directory, and the part's share of a checkpoint to resume from;
 2. both ways, link frames ``M``/``E``/``C``/``R``/``D`` (see ``wire``) and ``X ["counter", op, name, value]``;
-   worker -> main ``X ["stop", reason, node]``, ``["metrics", node, values]``, ``["checkpoint", reason]``,
-   ``["blocked", what every node waits on]`` and ``["moving"]`` (for the main process's deadlock watchdog);
+   worker -> main ``X ["stop", reason, node]``, ``["metrics", node, values]``, ``["blocked", what every node
+   waits on]`` and ``["moving"]`` (for the main process's deadlock watchdog); mid-run checkpoints (``snapshots``):
+   main -> worker ``["arm"]``, ``["snapshot"]``, ``["resume"]``, worker -> main ``["point", reason, states]``,
+   ``["snapshot", states]``;
 3. main -> worker ``X ["stop", reason]``, or stdin closing (the main process is gone): the part stops and tears
    down; worker -> main ``X ["result", {...}]`` (stop reason, error, node and channel stats, the node states after
    teardown, which go into the run's final checkpoint); exit.
@@ -45,8 +47,10 @@ from ..runner import GraphRun
 from . import wire
 from .codec import Codec, WireError
 from .endpoint import Endpoint
-from .hub import Stopped
+from .hub import STOP_TIMEOUT_S, Stopped
 from .mirror import CounterMirror
+from .peers import PeerLink
+from .stall import StallNote
 from .proxies import ENDPOINT, add_proxies
 
 
@@ -55,12 +59,14 @@ class _Worker:
 
     def __init__(self, name: str, write: Any) -> None:
         self.name = name
-        self.write = write
+        self._write = write
+        self._held: list[bytes] | None = None
+        self.armed = False
         self.codec = Codec()
         self.run: GraphRun | None = None
         self.endpoint: Endpoint | None = None
         self.mirror: CounterMirror | None = None
-        self.peers: dict[str, asyncio.WriteTransport] = {}
+        self.peers: dict[str, PeerLink] = {}
         self._ends: dict[int, tuple[str, str]] = {}
 
     def blocked(self, message: str) -> None:
@@ -72,9 +78,19 @@ class _Worker:
         """A node here woke after ``blocked``."""
         self.control(["moving"])
 
+    def write(self, data: bytes) -> None:
+        """Send a frame to the main process (held during a snapshot round)."""
+        if self._held is not None:
+            self._held.append(data)
+        else:
+            self._write(data)
+
     def route(self, data: bytes) -> None:
         """Send a link frame to the process it is addressed to: over the socket to that worker where there is
-        one, else to the main process (itself, or the router for the rest)."""
+        one, else to the main process (itself, or the router for the rest). Held during a snapshot round."""
+        if self._held is not None:
+            self._held.append(data)
+            return
         kind, link = data[4:5], int.from_bytes(data[5:9], "big")
         src, dst = self._ends[link]
         peer = self.peers.get(dst if kind in wire.TO_CONSUMER else src)
@@ -83,46 +99,67 @@ class _Worker:
         else:
             self.write(data)
 
-    async def connect_peers(self, peers: dict[str, int]) -> list[asyncio.Task[None]]:
+    async def connect_peers(self, peers: dict[str, int]) -> None:
         """Open the socket to each worker this one shares a crossing link with (inherited from the main
         process) and read link frames from it."""
-        loop = asyncio.get_running_loop()
-        readers = []
         for peer, fd in peers.items():
-            reader = asyncio.StreamReader(limit=2**20)
-            transport, _ = await loop.create_connection(lambda r=reader: asyncio.StreamReaderProtocol(r),
-                                                        sock=socket.socket(fileno=fd))
-            self.peers[peer] = transport
-            readers.append(asyncio.ensure_future(self._read_peer(peer, reader)))
-        return readers
+            link = PeerLink(peer, lambda kind, index, body, peer=peer: self._peer_frame(peer, kind, index, body),
+                            self._peer_gone)
+            self.peers[peer] = link
+            await link.open(socket.socket(fileno=fd))
+
+    async def finish_peers(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
+        """This part sends nothing more: end each direct socket with the peer's agreement (``peers``), so the
+        last frames on it reach the other side however late that side reads them."""
+        await asyncio.gather(*(peer.finish(timeout_s) for peer in list(self.peers.values())))
 
     def _peer_gone(self, peer: str) -> None:
-        """The peer's socket ended, after every frame it sent: its links into this process end here (the main
+        """The peer's stream ended, after every frame it sent: its links into this process end here (the main
         process leaves them to this socket, since its own frames could overtake the peer's last messages), and
         nobody reads what this process sends it any more."""
         assert self.endpoint is not None
-        self.peers.pop(peer).close()
+        self.peers.pop(peer, None)
         for link, (src, dst) in self._ends.items():
             if src == peer and dst == self.name:
                 self.endpoint.cut(link)
             elif dst == peer and src == self.name:
                 self.endpoint.release(link)
 
-    async def _read_peer(self, peer: str, reader: asyncio.StreamReader) -> None:
+    def _peer_frame(self, peer: str, kind: bytes, link: int, body: memoryview) -> None:
         assert self.endpoint is not None
-        while True:
-            try:
-                data = await wire.read_frame(reader)
-            except (asyncio.IncompleteReadError, ConnectionError):
-                self._peer_gone(peer)
-                return
-            kind, link, body = wire.parse(data)
-            if kind == wire.CONTROL or peer not in self._ends.get(link, ()):
-                raise WireError(f"worker {peer!r} sent a {kind!r} frame on link {link}, which it does not share")
-            self.endpoint.on_frame(kind, link, body)
+        if kind == wire.CONTROL or peer not in self._ends.get(link, ()):
+            raise WireError(f"worker {peer!r} sent a {kind!r} frame on link {link}, which it does not share")
+        self.endpoint.on_frame(kind, link, body)
 
     def control(self, message: list[Any]) -> None:
         self.write(wire.frame(wire.CONTROL, 0, self.codec.encode(message)))
+
+    # ---- mid-run checkpoints (snapshots) ---------------------------------------------------------------------
+    def snapshot(self, head: list[Any]) -> None:
+        """Send this part's node states now (``head`` + states), then hold every frame until ``resume``: nothing
+        this part does after its snapshot reaches another process before every part has taken its own."""
+        assert self.run is not None
+        frame = wire.frame(wire.CONTROL, 0, self.codec.encode([*head, _states(self.run)]))
+        held, self._held = self._held, None
+        self.write(frame)
+        self._held = held if held is not None else []
+
+    def resume(self) -> None:
+        """The snapshot round is over: send what was held, in order."""
+        held, self._held = self._held, None
+        for data in held or []:
+            if data[4:5] == wire.CONTROL:
+                self.write(data)
+            else:
+                self.route(data)
+
+    def _counter_moved(self, name: str, value: float) -> None:
+        """An armed worker's consistent point: its own ``iterations`` counter moved (a trainer finished an
+        update here)."""
+        assert self.mirror is not None
+        if name == "iterations" and self.armed and not self.mirror.applying:
+            self.armed = False
+            self.snapshot(["point", None])
 
     def prepare(self, config: dict[str, Any], plugins: list[str]) -> GraphRun:
         """Load the part, build its run and wire the run's context to the main process."""
@@ -134,6 +171,7 @@ class _Worker:
         run_dir = Path(config["run_dir"]) if config.get("run_dir") else None
         run = GraphRun(graph, registry, mode=config["mode"], run_dir=run_dir, restore=config.get("restore"),
                        deadlock_grace_s=float(config.get("deadlock_grace_s") or 2.5))
+        run.hang_grace_s = float(config.get("hang_grace_s") or run.hang_grace_s)
         run.deadlock_reporter = self
         run.context.settings = dict(config["settings"])
         run.counters.values.update(config["counters"])
@@ -152,7 +190,8 @@ class _Worker:
         self.mirror = CounterMirror(run.counters, lambda op, name, value: self.control(["counter", op, name, value]))
         run.context.stop_handler = lambda reason, node_id: self.control(["stop", reason, node_id])
         run.context.metric_sinks.append(lambda node_id, values: self.control(["metrics", node_id, values]))
-        run.context.checkpoint_handler = lambda reason: self.control(["checkpoint", reason])
+        run.context.checkpoint_handler = lambda reason: self.snapshot(["point", reason])  # a consistent point
+        run.counters.listen(self._counter_moved)
         run.build()
         run.order = [node_id for node_id in config["order"] if node_id in run.nodes]
         self.run, self.endpoint = run, endpoint
@@ -174,6 +213,12 @@ class _Worker:
             message = self.codec.decode(body)
             if message[0] == "counter":
                 self.mirror.apply(message[1], message[2], message[3])
+            elif message[0] == "arm":
+                self.armed = True
+            elif message[0] == "snapshot":
+                self.snapshot(["snapshot"])
+            elif message[0] == "resume":
+                self.resume()
             elif message[0] == "stop":
                 self._stop(message[1], "the run stopped")
 
@@ -217,7 +262,7 @@ async def serve(name: str, plugins: list[str], frames: Any) -> int:
     try:
         config = start_config(await wire.read_frame(reader))
         run = worker.prepare(config, plugins)
-        peer_readers = await worker.connect_peers(config.get("peers") or {})
+        await worker.connect_peers(config.get("peers") or {})
     except asyncio.IncompleteReadError:
         return 0  # the main process went away before starting us
     except Exception as error:
@@ -226,12 +271,12 @@ async def serve(name: str, plugins: list[str], frames: Any) -> int:
         await _flushed(transport)
         return 1
     listener = asyncio.ensure_future(worker.listen(reader))
+    stall = StallNote(loop, config["stall_path"]) if config.get("stall_path") else None
     result = await run.execute()
+    if stall is not None:
+        stall.stop()
     listener.cancel()
-    for task in peer_readers:
-        task.cancel()
-    for peer in worker.peers.values():
-        await _flushed(peer)  # the last messages and the end of each link still in the buffer
+    worker.resume()  # a round under way when the part stopped is dropped by the main process
     assert worker.endpoint is not None
     summary = result.summary()
     worker.control(["result", {
@@ -240,6 +285,7 @@ async def serve(name: str, plugins: list[str], frames: Any) -> int:
         "states": _states(run),
     }])
     await _flushed(transport)
+    await worker.finish_peers()
     return 0
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -139,3 +140,46 @@ def test_kill_9_of_a_worker_names_it_its_exit_code_and_last_checkpoint_and_leave
     assert not alive(workers[0])
     assert not list(Path("/dev/shm").glob(f"dnne-{main.pid}-*"))  # the slot files went with the run
     assert json.loads((run_dir / "summary.json").read_text())["stop_reason"] == "failed"
+
+
+def test_a_periodic_mid_run_checkpoint_of_a_split_run_resumes_exactly(placed, tmp_path):
+    """Checkpoints every update: each mid-run one holds every process's nodes (taken at one consistent cut), and
+    resuming from the one after update 2 logs exactly what the uninterrupted run logged for update 3."""
+    run_dir = tmp_path / "whole"
+    budget = ("--set", "run.max_iterations=3", "--set", "run.target_return=null", "-q")
+    dnne("run", str(placed), "--run-dir", str(run_dir), "--checkpoint-every", "1", *budget)
+    saved = sorted((run_dir / "checkpoints").glob("ckpt-*.pt"))
+    assert [p.name for p in saved] == ["ckpt-00000001.pt", "ckpt-00000002.pt", "ckpt-00000003.pt"]
+    middle = torch.load(saved[1], weights_only=True)
+    assert "missing" not in middle and {"env", "agent", "trainer"} <= set(middle["nodes"])
+    assert middle["counters"]["iterations"] == 2
+    resumed = tmp_path / "resumed"
+    shutil.copytree(run_dir, resumed)
+    (resumed / "checkpoints" / saved[2].name).unlink()
+    dnne("run", "--resume", str(resumed), *budget)
+    assert training_rows(resumed) == training_rows(run_dir)
+    assert json.loads((resumed / "summary.json").read_text())["env_steps"] == \
+        json.loads((run_dir / "summary.json").read_text())["env_steps"]
+
+
+def test_a_learner_in_a_worker_checkpoints_mid_run_at_its_next_update_and_resumes_exactly(tmp_path):
+    """The trainer in worker 'learner', the env group in worker 'envs': a checkpoint due at an update the main
+    process hears of afterwards is taken at the learner's next update, with every process's nodes, and resumes
+    exactly."""
+    document = json.loads(CARTPOLE.read_text())
+    document["placement"] = {node_id: "envs" for node_id in ENV_GROUP} | {"trainer": "learner"}
+    graph = tmp_path / "learner.json"
+    graph.write_text(json.dumps(document))
+    run_dir = tmp_path / "whole"
+    budget = ("--set", "run.max_iterations=4", "--set", "run.target_return=null", "-q")
+    dnne("run", str(graph), "--run-dir", str(run_dir), "--checkpoint-every", "1", *budget)
+    saved = sorted((run_dir / "checkpoints").glob("ckpt-*.pt"))
+    assert [p.name for p in saved] == ["ckpt-00000002.pt", "ckpt-00000004.pt"]
+    middle = torch.load(saved[0], weights_only=True)
+    assert "missing" not in middle and {"env", "agent", "trainer"} <= set(middle["nodes"])
+    assert middle["counters"]["iterations"] == 2
+    resumed = tmp_path / "resumed"
+    shutil.copytree(run_dir, resumed)
+    (resumed / "checkpoints" / saved[1].name).unlink()
+    dnne("run", "--resume", str(resumed), *budget)
+    assert training_rows(resumed) == training_rows(run_dir)
