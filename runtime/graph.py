@@ -19,6 +19,7 @@ RUN_KEYS: dict[str, str] = {
     "checkpoint_every": "int: save a checkpoint every N iterations (0: only at the end)",
     "keep_checkpoints": "int: how many checkpoints to keep",
     "mode": "train or play",
+    "ray_address": "str: the Ray cluster that runs the workers placed on Ray (host:port, or auto); default: a local Ray",
 }
 
 

@@ -43,6 +43,7 @@ class RunResult:
         channels: per channel: messages, max depth, drops, producer and consumer wait seconds.
         error: the failure that stopped the run, if any.
         warnings: warnings raised while it ran.
+        placement: a split run's workers (where each ran) and their events (``runtime/placement``); empty otherwise.
     """
 
     stop_reason: str
@@ -53,6 +54,7 @@ class RunResult:
     channels: dict[str, dict[str, float]] = field(default_factory=dict)
     error: NodeFailure | None = None
     warnings: list[str] = field(default_factory=list)
+    placement: dict[str, Any] = field(default_factory=dict)
 
     @property
     def failed(self) -> bool:
@@ -78,7 +80,7 @@ class RunResult:
             "nodes": self.nodes,
             "channels": self.channels,
             "warnings": self.warnings,
-        }
+        } | ({"placement": self.placement} if self.placement else {})
 
 
 class RunHooks(Protocol):

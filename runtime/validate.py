@@ -300,6 +300,8 @@ def _run_value_problem(key: str, value: Any) -> str | None:
         return None if value in ("train", "play") else f"{value!r} must be 'train' or 'play'"
     if key in ("max_steps", "max_iterations", "max_episodes", "keep_checkpoints"):
         return None if is_int(value) and value >= 1 else f"{value!r} must be an integer >= 1"
+    if key == "ray_address":
+        return None if isinstance(value, str) and value else f"{value!r} must be a cluster address (host:port or auto)"
     if key == "checkpoint_every":
         return None if is_int(value) and value >= 0 else f"{value!r} must be an integer >= 0"
     if key == "timeout":
