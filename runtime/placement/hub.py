@@ -62,6 +62,12 @@ class Stopped(RuntimeError):
     """The run stopped while a setup waited for the other side of a crossing link."""
 
 
+def _how_to_resume(run_dir: Path | None) -> str:
+    if run_dir is None:
+        return " -- the run stops"
+    return f" -- the run stops; resume it with: dnne run --resume {run_dir}"
+
+
 def _live_key(worker: Worker) -> str:
     return f"worker {worker.name!r}"
 
@@ -156,7 +162,8 @@ class Placement:
         if any("ray" in self.graph.workers.get(name, {}) for name in self.workers):
             from .ray_parts import RayParts
 
-            self.ray = RayParts(graph.run.get("ray_address"), registry.plugin_modules)
+            self.ray = RayParts(graph.run.get("ray_address"), registry.plugin_modules,
+                                [graph.workers[name]["ray"] for name in self.workers if "ray" in graph.workers.get(name, {})])
 
     @property
     def main_graph(self) -> Graph:
@@ -352,6 +359,7 @@ class Placement:
         cause: BaseException | None = worker.lost
         if cause is None and worker.result is None and not worker.killed:
             cause = WorkerDied(self._death(worker, error, run.context.run_dir))
+            self._event(run, "worker_died", worker, {})
         self._worker_gone(run, worker, cause)
 
     def _local_pid(self, name: str) -> int | None:
@@ -365,16 +373,13 @@ class Placement:
         worker = self.workers[name]
         if worker.done or run.stop_reason is not None:  # tearing down: a slow teardown is STOP_TIMEOUT_S's to end
             return
-        event = {"event": "worker_lost", "worker": name, "silent_s": round(silent_s, 3), "time": time.time(),
-                 "where": dict(worker.where)}
-        self.events.append(event)
-        run.context.log_metrics(name, {"worker_lost": 1.0, "silent_s": round(silent_s, 3)})
+        self._event(run, "worker_lost", worker, {"silent_s": round(silent_s, 3)})
         text = (f"worker {name!r} (nodes {', '.join(n for n in worker.nodes if not n.startswith('~'))}) stopped "
                 f"answering: no heartbeat for {silent_s:.2f}s (a stopped process, a frozen or lost machine); killed")
         if run.context.run_dir is not None:
             last = checkpoint.latest(run.context.run_dir / "checkpoints")
             text += f"; last checkpoint: {last if last is not None else 'none'}"
-        worker.lost = WorkerLost(text + " -- the run stops")
+        worker.lost = WorkerLost(text + _how_to_resume(run.context.run_dir))
         run.fail(name, "worker", "run", worker.lost)
         worker.kill()
 
@@ -391,7 +396,13 @@ class Placement:
         if run_dir is not None:
             last = checkpoint.latest(run_dir / "checkpoints")
             text += f"; last checkpoint: {last if last is not None else 'none'}"
-        return text + " -- the run stops"
+        return text + _how_to_resume(run_dir)
+
+    def _event(self, run: GraphRun, kind: str, worker: Worker, values: dict[str, float]) -> None:
+        """Record a worker event: in the summary (with where the worker ran) and as a metrics row named after it."""
+        self.events.append({"event": kind, "worker": worker.name, "time": time.time(), "where": dict(worker.where)}
+                           | values)
+        run.context.log_metrics(worker.name, {kind: 1.0} | values)
 
     def _worker_gone(self, run: GraphRun, worker: Worker, cause: BaseException | None) -> None:
         """The worker reports nothing more: fail the run if it died, end its links on the other sides."""

@@ -64,16 +64,19 @@ class _Actor:
         beat = Beat(beat_socket)
         beat.start()
         try:
-            return asyncio.run(self._serve(host, port, token, name, list(plugins), beat))
+            return asyncio.run(_serve(host, port, token, name, list(plugins), beat))
         finally:
             beat.stop()
 
-    async def _serve(self, host: str, port: int, token: str, name: str, plugins: list[str], beat: Beat) -> int:
-        from .worker import serve_streams
 
-        reader, writer = await asyncio.open_connection(host, port, limit=2**20)
-        writer.write(token.encode() + b"F")
-        return await serve_streams(name, plugins, reader, writer.transport, beat)  # type: ignore[arg-type]
+async def _serve(host: str, port: int, token: str, name: str, plugins: list[str], beat: Beat) -> int:
+    """The actor's worker program: the frame connection back to the main process, then ``serve_streams`` (not
+    a method: a coroutine method would make Ray run the actor on its own event loop)."""
+    from .worker import serve_streams
+
+    reader, writer = await asyncio.open_connection(host, port, limit=2**20)
+    writer.write(token.encode() + b"F")
+    return await serve_streams(name, plugins, reader, writer.transport, beat)  # type: ignore[arg-type]
 
 
 _ACTOR_CLASS: Any = None
@@ -157,10 +160,13 @@ class RayParts:
         address: the Ray cluster to join (``run.ray_address`` or ``--ray-address``); ``None``: the one this
             process already joined, else a local Ray started for the run.
         plugins: the plugin modules the actors load (as worker processes do).
+        entries: the run's ``ray`` entries: a local Ray started for the run offers the CPUs and custom resources
+            they ask for (on one machine), so a graph written for a cluster runs as shipped.
     """
 
-    def __init__(self, address: str | None, plugins: Sequence[str]) -> None:
+    def __init__(self, address: str | None, plugins: Sequence[str], entries: Iterable[dict[str, Any]]) -> None:
         self.address = address
+        self.entries = list(entries)
         self.plugins = list(plugins)
         self.started_ray = False
         self._listener: socket.socket | None = None
@@ -174,8 +180,16 @@ class RayParts:
         import ray
 
         if not ray.is_initialized():
+            local: dict[str, Any] = {}
+            if self.address is None:
+                resources: dict[str, float] = {}
+                for entry in self.entries:
+                    for key, amount in (entry.get("resources") or {}).items():
+                        resources[key] = resources.get(key, 0) + amount
+                cpus = sum(entry.get("num_cpus", 1) for entry in self.entries)
+                local = {"num_cpus": max(int(cpus + 0.999), os.cpu_count() or 1), "resources": resources}
             await asyncio.to_thread(ray.init, address=self.address, include_dashboard=False,
-                                    log_to_driver=True, configure_logging=False)
+                                    log_to_driver=True, configure_logging=False, **local)
             self.started_ray = True
         self.host = ray.util.get_node_ip_address()
         listener = socket.create_server((self.host, 0), backlog=64)
@@ -222,12 +236,13 @@ class RayParts:
         token = secrets.token_hex(_TOKEN // 2)
         frames, beat = self._expect(token, b"F"), self._expect(token, b"H")
         handle = _actor_class().options(name=None, **actor_options(options)).remote()
+        placed = handle.where.remote()  # before serve: an actor runs its calls one at a time, in order
         done = handle.serve.remote(self.host, self.port, token, worker.name, self.plugins,
                                    [p for p in sys.path if p])
         actor = ActorHandle(handle, done)
         worker.actor = actor
         try:
-            where = await asyncio.wait_for(asyncio.wrap_future(handle.where.remote().future()), CONNECT_TIMEOUT_S)
+            where = await asyncio.wait_for(asyncio.wrap_future(placed.future()), CONNECT_TIMEOUT_S)
             beat_socket = await asyncio.wait_for(beat, CONNECT_TIMEOUT_S)
             frame_socket = await asyncio.wait_for(frames, CONNECT_TIMEOUT_S)
         except (asyncio.TimeoutError, ray.exceptions.RayError) as error:
