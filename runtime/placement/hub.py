@@ -102,9 +102,13 @@ class Worker:
         self.writer.write(data)
 
     def close(self) -> None:
-        """Close the frame connection to the worker (it stops when it sees the end)."""
+        """End what this process sends the worker (it stops when it sees the end); its result can still come
+        back (a socket is only shut for writing)."""
         if self.writer is not None and not self.writer.is_closing():
-            self.writer.close()
+            if self.writer.can_write_eof():
+                self.writer.write_eof()
+            else:
+                self.writer.close()
 
     def kill(self) -> None:
         """End the worker now: SIGKILL its process, or kill its Ray actor."""
@@ -351,8 +355,8 @@ class Placement:
             worker.kill()
         if worker.process is not None:
             worker.returncode = await worker.process.wait()
-        else:
-            worker.close()
+        elif worker.writer is not None:
+            worker.writer.close()
         worker.done = True
         if self.heartbeats is not None:
             self.heartbeats.forget(worker.name)

@@ -188,7 +188,8 @@ class RayParts:
                         resources[key] = resources.get(key, 0) + amount
                 cpus = sum(entry.get("num_cpus", 1) for entry in self.entries)
                 local = {"num_cpus": max(int(cpus + 0.999), os.cpu_count() or 1), "resources": resources}
-            await asyncio.to_thread(ray.init, address=self.address, include_dashboard=False,
+            # "local": a new Ray of its own, even where another one runs on this machine
+            await asyncio.to_thread(ray.init, address=self.address or "local", include_dashboard=False,
                                     log_to_driver=True, configure_logging=False, **local)
             self.started_ray = True
         self.host = ray.util.get_node_ip_address()

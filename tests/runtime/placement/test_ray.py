@@ -15,6 +15,7 @@ import pytest
 ray = pytest.importorskip("ray")
 from ray.cluster_utils import Cluster  # noqa: E402
 
+from dnne.runtime import checkpoint  # noqa: E402
 from dnne.runtime.graph import Graph  # noqa: E402
 from dnne.runtime.loading import load_graph  # noqa: E402
 from dnne.runtime.placement import ray_parts  # noqa: E402
@@ -106,17 +107,23 @@ def test_a_lost_node_stops_the_run_naming_its_part(cluster, wreg):
 
 
 def test_the_cli_joins_the_cluster_named_by_ray_address(cluster, wreg, tmp_path):
-    g = Graph().add("a", "Count", n=5).add("d", "Double").add("s", "Sink").link("a.out", "d.x").link("d.y", "s.x")
-    g.placement = {"d": "w2"}
+    """``dnne run --ray-address``: the part runs on the cluster's node, and at the run's stop condition it stops
+    and reports (its nodes in the summary, the run not failed)."""
+    g = (Graph().add("c", "Forever", delay=0.005).add("p", "Pid").add("s", "Sink")
+         .link("c.out", "p.x").link("p.y", "s.x"))
+    g.placement = {"c": "w2", "p": "w2"}
     g.workers = {"w2": on_ray("group2")}
     path = tmp_path / "g.json"
     path.write_text(json.dumps(g.to_native()))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(HERE), str(HERE.parent)] + sys.path))
     done = subprocess.run([sys.executable, "-m", "dnne.runtime.cli", "run", str(path), "--run-dir",
-                           str(tmp_path / "run"), "--plugin", "placement_nodes", "--ray-address", cluster.address],
-                          env=env, capture_output=True, text=True, timeout=300)
+                           str(tmp_path / "run"), "--plugin", "placement_nodes", "--ray-address", cluster.address,
+                           "--timeout", "8s"], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["stop_reason"] == "timeout"
+    assert summary["nodes"]["p"]["firings"] > 0  # the worker's own report
+    assert summary["channels"]["c.out -> p.x"]["messages"] > 0
     worker = summary["placement"]["workers"]["w2"]
     assert worker["kind"] == "ray"
     assert "group2" in {n["NodeID"]: n["Resources"] for n in ray.nodes()}[worker["node_id"]]
@@ -133,3 +140,5 @@ def test_the_cartpole_graph_on_ray_solves(cluster, tmp_path):
     assert code == 0 and summary["solved"] and summary["stop_reason"] == "target_return", summary["error"]
     placed = {name: w["node_id"] for name, w in summary["placement"]["workers"].items()}
     assert len(set(placed.values())) == 3
+    saved = checkpoint.load(tmp_path)
+    assert {"env1", "env2", "env3", "agent", "trainer"} <= set(saved["nodes"])  # the remote parts' states too
