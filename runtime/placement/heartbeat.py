@@ -11,8 +11,9 @@ holds the interpreter lock through long native library loads, which would silenc
 A loaded machine can starve a healthy worker of the CPU for longer than ``TIMEOUT_S`` (a ``nice``d run among busy
 processes). Where the operating system can be asked (a worker process on this machine: ``process_state``), a
 silent worker whose process is runnable or sleeping is late, not lost: the monitor counts it and waits on. A
-stopped (SIGSTOP), dead or unknown process, or a worker on another machine, is lost on silence alone. The end of the socket (the worker exited, or its
-process was killed) is not a loss: the worker's frame connection reports how it ended.
+stopped (SIGSTOP), dead or unknown process, or a worker on another machine, is lost on silence alone. The end of
+the socket (the worker exited, or its process was killed) is not a loss: the worker's frame connection reports how
+it ended.
 """
 from __future__ import annotations
 
@@ -119,8 +120,11 @@ class Monitor:
         """Stop the thread and close every socket."""
         self._closed.set()
         self._thread.join(timeout=1.0)
-        for name in list(self._last):
-            self.forget(name)
+        with self._lock:
+            for key in list(self._selector.get_map().values()):
+                self._selector.unregister(key.fileobj)
+                key.fileobj.close()  # type: ignore[union-attr]
+            self._last.clear()
         self._selector.close()
 
     def _watch(self) -> None:

@@ -166,8 +166,8 @@ class Placement:
         if any("ray" in self.graph.workers.get(name, {}) for name in self.workers):
             from .ray_parts import RayParts
 
-            self.ray = RayParts(graph.run.get("ray_address"), registry.plugin_modules,
-                                [graph.workers[name]["ray"] for name in self.workers if "ray" in graph.workers.get(name, {})])
+            entries = [graph.workers[name]["ray"] for name in self.workers if "ray" in graph.workers.get(name, {})]
+            self.ray = RayParts(graph.run.get("ray_address"), registry.plugin_modules, entries)
 
     @property
     def main_graph(self) -> Graph:
@@ -193,7 +193,16 @@ class Placement:
         peers = self._peer_sockets() if self.direct_links else {}
         self.heartbeats = Monitor(lambda name, silent: self._lost(run, name, silent), pid_of=self._local_pid)
         if self.ray is not None:
-            await self.ray.start()
+            try:
+                await self.ray.start()
+            except Exception as error:  # no cluster at that address, or Ray could not start here
+                for worker in self.workers.values():  # as for a worker that cannot start: its links end here
+                    run.participant_started(_live_key(worker))
+                    worker.done = True
+                    self._worker_gone(run, worker, WorkerDied(
+                        f"worker {worker.name!r} could not start: could not join Ray at "
+                        f"{self.ray.address or 'a local Ray'}: {type(error).__name__}: {error}"))
+                return
         try:
             for worker in self.workers.values():
                 # a running worker keeps the run alive (it completes when every node here and every worker has
@@ -521,7 +530,6 @@ class Placement:
         result.channels = {name: stats for part in channels.values() for name, stats in part.items()} | merged
         gaps = self.heartbeats.longest_gap if self.heartbeats is not None else {}
         late = self.heartbeats.late if self.heartbeats is not None else {}
-        result.placement = {"workers": {w.name: dict(w.where) | {"longest_heartbeat_gap_s": round(gaps.get(w.name, 0.0), 3),
-                                                                 "late_heartbeats": late.get(w.name, 0)}
-                                        for w in self.workers.values()},
-                            "events": list(self.events)}
+        workers = {w.name: dict(w.where) | {"longest_heartbeat_gap_s": round(gaps.get(w.name, 0.0), 3),
+                                            "late_heartbeats": late.get(w.name, 0)} for w in self.workers.values()}
+        result.placement = {"workers": workers, "events": list(self.events)}

@@ -3,8 +3,9 @@ the main process, and on one inherited socket with each worker it shares a cross
 
 The main process starts it as ``python -m dnne.runtime.placement.worker --name W --heartbeat FD [--plugin
 MODULE ...]`` (a Ray actor runs the same ``serve_streams`` over a socket: ``ray_parts``). It beats on the inherited
-socket ``FD`` (``heartbeat``) from start to exit. Frames arrive on stdin and leave on the original stdout; fd 1 is then pointed at stderr, so whatever a node prints goes to
-stderr, which the main process passes through (with the logs). The conversation:
+socket ``FD`` (``heartbeat``) from start to exit. Frames arrive on stdin and leave on the original stdout; fd 1 is
+then pointed at stderr, so whatever a node prints goes to stderr, which the main process passes through (with the
+logs). The conversation:
 
 1. main -> worker ``X ["start", config]``: the part (native graph), its setup order, its crossing links, mode,
    settings (the full run section), counters, run directory, and the part's share of a checkpoint to resume from;

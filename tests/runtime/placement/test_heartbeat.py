@@ -126,9 +126,9 @@ def test_the_cli_run_records_the_loss_in_summary_and_metrics(wreg, tmp_path):
                 break
             asyncio.run(asyncio.sleep(0.1))
         assert worker_pid is not None
-        asyncio.run(asyncio.sleep(3.0))  # past setup
+        asyncio.run(asyncio.sleep(8.0))  # past setup, as a rule (stopped during setup, it is lost after STARTUP_S)
         os.kill(worker_pid, signal.SIGSTOP)
-        _, stderr = process.communicate(timeout=120)
+        _, stderr = process.communicate(timeout=heartbeat.STARTUP_S + 180)
     finally:
         process.kill()
     assert process.returncode == 1, stderr
