@@ -42,6 +42,7 @@ class RunResult:
         error: the failure that stopped the run, if any.
         warnings: warnings raised while it ran.
         summary_fields: the node packages' top-level summary fields (``vocabulary``) of these counters.
+        placement: a split run's workers (where each ran) and their events (``runtime/placement``); empty otherwise.
     """
 
     stop_reason: str
@@ -53,6 +54,7 @@ class RunResult:
     error: NodeFailure | None = None
     warnings: list[str] = field(default_factory=list)
     summary_fields: dict[str, Any] = field(default_factory=dict)
+    placement: dict[str, Any] = field(default_factory=dict)
 
     @property
     def failed(self) -> bool:
@@ -75,7 +77,7 @@ class RunResult:
             "nodes": self.nodes,
             "channels": self.channels,
             "warnings": self.warnings,
-        }
+        } | ({"placement": self.placement} if self.placement else {})
 
 
 class RunHooks(Protocol):

@@ -46,6 +46,8 @@ def add_parser(sub: Any, graph_args: argparse.ArgumentParser) -> argparse.Argume
     run.add_argument("--checkpoint-interval", type=interval, metavar="DURATION",
                      help="save a checkpoint at the first consistent point after each DURATION (default 10m; "
                      "0 turns it off)")
+    run.add_argument("--ray-address", metavar="ADDR", help="the Ray cluster that runs the workers placed on Ray "
+                     "(host:port, or auto; run.ray_address); default: a local Ray for the run")
     run.add_argument("--no-uvloop", action="store_true", help="use asyncio's own event loop")
     run.add_argument("--stall-warning", type=interval, default=10.0, metavar="DURATION",
                      help="report a node that holds the event loop this long in one synchronous call (default 10s)")
@@ -92,7 +94,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         else:
             settings = resolved_settings(args, {})
         run_section = {"seed": args.seed, "device": args.device, "timeout": args.timeout,
-                       "mode": "play" if args.inference else None}
+                       "mode": "play" if args.inference else None,
+                       "ray_address": args.ray_address}
         run_section.update({key: getattr(args, dest) for dest, key in getattr(args, "run_flags", {}).items()})
         graph = load_from_args(args, registry, run_section)
         if not args.resume:

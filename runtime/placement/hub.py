@@ -18,8 +18,9 @@ import signal
 import socket
 import sys
 import tempfile
+import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +32,7 @@ from ..registry import NodeRegistry
 from . import wire
 from .codec import Codec
 from .endpoint import Endpoint
+from .heartbeat import Monitor
 from .interpreters import worker_interpreters
 from .mirror import CounterMirror
 from .proxies import ENDPOINT, add_proxies
@@ -54,8 +56,18 @@ class RemoteFailure(RuntimeError):
     """A node in a worker process failed; the message is the worker's ``Type: message``."""
 
 
+class WorkerLost(RuntimeError):
+    """A worker stopped answering its heartbeat (a stopped process, a frozen or lost machine)."""
+
+
 class Stopped(RuntimeError):
     """The run stopped while a setup waited for the other side of a crossing link."""
+
+
+def _how_to_resume(run_dir: Path | None) -> str:
+    if run_dir is None:
+        return " -- the run stops"
+    return f" -- the run stops; resume it with: dnne run --resume {run_dir}"
 
 
 def _live_key(worker: Worker) -> str:
@@ -64,25 +76,49 @@ def _live_key(worker: Worker) -> str:
 
 @dataclass
 class Worker:
-    """One worker process and what the main process knows of it."""
+    """One worker (a process, or a Ray actor: ``actor``) and what the main process knows of it.
+
+    ``stream`` and ``writer`` carry its frames (the process's stdout and stdin, or the actor's socket); ``where``
+    says where it runs (kind, host, pid; node id and ip on Ray); ``lost`` is set when its heartbeat stopped.
+    """
 
     name: str
     python: str
     nodes: list[str]
     process: asyncio.subprocess.Process | None = None
+    actor: Any = None
+    stream: asyncio.StreamReader | None = None
+    writer: Any = None
     reader: asyncio.Task[None] | None = None
     result: dict[str, Any] | None = None
     done: bool = False
     killed: bool = False
     returncode: int | None = None
     stall_file: str | None = None
+    where: dict[str, Any] = field(default_factory=dict)
+    lost: WorkerLost | None = None
 
     def send(self, data: bytes) -> None:
         """Write a frame to the worker (dropped once it is gone)."""
-        process = self.process
-        if self.done or process is None or process.stdin is None or process.stdin.is_closing():
+        if self.done or self.writer is None or self.writer.is_closing():
             return
-        process.stdin.write(data)
+        self.writer.write(data)
+
+    def close(self) -> None:
+        """End what this process sends the worker (it stops when it sees the end); its result can still come
+        back (a socket is only shut for writing)."""
+        if self.writer is not None and not self.writer.is_closing():
+            if self.writer.can_write_eof():
+                self.writer.write_eof()
+            else:
+                self.writer.close()
+
+    def kill(self) -> None:
+        """End the worker now: SIGKILL its process, or kill its Ray actor."""
+        if self.process is not None and self.process.returncode is None:
+            self.process.kill()
+        if self.actor is not None:
+            self.actor.kill()
 
 
 class Placement:
@@ -127,6 +163,14 @@ class Placement:
         self._run: GraphRun | None = None
         self._held: list[bytes] | None = None
         self.snapshots = Snapshots(self._send_control, self._running_workers, self._hold, lambda text: None)
+        self.heartbeats: Monitor | None = None
+        self.events: list[dict[str, Any]] = []
+        self.ray: Any = None
+        if any("ray" in self.graph.workers.get(name, {}) for name in self.workers):
+            from .ray_parts import RayParts
+
+            entries = [graph.workers[name]["ray"] for name in self.workers if "ray" in graph.workers.get(name, {})]
+            self.ray = RayParts(graph.run.get("ray_address"), registry.plugin_modules, entries)
 
     @property
     def main_graph(self) -> Graph:
@@ -140,7 +184,7 @@ class Placement:
         self.snapshots.warn = run.context.warn
         run.order = [node_id for node_id in self.split.orders[MAIN] if node_id in run.nodes]
         mine = [c for c in self.split.links if MAIN in (c.src_process, c.dst_process)]
-        if self.shared_memory:
+        if self.shared_memory and self.ray is None:  # a Ray actor may be on another machine: frames carry tensors
             self.slot_dir = tempfile.mkdtemp(prefix=f"dnne-{os.getpid()}-", dir=_SHM if os.path.isdir(_SHM) else None)
         self.endpoint = Endpoint(
             self.codec, self._write_from_main,
@@ -151,6 +195,18 @@ class Placement:
         run.context.shared(ENDPOINT, lambda: endpoint)
         self.mirror = CounterMirror(run.counters, lambda op, name, value: self._counter(None, op, name, value))
         peers = self._peer_sockets() if self.direct_links else {}
+        self.heartbeats = Monitor(lambda name, silent: self._lost(run, name, silent), pid_of=self._local_pid)
+        if self.ray is not None:
+            try:
+                await self.ray.start()
+            except Exception as error:  # no cluster at that address, or Ray could not start here
+                for worker in self.workers.values():  # as for a worker that cannot start: its links end here
+                    run.participant_started(_live_key(worker))
+                    worker.done = True
+                    self._worker_gone(run, worker, WorkerDied(
+                        f"worker {worker.name!r} could not start: could not join Ray at "
+                        f"{self.ray.address or 'a local Ray'}: {type(error).__name__}: {error}"))
+                return
         try:
             for worker in self.workers.values():
                 # a running worker keeps the run alive (it completes when every node here and every worker has
@@ -177,8 +233,11 @@ class Placement:
         assert convert is not None, f"graph not validated: {crossing.name}"
         return convert
 
-    async def _start_worker(self, run: GraphRun, worker: Worker, peers: dict[str, socket.socket]) -> None:
-        args = [worker.python, "-m", "dnne.runtime.placement.worker", "--name", worker.name]
+    async def _start_process(self, worker: Worker, peers: dict[str, socket.socket]) -> None:
+        """Start ``worker`` as a process of this machine, its heartbeat on a socket pair it inherits."""
+        beat, their_beat = socket.socketpair()
+        args = [worker.python, "-m", "dnne.runtime.placement.worker", "--name", worker.name,
+                "--heartbeat", str(their_beat.fileno())]
         for module in self.registry.plugin_modules:
             args += ["--plugin", module]
         env = dict(os.environ)
@@ -189,11 +248,30 @@ class Placement:
             worker.process = await asyncio.create_subprocess_exec(
                 *args, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=env,
                 start_new_session=True,  # Ctrl-C reaches the main process only; it stops the workers
-                pass_fds=[end.fileno() for end in peers.values()],
+                pass_fds=[end.fileno() for end in peers.values()] + [their_beat.fileno()],
             )
+        except OSError:
+            beat.close()
+            raise
+        finally:
+            their_beat.close()
+        worker.stream, worker.writer = worker.process.stdout, worker.process.stdin
+        worker.where = {"kind": "process", "host": socket.gethostname(), "pid": worker.process.pid}
+        assert self.heartbeats is not None
+        self.heartbeats.watch(worker.name, beat)
+
+    async def _start_worker(self, run: GraphRun, worker: Worker, peers: dict[str, socket.socket]) -> None:
+        ray_options = self.graph.workers.get(worker.name, {}).get("ray")
+        try:
+            if ray_options is None:
+                await self._start_process(worker, peers)
+            else:
+                assert self.heartbeats is not None
+                await self.ray.launch(worker, ray_options, self.heartbeats)
         except OSError as error:
             worker.done = True
-            self._worker_gone(run, worker, WorkerDied(f"worker {worker.name!r} could not start {worker.python}: "
+            self._worker_gone(run, worker, WorkerDied(f"worker {worker.name!r} could not start "
+                                                      f"{'on Ray' if ray_options is not None else worker.python}: "
                                                       f"{error}"))
             return
         if self.slot_dir is not None:
@@ -300,11 +378,11 @@ class Placement:
         worker.send(data)
 
     async def _read(self, run: GraphRun, worker: Worker) -> None:
-        assert worker.process is not None and worker.process.stdout is not None
+        assert worker.stream is not None
         error: BaseException | None = None
         try:
             while True:
-                data = await wire.read_frame(worker.process.stdout)
+                data = await wire.read_frame(worker.stream)
                 kind, link, body = wire.parse(data)
                 if kind == wire.CONTROL:
                     self._on_control(run, worker, self.codec.decode(body))
@@ -315,17 +393,44 @@ class Placement:
             pass
         except Exception as bad:  # a frame that does not parse: the worker cannot be trusted to continue
             error = bad
-            worker.process.kill()
-        worker.returncode = await worker.process.wait()
+            worker.kill()
+        if worker.process is not None:
+            worker.returncode = await worker.process.wait()
+        elif worker.writer is not None:
+            worker.writer.close()
         worker.done = True
-        cause = None
-        if worker.result is None and not worker.killed:
+        if self.heartbeats is not None:
+            self.heartbeats.forget(worker.name)
+        cause: BaseException | None = worker.lost
+        if cause is None and worker.result is None and not worker.killed:
             cause = WorkerDied(self._death(worker, error, run.context.run_dir))
+            self._event(run, "worker_died", worker, {})
         self._worker_gone(run, worker, cause)
+
+    def _local_pid(self, name: str) -> int | None:
+        """The pid of worker ``name``'s process where it runs on this machine (a process, or a Ray actor here)."""
+        where = self.workers[name].where
+        return where.get("pid") if where.get("host") == socket.gethostname() else None
+
+    def _lost(self, run: GraphRun, name: str, silent_s: float) -> None:
+        """``name``'s heartbeat stopped: record the event (metrics row, summary), fail the run naming the worker,
+        and kill it (a stopped process would never answer the stop)."""
+        worker = self.workers[name]
+        if worker.done or run.stop_reason is not None:  # tearing down: a slow teardown is STOP_TIMEOUT_S's to end
+            return
+        self._event(run, "worker_lost", worker, {"silent_s": round(silent_s, 3)})
+        text = (f"worker {name!r} (nodes {', '.join(n for n in worker.nodes if not n.startswith('~'))}) stopped "
+                f"answering: no heartbeat for {silent_s:.2f}s (a stopped process, a frozen or lost machine); killed")
+        if run.context.run_dir is not None:
+            last = checkpoint.latest(run.context.run_dir / "checkpoints")
+            text += f"; last checkpoint: {last if last is not None else 'none'}"
+        worker.lost = WorkerLost(text + _how_to_resume(run.context.run_dir))
+        run.fail(name, "worker", "run", worker.lost)
+        worker.kill()
 
     def _death(self, worker: Worker, error: BaseException | None, run_dir: Path | None) -> str:
         code = worker.returncode
-        how = f"exit code {code}"
+        how = f"exit code {code}" if worker.process is not None else "its Ray actor ended (actor or node lost)"
         if code is not None and code < 0:
             try:
                 how += f" ({signal.Signals(-code).name})"
@@ -336,7 +441,13 @@ class Placement:
         if run_dir is not None:
             last = checkpoint.latest(run_dir / "checkpoints")
             text += f"; last checkpoint: {last if last is not None else 'none'}"
-        return text + " -- the run stops"
+        return text + _how_to_resume(run_dir)
+
+    def _event(self, run: GraphRun, kind: str, worker: Worker, values: dict[str, float]) -> None:
+        """Record a worker event: in the summary (with where the worker ran) and as a metrics row named after it."""
+        self.events.append({"event": kind, "worker": worker.name, "time": time.time(), "where": dict(worker.where)}
+                           | values)
+        run.context.log_metrics(worker.name, {kind: 1.0} | values)
 
     def _worker_gone(self, run: GraphRun, worker: Worker, cause: BaseException | None) -> None:
         """The worker reports nothing more: fail the run if it died, end its links on the other sides."""
@@ -401,17 +512,16 @@ class Placement:
             frame = self._control(["stop", run.stop_reason or "completed"])
             for worker in self.workers.values():
                 worker.send(frame)
-                if worker.process is not None and worker.process.stdin is not None:
-                    worker.process.stdin.close()
+                worker.close()
             if self.endpoint is not None:
                 self.endpoint.cut_all(Stopped("the run stopped"))
             readers = [w.reader for w in self.workers.values() if w.reader is not None]
             if readers:
                 _, late = await asyncio.wait(readers, timeout=STOP_TIMEOUT_S)
                 for worker in self.workers.values():
-                    if worker.reader in late and worker.process is not None:
+                    if worker.reader in late and not worker.killed:
                         worker.killed = True
-                        worker.process.kill()
+                        worker.kill()
                         self._late(run, worker)
                 if late:
                     await asyncio.wait(late, timeout=5.0)
@@ -419,7 +529,11 @@ class Placement:
             for worker in self.workers.values():
                 if worker.process is not None and worker.process.returncode is None:
                     worker.killed = True
-                    worker.process.kill()
+                    worker.kill()
+            if self.heartbeats is not None:
+                self.heartbeats.close()
+            if self.ray is not None:
+                await self.ray.stop(self.workers.values())
             if self.slot_dir is not None:
                 shutil.rmtree(self.slot_dir, ignore_errors=True)
 
@@ -464,3 +578,8 @@ class Placement:
                 "depth": far.get("depth", 0),
             }
         result.channels = {name: stats for part in channels.values() for name, stats in part.items()} | merged
+        gaps = self.heartbeats.longest_gap if self.heartbeats is not None else {}
+        late = self.heartbeats.late if self.heartbeats is not None else {}
+        workers = {w.name: dict(w.where) | {"longest_heartbeat_gap_s": round(gaps.get(w.name, 0.0), 3),
+                                            "late_heartbeats": late.get(w.name, 0)} for w in self.workers.values()}
+        result.placement = {"workers": workers, "events": list(self.events)}

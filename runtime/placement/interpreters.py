@@ -86,13 +86,18 @@ def worker_interpreters(graph: Graph, allowed: Mapping[str, str]) -> dict[str, s
 
 
 def check_worker_options(graph: Graph) -> list[Issue]:
-    """What ``validate`` refuses in the ``workers`` section: unknown options and a ``python`` that is not an alias."""
+    """What ``validate`` refuses in the ``workers`` section: unknown options, a ``python`` that is not an alias,
+    and a ``ray`` entry that is malformed or that this installation cannot run (``ray_parts.check_ray_options``)."""
+    from .ray_parts import check_ray_options
+
     issues = []
     for name, options in graph.workers.items():
         for key in options:
-            if key != "python":
-                issues.append(Issue("bad_placement", f"worker {name!r}: unknown option {key!r} (known: python)",
+            if key not in ("python", "ray"):
+                issues.append(Issue("bad_placement", f"worker {name!r}: unknown option {key!r} (known: python, ray)",
                                     where=f"/workers/{name}/{key}"))
+        if "ray" in options:
+            issues.extend(check_ray_options(name, options))
         alias = options.get("python")
         if alias is not None and not (isinstance(alias, str) and ALIAS.match(alias)):
             issues.append(Issue("worker_python_not_alias",

@@ -1,9 +1,11 @@
 """A worker process: runs its part of a split graph and speaks the frame protocol (``wire``) on stdin/stdout with
 the main process, and on one inherited socket with each worker it shares a crossing link with.
 
-The main process starts it as ``python -m dnne.runtime.placement.worker --name W [--plugin MODULE ...]``. Frames
-arrive on stdin and leave on the original stdout; fd 1 is then pointed at stderr, so whatever a node prints goes to
-stderr, which the main process passes through (with the logs). The conversation:
+The main process starts it as ``python -m dnne.runtime.placement.worker --name W --heartbeat FD [--plugin
+MODULE ...]`` (a Ray actor runs the same ``serve_streams`` over a socket: ``ray_parts``). It beats on the inherited
+socket ``FD`` (``heartbeat``) from start to exit. Frames arrive on stdin and leave on the original stdout; fd 1 is
+then pointed at stderr, so whatever a node prints goes to stderr, which the main process passes through (with the
+logs). The conversation:
 
 1. main -> worker ``X ["start", config]``: the part (native graph), its setup order, its crossing links, mode,
    settings (the full run section), counters, run directory, and the part's share of a checkpoint to resume from;
@@ -47,6 +49,7 @@ from ..runner import GraphRun
 from . import wire
 from .codec import Codec, WireError
 from .endpoint import Endpoint
+from .heartbeat import Beat
 from .hub import STOP_TIMEOUT_S, Stopped
 from .mirror import CounterMirror
 from .peers import PeerLink
@@ -228,6 +231,17 @@ class _Worker:
         self.endpoint.cut_all(Stopped(why))
 
 
+class _Running:
+    """Run hook: after setup, the worker tells its heartbeat that it runs."""
+
+    def __init__(self, beat: Beat) -> None:
+        self.beat = beat
+
+    def on_start(self, run: GraphRun) -> None:
+        """Setup is done: the strict heartbeat timeout applies from here."""
+        self.beat.running()
+
+
 def _states(run: GraphRun) -> dict[str, Any]:
     """The part's node states after teardown (what a one-process run saves at its end), none after a failure."""
     if run.error is not None:
@@ -252,12 +266,19 @@ def _failure(name: str, error: BaseException) -> dict[str, Any]:
                       "cause": f"{type(error).__name__}: worker {name!r} could not load its part: {error}"}}
 
 
-async def serve(name: str, plugins: list[str], frames: Any) -> int:
-    """Run one worker: read the start frame, run the part, report the result."""
+async def serve(name: str, plugins: list[str], frames: Any, beat: Beat | None = None) -> int:
+    """Run one worker process: frames on stdin and ``frames`` (the original stdout)."""
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=2**20)
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin.buffer)
     transport, _ = await loop.connect_write_pipe(asyncio.Protocol, frames)
+    return await serve_streams(name, plugins, reader, transport, beat)
+
+
+async def serve_streams(name: str, plugins: list[str], reader: asyncio.StreamReader,
+                        transport: asyncio.WriteTransport, beat: Beat | None = None) -> int:
+    """Run one worker over a frame connection: read the start frame, run the part, report the result; ``beat``
+    is told when the part is loaded (``Beat.running``)."""
     worker = _Worker(name, transport.write)
     try:
         config = start_config(await wire.read_frame(reader))
@@ -270,8 +291,10 @@ async def serve(name: str, plugins: list[str], frames: Any) -> int:
         worker.control(["result", _failure(name, error)])
         await _flushed(transport)
         return 1
+    if beat is not None:  # node setups (imports, native libraries) are behind: hold the worker to the timeout
+        run.hooks.append(_Running(beat))
     listener = asyncio.ensure_future(worker.listen(reader))
-    stall = StallNote(loop, config["stall_path"]) if config.get("stall_path") else None
+    stall = StallNote(asyncio.get_running_loop(), config["stall_path"]) if config.get("stall_path") else None
     result = await run.execute()
     if stall is not None:
         stall.stop()
@@ -304,13 +327,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="dnne.runtime.placement.worker")
     parser.add_argument("--name", required=True)
     parser.add_argument("--plugin", action="append", default=[])
+    parser.add_argument("--heartbeat", type=int)
     args = parser.parse_args(argv)
+    beat = None
+    if args.heartbeat is not None:
+        beat = Beat(socket.socket(fileno=args.heartbeat))
+        beat.start()
     frames = os.fdopen(os.dup(1), "wb", buffering=0)
     os.dup2(2, 1)  # a node's print() must not corrupt the frames
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process decides when to stop
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING,
                         format=f"[worker {args.name}] %(levelname)s %(name)s: %(message)s")
-    return asyncio.run(serve(args.name, args.plugin, frames))
+    return asyncio.run(serve(args.name, args.plugin, frames, beat))
 
 
 if __name__ == "__main__":
