@@ -42,7 +42,8 @@ class PolicyEvalNode(Node):
     model = Input("Model", "the agent's architecture, to build the evaluation network")
     env_handle = Input("EnvHandle", "the training env: the evaluation builds another env of the same task")
 
-    every = Param(int, 10, "evaluate the versions (updates) that are a multiple of this", ge=1, le=1_000_000)
+    every = Param(int, 10, "evaluate every this many versions (updates): the first version at or past each "
+                  "multiple", ge=1, le=1_000_000)
     episodes = Param(int, 10, "episodes per evaluation", ge=1, le=1_000_000)
     num_envs = Param(int, None, "envs of the evaluation env; default: one per episode (at most 64)", ge=1,
                      le=100_000, nullable=True)
@@ -64,7 +65,8 @@ class PolicyEvalNode(Node):
 
     async def compute(self, weights: PolicyWeights, model: ModelSpec, env_handle: EnvHandle) -> None:
         """Evaluate ``weights`` when its version is due; record the row and keep a new best."""
-        if weights.version % self.every or weights.version <= self.evaluated:
+        # Due once a version reaches the next multiple of ``every``: a "latest" link may skip the multiple itself.
+        if weights.version // self.every <= self.evaluated // self.every:
             return
         if self.network is None:
             self._build(model, env_handle)
