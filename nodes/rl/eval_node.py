@@ -3,6 +3,7 @@ return kept in its state (``dnne play --best``)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -62,6 +63,8 @@ class PolicyEvalNode(Node):
         self.best: dict[str, Any] | None = None
         self.evaluated = -1
         self.running: asyncio.Future[EvaluationResult] | None = None
+        self.generator = torch.Generator()
+        self.transform: Callable[[torch.Tensor], torch.Tensor] = _unchanged
 
     async def compute(self, weights: PolicyWeights, model: ModelSpec, env_handle: EnvHandle) -> None:
         """Evaluate ``weights`` when its version is due; record the row and keep a new best."""
@@ -106,8 +109,8 @@ class PolicyEvalNode(Node):
         self.network.eval()
         self.generator = torch.Generator(device=recipe["device"])
         space = self.env.action_space
-        self.transform = (lambda action: fit_action(action, space.low, space.high, self.action_mode)) \
-            if isinstance(space, Box) else (lambda action: action)
+        if isinstance(space, Box):
+            self.transform = lambda action: fit_action(action, space.low, space.high, self.action_mode)
 
     def _evaluate(self) -> EvaluationResult:
         assert self.network is not None and self.env is not None
@@ -141,3 +144,8 @@ class PolicyEvalNode(Node):
         """Restore the best so far (a resumed run only replaces it with a better one)."""
         self.best = state["best"]
         self.evaluated = int(state["evaluated"])
+
+
+def _unchanged(action: torch.Tensor) -> torch.Tensor:
+    """A discrete action as the env takes it."""
+    return action

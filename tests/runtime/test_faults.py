@@ -1,5 +1,6 @@
 """The fault-injection plugin in running PPO graphs, sync and async, in one process: each fault ends the run the
-way it should, naming the node, and a node awaiting forever is reported like a deadlock."""
+way it should, naming the node; a node awaiting forever is reported like a deadlock; a node blocking the loop is
+stopped by the timeout; a node ending the process loses at most the update under way."""
 from __future__ import annotations
 
 import asyncio
