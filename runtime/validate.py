@@ -408,11 +408,11 @@ def _check_placement(graph: Graph, classes: dict[str, type[Node]], links: list[L
     issues.extend(check_worker_options(graph))
     for node_id, worker in graph.placement.items():
         if node_id not in graph.nodes:
-            issues.append(Issue("unknown_node", f"placement names node {node_id!r}, which is not in the graph",
-                                node_id, where=f"/placement/{node_id}"))
+            issues.append(Issue("unknown_node", f"placement names node {node_id!r}, which is not in the graph"
+                                f"{did_you_mean(node_id, graph.nodes)}", node_id, where=f"/placement/{node_id}"))
         elif graph.workers and worker not in graph.workers:
-            issues.append(Issue("bad_placement", f"worker {worker!r} is not declared under 'workers'", node_id,
-                                where=f"/placement/{node_id}"))
+            issues.append(Issue("bad_placement", f"worker {worker!r} is not declared under 'workers'"
+                                f"{did_you_mean(worker, graph.workers)}", node_id, where=f"/placement/{node_id}"))
     for link in links:
         if graph.placement.get(link.src) == graph.placement.get(link.dst):
             continue

@@ -3,6 +3,7 @@ return kept in its state (``dnne play --best``)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -42,7 +43,8 @@ class PolicyEvalNode(Node):
     model = Input("Model", "the agent's architecture, to build the evaluation network")
     env_handle = Input("EnvHandle", "the training env: the evaluation builds another env of the same task")
 
-    every = Param(int, 10, "evaluate the versions (updates) that are a multiple of this", ge=1, le=1_000_000)
+    every = Param(int, 10, "evaluate every this many versions (updates): the first version at or past each "
+                  "multiple", ge=1, le=1_000_000)
     episodes = Param(int, 10, "episodes per evaluation", ge=1, le=1_000_000)
     num_envs = Param(int, None, "envs of the evaluation env; default: one per episode (at most 64)", ge=1,
                      le=100_000, nullable=True)
@@ -61,10 +63,13 @@ class PolicyEvalNode(Node):
         self.best: dict[str, Any] | None = None
         self.evaluated = -1
         self.running: asyncio.Future[EvaluationResult] | None = None
+        self.generator = torch.Generator()
+        self.transform: Callable[[torch.Tensor], torch.Tensor] = _unchanged
 
     async def compute(self, weights: PolicyWeights, model: ModelSpec, env_handle: EnvHandle) -> None:
         """Evaluate ``weights`` when its version is due; record the row and keep a new best."""
-        if weights.version % self.every or weights.version <= self.evaluated:
+        # Due once a version reaches the next multiple of ``every``: a "latest" link may skip the multiple itself.
+        if weights.version // self.every <= self.evaluated // self.every:
             return
         if self.network is None:
             self._build(model, env_handle)
@@ -104,8 +109,8 @@ class PolicyEvalNode(Node):
         self.network.eval()
         self.generator = torch.Generator(device=recipe["device"])
         space = self.env.action_space
-        self.transform = (lambda action: fit_action(action, space.low, space.high, self.action_mode)) \
-            if isinstance(space, Box) else (lambda action: action)
+        if isinstance(space, Box):
+            self.transform = lambda action: fit_action(action, space.low, space.high, self.action_mode)
 
     def _evaluate(self) -> EvaluationResult:
         assert self.network is not None and self.env is not None
@@ -139,3 +144,8 @@ class PolicyEvalNode(Node):
         """Restore the best so far (a resumed run only replaces it with a better one)."""
         self.best = state["best"]
         self.evaluated = int(state["evaluated"])
+
+
+def _unchanged(action: torch.Tensor) -> torch.Tensor:
+    """A discrete action as the env takes it."""
+    return action

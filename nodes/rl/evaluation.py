@@ -99,8 +99,11 @@ def policy_actor(network: ActorCritic, deterministic: bool, generator: torch.Gen
                 state[0] = network.initial_state(observations.shape[0])
             else:
                 state[0] = state[0] * (~ended).to(device, state[0].dtype)[:, None]
-        result = network.act(observations.to(device), deterministic=deterministic, generator=generator,
-                             state=state[0])
+        pixels = observations.dtype == torch.uint8
+        observations = observations.to(device, torch.float32)
+        if pixels:  # as the agent reads images
+            observations = observations / 255.0
+        result = network.act(observations, deterministic=deterministic, generator=generator, state=state[0])
         if network.recurrent:
             state[0] = result.next_state
         return transform(result.action)

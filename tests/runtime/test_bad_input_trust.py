@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from dnne.runtime import Input
 from dnne.runtime.errors import GraphError
 from dnne.runtime.loading import load_graph, parse_override
 from dnne.runtime.registry import default_registry
@@ -150,6 +151,93 @@ class TestPluginsAndTools:
         with caplog.at_level("WARNING", logger="dnne"):
             load_from_args(args, REGISTRY, {"timeout": args.timeout})
         assert any("no stop condition" in record.getMessage() for record in caplog.records) == warned
+
+
+
+class TestErrorsBeforeRunning:
+    @pytest.mark.parametrize(("kind", "value"), [("epoch", "abc"), ("epoch", "0"), ("epoch", "1.5"), ("time", "5x"),
+                                                 ("time", "-1m"), ("time", BIG)])
+    def test_checkpoint_trigger_value(self, kind: str, value: str) -> None:
+        """A trigger value the trainer could not read is refused at load, when checkpoints are on."""
+        overrides = ["trainer.checkpoint_enabled=true", f"trainer.checkpoint_trigger_type={kind}",
+                     f'trainer.checkpoint_trigger_value="{value}"']
+        assert codes(overrides) == ["bad_param_value"]
+        load_graph(CARTPOLE, overrides[1:], REGISTRY)  # never read with checkpoints off: not an error
+
+    def test_validate_names_node_and_param(self) -> None:
+        """dnne validate: exit 2, the node and the param named, no traceback."""
+        done = dnne("validate", str(CARTPOLE), "--set", "trainer.checkpoint_enabled=true", "--set",
+                    "trainer.checkpoint_trigger_value=abc")
+        assert done.returncode == 2 and "Traceback" not in done.stderr
+        assert "[bad_param_value] node 'trainer' 'checkpoint_trigger_value'" in done.stderr
+
+    def test_cnn_layers_checked_together(self) -> None:
+        """cnn lists of different lengths, or an image the convolutions shrink to nothing, fail at load."""
+        assert codes(["agent.encoder=cnn", "agent.cnn_channels=[8,8]", "agent.cnn_kernels=[3]"]) == [
+            "bad_param_value"]
+        assert codes(["agent.encoder=cnn", "agent.image_shape=[1,4,1]"]) == ["bad_param_value"]
+
+    @pytest.mark.parametrize("node", ["env", "agent", "trainer"])
+    @pytest.mark.parametrize("device", ["garbage", "tpu", "cuda:abc", "cuda:-1"])
+    def test_devices(self, node: str, device: str) -> None:
+        """A device string no backend takes is refused at load, on every node with a device."""
+        assert codes([f"{node}.device={device}"]) == ["bad_device"]
+
+    def test_dones_never_read_as_rewards(self) -> None:
+        """step.dones into trainer.rewards is an implicit conversion; a DonesToTensor node between makes it
+        explicit (and it loads)."""
+        document = json.loads(CARTPOLE.read_text())
+        document["links"] = [link for link in document["links"] if link != ["step.rewards", "trainer.rewards"]]
+        wrong = dict(document, links=document["links"] + [["step.dones", "trainer.rewards"]])
+        with pytest.raises(GraphError) as caught:
+            load_graph(wrong, registry=REGISTRY)
+        assert [(i.code, i.node, i.field) for i in caught.value.errors] == [
+            ("implicit_conversion", "trainer", "rewards")]
+        explicit = dict(document, nodes=dict(document["nodes"], ended={"type": "DonesToTensor"}),
+                        links=document["links"] + [["step.dones", "ended.dones"], ["ended.ended", "trainer.rewards"]])
+        load_graph(explicit, registry=REGISTRY)
+
+    def test_policy_output_only_where_read(self) -> None:
+        """A PolicyOutput reads as a tensor only where the input says so (the action node), not as rewards."""
+        document = json.loads(CARTPOLE.read_text())
+        document["links"] = [link for link in document["links"] if link != ["step.rewards", "trainer.rewards"]]
+        document["links"].append(["agent.policy_output", "trainer.rewards"])
+        with pytest.raises(GraphError) as caught:
+            load_graph(document, registry=REGISTRY)
+        assert [i.code for i in caught.value.errors] == ["implicit_conversion"]
+
+    def test_missing_offset_names_the_link(self) -> None:
+        """A node between the step's rewards and the trainer that shifts stamps (its input offset missing) is refused
+        at load naming the link, instead of an AlignmentError mid-run blamed on the trainer; with its offsets right
+        the same graph loads."""
+        from fault_nodes import Fault, faulty_graph
+
+        class Unshifted(Fault):
+            """The fault node with its input offset missing: its output is one step ahead."""
+
+            x = Input("Tensor", "rewards, stamped k + 1, read as if stamped k")
+
+        registry = default_registry()
+        registry.add_node(Fault)
+        registry.add_node(Unshifted)
+        document = faulty_graph(json.loads(CARTPOLE.read_text()), "none", 1)
+        load_graph(document, registry=registry)
+        document["nodes"]["fault"] = dict(document["nodes"]["fault"], type="Unshifted")
+        with pytest.raises(GraphError) as caught:
+            load_graph(document, registry=registry)
+        (issue,) = caught.value.errors
+        assert (issue.code, issue.node, issue.field) == ("offset_mismatch", "trainer", "rewards")
+        assert "fault.y -> trainer.rewards" in issue.message and "1 step ahead" in issue.message
+
+    def test_placement_did_you_mean(self) -> None:
+        """Misspelt node ids and workers under placement get the closest known name."""
+        document = json.loads(CARTPOLE.read_text())
+        document["workers"] = {"envs": {}}
+        document["placement"] = {"stpe": "envs", "env": "env"}
+        with pytest.raises(GraphError) as caught:
+            load_graph(document, registry=REGISTRY)
+        text = "\n".join(str(issue) for issue in caught.value.errors)
+        assert "did you mean 'step'" in text and "did you mean 'envs'" in text
 
 
 SET_TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=60) | st.builds(

@@ -1,4 +1,4 @@
-"""Flow nodes: ORNode forwards whatever arrives; MetricsNode records the chosen fields."""
+"""Flow nodes: ORNode forwards whatever arrives; MetricsNode records the chosen fields; DonesToTensor converts."""
 from __future__ import annotations
 
 import asyncio
@@ -36,3 +36,16 @@ class TestMetricsNode:
         assert len(mine) == 3
         assert all(set(row) >= {"ppo/approx_kl", "ppo/clip_fraction", "env_steps", "wall_time_s"} for row in mine)
         assert not any("ppo/policy_loss" in row for row in mine)
+
+
+class TestDonesToTensor:
+    def test_terminated_or_truncated(self) -> None:
+        """Each Dones becomes the bool tensor terminated | truncated, in order."""
+        import torch
+
+        from dnne.nodes.types import Dones
+
+        first = Dones(torch.tensor([True, False, False]), torch.tensor([False, True, False]), torch.zeros(3, 1))
+        second = Dones(torch.tensor([False, False, False]), torch.tensor([False, False, True]), torch.zeros(3, 1))
+        out = run_node_sync("DonesToTensor", {"dones": [first, second]})["ended"]
+        assert [t.tolist() for t in out] == [[True, True, False], [False, False, True]]
