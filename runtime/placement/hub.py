@@ -4,9 +4,10 @@
 placement starts one worker process per worker name under the interpreter the user allowed (``interpreters``),
 gives every two workers that share a crossing link a socket pair of their own (their frames never pass through
 here), makes the run's shared-memory slot directory (``slots``), keeps the counters in step, forwards the workers'
-stop requests, metrics, checkpoint requests and blocked/moving reports, turns a worker that fails or dies into a
-failed run naming it, stops the workers when the run stops, folds their node and channel stats into the result and
-their node states into the final checkpoint. It reports to its run only through ``GraphRun``'s narrow interface:
+stop requests, metrics and blocked/moving reports, gathers every process's node states for mid-run checkpoints at a
+consistent cut (``snapshots``), turns a worker that fails or dies into a failed run naming it, stops the workers
+when the run stops, folds their node and channel stats into the result and their node states into the final
+checkpoint. It reports to its run only through ``GraphRun``'s narrow interface:
 ``fail``, ``request_stop``, ``participant_started`` / ``_blocked`` / ``_moving`` / ``_finished``, and the counters.
 """
 from __future__ import annotations
