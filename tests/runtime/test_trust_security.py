@@ -67,6 +67,7 @@ class TestModuleIds:
         codes = {issue.code for issue in caught.value.errors}
         assert {"module_not_allowed", "bad_run_option"} <= codes
 
+    @pytest.mark.nodes
     def test_backend_refuses_module_id(self) -> None:
         """The env class itself refuses an id whose module is not allowed (the embedding path)."""
         from dnne.nodes.envs.gym_backend import GymnasiumEnv
@@ -74,6 +75,7 @@ class TestModuleIds:
         with pytest.raises(ValueError, match="may not import modules"):
             GymnasiumEnv("os:CartPole-v1", 1)
 
+    @pytest.mark.nodes
     def test_backend_allows_named_module(self) -> None:
         """An allowed module id builds the env it names."""
         from dnne.nodes.envs.gym_backend import GymnasiumEnv
