@@ -46,6 +46,7 @@ def validate(graph: Graph, registry: NodeRegistry) -> list[Issue]:
     _check_unused_outputs(graph, classes, valid_links, issues)
     _check_loops(graph, classes, valid_links, issues)
     issues.extend(check_streams(graph, classes, valid_links))
+    issues.extend(_duplicate_links(valid_links))
     _check_run(graph.run, registry, issues)
     _check_placement(graph, classes, valid_links, registry, issues)
     graph.links = valid_links
@@ -161,6 +162,19 @@ def _check_links(graph: Graph, classes: dict[str, type[Node]], registry: NodeReg
         valid.append(LinkSpec(link.src, out_name, link.dst, in_name, link.capacity, link.policy, link.route,
                               link.where, link.stream))
     return valid
+
+
+def _duplicate_links(links: list[LinkSpec]) -> list[Issue]:
+    """The same output linked twice to the same input would deliver every message twice, on two channels of one
+    name: refused."""
+    seen: set[str] = set()
+    issues = []
+    for link in links:
+        if str(link) in seen:
+            issues.append(Issue("duplicate_link", f"{link} is written more than once", link.dst, link.dst_port,
+                                link.where))
+        seen.add(str(link))
+    return issues
 
 
 def _links_from_unknown_types(graph: Graph, classes: dict[str, type[Node]]) -> list[LinkSpec]:

@@ -79,7 +79,7 @@ EXPECTED: dict[str, tuple[str | None, str | None, list[str]]] = {
 
 # codes the corpus has no file for, and the tests below that cover them instead
 GENERATED = {"file_too_large", "file_not_found", "too_many_nodes"}
-COMPOSITION = {"bad_group", "unknown_group", "unknown_stream", "bad_stream"}  # test_composition.py
+COMPOSITION = {"bad_group", "unknown_group", "unknown_stream", "bad_stream", "duplicate_link"}  # test_composition.py
 
 
 def corpus_files() -> list[Path]:

@@ -36,6 +36,7 @@ def codes(overrides: list[str], source: object = CARTPOLE) -> list[str]:
 
 
 class TestNumbersAndDepth:
+    @pytest.mark.nodes
     @pytest.mark.parametrize("override", [f"trainer.gamma={BIG}", f"run.target_return={BIG}",
                                           f"run.max_steps={BIG}", f"run.timeout={BIG}", f"trainer.gamma=-{'9' * 5000}"])
     def test_huge_integers_in_set(self, override: str) -> None:
@@ -145,6 +146,7 @@ class TestPluginsAndTools:
         done = dnne("plot", str(tmp_path), "-o", str(tmp_path / "c.png"))
         assert done.returncode == 2 and "metrics.jsonl, line 2" in done.stderr and "Traceback" not in done.stderr
 
+    @pytest.mark.nodes
     @pytest.mark.parametrize(("argv", "warned"), [
         (["run", str(ROOT / "graphs" / "dnne" / "cartpole_ppo.json")], True),
         (["run", str(ROOT / "graphs" / "dnne" / "cartpole_ppo.json"), "--timeout", "5m"], False),

@@ -47,6 +47,7 @@ class TestFaults:
         assert result.stop_reason == "failed" and result.error is not None
         assert result.error.node_id == "trainer" and "non-finite" in str(result.error.cause)
 
+    @pytest.mark.nodes
     def test_await_forever(self, mode: str) -> None:
         """A node awaiting a future nobody completes is reported like a deadlock, with where it waits."""
         _, result = run_faulty("hang", mode, hang_grace_s=2.0)
