@@ -60,6 +60,7 @@ class TestModuleIds:
         assert marker.exists()
         assert done.returncode == 2 and "unknown_env_id" in done.stderr and "module_not_allowed" not in done.stderr
 
+    @pytest.mark.nodes
     def test_set_cannot_allow_a_module(self, tmp_path: Path) -> None:
         """The allow-list is not a run key: a file or ``--set run.`` cannot grant it."""
         with pytest.raises(GraphError) as caught:
