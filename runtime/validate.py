@@ -48,6 +48,7 @@ def validate(graph: Graph, registry: NodeRegistry) -> list[Issue]:
     _check_loops(graph, classes, valid_links, issues)
     issues.extend(check_streams(graph, classes, valid_links))
     _check_offsets(classes, valid_links, registry, issues)
+    issues.extend(_duplicate_links(valid_links))
     _check_run(graph.run, registry, issues)
     _check_placement(graph, classes, valid_links, registry, issues)
     graph.links = valid_links
@@ -177,6 +178,19 @@ def _reads(port: Input, out_type: str, registry: NodeRegistry) -> bool:
     """Whether input ``port`` lists ``out_type`` (or a type of the same name) among the types it reads."""
     name = registry.types.get(out_type).name
     return any(registry.types.get(listed).name == name for listed in port.reads)
+
+
+def _duplicate_links(links: list[LinkSpec]) -> list[Issue]:
+    """The same output linked twice to the same input would deliver every message twice, on two channels of one
+    name: refused."""
+    seen: set[str] = set()
+    issues = []
+    for link in links:
+        if str(link) in seen:
+            issues.append(Issue("duplicate_link", f"{link} is written more than once", link.dst, link.dst_port,
+                                link.where))
+        seen.add(str(link))
+    return issues
 
 
 def _links_from_unknown_types(graph: Graph, classes: dict[str, type[Node]]) -> list[LinkSpec]:

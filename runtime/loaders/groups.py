@@ -21,6 +21,7 @@ file cannot name further files. Nothing in them is imported or run.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -240,7 +241,7 @@ def _substitute(value: Any, values: dict[str, Any], problems: list[str]) -> Any:
     return value
 
 
-def _expand_link(link: Any, local: set[str], values: dict[str, Any], expand_id: Any,
+def _expand_link(link: Any, local: set[str], values: dict[str, Any], expand_id: Callable[[str], str],
                  problems: list[str]) -> Any:
     if isinstance(link, list) and len(link) == 2:
         ends, options = list(link), {}

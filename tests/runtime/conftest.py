@@ -42,3 +42,13 @@ def execute(graph: Graph, registry: NodeRegistry, **options: Any) -> tuple[Graph
 def run_graph():
     """``run_graph(graph, registry, **GraphRun options) -> (GraphRun, RunResult)``."""
     return execute
+
+
+NODE_PACKAGE_FIXTURES = {"full_registry", "builtin_registry"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A test that asks for the installed node packages goes through dnne.nodes: mark it ``nodes``."""
+    for item in items:
+        if NODE_PACKAGE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.nodes)

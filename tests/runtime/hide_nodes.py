@@ -26,6 +26,7 @@ for name in [name for name in sys.modules if name == "dnne.nodes" or name.starts
     del sys.modules[name]
 
 
+@pytest.hookimpl(trylast=True)  # after the conftest files have marked their tests
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Skip the tests marked ``nodes``: they need the hidden package."""
     skip = pytest.mark.skip(reason="needs dnne.nodes, hidden by hide_nodes")

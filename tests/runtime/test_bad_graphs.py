@@ -82,6 +82,7 @@ EXPECTED: dict[str, tuple[str | None, str | None, list[str]]] = {
 
 # codes the corpus has no file for, and the tests below that cover them instead
 GENERATED = {"file_too_large", "file_not_found", "too_many_nodes"}
+COMPOSITION = {"bad_group", "unknown_group", "unknown_stream", "bad_stream", "duplicate_link"}  # test_composition.py
 
 
 def corpus_files() -> list[Path]:
@@ -191,12 +192,13 @@ class TestGeneratedInputs:
         import re
 
         root = Path(__file__).resolve().parents[2] / "runtime"
-        sources = [root / "validate.py", root / "loading.py", *sorted((root / "loaders").glob("*.py"))]
+        sources = [root / "validate.py", root / "loading.py", root / "streams.py",
+                   *sorted((root / "loaders").glob("*.py"))]
         emitted = set()
         for source in sources:
             emitted |= set(re.findall(r'Issue\(\s*"([a-z_]+)"', source.read_text()))
             emitted |= set(re.findall(r'ParamError\(\s*"([a-z_]+)"', source.read_text()))
         emitted |= set(re.findall(r'ParamError\(\s*"([a-z_]+)"', (root / "ports.py").read_text()))
         emitted -= {"ignored_field", "unused_output", "bad_override"}  # warnings, and --set only (test_loading)
-        covered = {stem.split("__")[0] for stem in EXPECTED} | GENERATED
+        covered = {stem.split("__")[0] for stem in EXPECTED} | GENERATED | COMPOSITION
         assert emitted - covered == set()

@@ -37,12 +37,14 @@ def codes(overrides: list[str], source: object = CARTPOLE) -> list[str]:
 
 
 class TestNumbersAndDepth:
+    @pytest.mark.nodes
     @pytest.mark.parametrize("override", [f"trainer.gamma={BIG}", f"run.target_return={BIG}",
                                           f"run.max_steps={BIG}", f"run.timeout={BIG}", f"trainer.gamma=-{'9' * 5000}"])
     def test_huge_integers_in_set(self, override: str) -> None:
         """Integers beyond 64 bits in --set are refused with a message, never an OverflowError."""
         assert codes([override]) == ["bad_override"]
 
+    @pytest.mark.nodes
     def test_huge_integer_in_file(self, tmp_path: Path) -> None:
         """A 401-digit integer in a file is refused at its place."""
         path = tmp_path / "g.json"
@@ -51,6 +53,7 @@ class TestNumbersAndDepth:
             load_graph(path, registry=REGISTRY)
         assert [(i.code, i.where) for i in caught.value.errors] == [("number_too_large", "/nodes/trainer/params/gamma")]
 
+    @pytest.mark.nodes
     def test_huge_numbers_from_code(self) -> None:
         """A graph built in code with huge Python integers gets issues, not exceptions."""
         document = json.loads(CARTPOLE.read_text())
@@ -59,16 +62,19 @@ class TestNumbersAndDepth:
         found = set(codes([], document))
         assert found == {"number_too_large", "bad_run_option"}
 
+    @pytest.mark.nodes
     def test_huge_max_steps_flag(self, tmp_path: Path) -> None:
         """--max-steps with 401 digits is a usage error, exit 2."""
         done = dnne("run", str(CARTPOLE), "--max-steps", BIG, "--run-dir", str(tmp_path / "r"))
         assert done.returncode == 2 and "too large" in done.stderr and "Traceback" not in done.stderr
 
+    @pytest.mark.nodes
     @pytest.mark.parametrize("depth", [62, 50_000])
     def test_deep_set_values(self, depth: int) -> None:
         """A --set value deeper than the file's depth limit allows at its place is refused (no RecursionError)."""
         assert codes(["agent.hidden_sizes=" + "[" * depth + "]" * depth]) == ["bad_override"]
 
+    @pytest.mark.nodes
     def test_set_value_within_depth(self) -> None:
         """A nested value within the limit is taken (then checked as a param)."""
         assert "bad_override" not in codes(["agent.hidden_sizes=" + "[" * 10 + "]" * 10])
@@ -103,6 +109,7 @@ class TestFiles:
 
 
 class TestNames:
+    @pytest.mark.nodes
     def test_did_you_mean(self, tmp_path: Path) -> None:
         """Misspelt node types, ports, params, node ids and run keys get the closest known name."""
         document = json.loads(CARTPOLE.read_text())
@@ -118,6 +125,7 @@ class TestNames:
 
 
 class TestPluginsAndTools:
+    @pytest.mark.nodes
     def test_plugin_calling_sys_exit(self, tmp_path: Path) -> None:
         """A plugin that calls sys.exit while it loads is a clear error, exit 2."""
         (tmp_path / "quitter.py").write_text("import sys\nsys.exit(0)\n")
@@ -125,18 +133,21 @@ class TestPluginsAndTools:
         done = dnne("validate", str(CARTPOLE), "--plugin", "quitter", env=env)
         assert done.returncode == 2 and "called sys.exit(0)" in done.stderr
 
+    @pytest.mark.nodes
     def test_plugin_given_as_a_file(self) -> None:
         """--plugin ./file.py says how to name it as a module."""
         done = dnne("validate", str(CARTPOLE), "--plugin", "./my_nodes.py")
         assert done.returncode == 2 and "not a module name" in done.stderr and "--plugin my_nodes" in done.stderr
         assert "TypeError" not in done.stderr
 
+    @pytest.mark.nodes
     def test_plot_names_the_bad_line(self, tmp_path: Path) -> None:
         """dnne plot on a metrics file with a malformed line names the file and the line."""
         (tmp_path / "metrics.jsonl").write_text('{"env_steps": 1, "mean_return": 2}\n{"env_steps": \n')
         done = dnne("plot", str(tmp_path), "-o", str(tmp_path / "c.png"))
         assert done.returncode == 2 and "metrics.jsonl, line 2" in done.stderr and "Traceback" not in done.stderr
 
+    @pytest.mark.nodes
     @pytest.mark.parametrize(("argv", "warned"), [
         (["run", str(ROOT / "graphs" / "dnne" / "cartpole_ppo.json")], True),
         (["run", str(ROOT / "graphs" / "dnne" / "cartpole_ppo.json"), "--timeout", "5m"], False),
@@ -245,6 +256,7 @@ SET_TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=60) | s
     st.sampled_from(["", "1", BIG, "NaN", "1e999", '"x"', "{}"]))
 
 
+@pytest.mark.nodes
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(target=st.sampled_from(["run", "trainer", "agent", "env", "nosuch", ""]),
        name=st.sampled_from(["gamma", "hidden_sizes", "num_envs", "max_steps", "timeout", "device", "task", "x"]),

@@ -28,6 +28,7 @@ def summary(run_dir: Path) -> dict:
 
 
 class TestExitCodes:
+    @pytest.mark.nodes
     def test_bad_file_exits_2_without_traceback(self, tmp_path: Path) -> None:
         """A graph with an unknown node type and a bad param exits 2, naming both, no traceback."""
         graph = json.loads(CARTPOLE.read_text())
@@ -41,6 +42,7 @@ class TestExitCodes:
         assert "value_out_of_bounds" in done.stderr and "/nodes/trainer/params/gamma" in done.stderr
         assert "Traceback" not in done.stderr
 
+    @pytest.mark.nodes
     def test_setup_mismatch_exits_2(self, tmp_path: Path) -> None:
         """An agent input_size that contradicts the env is a clear setup error naming the node, exit 2."""
         done = dnne("run", str(CARTPOLE), "--set", "agent.input_size=7", "--run-dir", str(tmp_path / "r"), "-q")
@@ -49,6 +51,7 @@ class TestExitCodes:
         assert "Traceback" not in done.stderr
         assert summary(tmp_path / "r")["stop_reason"] == "failed"
 
+    @pytest.mark.nodes
     def test_action_space_mismatch_exits_2(self, tmp_path: Path) -> None:
         """A discrete agent on a continuous env is a setup error naming the agent, exit 2."""
         done = dnne("run", str(CARTPOLE), "--set", "env.task=Pendulum", "--run-dir", str(tmp_path / "r"), "-q")
@@ -56,6 +59,7 @@ class TestExitCodes:
         assert "'agent'" in done.stderr and "action_space is 'discrete'" in done.stderr
         assert "Traceback" not in done.stderr
 
+    @pytest.mark.nodes
     def test_node_failure_exits_1(self, tmp_path: Path) -> None:
         """A plugin node that raises mid-run stops the graph: exit 1, the node named, summary says failed."""
         (tmp_path / "raising_plugin.py").write_text(
@@ -87,6 +91,7 @@ class TestExitCodes:
         assert result["stop_reason"] == "failed" and result["error"]["node"] == "boom"
         assert not (tmp_path / "r" / "checkpoints").exists()
 
+    @pytest.mark.nodes
     def test_validate_and_nodes(self) -> None:
         """validate accepts the shipped graph; nodes lists every built-in type."""
         assert dnne("validate", str(CARTPOLE)).returncode == 0
@@ -95,6 +100,7 @@ class TestExitCodes:
 
 
 class TestSignals:
+    @pytest.mark.nodes
     def test_sigint_to_background_job(self, tmp_path: Path) -> None:
         """A run started as a background job of a non-interactive shell stops on SIGINT: exit 130, summary and
         checkpoint written."""
@@ -125,6 +131,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 class TestResumeAndTools:
+    @pytest.mark.nodes
     def test_resume_continues_counters(self, trained: Path, tmp_path: Path) -> None:
         """--resume continues env_steps and iterations in the same run directory, appending metrics."""
         before = summary(trained)
@@ -148,6 +155,7 @@ class TestResumeAndTools:
         assert done.returncode == 2 and "not a readable checkpoint" in done.stderr
         assert "Traceback" not in done.stderr
 
+    @pytest.mark.nodes
     def test_checkpoint_of_another_graph_refused(self, trained: Path, tmp_path: Path) -> None:
         """Playing a checkpoint with a graph whose node types differ names the mismatched nodes."""
         graph = json.loads(CARTPOLE.read_text())
@@ -158,6 +166,7 @@ class TestResumeAndTools:
         done = dnne("play", str(path), "--checkpoint", str(trained), "--episodes", "1")
         assert done.returncode == 2 and "different graph" in done.stderr and "agent2" in done.stderr
 
+    @pytest.mark.nodes
     def test_play_reports_returns(self, trained: Path) -> None:
         """play runs without the trainer and reports episode returns."""
         done = dnne("play", str(CARTPOLE), "--checkpoint", str(trained), "--episodes", "3")
@@ -171,6 +180,7 @@ class TestResumeAndTools:
         assert dnne("plot", str(trained), "-o", str(out)).returncode == 0
         assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
+    @pytest.mark.nodes
     def test_tensorboard_readable(self, trained: Path) -> None:
         """TensorBoard's own reader finds the loss and return scalars."""
         from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -180,6 +190,7 @@ class TestResumeAndTools:
         tags = acc.Tags()["scalars"]
         assert "trainer/policy_loss" in tags and any(t.endswith("mean_return") for t in tags)
 
+    @pytest.mark.nodes
     def test_export_matches_agent(self, trained: Path, tmp_path: Path) -> None:
         """The exported policy (torch.export) gives the agent's deterministic actions."""
         out = tmp_path / "policy.pt2"

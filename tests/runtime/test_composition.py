@@ -27,6 +27,14 @@ class TestStreams:
         (issue,) = info.value.errors
         assert issue.node == "s" and "'c'" in issue.message and "streams: a, b" in issue.message
 
+    def test_the_same_link_twice_is_refused(self, registry):
+        """Found by the build fuzz rule: a fan-in input linked twice from one output passed validation and built
+        two channels of one name. It is a duplicate_link error now."""
+        g = Graph().add("a", "Count").add("s", "Sink").link("a.out", "s.x").link("a.out", "s.x")
+        with pytest.raises(GraphError) as info:
+            load_graph(g, registry=registry)
+        assert codes(info.value) == ["duplicate_link"] and info.value.errors[0].node == "s"
+
     def test_route_naming_a_fan_in_source_is_accepted(self, registry):
         """Today's files route by the id of a node feeding a fan-in input: still a declared stream."""
         g = (Graph().add("a", "Count", n=3).add("b", "Count", n=3).add("m", "Sink").add("s", "Sink")

@@ -35,6 +35,7 @@ def run_faulty(fault: str, mode: str, at: int = 100, hang_grace_s: float = 60.0)
 
 @pytest.mark.parametrize("mode", ["sync", "async"])
 class TestFaults:
+    @pytest.mark.nodes
     def test_raise(self, mode: str) -> None:
         """A node raising stops the run, blamed on that node with its cause."""
         _, result = run_faulty("raise", mode)
@@ -42,6 +43,7 @@ class TestFaults:
         assert result.error.node_id == "fault" and "injected fault" in str(result.error.cause)
         assert result.counters["env_steps"] < 4096
 
+    @pytest.mark.nodes
     @pytest.mark.parametrize("value", ["nan", "inf"])
     def test_non_finite_rewards(self, mode: str, value: str) -> None:
         """Non-finite rewards make the trainer stop after its updates in a row fail, naming the trainer."""
@@ -49,6 +51,7 @@ class TestFaults:
         assert result.stop_reason == "failed" and result.error is not None
         assert result.error.node_id == "trainer" and "non-finite" in str(result.error.cause)
 
+    @pytest.mark.nodes
     def test_await_forever(self, mode: str) -> None:
         """A node awaiting a future nobody completes is reported like a deadlock, with where it waits."""
         _, result = run_faulty("hang", mode, hang_grace_s=2.0)
@@ -56,6 +59,7 @@ class TestFaults:
         assert result.error.node_id == "fault" and isinstance(result.error.cause, DeadlockError)
         assert "fault awaits in compute" in str(result.error.cause)
 
+    @pytest.mark.nodes
     def test_no_fault(self, mode: str) -> None:
         """The fault node passes rewards through untouched until its firing: the run ends normally."""
         _, result = run_faulty("none", mode)

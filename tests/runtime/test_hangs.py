@@ -1,6 +1,8 @@
 """A stuck run can always be stopped and is reported: a node blocking the event loop, Ctrl-C at any moment."""
 from __future__ import annotations
 
+import pytest
+
 import json
 import os
 import signal
@@ -71,6 +73,7 @@ class TestEarlyExits:
         done = subprocess.run(DNNE, capture_output=True, text=True, timeout=60)
         assert done.returncode == 2 and "usage" in done.stderr and "Traceback" not in done.stderr
 
+    @pytest.mark.nodes
     def test_ctrl_c_while_starting(self, tmp_path: Path) -> None:
         """SIGINT as soon as the CLI's code runs (before torch, the graph and the run's own handlers are loaded),
         to a background job (which inherits SIGINT ignored), is exit 130 without a traceback."""

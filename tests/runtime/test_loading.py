@@ -191,6 +191,7 @@ class TestApiPrompt:
         assert g.nodes["1"].params == {"n": 3}
         assert g.format == "api"
 
+    @pytest.mark.nodes
     def test_list_param_is_not_a_link(self, full_registry):
         """A two-integer list param (hidden_sizes [64, 64]) stays a param in an API prompt."""
         doc = {"1": {"class_type": "EnvNode", "inputs": {"num_envs": 2}},
@@ -199,6 +200,7 @@ class TestApiPrompt:
         assert g.nodes["3"].params["hidden_sizes"] == [64, 64]
         assert link_set(g) == {"1.observations -> 3.observations"}
 
+    @pytest.mark.nodes
     def test_dnne_output_indices_count_placeholders(self, builtin_registry):
         """API output indices count DNNE's sockets: the trainer's training_complete is output 1."""
         workflow_doc = json.loads(DNNE_FILE.read_text())
@@ -220,6 +222,7 @@ def graph(builtin_registry):
 
 
 class TestDnneFile:
+    @pytest.mark.nodes
     def test_node_types(self, graph):
         """The real DNNE file loads its six nodes with their DNNE type names."""
         assert {k: v.type for k, v in graph.nodes.items()} == {
@@ -236,6 +239,7 @@ class TestDnneFile:
             "6.training_complete -> 4.trigger", "4.rewards -> 6.rewards", "4.observations -> 2.input_b",
             "6.weights -> 3.weights"}
 
+    @pytest.mark.nodes
     def test_widget_params_mapped(self, graph):
         """Widget values map to canonical param names (num_epochs -> epochs, gae_lambda -> lam, action_dim -> output_size)."""
         trainer, agent, env = graph.nodes["6"].params, graph.nodes["3"].params, graph.nodes["1"].params
@@ -245,6 +249,7 @@ class TestDnneFile:
         assert env["task"] == "Cartpole" and env["num_envs"] == 1 and env["device"] == "cuda"
         assert graph.nodes["5"].params["max_push_effort"] == 10.0
 
+    @pytest.mark.nodes
     def test_v1_links_load_the_same(self, builtin_registry, graph):
         """The DNNE file with its links rewritten as v1.0 objects loads the same graph."""
         doc = json.loads(DNNE_FILE.read_text())
@@ -252,6 +257,7 @@ class TestDnneFile:
                          "type": l[5]} for l in doc["links"]]
         assert link_set(load_graph(doc, registry=builtin_registry)) == link_set(graph)
 
+    @pytest.mark.nodes
     def test_round_trip_to_native(self, builtin_registry, graph, tmp_path):
         """The DNNE graph written as native and loaded back is the same graph."""
         path = tmp_path / "cartpole.json"
@@ -261,6 +267,7 @@ class TestDnneFile:
             {k: (v.type, v.params) for k, v in graph.nodes.items()}
         assert link_set(again) == link_set(graph)
 
+    @pytest.mark.nodes
     def test_link_to_a_context_socket_is_unknown_port(self, builtin_registry):
         """A link into DNNE's placeholder 'context' socket is an unknown_port error."""
         doc = json.loads(DNNE_FILE.read_text())
@@ -315,6 +322,7 @@ class TestOverrides:
         assert sorted(codes(info.value)) == ["bad_override", "non_finite_value", "unknown_param",
                                              "value_out_of_bounds"]
 
+    @pytest.mark.nodes
     def test_dnne_alias_override_replaces_the_written_spelling(self, builtin_registry):
         """--set 6.epochs=2 on a DNNE file replaces the value written as num_epochs."""
         g = load_graph(DNNE_FILE, registry=builtin_registry, overrides=["6.num_epochs=2", "1.num_envs=4"])

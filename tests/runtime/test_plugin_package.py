@@ -31,6 +31,7 @@ class TestExamplePackage:
         (info,) = json.loads(out.stdout)
         assert info["type"] == "RewardScaleNode" and "reward_scale" in info["source"]
 
+    @pytest.mark.nodes
     def test_plugin_node_runs_in_a_graph(self, installed: dict[str, str], tmp_path: Path) -> None:
         """A Cartpole graph with the plugin node between step and trainer trains and exits 0."""
         graph = json.loads((ROOT / "graphs" / "cartpole_ppo.json").read_text())

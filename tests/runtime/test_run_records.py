@@ -56,6 +56,7 @@ def trainer_iterations(run_dir: Path) -> list[int]:
 
 
 class TestFailureCheckpoints:
+    @pytest.mark.nodes
     def test_node_exception_saves_last_consistent_state(self, tmp_path: Path) -> None:
         """A node raising at step 100 (after 3 updates) leaves the state after update 3, and it resumes."""
         run_dir = tmp_path / "r"
@@ -71,6 +72,7 @@ class TestFailureCheckpoints:
         assert again.returncode == 0, again.stderr
         assert json.loads((run_dir / "summary.json").read_text())["env_steps"] >= 2048
 
+    @pytest.mark.nodes
     def test_nan_stop_keeps_a_real_checkpoint(self, tmp_path: Path) -> None:
         """NaN rewards from step 100 stop the trainer; the checkpoint it promises exists and holds finite weights."""
         run_dir = tmp_path / "r"
@@ -83,6 +85,7 @@ class TestFailureCheckpoints:
         tensors = [t for t in _tensors(weights)]
         assert tensors and all(bool(torch.isfinite(t).all()) for t in tensors if t.is_floating_point())
 
+    @pytest.mark.nodes
     def test_killed_run_resumes_without_duplicate_rows(self, tmp_path: Path) -> None:
         """A process that dies after its checkpoint at update 2 (rows up to update 3) resumes with each update's
         metrics row exactly once, and with its saved --checkpoint-every."""
@@ -119,6 +122,7 @@ def finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 class TestOneRunPerDirectory:
+    @pytest.mark.nodes
     def test_existing_run_dir_refused(self, finished: Path) -> None:
         """A second run into a directory holding a run is bad input and changes nothing there."""
         before = {p: p.stat().st_mtime_ns for p in finished.rglob("*")}
@@ -126,6 +130,7 @@ class TestOneRunPerDirectory:
         assert done.returncode == 2 and "--resume" in done.stderr and "--force" in done.stderr
         assert {p: p.stat().st_mtime_ns for p in finished.rglob("*")} == before
 
+    @pytest.mark.nodes
     def test_force_replaces(self, tmp_path: Path) -> None:
         """--force replaces the old run: its checkpoints, metrics and summary are gone; other files stay."""
         run_dir = tmp_path / "r"
@@ -139,6 +144,7 @@ class TestOneRunPerDirectory:
         assert "999999" not in (run_dir / "metrics.jsonl").read_text()
         assert (run_dir / "notes.txt").read_text() == "mine"
 
+    @pytest.mark.nodes
     def test_lock_refuses_a_second_writer(self, tmp_path: Path) -> None:
         """While one run holds the directory's lock, another (even --resume or --force) is refused."""
         lock = RunLock(tmp_path / "r")

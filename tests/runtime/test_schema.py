@@ -62,6 +62,7 @@ class TestSchema:
         """Every native graph in graphs/ validates against the schema."""
         VALIDATOR.validate(json.loads(path.read_text()))
 
+    @pytest.mark.nodes
     def test_there_are_native_graph_files(self):
         """graphs/ holds at least one native graph (so the check above checks something)."""
         assert NATIVE_FILES

@@ -44,6 +44,7 @@ def jsonl_rows(run_dir: Path) -> list[dict]:
 
 
 class TestSinks:
+    @pytest.mark.nodes
     def test_csv_is_one_table_equal_to_jsonl(self, tracked: tuple[Path, str]) -> None:
         """metrics.csv holds every JSON-lines row under one header, with the same values."""
         run_dir, _ = tracked
@@ -56,6 +57,7 @@ class TestSinks:
                 assert line[key] == str(value)
         assert {"policy_loss", "env_steps", "iterations", "wall_time_s"} <= set(table[0])
 
+    @pytest.mark.nodes
     def test_tensorboard_groups_come_from_nodes(self, tracked: tuple[Path, str]) -> None:
         """TensorBoard scalars are grouped as the run's counters and each node's own values."""
         from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -68,6 +70,7 @@ class TestSinks:
         losses = [event.value for event in accumulator.Scalars("trainer/policy_loss")]
         assert losses == pytest.approx([row["policy_loss"] for row in jsonl_rows(run_dir)])
 
+    @pytest.mark.nodes
     def test_wandb_offline_run(self, tracked: tuple[Path, str]) -> None:
         """The W&B sink writes one offline run (for ``wandb sync``) holding every row's loss and env step."""
         run_dir, _ = tracked
@@ -79,6 +82,7 @@ class TestSinks:
             assert json.dumps(row["policy_loss"]).encode() in records
             assert b"_step" in records and str(row["env_steps"]).encode() in records
 
+    @pytest.mark.nodes
     def test_mlflow_file_store(self, tracked: tuple[Path, str]) -> None:
         """The MLflow sink logs each row at its env step; MLflow's client reads the same history back."""
         from mlflow.tracking import MlflowClient
@@ -93,6 +97,7 @@ class TestSinks:
         assert [m.step for m in history] == [r["env_steps"] for r in rows]
         assert [m.value for m in history] == pytest.approx([r["policy_loss"] for r in rows])
 
+    @pytest.mark.nodes
     def test_run_json_records_origin(self, tracked: tuple[Path, str]) -> None:
         """run.json records the command line and the versions of torch and the runtime."""
         import torch

@@ -60,6 +60,7 @@ class TestModuleIds:
         assert marker.exists()
         assert done.returncode == 2 and "unknown_env_id" in done.stderr and "module_not_allowed" not in done.stderr
 
+    @pytest.mark.nodes
     def test_set_cannot_allow_a_module(self, tmp_path: Path) -> None:
         """The allow-list is not a run key: a file or ``--set run.`` cannot grant it."""
         with pytest.raises(GraphError) as caught:
@@ -67,6 +68,7 @@ class TestModuleIds:
         codes = {issue.code for issue in caught.value.errors}
         assert {"module_not_allowed", "bad_run_option"} <= codes
 
+    @pytest.mark.nodes
     def test_backend_refuses_module_id(self) -> None:
         """The env class itself refuses an id whose module is not allowed (the embedding path)."""
         from dnne.nodes.envs.gym_backend import GymnasiumEnv
@@ -74,6 +76,7 @@ class TestModuleIds:
         with pytest.raises(ValueError, match="may not import modules"):
             GymnasiumEnv("os:CartPole-v1", 1)
 
+    @pytest.mark.nodes
     def test_backend_allows_named_module(self) -> None:
         """An allowed module id builds the env it names."""
         from dnne.nodes.envs.gym_backend import GymnasiumEnv
