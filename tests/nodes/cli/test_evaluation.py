@@ -34,7 +34,6 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 class TestEvaluation:
-    @pytest.mark.nodes
     def test_exactly_n_episodes_with_statistics(self, trained: Path) -> None:
         """eval reports exactly N episodes, each with its return and length, and their mean and std."""
         report = evaluate("eval", trained, "--episodes", "5")
@@ -43,7 +42,6 @@ class TestEvaluation:
         assert report["std_return"] == pytest.approx(statistics.pstdev(report["returns"]))
         assert report["returns"] == [float(length) for length in report["lengths"]]  # Cartpole: +1 per step
 
-    @pytest.mark.nodes
     def test_any_num_envs_and_fresh_episodes(self, trained: Path) -> None:
         """A checkpoint of 8 envs evaluates on 1 env (the envs start fresh, not from the checkpoint's state)."""
         report = evaluate("play", trained, "--episodes", "3", "--set", "env.num_envs=1")
@@ -58,7 +56,6 @@ class TestEvaluation:
         assert first["returns"] == again["returns"]
         assert first["returns"] != other["returns"]
 
-    @pytest.mark.nodes
     def test_not_bound_by_training_stop_conditions(self, trained: Path) -> None:
         """The training graph's max_steps (here 10 env steps) does not cut the evaluation short."""
         report = evaluate("eval", trained, "--episodes", "3", "--set", "env.num_envs=1", "--set",
