@@ -395,6 +395,12 @@ class Placement:
         worker.lost = WorkerLost(text + _how_to_resume(run.context.run_dir))
         run.fail(name, "worker", "run", worker.lost)
         worker.kill()
+        pid = self._local_pid(name)
+        if worker.actor is not None and pid is not None:  # a stopped actor here would not act on Ray's kill
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
 
     def _death(self, worker: Worker, error: BaseException | None, run_dir: Path | None) -> str:
         code = worker.returncode
