@@ -195,7 +195,6 @@ class Placement:
         endpoint = self.endpoint
         run.context.shared(ENDPOINT, lambda: endpoint)
         self.mirror = CounterMirror(run.counters, lambda op, name, value: self._counter(None, op, name, value))
-        peers = self._peer_sockets() if self.direct_links else {}
         self.heartbeats = Monitor(lambda name, silent: self._lost(run, name, silent), pid_of=self._local_pid)
         if self.ray is not None:
             try:
@@ -208,6 +207,7 @@ class Placement:
                         f"worker {worker.name!r} could not start: could not join Ray at "
                         f"{self.ray.address or 'a local Ray'}: {type(error).__name__}: {error}"))
                 return
+        peers = self._peer_sockets() if self.direct_links else {}
         try:
             for worker in self.workers.values():
                 # a running worker keeps the run alive (it completes when every node here and every worker has
@@ -428,6 +428,12 @@ class Placement:
         worker.lost = WorkerLost(text + _how_to_resume(run.context.run_dir))
         run.fail(name, "worker", "run", worker.lost)
         worker.kill()
+        pid = self._local_pid(name)
+        if worker.actor is not None and pid is not None:  # a stopped actor here would not act on Ray's kill
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
 
     def _death(self, worker: Worker, error: BaseException | None, run_dir: Path | None) -> str:
         code = worker.returncode

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +19,7 @@ from ray.cluster_utils import Cluster  # noqa: E402
 from dnne.runtime import checkpoint  # noqa: E402
 from dnne.runtime.graph import Graph  # noqa: E402
 from dnne.runtime.loading import load_graph  # noqa: E402
-from dnne.runtime.placement import ray_parts  # noqa: E402
+from dnne.runtime.placement import heartbeat, ray_parts  # noqa: E402
 from dnne.runtime.runner import GraphRun, RunResult  # noqa: E402
 
 HERE = Path(__file__).parent
@@ -104,6 +105,32 @@ def test_a_lost_node_stops_the_run_naming_its_part(cluster, wreg):
     [event] = result.placement["events"]
     assert event["worker"] == "w1" and event["event"] in ("worker_died", "worker_lost")
     assert event["where"]["node_id"] == doomed.node_id
+
+
+def test_a_stopped_actor_is_lost_by_its_heartbeat(cluster, wreg):
+    """SIGSTOP of an actor's process (a frozen node, as far as the main process can tell): the heartbeat finds
+    it, the event names the part and its Ray node, and the run stops naming it."""
+    g = (Graph().add("c", "Forever", delay=0.005).add("p", "Pid").add("s", "Sink")
+         .link("c.out", "p.x").link("p.y", "s.x"))
+    g.placement = {"c": "w3", "p": "w3"}
+    g.workers = {"w3": on_ray("group3")}
+    run = GraphRun(load_graph(g, registry=wreg), wreg)
+
+    async def scenario() -> RunResult:
+        task = asyncio.ensure_future(run.execute())
+        while "s" not in run.nodes or len(run.nodes["s"].received) < 200:
+            await asyncio.sleep(0.05)
+        os.kill(run.placement.workers["w3"].where["pid"], signal.SIGSTOP)
+        return await asyncio.wait_for(task, 60)
+
+    result = asyncio.run(scenario())
+    assert result.stop_reason == "failed"
+    assert result.error.node_id == "w3"
+    assert "worker 'w3' (nodes c, p) stopped answering: no heartbeat for" in str(result.error)
+    [event] = result.placement["events"]
+    assert event["event"] == "worker_lost" and event["silent_s"] >= heartbeat.TIMEOUT_S
+    nodes = {node["NodeID"]: node["Resources"] for node in ray.nodes() if node["Alive"]}
+    assert "group3" in nodes[event["where"]["node_id"]]
 
 
 def test_the_cli_joins_the_cluster_named_by_ray_address(cluster, wreg, tmp_path):
