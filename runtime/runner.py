@@ -375,8 +375,6 @@ class GraphRun:
                         self.context.warn(f"run hook {type(hook).__name__} failed: {error}")
         return self.result()
 
-
-
     async def _run_nodes(self) -> None:
         assert self._stop_event is not None and self._watchdog is not None
         barrier = asyncio.Event()
