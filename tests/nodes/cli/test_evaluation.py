@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 CARTPOLE = ROOT / "graphs" / "cartpole_ppo.json"
 DNNE = [sys.executable, "-m", "dnne.runtime.cli"]
 
