@@ -7,7 +7,7 @@ import signal
 from typing import Any
 
 import pytest
-from toy_nodes import TOY_NODES, Recorded, events, register_toy_vocabulary
+from toy_nodes import TOY_NODES, Recorded, register_toy_vocabulary
 
 from dnne.runtime import checkpoint
 from dnne.runtime.checkpoint import CheckpointError
