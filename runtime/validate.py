@@ -103,8 +103,7 @@ def _check_node(node_id: str, cls: type[Node], params: dict[str, Any], param_whe
     if check is None:
         return
     full = {name: params.get(name, spec.default) for name, spec in cls.param_specs.items()}
-    context = {"device": graph.run.get("device"), "allowed_modules": graph.allowed_modules, "run": dict(graph.run)}
-    for code, name, message in check(full, context):
+    for code, name, message in check(full, {"device": graph.run.get("device"), "allowed_modules": graph.allowed_modules}):
         issues.append(Issue(code, message, node_id, name, param_where.get(name, where) if name else where))
 
 

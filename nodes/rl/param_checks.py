@@ -10,18 +10,9 @@ Problem = tuple[str, "str | None", str]
 MAX_TRIGGER_UPDATES = 10**9
 
 
-def trainer_problems(params: dict[str, Any], run: dict[str, Any]) -> list[Problem]:
-    """The trainer's params against the run section ``run``: a ``linear`` learning-rate schedule needs a length
-    (``run.max_steps`` or ``run.max_iterations``); the checkpoint trigger, when enabled: ``epoch`` needs a whole
-    number of updates, ``time`` a duration."""
-    problems: list[Problem] = []
-    if params.get("lr_schedule") == "linear" and not (run.get("max_steps") or run.get("max_iterations")):
-        problems.append(("bad_param_value", "lr_schedule", "lr_schedule 'linear' anneals to 0 at the end of the "
-                         "run, so the run needs a length: set run.max_steps or run.max_iterations (--max-steps)"))
-    return problems + _trigger_problems(params)
-
-
-def _trigger_problems(params: dict[str, Any]) -> list[Problem]:
+def trainer_problems(params: dict[str, Any]) -> list[Problem]:
+    """The trainer's checkpoint trigger, when enabled: ``epoch`` needs a whole number of updates, ``time`` a
+    duration."""
     kind, value = params.get("checkpoint_trigger_type"), params.get("checkpoint_trigger_value")
     problem = None
     if kind == "epoch":

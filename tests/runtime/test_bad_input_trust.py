@@ -182,13 +182,6 @@ class TestErrorsBeforeRunning:
         assert done.returncode == 2 and "Traceback" not in done.stderr
         assert "[bad_param_value] node 'trainer' 'checkpoint_trigger_value'" in done.stderr
 
-    def test_linear_schedule_needs_a_run_length(self) -> None:
-        """A linear learning-rate schedule with no max_steps or max_iterations failed at setup (exit 1): refused at
-        load, and accepted again once the run has a length."""
-        assert codes(["run.max_steps=null"]) == ["bad_param_value"]
-        load_graph(CARTPOLE, ["run.max_steps=null", "run.max_iterations=10"], REGISTRY)
-        load_graph(CARTPOLE, ["run.max_steps=null", "trainer.lr_schedule=constant"], REGISTRY)
-
     def test_cnn_layers_checked_together(self) -> None:
         """cnn lists of different lengths, or an image the convolutions shrink to nothing, fail at load."""
         assert codes(["agent.encoder=cnn", "agent.cnn_channels=[8,8]", "agent.cnn_kernels=[3]"]) == [
