@@ -207,7 +207,8 @@ class Placement:
                         f"worker {worker.name!r} could not start: could not join Ray at "
                         f"{self.ray.address or 'a local Ray'}: {type(error).__name__}: {error}"))
                 return
-        peers = self._peer_sockets() if self.direct_links else {}
+        # Socket pairs are inherited by child processes; a Ray actor (perhaps on another machine) cannot inherit one.
+        peers = self._peer_sockets() if self.direct_links and self.ray is None else {}
         try:
             for worker in self.workers.values():
                 # a running worker keeps the run alive (it completes when every node here and every worker has
