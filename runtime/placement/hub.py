@@ -98,16 +98,18 @@ class Worker:
     stall_file: str | None = None
     where: dict[str, Any] = field(default_factory=dict)
     lost: WorkerLost | None = None
+    ended: bool = False
 
     def send(self, data: bytes) -> None:
-        """Write a frame to the worker (dropped once it is gone)."""
-        if self.done or self.writer is None or self.writer.is_closing():
+        """Write a frame to the worker (dropped once it is gone, or once ``close`` ended what it is sent)."""
+        if self.done or self.ended or self.writer is None or self.writer.is_closing():
             return
         self.writer.write(data)
 
     def close(self) -> None:
         """End what this process sends the worker (it stops when it sees the end); its result can still come
         back (a socket is only shut for writing)."""
+        self.ended = True
         if self.writer is not None and not self.writer.is_closing():
             if self.writer.can_write_eof():
                 self.writer.write_eof()

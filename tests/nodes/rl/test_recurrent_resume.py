@@ -31,6 +31,7 @@ def rows(run_dir: Path) -> list[tuple]:
     return [tuple(json.loads(line).get(field) for field in FIELDS) for line in lines]
 
 
+@pytest.mark.slow  # a whole CLI run (10-13 s): CI's slow step
 def test_lstm_split_by_iterations_equals_one_run(tmp_path: Path) -> None:
     """graphs/cartpole_novel_lstm.json: 2 iterations, then --resume to 6, logs exactly what 6 iterations in one
     go log (episodes end inside the first 2 iterations, so states were reset and carried across the cut)."""

@@ -74,6 +74,7 @@ def rows(run_dir: Path) -> list[tuple]:
     return [tuple(json.loads(line).get(field) for field in FIELDS) for line in lines]
 
 
+@pytest.mark.slow  # a whole CLI run (10-13 s): CI's slow step
 def test_reward_scaling_and_separate_critic_resume_exactly(tmp_path: Path) -> None:
     """graphs/pendulum_ppo.json with trainer.reward_scaling and a separate critic trunk: 3 iterations, then --resume
     to 6, logs exactly what 6 iterations in one go log (the running returns and their statistics are checkpointed);

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from dnne.runtime.graph import Graph
 from dnne.runtime.loading import load_graph
 from dnne.runtime.placement import heartbeat
@@ -106,6 +107,7 @@ def test_a_stopped_worker_is_detected_recorded_and_the_run_stops_naming_it(wreg)
     assert result.summary()["placement"]["workers"]["w1"]["kind"] == "process"
 
 
+@pytest.mark.slow  # a whole CLI run (10-13 s): CI's slow step
 def test_the_cli_run_records_the_loss_in_summary_and_metrics(wreg, tmp_path):
     """``dnne run``: exit code of a failed run, ``summary.json`` names the lost worker and where it ran, and
     ``metrics.jsonl`` holds the event row."""

@@ -133,6 +133,7 @@ def test_a_stopped_actor_is_lost_by_its_heartbeat(cluster, wreg):
     assert "group3" in nodes[event["where"]["node_id"]]
 
 
+@pytest.mark.slow  # a whole CLI run (10-13 s): CI's slow step
 def test_the_cli_joins_the_cluster_named_by_ray_address(cluster, wreg, tmp_path):
     """``dnne run --ray-address``: the part runs on the cluster's node, and at the run's stop condition it stops
     and reports (its nodes in the summary, the run not failed)."""
