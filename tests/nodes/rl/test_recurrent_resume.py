@@ -6,29 +6,21 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+from cli_runs import DNNE, dnne, metric_rows
 
 ROOT = Path(__file__).resolve().parents[3]
 LSTM = ROOT / "graphs" / "cartpole_novel_lstm.json"
-DNNE = [sys.executable, "-m", "dnne.runtime.cli"]
 FIELDS = ("iteration", "env_steps", "policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction",
           "explained_variance", "learning_rate", "mean_return", "episodes")
 
 
-def dnne(*args: str) -> None:
-    """Run the CLI and require exit 0."""
-    done = subprocess.run([*DNNE, *args], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-
-
 def rows(run_dir: Path) -> list[tuple]:
     """The training fields of every metrics row."""
-    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
-    return [tuple(json.loads(line).get(field) for field in FIELDS) for line in lines]
+    return metric_rows(run_dir, FIELDS)
 
 
 @pytest.mark.slow  # a whole CLI run (10-13 s): CI's slow step

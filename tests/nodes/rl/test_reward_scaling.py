@@ -2,20 +2,16 @@
 across a checkpoint (exact resume)."""
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-
+from cli_runs import dnne, metric_rows
 from dnne.nodes.rl.reward_scaling import RewardScaler
 
 ROOT = Path(__file__).resolve().parents[3]
 PENDULUM = ROOT / "graphs" / "pendulum_ppo.json"
-DNNE = [sys.executable, "-m", "dnne.runtime.cli"]
 FIELDS = ("iteration", "env_steps", "policy_loss", "value_loss", "entropy", "approx_kl", "explained_variance",
           "mean_return")
 
@@ -62,16 +58,9 @@ class TestRewardScaler:
             RewardScaler(2, 0.99).load_state_dict(RewardScaler(3, 0.99).state_dict())
 
 
-def dnne(*args: str) -> None:
-    """Run the CLI and require exit 0."""
-    done = subprocess.run([*DNNE, *args], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-
-
 def rows(run_dir: Path) -> list[tuple]:
     """The training fields of every metrics row."""
-    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
-    return [tuple(json.loads(line).get(field) for field in FIELDS) for line in lines]
+    return metric_rows(run_dir, FIELDS)
 
 
 @pytest.mark.slow  # a whole CLI run (10-13 s): CI's slow step
