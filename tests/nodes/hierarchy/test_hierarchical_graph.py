@@ -61,6 +61,7 @@ def test_stamps_and_sync_gating_of_both_levels() -> None:
     assert {size for _, _, size in high + low} == {num_envs}
 
 
+@pytest.mark.slow  # a 192k-step training run (about 30 s): CI's slow step
 def test_solves_with_seed_1(tmp_path: Path) -> None:
     """``dnne run graphs/hierarchical_ppo.json --seed 1`` reaches run.target_return (far above a random policy's
     mean return) within the file's own 5-minute timeout."""
