@@ -14,6 +14,8 @@ import threading
 import time
 from collections.abc import Callable
 
+from .loop_turns import LoopTurns
+
 log = logging.getLogger("dnne")
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -48,10 +50,8 @@ class LoopWatchdog:
         self.grace_s = grace_s
         self.tick_s = tick_s
         self.stalls: list[str] = []
-        self._last_turn = time.monotonic()
-        self._posted = False
+        self.turns = LoopTurns(loop)
         self._stopped = threading.Event()
-        self._main = threading.get_ident()
         self._reader, self._writer = socket.socketpair()
         for end in (self._reader, self._writer):
             end.setblocking(False)
@@ -67,38 +67,13 @@ class LoopWatchdog:
         self._reader.close()
         self._writer.close()
 
-    def describe(self) -> tuple[str | None, str]:
-        """The node whose code the main thread is running (``None`` when none is), and a description with the
-        place."""
-        frame = sys._current_frames().get(self._main)
-        if frame is None:
-            return None, "the main thread has ended"
-        where = f"{frame.f_code.co_filename}:{frame.f_lineno} in {frame.f_code.co_name}"
-        from .node import Node
-
-        while frame is not None:
-            owner = frame.f_locals.get("self")
-            if isinstance(owner, Node):
-                return owner.id, (f"node {owner.id!r} ({type(owner).type_name()}) is in {frame.f_code.co_name}, "
-                                  f"now at {where}")
-            frame = frame.f_back
-        return None, f"code outside any node is running, now at {where}"
-
     # ---- the thread ------------------------------------------------------------------------------------------
-    def _turn(self) -> None:
-        self._last_turn = time.monotonic()
-        self._posted = False
-
     def _watch(self) -> None:
         due: tuple[str, float] | None = None
         reported = False
         while not self._stopped.is_set():
-            if not self._posted:
-                self._posted = True
-                try:
-                    self.loop.call_soon_threadsafe(self._turn)
-                except RuntimeError:
-                    return  # the loop is closed
+            if not self.turns.probe():
+                return  # the loop is closed
             readable, _, _ = select.select([self._reader], [], [], self.tick_s)
             now = time.monotonic()
             for signum in self._relay() if readable else ():
@@ -106,19 +81,19 @@ class LoopWatchdog:
                     due = ("interrupted", now)
             if self.deadline is not None and now >= self.deadline and due is None:
                 due = ("timeout", self.deadline)
-            blocked_s = now - self._last_turn
+            blocked_s = self.turns.blocked_s(now)
             if blocked_s < self.tick_s * 2:
                 reported = False
-                if due is not None and self._last_turn > due[1]:
+                if due is not None and self.turns.last_turn > due[1]:
                     due = None  # the loop turned after it: its own handlers took the signal or the deadline
             elif blocked_s >= self.stall_s and not reported:
                 reported = True
-                message = (f"the event loop has not turned for {blocked_s:.0f}s: {self.describe()[1]}; Ctrl-C, SIGTERM "
+                message = (f"the event loop has not turned for {blocked_s:.0f}s: {self.turns.describe()[1]}; Ctrl-C, SIGTERM "
                            "and --timeout still stop the run")
                 self.stalls.append(message)
                 log.warning("%s", message)
-            if due is not None and self._last_turn < due[1] and now - due[1] >= self.grace_s:
-                code = self.on_stuck(due[0], *self.describe())
+            if due is not None and self.turns.last_turn < due[1] and now - due[1] >= self.grace_s:
+                code = self.on_stuck(due[0], *self.turns.describe())
                 sys.stderr.flush()
                 os._exit(code)
 

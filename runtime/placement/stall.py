@@ -13,7 +13,7 @@ import os
 import threading
 import time
 
-from ..loop_watchdog import LoopWatchdog
+from ..loop_turns import LoopTurns
 
 
 def stall_path(directory: str, index: int) -> str:
@@ -44,13 +44,10 @@ class StallNote:
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop, path: str, stall_s: float = 5.0, tick_s: float = 0.25) -> None:
-        self.loop = loop
         self.path = path
         self.stall_s = stall_s
         self.tick_s = tick_s
-        self._main = threading.get_ident()
-        self._last_turn = time.monotonic()
-        self._posted = False
+        self.turns = LoopTurns(loop)
         self._noted = False
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="dnne-stall-note", daemon=True)
@@ -61,22 +58,14 @@ class StallNote:
         self._stopped.set()
         self._thread.join(timeout=5)
 
-    def _turn(self) -> None:
-        self._last_turn = time.monotonic()
-        self._posted = False
-
     def _watch(self) -> None:
         while not self._stopped.wait(self.tick_s):
-            if not self._posted:
-                self._posted = True
-                try:
-                    self.loop.call_soon_threadsafe(self._turn)
-                except RuntimeError:
-                    return  # the loop is closed
-            blocked_s = time.monotonic() - self._last_turn
+            if not self.turns.probe():
+                return  # the loop is closed
+            blocked_s = self.turns.blocked_s(time.monotonic())
             if blocked_s >= self.stall_s and not self._noted:
                 self._noted = True
-                node_id, where = LoopWatchdog.describe(self)  # type: ignore[arg-type]  # it reads only ``_main``
+                node_id, where = self.turns.describe()
                 partial = self.path + ".partial"
                 with open(partial, "w") as file:
                     file.write(f"{node_id or ''}\nits event loop has not turned for {blocked_s:.0f}s: {where}")
