@@ -39,12 +39,14 @@ def test_cartpole_solves(tmp_path: Path) -> None:
     assert summary["solved"] and summary["best_mean_return"] >= 475
 
 
+@pytest.mark.slow
 def test_pendulum_solves(tmp_path: Path) -> None:
     """graphs/pendulum_ppo.json reaches a mean return of -250 within 200k env steps."""
     summary = run(GRAPHS / "pendulum_ppo.json", tmp_path, "--max-steps", "200000")
     assert summary["solved"] and summary["best_mean_return"] >= -250
 
 
+@pytest.mark.slow
 def test_dnne_format_cartpole_learns(tmp_path: Path) -> None:
     """graphs/dnne/cartpole_ppo.json (DNNE workflow format, CartpoleIsaac) reaches 450 within 200k env steps."""
     summary = run(GRAPHS / "dnne" / "cartpole_ppo.json", tmp_path, "--set", "run.target_return=450",
@@ -52,6 +54,7 @@ def test_dnne_format_cartpole_learns(tmp_path: Path) -> None:
     assert summary["solved"] and summary["best_mean_return"] >= 450
 
 
+@pytest.mark.slow
 def test_cartpole_async_solves(tmp_path: Path) -> None:
     """The Cartpole graph with trainer.mode=async also reaches 475, within 150k env steps."""
     summary = run(GRAPHS / "cartpole_ppo.json", tmp_path, "--set", "trainer.mode=async", "--max-steps", "150000")

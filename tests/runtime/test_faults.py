@@ -82,7 +82,7 @@ def faulty_file(tmp_path: Path, fault: str, mode: str, at: int) -> Path:
     return path
 
 
-@pytest.mark.parametrize("mode", ["sync", "async"])
+@pytest.mark.parametrize("mode", ["sync", pytest.param("async", marks=pytest.mark.slow)])
 class TestProcessFaults:
     def test_exit_loses_at_most_the_last_interval(self, mode: str, tmp_path: Path) -> None:
         """A node ending the process (os._exit) mid-run leaves the checkpoints taken before it, and the run resumes

@@ -66,6 +66,7 @@ def test_the_final_checkpoint_holds_every_process_s_nodes(split_run):
     assert state["windows"]["mean_return"]["samples"]  # the episodes the worker finished, window kept in main
 
 
+@pytest.mark.slow
 def test_play_and_export_work_on_a_split_run(split_run, tmp_path):
     played = dnne("play", str(split_run / "graph.json"), "--checkpoint", str(split_run), "--episodes", "2")
     assert json.loads(played.stdout.strip().splitlines()[-1])["episodes"] >= 2
@@ -142,6 +143,7 @@ def test_kill_9_of_a_worker_names_it_its_exit_code_and_last_checkpoint_and_leave
     assert json.loads((run_dir / "summary.json").read_text())["stop_reason"] == "failed"
 
 
+@pytest.mark.slow
 def test_a_periodic_mid_run_checkpoint_of_a_split_run_resumes_exactly(placed, tmp_path):
     """Checkpoints every update: each mid-run one holds every process's nodes (taken at one consistent cut), and
     resuming from the one after update 2 logs exactly what the uninterrupted run logged for update 3."""
