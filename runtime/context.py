@@ -84,10 +84,17 @@ class NodeContext:
             self.run.stop_point_handler()
             await asyncio.get_running_loop().create_future()
 
-    def request_checkpoint(self, reason: str) -> None:
-        """Ask the run to save a checkpoint of every stateful node now (ignored when the run keeps none)."""
+    def request_checkpoint(self, reason: str, keep_as: str | None = None,
+                           record: dict[str, Any] | None = None) -> None:
+        """Ask the run to save a checkpoint of every stateful node now (ignored when the run keeps none).
+
+        With ``keep_as`` (a lowercase word, such as ``best``) the checkpoint is also kept under that name
+        (``checkpoints/NAME.pt``, replaced by the next one of the name and never pruned), and ``record`` (plain
+        values: what makes it that one) is written with its path to ``summary.json`` as ``NAME_checkpoint``.
+        """
         if self.run.checkpoint_handler is not None:
-            self.run.checkpoint_handler(f"{self.node_id}: {reason}")
+            keep = None if keep_as is None else {"name": keep_as, "record": dict(record or {})}
+            self.run.checkpoint_handler(f"{self.node_id}: {reason}", keep)
 
     def shared(self, name: str, factory: Callable[[], Any]) -> Any:
         """A run-wide object shared by the nodes of this run (see ``RunContext.shared``)."""
@@ -128,7 +135,7 @@ class RunContext:
         self.upstream_links: dict[tuple[str, str], list[str]] = {}
         self.metric_sinks: list[Callable[[str, dict[str, float]], None]] = []
         self.stop_handler: Callable[[str, str], None] | None = None
-        self.checkpoint_handler: Callable[[str], None] | None = None
+        self.checkpoint_handler: Callable[[str, dict[str, Any] | None], None] | None = None
         self.stop_points: set[str] = set()
         self.stopping = False
         self.stop_point_handler: Callable[[], None] | None = None
