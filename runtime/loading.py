@@ -69,7 +69,8 @@ def load_graph(
             graph.run[key] = value
             graph.run_where[key] = "the command line"
     expand_run_keys(graph, registry, issues)
-    issues.extend(validate(graph, registry, dict(settings) if settings is not None else None))
+    readable = not any(issue.code == "bad_run_option" and issue.where == "/run" for issue in issues)
+    issues.extend(validate(graph, registry, dict(settings) if settings is not None else None, readable))
     if any(issue.severity == "error" for issue in issues):
         raise GraphError(issues, path)
     graph.warnings = [issue for issue in issues if issue.severity == "warning"]

@@ -21,12 +21,14 @@ MAX_NUM_NODES = 10_000
 MAX_CAPACITY = 1_000_000
 
 
-def validate(graph: Graph, registry: NodeRegistry, settings: dict[str, Any] | None = None) -> list[Issue]:
+def validate(graph: Graph, registry: NodeRegistry, settings: dict[str, Any] | None = None,
+             run_readable: bool = True) -> list[Issue]:
     """Check ``graph`` against the registry; canonicalises param and port names in place.
 
     ``settings`` is the run section the nodes will read, when it is not the graph's own: a part of a split graph
     keeps no stop conditions in its run section, but its nodes see the whole graph's (``check_params`` gets it as
-    ``run``).
+    ``run``). ``run_readable`` false: the file's run section could not be read (already an issue), and checks
+    against it are left out (``run`` is ``None``) rather than piled on top.
 
     Returns every issue found (errors and warnings). A node of an unknown type is reported once; its links and
     params are not reported again.
@@ -37,7 +39,7 @@ def validate(graph: Graph, registry: NodeRegistry, settings: dict[str, Any] | No
     classes: dict[str, type[Node]] = {}
     checked: set[str] = set()
     trusted = {"device": graph.run.get("device"), "allowed_modules": graph.allowed_modules,
-               "run": dict(graph.run if settings is None else settings)}
+               "run": dict(graph.run if settings is None else settings) if run_readable else None}
     for spec in graph.nodes.values():
         cls = registry.get(spec.type)
         if cls is None:

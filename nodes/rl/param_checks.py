@@ -10,12 +10,14 @@ Problem = tuple[str, "str | None", str]
 MAX_TRIGGER_UPDATES = 10**9
 
 
-def trainer_problems(params: dict[str, Any], run: dict[str, Any]) -> list[Problem]:
+def trainer_problems(params: dict[str, Any], run: dict[str, Any] | None) -> list[Problem]:
     """The trainer's params against the run section ``run`` (the whole graph's, also when a part of a split graph
     is validated): a ``linear`` learning-rate schedule needs a length (``run.max_steps`` or
     ``run.max_iterations``) when the run trains; the checkpoint trigger, when enabled: ``epoch`` needs a whole
-    number of updates, ``time`` a duration."""
+    number of updates, ``time`` a duration. ``run`` is ``None`` when the file's run section is unreadable."""
     problems: list[Problem] = []
+    if run is None:
+        return _trigger_problems(params)
     training = run.get("mode") != "play"  # play, eval and export leave the trainer out
     unbounded = run.get("max_steps") is None and run.get("max_iterations") is None  # a bad length is the run's error
     if training and unbounded and params.get("lr_schedule") == "linear":
