@@ -100,6 +100,17 @@ class NodeContext:
         """A run-wide object shared by the nodes of this run (see ``RunContext.shared``)."""
         return self.run.shared(name, factory)
 
+    def producer(self, port: str) -> str | None:
+        """The id of the node that feeds input ``port`` (the first, with several links), as in the whole graph:
+        where the link crosses a process boundary, the producer on the other side, not the proxy that relays it."""
+        sources = self.run.upstream_links.get((self.node_id, port), [])
+        return self.run.relays.get(sources[0], sources[0]) if sources else None
+
+    def relay_for(self, producer: str) -> None:
+        """Declare that this node relays the messages of node ``producer`` (a crossing link's receiving end), so
+        ``producer`` of a node it feeds names ``producer``."""
+        self.run.relays[self.node_id] = producer
+
     def is_linked(self, port: str) -> bool:
         """Whether this node's port has a link."""
         return port in self.run.linked_ports.get(self.node_id, ())
@@ -133,6 +144,8 @@ class RunContext:
         self.contexts: dict[str, NodeContext] = {}
         self.linked_ports: dict[str, set[str]] = {}
         self.upstream_links: dict[tuple[str, str], list[str]] = {}
+        self.relays: dict[str, str] = {}
+        """A relaying node's id -> the id of the node whose messages it relays (``NodeContext.relay_for``)."""
         self.metric_sinks: list[Callable[[str, dict[str, float]], None]] = []
         self.stop_handler: Callable[[str, str], None] | None = None
         self.checkpoint_handler: Callable[[str, dict[str, Any] | None], None] | None = None

@@ -128,10 +128,8 @@ class PolicyEvalNode(Node):
         return run_episodes(self.env, actor, self.episodes, self.seed, self.max_steps)
 
     def _agent_id(self) -> str | None:
-        """The node that feeds ``model``: the agent the best weights belong to."""
-        assert self.io is not None
-        links = self.io.slots["model"].links
-        return links[0].upstream if links else None
+        """The node that feeds ``model`` (in another process too): the agent the best weights belong to."""
+        return self.ctx.producer("model")
 
     async def teardown(self) -> None:
         """Let a running evaluation finish (its thread uses the env), then close the env."""

@@ -137,3 +137,27 @@ def test_best_checkpoint_reproduces_its_return(tmp_path: Path) -> None:
     normalize = any(name.startswith("obs_normalizer") for name in state["nodes"]["agent"]["model"])
     assert greedy_return(state["nodes"]["agent"]["model"], normalize, seed=7, episodes=2) == pytest.approx(
         summary["eval_return_mean"])
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("one_thread")
+def test_best_checkpoint_of_a_split_run(tmp_path: Path) -> None:
+    """With the env group in a worker, the evaluation node runs there (beside the env) and its new bests still
+    reach the run directory as best.pt, through the worker's checkpoint request, with every part's state in it."""
+    document = copy.deepcopy(ZOO)
+    document["placement"] = {node_id: "envs" for node_id in ("env", "or", "action", "step")}
+    document["run"].update(max_steps=1024, target_return=None, timeout=None,
+                           eval={"every_updates": 1, "episodes": 2, "num_envs": 1, "seed": 7})
+    run_dir = tmp_path / "run"
+    graph = load_graph(document, registry=REGISTRY)
+    assert graph.placement["eval"] == "envs"
+    run = GraphRun(graph, REGISTRY, hooks=[RunDirectory(run_dir, tensorboard=False)], run_dir=run_dir)
+    result = asyncio.run(asyncio.wait_for(run.execute(), 300))
+    assert result.error is None
+    summary = json.loads((run_dir / "summary.json").read_text())["best_checkpoint"]
+    state = checkpoint.load(run_dir / "checkpoints" / "best.pt")
+    assert {"eval", "env", "agent", "trainer"} <= set(state["nodes"])
+    assert state["nodes"]["eval"]["best"]["return"] == summary["eval_return_mean"]
+    played = with_best(state)["nodes"]["agent"]["model"]
+    normalize = any(name.startswith("obs_normalizer") for name in played)
+    assert greedy_return(played, normalize, seed=7, episodes=2) == pytest.approx(summary["eval_return_mean"])
