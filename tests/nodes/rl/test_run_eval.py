@@ -41,8 +41,8 @@ class TestWiring:
         """The key becomes a PolicyEvalNode of its values, linked from the trainer's weights (latest, so an
         evaluation never holds the trainer back), the agent's model and the env's handle; the key leaves the run
         section, so the resolved graph loads again without a second node."""
-        graph = load_graph(CARTPOLE, ['run.eval={"every_updates": 5, "episodes": 4, "seed": 3, '
-                                      '"deterministic": false, "num_envs": 2}'], REGISTRY)
+        value = {"every_updates": 5, "episodes": 4, "seed": 3, "deterministic": False, "num_envs": 2}
+        graph = load_graph(CARTPOLE, [f"run.eval={json.dumps(value)}"], REGISTRY)
         node = graph.nodes["eval"]
         assert node.type == "PolicyEvalNode"
         assert node.params == {"every": 5, "episodes": 4, "seed": 3, "deterministic": False, "num_envs": 2}
