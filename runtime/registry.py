@@ -7,16 +7,8 @@ from importlib.metadata import entry_points
 
 from .node import Node
 from .types import PortType, Token, TypeRegistry
-from .vocabulary import (
-    Check,
-    Expand,
-    RunKey,
-    StopShorthand,
-    SummaryField,
-    Vocabulary,
-    engine_run_keys,
-    finite_number,
-)
+from .vocabulary import (Check, Expand, RunKey, StopShorthand, SummaryField, Vocabulary, engine_run_keys,
+                         finite_number)
 
 log = logging.getLogger("dnne")
 

@@ -13,15 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import checkpoint
-from .sinks import (
-    STEP_COUNTER,
-    MetricSink,
-    MetricStamp,
-    RunInfo,
-    make_sink,
-    plain,
-    provenance,
-)
+from .sinks import STEP_COUNTER, MetricSink, MetricStamp, RunInfo, make_sink, plain, provenance
 
 if TYPE_CHECKING:
     from .runner import GraphRun

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import torch
 
+from dnne.nodes.cli.export import deployable_modules
 from dnne.nodes.cli.play import best_file, with_best
 from dnne.nodes.envs.registry import make_env
 from dnne.nodes.rl.actor_critic import ActorCritic
@@ -137,6 +138,11 @@ def test_best_checkpoint_reproduces_its_return(tmp_path: Path) -> None:
     normalize = any(name.startswith("obs_normalizer") for name in state["nodes"]["agent"]["model"])
     assert greedy_return(state["nodes"]["agent"]["model"], normalize, seed=7, episodes=2) == pytest.approx(
         summary["eval_return_mean"])
+    exported = deployable_modules(run_dir / "graph.json", run_dir, [], best=True)["agent"][0].state_dict()
+    acting = {name: value for name, value in state["nodes"]["agent"]["model"].items() if "critic" not in name}
+    assert acting
+    for name, value in acting.items():  # dnne export RUN_DIR --best: the best weights (the critic is not deployed)
+        assert any(value.shape == held.shape and torch.equal(value, held) for held in exported.values()), name
 
 
 @pytest.mark.slow
