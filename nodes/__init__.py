@@ -63,6 +63,8 @@ def register_vocabulary(registry: NodeRegistry) -> None:
     ``play`` passes to the env and agent nodes, the summary fields, the metrics' x axis and the progress line."""
     from dnne.runtime.vocabulary import boolean, integer_at_least, one_of, text
 
+    from .rl import run_eval
+
     registry.add_stop_shorthand("max_steps", "env_steps", "int: stop when env_steps (summed over envs) reaches it",
                                 check=integer_at_least(1))
     registry.add_stop_shorthand("max_iterations", "iterations", "int: stop after this many training iterations",
@@ -75,6 +77,7 @@ def register_vocabulary(registry: NodeRegistry) -> None:
     registry.add_run_key("stochastic", "bool: play samples actions instead of acting deterministically", boolean)
     registry.add_run_key("video_dir", "path: play records env 0's episodes here where the env can render", text)
     registry.add_run_key("video_format", "mp4 or gif: the format of play's videos", one_of("mp4", "gif"))
+    registry.add_run_key("eval", run_eval.DOC, run_eval.eval_problem, expand=run_eval.expand_eval)
     registry.add_summary_field("env_steps", "env_steps", integer=True)
     registry.add_summary_field("iterations", "iterations", integer=True)
     registry.add_summary_field("mean_return", "mean_return")

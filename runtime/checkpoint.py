@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 CHECKPOINT_FORMAT = 1
 _NAME = re.compile(r"^ckpt-(\d+)\.pt$")
+KEPT_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
 log = logging.getLogger("dnne")
 
 
@@ -88,9 +89,33 @@ def save(state: dict[str, Any], directory: Path, index: int, keep: int) -> Path:
     Raises:
         CheckpointError: the checkpoint could not be written (disk full, read-only, ...); nothing is left behind.
     """
+    path = directory / f"ckpt-{index:08d}.pt"
+    _write_durably(state, path)
+    for old in sorted(p for p in directory.iterdir() if _NAME.match(p.name))[:-keep]:
+        old.unlink()
+    return path
+
+
+def save_named(state: dict[str, Any], directory: Path, name: str) -> Path:
+    """Write ``state`` as ``NAME.pt`` (``best.pt``), replacing the previous one of that name, as durably as ``save``
+    writes; named checkpoints are never pruned and never taken as the latest.
+
+    Raises:
+        CheckpointError: ``name`` is not a lowercase word, or the file could not be written.
+    """
+    if not KEPT_NAME.fullmatch(name):
+        raise CheckpointError(f"a kept checkpoint's name must be a lowercase word, not {name[:60]!r}")
+    path = directory / f"{name}.pt"
+    _write_durably(state, path)
+    return path
+
+
+def _write_durably(state: dict[str, Any], path: Path) -> None:
+    """Write ``state`` beside ``path``, flush it to disk (``fsync``), rename it over ``path`` and make the rename
+    durable; a failed write removes its partial file and raises ``CheckpointError``."""
     import torch
 
-    path = directory / f"ckpt-{index:08d}.pt"
+    directory = path.parent
     partial = path.with_suffix(".pt.partial")
     try:
         directory.mkdir(parents=True, exist_ok=True)
@@ -106,9 +131,6 @@ def save(state: dict[str, Any], directory: Path, index: int, keep: int) -> Path:
         except OSError:  # the folder itself is unusable (a file in its place): there is no partial file
             pass
         raise CheckpointError(f"cannot write checkpoint {path}: {_why(error, directory)}") from None
-    for old in sorted(p for p in directory.iterdir() if _NAME.match(p.name))[:-keep]:
-        old.unlink()
-    return path
 
 
 def remove_partials(directory: Path) -> list[Path]:

@@ -84,14 +84,32 @@ class NodeContext:
             self.run.stop_point_handler()
             await asyncio.get_running_loop().create_future()
 
-    def request_checkpoint(self, reason: str) -> None:
-        """Ask the run to save a checkpoint of every stateful node now (ignored when the run keeps none)."""
+    def request_checkpoint(self, reason: str, keep_as: str | None = None,
+                           record: dict[str, Any] | None = None) -> None:
+        """Ask the run to save a checkpoint of every stateful node now (ignored when the run keeps none).
+
+        With ``keep_as`` (a lowercase word, such as ``best``) the checkpoint is also kept under that name
+        (``checkpoints/NAME.pt``, replaced by the next one of the name and never pruned), and ``record`` (plain
+        values: what makes it that one) is written with its path to ``summary.json`` as ``NAME_checkpoint``.
+        """
         if self.run.checkpoint_handler is not None:
-            self.run.checkpoint_handler(f"{self.node_id}: {reason}")
+            keep = None if keep_as is None else {"name": keep_as, "record": dict(record or {})}
+            self.run.checkpoint_handler(f"{self.node_id}: {reason}", keep)
 
     def shared(self, name: str, factory: Callable[[], Any]) -> Any:
         """A run-wide object shared by the nodes of this run (see ``RunContext.shared``)."""
         return self.run.shared(name, factory)
+
+    def producer(self, port: str) -> str | None:
+        """The id of the node that feeds input ``port`` (the first, with several links), as in the whole graph:
+        where the link crosses a process boundary, the producer on the other side, not the proxy that relays it."""
+        sources = self.run.upstream_links.get((self.node_id, port), [])
+        return self.run.relays.get(sources[0], sources[0]) if sources else None
+
+    def relay_for(self, producer: str) -> None:
+        """Declare that this node relays the messages of node ``producer`` (a crossing link's receiving end), so
+        ``producer`` of a node it feeds names ``producer``."""
+        self.run.relays[self.node_id] = producer
 
     def is_linked(self, port: str) -> bool:
         """Whether this node's port has a link."""
@@ -126,9 +144,11 @@ class RunContext:
         self.contexts: dict[str, NodeContext] = {}
         self.linked_ports: dict[str, set[str]] = {}
         self.upstream_links: dict[tuple[str, str], list[str]] = {}
+        self.relays: dict[str, str] = {}
+        """A relaying node's id -> the id of the node whose messages it relays (``NodeContext.relay_for``)."""
         self.metric_sinks: list[Callable[[str, dict[str, float]], None]] = []
         self.stop_handler: Callable[[str, str], None] | None = None
-        self.checkpoint_handler: Callable[[str], None] | None = None
+        self.checkpoint_handler: Callable[[str, dict[str, Any] | None], None] | None = None
         self.stop_points: set[str] = set()
         self.stopping = False
         self.stop_point_handler: Callable[[], None] | None = None

@@ -77,6 +77,8 @@ class Graph:
         format: the format it was loaded from.
         allowed_modules: modules the command line allows nodes to import by name (``module:EnvId``); never read
             from a file and never written to one.
+        run_where: where each run value set outside the file's run section came from (``--set run.KEY``, a
+            command-line flag); a value not named here is at ``/run/KEY``.
     """
 
     nodes: dict[str, NodeSpec] = field(default_factory=dict)
@@ -88,6 +90,11 @@ class Graph:
     format: str = FORMAT_NAME
     warnings: list[Any] = field(default_factory=list)
     allowed_modules: frozenset[str] = frozenset()
+    run_where: dict[str, str] = field(default_factory=dict)
+
+    def run_place(self, key: str) -> str:
+        """Where run value ``key`` was written: a ``--set`` argument, a flag, or its place in the file."""
+        return self.run_where.get(key, f"/run/{key}")
 
     def add(self, node_id: str, node_type: str, **params: Any) -> Graph:
         """Add a node; returns the graph so calls chain."""

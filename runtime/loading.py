@@ -22,6 +22,7 @@ def load_graph(
     run: Mapping[str, Any] | None = None,
     allowed_modules: Collection[str] = (),
     drop_run: Collection[str] = (),
+    settings: Mapping[str, Any] | None = None,
 ) -> Graph:
     """Load, override and validate a graph.
 
@@ -35,6 +36,9 @@ def load_graph(
             graph file can never add to them.
         drop_run: run keys removed from the file's (and the overrides') run section before ``run`` applies, so
             a command's own settings replace them (an evaluation's stop conditions replace the training's).
+        settings: the run section the nodes will read when it is not the graph's own (a worker's part of a split
+            graph: its run section drops the stop conditions, its nodes see the whole graph's); checks of params
+            against the run (a schedule that needs a run length) read it.
 
     Returns:
         The validated graph; its ``warnings`` attribute lists the warnings found.
@@ -60,13 +64,36 @@ def load_graph(
     apply_overrides(graph, overrides, registry, issues)
     for key in drop_run:
         graph.run.pop(key, None)
-    if run:
-        graph.run.update({k: v for k, v in run.items() if v is not None})
-    issues.extend(validate(graph, registry))
+    for key, value in (run or {}).items():
+        if value is not None:
+            graph.run[key] = value
+            graph.run_where[key] = "the command line"
+    expand_run_keys(graph, registry, issues)
+    readable = not any(issue.code == "bad_run_option" and issue.where == "/run" for issue in issues)
+    issues.extend(validate(graph, registry, dict(settings) if settings is not None else None, readable))
     if any(issue.severity == "error" for issue in issues):
         raise GraphError(issues, path)
     graph.warnings = [issue for issue in issues if issue.severity == "warning"]
     return graph
+
+
+def expand_run_keys(graph: Graph, registry: NodeRegistry, issues: list[Issue]) -> None:
+    """Replace each run key that stands for nodes (``RunKey.expand``) by the nodes it stands for: the key leaves the
+    run section (the resolved graph holds the nodes, so a resumed run does not add them twice) after its value
+    passed its check; a ``null`` value adds nothing."""
+    for name, key in registry.vocabulary.run_keys.items():
+        if key.expand is None or name not in graph.run:
+            continue
+        where = graph.run_place(name)
+        value = graph.run.pop(name)
+        graph.run_where.pop(name, None)
+        if value is None:
+            continue
+        problem = key.check(value) if key.check is not None else None
+        if problem is not None:
+            issues.append(Issue("bad_run_option", f"run.{name}: {problem}", field=name, where=where))
+            continue
+        issues.extend(key.expand(graph, value, where, registry))
 
 
 def parse(document: Any, registry: NodeRegistry, issues: list[Issue], path: str | None = None) -> Graph:
@@ -114,6 +141,7 @@ def apply_overrides(graph: Graph, overrides: Sequence[str] | Mapping[str, Any], 
         where = f"--set {target}.{name}"
         if target == "run":
             graph.run[name] = value
+            graph.run_where[name] = where
             continue
         spec = graph.nodes.get(target)
         if spec is None:

@@ -52,6 +52,8 @@ class Node:
     """Fire once per message on whichever input it arrives (a merge node) instead of one from each input."""
     training_only: ClassVar[bool] = False
     """Left out by ``dnne play``."""
+    declares: ClassVar[tuple[str, ...]] = ()
+    """The keys ``setup`` may ``declare``: validation never looks past this node for them (``wiring``)."""
     dnne: ClassVar[DnneLayout | None] = None
     input_ports: ClassVar[dict[str, Input]] = {}
     output_ports: ClassVar[dict[str, Output]] = {}

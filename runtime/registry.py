@@ -7,7 +7,8 @@ from importlib.metadata import entry_points
 
 from .node import Node
 from .types import PortType, Token, TypeRegistry
-from .vocabulary import Check, RunKey, StopShorthand, SummaryField, Vocabulary, engine_run_keys, finite_number
+from .vocabulary import (Check, Expand, RunKey, StopShorthand, SummaryField, Vocabulary, engine_run_keys,
+                         finite_number)
 
 log = logging.getLogger("dnne")
 
@@ -37,12 +38,13 @@ class NodeRegistry:
         self.vocabulary = Vocabulary(run_keys=engine_run_keys())
         self._current_source = "code"
 
-    def add_run_key(self, name: str, doc: str, check: Check | None = None) -> None:
-        """Declare a run-section key the package's nodes read (``ctx.settings``), validated by ``check``."""
+    def add_run_key(self, name: str, doc: str, check: Check | None = None, expand: Expand | None = None) -> None:
+        """Declare a run-section key the package's nodes read (``ctx.settings``), validated by ``check``; with
+        ``expand``, a key that stands for nodes added to the graph at load (``vocabulary.Expand``)."""
         known = self.vocabulary.run_keys.get(name)
-        if known is not None and (known.doc, known.check) != (doc, check):
+        if known is not None and (known.doc, known.check, known.expand) != (doc, check, expand):
             raise PluginCollision(f"run key {name!r} from {self._current_source} is already registered")
-        self.vocabulary.run_keys[name] = RunKey(name, doc, check)
+        self.vocabulary.run_keys[name] = RunKey(name, doc, check, expand)
 
     def add_stop_shorthand(self, key: str, counter: str, doc: str, op: str = ">=", solved: bool = False,
                            check: Check | None = None) -> None:

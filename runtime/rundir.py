@@ -22,6 +22,7 @@ log = logging.getLogger("dnne")
 
 
 DEFAULT_CHECKPOINT_INTERVAL_S = 600.0
+MAX_SUMMARY_BYTES = 1 << 20
 
 
 class LoopBlockedError(RuntimeError):
@@ -35,7 +36,9 @@ class RunDirectory:
     finished an update): every ``checkpoint_every`` iterations, at the first consistent point after each
     ``checkpoint_interval_s`` seconds, on a node's request, and at the end. The state at the last consistent point
     is also kept in memory, so a node failure saves it (``failure`` checkpoint) and a crash loses at most one
-    interval.
+    interval. A node's request may ask that the checkpoint also be kept under a name (``checkpoints/best.pt``):
+    each one of a name replaces the last, is never pruned, and is recorded in ``summary.json`` (``NAME_checkpoint``:
+    its path and the node's record), across resumes too.
 
     Args:
         path: the run directory (created).
@@ -73,6 +76,7 @@ class RunDirectory:
         self._saves = 0
         self._started = time.perf_counter()
         self._wall_offset = 0.0
+        self.kept: dict[str, dict[str, Any]] = {}
 
     @property
     def checkpoints(self) -> Path:
@@ -94,6 +98,7 @@ class RunDirectory:
         resumed_at = int(run.counters.get(step_counter, 0) or 0) if run.restore is not None else None
         if resumed_at is not None:
             drop_replayed_rows(self.path / "metrics.jsonl", resumed_at, step_counter)
+            self.kept = kept_records(self.path)
         origin = provenance.collect(self.argv)
         record = origin | {"settings": self.settings or {}}
         _write_atomic(self.path / "run.json", json.dumps(record, indent=2) + "\n")
@@ -142,36 +147,42 @@ class RunDirectory:
         self.run.counters.values["wall_time_s"] = self.wall_time()
         return checkpoint.collect(self.run)
 
-    def request_checkpoint(self, reason: str) -> None:
-        """Save a checkpoint of the whole graph now (nodes call this at their consistent points).
+    def request_checkpoint(self, reason: str, keep: dict[str, Any] | None = None) -> None:
+        """Save a checkpoint of the whole graph now (nodes call this at their consistent points); ``keep``
+        (``{"name": ..., "record": {...}}``) also keeps it under that name.
 
         A checkpoint that cannot be written (disk full) stops the run: going on would lose what it cannot save.
         """
         assert self.run is not None
         if self.run.error is not None or self.abort:
             return  # after a failure or an abort, on_stop saves the last consistent state
-        if self.run.placement is not None and self.run.placement.gather(reason, self._state,
-                                                                        lambda state: self._gathered(state, reason)):
+        placement = self.run.placement
+        if placement is not None and placement.gather(reason, self._state,
+                                                      lambda state: self._gathered(state, reason, keep)):
             return  # a split run's processes take their parts at a consistent cut first (placement/snapshots.py)
         state = self._state()
         if self.run.placement is None:
             self._consistent = copy.deepcopy(state)
-        self._write(state, reason)
+        self._write(state, reason, keep)
 
-    def _gathered(self, state: dict[str, Any], reason: str) -> None:
+    def _gathered(self, state: dict[str, Any], reason: str, keep: dict[str, Any] | None) -> None:
         """A split run's mid-run checkpoint, every process's part in it: saved, and kept for a failure."""
         if self.run is None or self.run.error is not None or self.abort:
             return
         self._consistent = copy.deepcopy(state)
-        self._write(state, reason)
+        self._write(state, reason, keep)
 
-    def _write(self, state: dict[str, Any], reason: str) -> None:
+    def _write(self, state: dict[str, Any], reason: str, keep: dict[str, Any] | None = None) -> None:
         assert self.run is not None
         self._saves += 1
         self._last_save = time.perf_counter()
         index = int(state["counters"].get("iterations", 0) or 0)
         try:
             path = checkpoint.save(state, self.checkpoints, index, self.keep)
+            if keep is not None:
+                kept = checkpoint.save_named(state, self.checkpoints, keep["name"])
+                self.kept[keep["name"]] = {"path": str(kept), **keep["record"]}
+                log.info("checkpoint %s (%s)", kept, reason)
         except checkpoint.CheckpointError as error:
             if self.checkpoint_error is None:
                 self.checkpoint_error = str(error)
@@ -224,7 +235,32 @@ class RunDirectory:
         summary["run_dir"] = str(self.path)
         summary["last_checkpoint"] = None if self.last_checkpoint is None else str(self.last_checkpoint)
         summary["checkpoint_error"] = self.checkpoint_error
+        for name, record in self.kept.items():
+            summary[f"{name}_checkpoint"] = record
         _write_atomic(self.path / "summary.json", json.dumps(summary, indent=2, default=plain) + "\n")
+
+
+def kept_records(run_dir: Path) -> dict[str, dict[str, Any]]:
+    """The kept checkpoints the ``summary.json`` of ``run_dir`` records (``NAME_checkpoint``) whose files are still
+    in its ``checkpoints/``, by name, so a resumed run records them again until it keeps a newer one. A summary
+    that is too large, unreadable or of another shape gives none."""
+    summary = run_dir / "summary.json"
+    try:
+        if summary.stat().st_size > MAX_SUMMARY_BYTES:
+            return {}
+        fields = json.loads(summary.read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(fields, dict):
+        return {}
+    kept = {}
+    for key, value in fields.items():
+        name = key[:-len("_checkpoint")]
+        path = run_dir / "checkpoints" / f"{name}.pt"
+        if key.endswith("_checkpoint") and isinstance(value, dict) and checkpoint.KEPT_NAME.fullmatch(name) \
+                and path.is_file():
+            kept[name] = dict(value, path=str(path))
+    return kept
 
 
 def drop_replayed_rows(path: Path, step: int, step_counter: str = STEP_COUNTER) -> int:

@@ -15,13 +15,20 @@ from .registry import NodeRegistry
 from .replies import reply_links
 from .streams import check_streams
 from .types import identity
+from .wiring import check_wiring
 
 MAX_NUM_NODES = 10_000
 MAX_CAPACITY = 1_000_000
 
 
-def validate(graph: Graph, registry: NodeRegistry) -> list[Issue]:
+def validate(graph: Graph, registry: NodeRegistry, settings: dict[str, Any] | None = None,
+             run_readable: bool = True) -> list[Issue]:
     """Check ``graph`` against the registry; canonicalises param and port names in place.
+
+    ``settings`` is the run section the nodes will read, when it is not the graph's own: a part of a split graph
+    keeps no stop conditions in its run section, but its nodes see the whole graph's (``check_params`` gets it as
+    ``run``). ``run_readable`` false: the file's run section could not be read (already an issue), and checks
+    against it are left out (``run`` is ``None``) rather than piled on top.
 
     Returns every issue found (errors and warnings). A node of an unknown type is reported once; its links and
     params are not reported again.
@@ -30,6 +37,9 @@ def validate(graph: Graph, registry: NodeRegistry) -> list[Issue]:
     if len(graph.nodes) > MAX_NUM_NODES:
         return [Issue("too_many_nodes", f"{len(graph.nodes)} nodes is more than {MAX_NUM_NODES}")]
     classes: dict[str, type[Node]] = {}
+    checked: set[str] = set()
+    trusted = {"device": graph.run.get("device"), "allowed_modules": graph.allowed_modules,
+               "run": dict(graph.run if settings is None else settings) if run_readable else None}
     for spec in graph.nodes.values():
         cls = registry.get(spec.type)
         if cls is None:
@@ -39,7 +49,8 @@ def validate(graph: Graph, registry: NodeRegistry) -> list[Issue]:
             continue
         classes[spec.id] = cls
         if _check_params(spec.id, cls, spec.params, spec.param_where, spec.where, issues):
-            _check_node(spec.id, cls, spec.params, spec.param_where, spec.where, graph, issues)
+            checked.add(spec.id)
+            _check_node(spec.id, cls, spec.params, spec.param_where, spec.where, trusted, issues)
     refused: list[LinkSpec] = []
     valid_links = _check_links(graph, classes, registry, issues, refused)
     valid_links += reply_links(classes, valid_links, registry, issues)
@@ -49,7 +60,8 @@ def validate(graph: Graph, registry: NodeRegistry) -> list[Issue]:
     issues.extend(check_streams(graph, classes, valid_links))
     _check_offsets(classes, valid_links, registry, issues)
     issues.extend(_duplicate_links(valid_links))
-    _check_run(graph.run, registry, issues)
+    issues.extend(check_wiring(graph, classes, checked, valid_links, trusted))
+    _check_run(graph, registry, issues)
     _check_placement(graph, classes, valid_links, registry, issues)
     graph.links = valid_links
     return issues
@@ -93,7 +105,7 @@ def _check_params(node_id: str, cls: type[Node], params: dict[str, Any], param_w
 
 
 def _check_node(node_id: str, cls: type[Node], params: dict[str, Any], param_where: dict[str, str], where: str,
-                graph: Graph, issues: list[Issue]) -> None:
+                trusted: dict[str, Any], issues: list[Issue]) -> None:
     """A node type's own checks of its params together (``check_params``), run before anything is built, so a
     value the node would refuse at setup is refused by ``dnne validate`` too."""
     device = params.get("device") if "device" in cls.param_specs else None
@@ -103,7 +115,7 @@ def _check_node(node_id: str, cls: type[Node], params: dict[str, Any], param_whe
     if check is None:
         return
     full = {name: params.get(name, spec.default) for name, spec in cls.param_specs.items()}
-    for code, name, message in check(full, {"device": graph.run.get("device"), "allowed_modules": graph.allowed_modules}):
+    for code, name, message in check(full, trusted):
         issues.append(Issue(code, message, node_id, name, param_where.get(name, where) if name else where))
 
 
@@ -377,10 +389,10 @@ def strongly_connected(edges: dict[str, set[str]]) -> list[set[str]]:
     return components
 
 
-def _check_run(run: dict[str, Any], registry: NodeRegistry, issues: list[Issue]) -> None:
+def _check_run(graph: Graph, registry: NodeRegistry, issues: list[Issue]) -> None:
     known = registry.vocabulary.run_keys
-    for key, value in run.items():
-        where = f"/run/{key}"
+    for key, value in graph.run.items():
+        where = graph.run_place(key)
         if key not in known:
             issues.append(Issue("bad_run_option", f"unknown run key {key!r}{did_you_mean(key, known)} "
                                 f"(keys: {', '.join(known)})", field=key, where=where))

@@ -3,7 +3,9 @@
 The engine knows counters by name only. A node package gives its counters meaning by registering, in its
 ``register(registry)`` (the ``dnne.nodes`` entry point group):
 
-- ``add_run_key(name, doc, check)``: a run-section key its nodes read from ``ctx.settings``, validated by ``check``.
+- ``add_run_key(name, doc, check, expand=None)``: a run-section key its nodes read from ``ctx.settings``, validated
+  by ``check``; with ``expand``, a key that stands for nodes: at load, ``expand(graph, value, where, registry)``
+  adds them to the graph (and removes the key), returning the issues it found (see ``Expand``).
 - ``add_stop_shorthand(key, counter, op, reason=key, solved=False)``: a run key that stands for the stop predicate
   ``{"counter": counter, op: VALUE}`` (``max_work: 1000`` for ``{"counter": "work", ">=": 1000}``).
 - ``add_summary_field(name, counter, integer)``: a top-level ``summary.json`` field read from a counter.
@@ -16,11 +18,19 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .durations import parse_duration
 
+if TYPE_CHECKING:
+    from .errors import Issue
+    from .graph import Graph
+    from .registry import NodeRegistry
+
 Check = Callable[[Any], "str | None"]
+Expand = Callable[["Graph", Any, str, "NodeRegistry"], "list[Issue]"]
+"""``expand(graph, value, where, registry)``: add the nodes and links run key value ``value`` (written at ``where``)
+stands for to ``graph``, in place, before validation; returns what is wrong (issues located at ``where``)."""
 
 
 def _is_int(value: Any) -> bool:
@@ -84,11 +94,13 @@ class RunKey:
         name: the key.
         doc: what it means, shown by ``dnne nodes`` and in errors.
         check: why a value is not acceptable, or ``None`` when it is (``None`` values are always accepted).
+        expand: for a key that stands for nodes, what adds them (``Expand``); the key leaves the run section then.
     """
 
     name: str
     doc: str
     check: Check | None = None
+    expand: Expand | None = None
 
 
 @dataclass(frozen=True)

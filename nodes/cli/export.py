@@ -19,7 +19,8 @@ from dnne.runtime import checkpoint
 from dnne.runtime.loading import load_graph
 from dnne.runtime.registry import default_registry
 from dnne.runtime.runner import GraphRun
-from .play import without_counters
+
+from .play import best_file, with_best, without_counters
 
 
 def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -30,6 +31,8 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
                         help="output path (.pt2); the ONNX file and a JSON of the spaces are written beside it")
     export.add_argument("--graph", help="graph file (default: graph.json of the run directory)")
     export.add_argument("--no-onnx", action="store_true", help="write only the torch.export program")
+    export.add_argument("--best", action="store_true", help="export the weights that evaluated best during training "
+                        "(run.eval; a run directory's checkpoints/best.pt) instead of the latest")
     export.set_defaults(handler=cmd_export)
 
 
@@ -37,7 +40,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     """Export each deployable node's policy; print every path written."""
     source = Path(args.source)
     graph_file = Path(args.graph) if args.graph else (source if source.is_dir() else source.parent.parent) / "graph.json"
-    modules = deployable_modules(graph_file, source, args.plugin)
+    modules = deployable_modules(graph_file, source, args.plugin, args.best)
     if not modules:
         print("error: no node in this graph can export a deployable module", file=sys.stderr)
         return 2
@@ -49,13 +52,14 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def deployable_modules(graph_file: Path, source: Path, plugins: list[str]) -> dict[str, Any]:
-    """Set up the graph in play mode, restore the checkpoint, and collect by node id each deployable node's module
-    (followed by its downstream deploy transforms), example input and metadata."""
+def deployable_modules(graph_file: Path, source: Path, plugins: list[str], best: bool = False) -> dict[str, Any]:
+    """Set up the graph in play mode, restore the checkpoint (``best``: with the weights that evaluated best), and
+    collect by node id each deployable node's module (followed by its downstream deploy transforms), example input
+    and metadata."""
     registry = default_registry(plugins)
     graph = load_graph(graph_file, registry=registry, run={"mode": "play"})
     graph.placement = {}  # a split run's nodes are set up here, in one process: export starts no workers
-    state = checkpoint.load(source)
+    state = with_best(checkpoint.load(best_file(source))) if best else checkpoint.load(source)
     run = GraphRun(graph, registry, mode="play")
     run.build()
 

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from dnne.runtime import checkpoint
+from dnne.runtime.cli.shared import at_least, load_from_args, registry_for
 from dnne.runtime.runner import GraphRun
 from dnne.runtime.stopping import stop_keys
-from dnne.runtime.cli.shared import at_least, load_from_args, registry_for
 
 
 def add_parser(sub: Any, graph_args: argparse.ArgumentParser) -> None:
@@ -34,7 +34,7 @@ def add_evaluation_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stochastic", action="store_true", help="sample actions instead of acting deterministically")
     parser.add_argument("--seed", type=at_least(0), help="seed of the evaluation episodes (default: the graph's)")
     parser.add_argument("--best", action="store_true", help="act with the weights that evaluated best during "
-                        "training (an evaluation node's best) instead of the checkpoint's latest")
+                        "training (run.eval; a run directory's checkpoints/best.pt) instead of the latest")
 
 
 def cmd_play(args: argparse.Namespace) -> int:
@@ -44,9 +44,8 @@ def cmd_play(args: argparse.Namespace) -> int:
 
     torch.set_num_threads(1)
     registry = registry_for(args)
-    state = checkpoint.load(Path(args.checkpoint))
-    if getattr(args, "best", False):
-        state = with_best(state)
+    source = Path(args.checkpoint)
+    state = with_best(checkpoint.load(best_file(source))) if args.best else checkpoint.load(source)
     # The training graph's stop conditions are not the evaluation's: it ends after its episodes (or --max-steps).
     settings = {"mode": "play", "seed": args.seed, "max_steps": args.max_steps,
                 "realtime": getattr(args, "realtime", False) or None, "stochastic": args.stochastic or None,
@@ -136,6 +135,17 @@ def policy_state(state: dict[str, Any], graph: Any, registry: Any) -> dict[str, 
                 nodes={node_id: node_state for node_id, node_state in state["nodes"].items() if node_id in acting})
 
 
+def best_file(source: Path) -> Path:
+    """Where the best evaluated weights of ``source`` are: a run directory's kept ``best.pt`` (written at each new
+    best, never pruned); a checkpoint file itself, or the run's latest checkpoint when it keeps no ``best.pt`` (its
+    evaluation node's state holds the best so far)."""
+    if source.is_dir():
+        for folder in (source / "checkpoints", source):
+            if (folder / "best.pt").is_file():
+                return folder / "best.pt"
+    return source
+
+
 def with_best(state: dict[str, Any]) -> dict[str, Any]:
     """``state`` with the best evaluated weights in place of the latest: a node whose state holds ``best`` (its
     ``parameters``, ``version`` and the ``agent`` they belong to) names the acting node whose ``model`` they replace.
@@ -146,8 +156,8 @@ def with_best(state: dict[str, Any]) -> dict[str, Any]:
     bests = [node_state["best"] for node_state in state["nodes"].values()
              if isinstance(node_state, dict) and isinstance(node_state.get("best"), dict)]
     if not bests:
-        raise checkpoint.CheckpointError("the checkpoint holds no best weights: the run evaluated nothing (add an "
-                                         "evaluation node, see docs/runs.md)")
+        raise checkpoint.CheckpointError("the checkpoint holds no best weights: the run evaluated nothing (train "
+                                         "with run.eval, see docs/runs.md)")
     nodes = dict(state["nodes"])
     for best in bests:
         agent = best.get("agent")

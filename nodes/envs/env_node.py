@@ -21,6 +21,7 @@ class EnvNode(Node):
     """
 
     category = "envs"
+    declares = ("observation_space", "action_space", "num_envs", "env_device")
 
     observations = Output("Tensor", "the first observations [num_envs, obs_dim], stamped 0")
     env_handle = Output("EnvHandle", "the running environment, for step and action nodes", aliases=("sim_handle",))
@@ -58,6 +59,19 @@ class EnvNode(Node):
         if refusal is not None:
             return [("module_not_allowed", "task", refusal)]
         return env_kwargs_problems(task, params.get("env_kwargs") or {})
+
+    @classmethod
+    def static_declarations(cls, params: dict[str, Any], trusted: dict[str, Any]) -> dict[str, Any]:
+        """The spaces setup will declare, found before running (``dnne.runtime.wiring``) by building one env of
+        the task on the CPU: built-in tasks, and Gymnasium ids whose module the command line allows. Nothing for a
+        node type that substitutes its task, another backend, or an env that cannot be built here (setup reports
+        why)."""
+        if cls.backend_and_task is not EnvNode.backend_and_task:
+            return {}
+        from .spaces_probe import probe_spaces
+
+        return probe_spaces(str(params.get("backend")), str(params.get("task")), params.get("env_kwargs") or {},
+                            trusted.get("allowed_modules", ()))
 
     def env_options(self, backend: str) -> dict[str, Any]:
         """Backend options beyond backend, task, count and device."""

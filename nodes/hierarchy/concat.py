@@ -20,6 +20,7 @@ class SubgoalConcatNode(Node):
     """
 
     category = "hierarchy"
+    declares = ("observation_space", "action_space")
 
     observations = Input("Tensor", "env observations [num_envs, obs_dim], stamped k")
     subgoals = Input("Tensor", "the subgoal held for observation k [num_envs, d], stamped k")

@@ -27,6 +27,7 @@ class HighLevelStepNode(Node):
     """
 
     category = "hierarchy"
+    declares = ("action_space", "subgoal_interval")
     merge = True
 
     observations = Input("Tensor", "env observations [num_envs, obs_dim], every step k (stamped k)")

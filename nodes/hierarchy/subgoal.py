@@ -47,6 +47,7 @@ class SubgoalNode(Node):
     """
 
     category = "hierarchy"
+    declares = ("subgoal_space",)
     merge = True
 
     subgoals = Input("Tensor", "high-level actions [num_envs, d] (a PolicyOutput reads as its action), stamped j",

@@ -16,7 +16,7 @@ from . import deploy
 from .activations import ACTIVATIONS
 from .actor_critic import ActorCritic
 from .encoders import ENCODERS, NATURE_CHANNELS, NATURE_KERNELS, NATURE_STRIDES
-from .param_checks import agent_problems
+from .param_checks import agent_problems, agent_wiring_problems
 from .recurrent import RECURRENT_KINDS
 
 
@@ -91,6 +91,11 @@ class PPOAgentNode(Node):
     def check_params(cls, params: dict[str, Any], trusted: dict[str, Any]) -> list[tuple[str, str | None, str]]:
         """Checks of the params together, run by validation (``param_checks``)."""
         return agent_problems(params)
+
+    @classmethod
+    def check_wiring(cls, params: dict[str, Any], wiring: Any) -> list[tuple[str, str | None, str]]:
+        """Checks against the links and the env's spaces, run by validation (``param_checks``)."""
+        return agent_wiring_problems(params, wiring)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

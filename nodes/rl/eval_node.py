@@ -33,7 +33,10 @@ class PolicyEvalNode(Node):
     Every evaluation is a metrics row (``eval_return_mean``, ``eval_return_std``, ``eval_length_mean``,
     ``eval_episodes``, ``eval_policy_version``, ``eval_best_return``). The weights with the best mean return so far
     are kept in the node's state, so every checkpoint holds them and a resumed run keeps the best so far; a new best
-    asks the run for a checkpoint. ``dnne play GRAPH --checkpoint RUN --best`` acts with them.
+    asks the run for a checkpoint, also kept as ``checkpoints/best.pt`` (recorded in ``summary.json`` as
+    ``best_checkpoint``: its return, the policy version, and the run's ``iterations`` and ``env_steps`` then).
+    ``dnne play GRAPH --checkpoint RUN --best`` acts with them. ``run.eval`` adds and wires this node
+    (``run_eval``).
     """
 
     category = "RL/PPO"
@@ -54,7 +57,8 @@ class PolicyEvalNode(Node):
                         "[-1, 1] onto the box, or clip to it", choices=("rescale", "clip"))
     max_steps = Param(int, 100_000, "at most this many batched steps per evaluation (an env that never ends)",
                       ge=1, le=1 << 40)
-    checkpoint_best = Param(bool, True, "ask the run for a checkpoint when an evaluation sets a new best")
+    checkpoint_best = Param(bool, True, "ask the run for a checkpoint when an evaluation sets a new best, also kept "
+                            "as checkpoints/best.pt")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -91,7 +95,12 @@ class PolicyEvalNode(Node):
                                         for name, value in weights.parameters.items()},
                          "agent": self._agent_id()}
             if self.checkpoint_best:
-                self.ctx.request_checkpoint(f"new best evaluation return {row['eval_return_mean']:.6g}")
+                counters = self.ctx.counters
+                record = {"eval_return_mean": row["eval_return_mean"], "eval_return_std": row["eval_return_std"],
+                          "policy_version": weights.version, "iterations": int(counters.get("iterations", 0) or 0),
+                          "env_steps": int(counters.get("env_steps", 0) or 0)}
+                self.ctx.request_checkpoint(f"new best evaluation return {row['eval_return_mean']:.6g}",
+                                            keep_as="best", record=record)
         self.evaluated = weights.version
         self.ctx.log_metrics(dict(row, eval_policy_version=float(weights.version),
                                   eval_best_return=float(self.best["return"])))
@@ -119,10 +128,8 @@ class PolicyEvalNode(Node):
         return run_episodes(self.env, actor, self.episodes, self.seed, self.max_steps)
 
     def _agent_id(self) -> str | None:
-        """The node that feeds ``model``: the agent the best weights belong to."""
-        assert self.io is not None
-        links = self.io.slots["model"].links
-        return links[0].upstream if links else None
+        """The node that feeds ``model`` (in another process too): the agent the best weights belong to."""
+        return self.ctx.producer("model")
 
     async def teardown(self) -> None:
         """Let a running evaluation finish (its thread uses the env), then close the env."""

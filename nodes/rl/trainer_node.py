@@ -105,7 +105,7 @@ class PPOTrainerNode(Node):
     @classmethod
     def check_params(cls, params: dict[str, Any], trusted: dict[str, Any]) -> list[tuple[str, str | None, str]]:
         """Checks of the params together, run by validation (``param_checks``)."""
-        return trainer_problems(params)
+        return trainer_problems(params, trusted.get("run"))
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

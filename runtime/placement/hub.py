@@ -496,7 +496,7 @@ class Placement:
         elif op == "moving":
             run.participant_moving(_live_key(worker))
         elif op == "point":
-            self.snapshots.on_point(worker.name, message[1], message[2], run.context.checkpoint_handler)
+            self.snapshots.on_point(worker.name, message[1], message[3], run.context.checkpoint_handler, message[2])
         elif op == "snapshot":
             self.snapshots.on_snapshot(worker.name, message[1])
         elif op == "result":

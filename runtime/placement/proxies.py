@@ -62,6 +62,8 @@ class RemoteReceive(Node):
     wait_declarations = Param(bool, True, "wait at setup for the producer side's declarations")
 
     async def setup(self) -> None:
+        """Name the producer it relays; re-declare what the producer's side declared."""
+        self.ctx.relay_for(self.upstream_node)
         if self.wait_declarations:
             for key, value in (await endpoint_of(self).declarations(self.link)).items():
                 self.declare(key, value)

@@ -8,8 +8,8 @@ run on; a cut is consistent when no process has received a message sent after an
    frame it would send (and, for a worker, every control frame too, so the counters stay in step with the states).
    The main process initiates when the point is its own (the trainer runs there, or one of its nodes asked); a
    worker's point is only known once its counter change has arrived, so the main process *arms* that worker
-   (``["arm"]``) and the worker initiates at its next point (``["point", reason, states]``), or at once when one of
-   its nodes asks for a checkpoint;
+   (``["arm"]``) and the worker initiates at its next point (``["point", reason, keep, states]``), or at once when
+   one of its nodes asks for a checkpoint;
 2. the main process holds its own link frames and asks every other worker for its snapshot (``["snapshot"]``); a
    worker takes it, answers (``["snapshot", states]``) and holds as the initiator does;
 3. with every answer in, the main process adds its own part (taken at the point when it initiated, else now),
@@ -90,9 +90,11 @@ class Snapshots:
         return True
 
     def on_point(self, name: str, reason: str | None, states: dict[str, Any],
-                 handler: Callable[[str], None] | None) -> None:
+                 handler: Callable[[str, dict[str, Any] | None], None] | None,
+                 keep: dict[str, Any] | None = None) -> None:
         """Worker ``name`` reached a consistent point, took its snapshot and holds: armed by ``gather``
-        (``reason`` None), or one of its nodes asked for a checkpoint (``handler``: the run's checkpoint writer)."""
+        (``reason`` None), or one of its nodes asked for a checkpoint (``handler``: the run's checkpoint writer;
+        ``keep``: the name and record the node asked it be kept under)."""
         if self._armed is not None and self._armed[0] == name and reason is None:
             _, request = self._armed
             self._armed = None
@@ -100,7 +102,7 @@ class Snapshots:
             return
         if reason is not None and handler is not None and not self.stopped:
             self._point = (name, reason, states)
-            handler(reason)
+            handler(reason, keep)
         self._point = None
         current = self._round
         if current is None or (name not in current.states and name not in current.waiting):

@@ -12,7 +12,7 @@ logs). The conversation:
 2. both ways, link frames ``M``/``E``/``C``/``R``/``D`` (see ``wire``) and ``X ["counter", op, name, value]``;
    worker -> main ``X ["stop", reason, node]``, ``["metrics", node, values]``, ``["blocked", what every node
    waits on]`` and ``["moving"]`` (for the main process's deadlock watchdog); mid-run checkpoints (``snapshots``):
-   main -> worker ``["arm"]``, ``["snapshot"]``, ``["resume"]``, worker -> main ``["point", reason, states]``,
+   main -> worker ``["arm"]``, ``["snapshot"]``, ``["resume"]``, worker -> main ``["point", reason, keep, states]``,
    ``["snapshot", states]``;
 3. main -> worker ``X ["stop", reason]``, or stdin closing (the main process is gone): the part stops and tears
    down; worker -> main ``X ["result", {...}]`` (stop reason, error, node and channel stats, the node states after
@@ -162,7 +162,7 @@ class _Worker:
         assert self.mirror is not None
         if name == "iterations" and self.armed and not self.mirror.applying:
             self.armed = False
-            self.snapshot(["point", None])
+            self.snapshot(["point", None, None])
 
     def prepare(self, config: dict[str, Any], plugins: list[str]) -> GraphRun:
         """Load the part, build its run and wire the run's context to the main process."""
@@ -170,7 +170,7 @@ class _Worker:
         registry = default_registry(plugins)
         add_proxies(registry)
         self.codec = Codec(registry.wire_types)
-        graph = load_graph(config["graph"], registry=registry)
+        graph = load_graph(config["graph"], registry=registry, settings=config["settings"])
         run_dir = Path(config["run_dir"]) if config.get("run_dir") else None
         run = GraphRun(graph, registry, mode=config["mode"], run_dir=run_dir, restore=config.get("restore"),
                        deadlock_grace_s=float(config.get("deadlock_grace_s") or 2.5))
@@ -193,7 +193,8 @@ class _Worker:
         self.mirror = CounterMirror(run.counters, lambda op, name, value: self.control(["counter", op, name, value]))
         run.context.stop_handler = lambda reason, node_id: self.control(["stop", reason, node_id])
         run.context.metric_sinks.append(lambda node_id, values: self.control(["metrics", node_id, values]))
-        run.context.checkpoint_handler = lambda reason: self.snapshot(["point", reason])  # a consistent point
+        # a consistent point; ``keep``: the name and record it is also kept under (``NodeContext.request_checkpoint``)
+        run.context.checkpoint_handler = lambda reason, keep=None: self.snapshot(["point", reason, keep])
         run.counters.listen(self._counter_moved)
         run.build()
         run.order = [node_id for node_id in config["order"] if node_id in run.nodes]

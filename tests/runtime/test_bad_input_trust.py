@@ -182,6 +182,87 @@ class TestErrorsBeforeRunning:
         assert done.returncode == 2 and "Traceback" not in done.stderr
         assert "[bad_param_value] node 'trainer' 'checkpoint_trigger_value'" in done.stderr
 
+    def test_linear_schedule_needs_a_run_length(self) -> None:
+        """A linear learning-rate schedule with no max_steps or max_iterations failed at setup (exit 1): refused at
+        load, pointing at the schedule; accepted once the run has a length, and in play (no trainer runs)."""
+        with pytest.raises(GraphError) as caught:
+            load_graph(CARTPOLE, ["run.max_steps=null"], REGISTRY)
+        assert [(i.code, i.node, i.where) for i in caught.value.errors] == [
+            ("bad_param_value", "trainer", "/nodes/trainer/params/lr_schedule")]
+        load_graph(CARTPOLE, ["run.max_steps=null", "run.max_iterations=10"], REGISTRY)
+        load_graph(CARTPOLE, ["run.max_steps=null", "trainer.lr_schedule=constant"], REGISTRY)
+        load_graph(CARTPOLE, ["run.max_steps=null"], REGISTRY, run={"mode": "play"})
+
+    def test_linear_schedule_in_a_split_graph(self) -> None:
+        """A worker's part keeps no stop conditions in its run section: its trainer's schedule is checked against
+        the whole graph's run (the settings the worker gets), so a placed graph with a linear schedule loads in its
+        worker, and a whole run without a length is still refused there."""
+        from dnne.runtime.placement.proxies import add_proxies
+        from dnne.runtime.placement.split import split_graph
+
+        graph = load_graph(ROOT / "graphs" / "halfcheetah_async.json", registry=REGISTRY)
+        learner = split_graph(graph, REGISTRY).graphs["learner"]
+        assert "trainer" in learner.nodes and "max_steps" not in learner.run
+        registry = default_registry()
+        add_proxies(registry)
+        load_graph(learner.to_native(), registry=registry, settings=graph.run)
+        with pytest.raises(GraphError) as caught:
+            load_graph(learner.to_native(), registry=registry, settings=dict(graph.run, max_steps=None))
+        assert [issue.field for issue in caught.value.errors] == ["lr_schedule"]
+
+    def test_recurrent_agent_needs_dones(self) -> None:
+        """A recurrent agent whose dones input is not linked failed at setup: refused at load, naming the agent
+        and pointing at its recurrent param."""
+        document = json.loads((ROOT / "graphs" / "cartpole_novel_lstm.json").read_text())
+        document["links"] = [link for link in document["links"] if "agent.dones" not in json.dumps(link)]
+        with pytest.raises(GraphError) as caught:
+            load_graph(document, registry=REGISTRY)
+        assert [(i.code, i.node, i.where) for i in caught.value.errors] == [
+            ("missing_dones_link", "agent", "/nodes/agent/params/recurrent")]
+
+    @pytest.mark.parametrize(("override", "code"), [
+        ("agent.action_space=continuous", "action_space_mismatch"),
+        ("agent.output_size=3", "action_size_mismatch"),
+        ("agent.input_size=5", "observation_size_mismatch"),
+    ])
+    def test_agent_against_its_env(self, override: str, code: str) -> None:
+        """An agent whose action kind or sizes differ from its env's spaces (known from the env's params) failed
+        at setup: refused at load, pointing at the param."""
+        with pytest.raises(GraphError) as caught:
+            load_graph(CARTPOLE, [override], REGISTRY)
+        assert [(i.code, i.node, i.where) for i in caught.value.errors] == [
+            (code, "agent", f"--set {override.split('=')[0]}")]
+        load_graph(CARTPOLE, ["agent.output_size=2", "agent.input_size=4"], REGISTRY)
+
+    def test_agent_against_a_gymnasium_env(self) -> None:
+        """Gymnasium ids are probed too; a module:Env id the command line did not allow is refused, never probed
+        (probing would import it)."""
+        pytest.importorskip("gymnasium")
+        document = ROOT / "graphs" / "gym_cartpole_ppo.json"
+        assert codes(["agent.action_space=continuous"], document) == ["action_space_mismatch"]
+        assert codes(["agent.action_space=continuous", "env.task=os:CartPole-v1"], document) == [
+            "module_not_allowed"]
+
+    @pytest.mark.parametrize("override", ["run.device=tpu", "run.timeout=abc", "run.max_steps=0", "run.colour=1",
+                                          "run.stop=3", "run.seed=-1"])
+    def test_run_errors_point_at_their_set_argument(self, override: str) -> None:
+        """A bad run value from --set points at the --set argument, not at a place in the file that does not
+        hold it; a bad value in the file points at the file."""
+        key = override.split("=")[0]
+        with pytest.raises(GraphError) as caught:
+            load_graph(CARTPOLE, [override], REGISTRY)
+        assert [issue.where for issue in caught.value.errors] == [f"--set {key}"]
+        document = json.loads(CARTPOLE.read_text())
+        document["run"]["device"] = "tpu"
+        with pytest.raises(GraphError) as caught:
+            load_graph(document, registry=REGISTRY)
+        assert [issue.where for issue in caught.value.errors] == ["/run/device"]
+
+    def test_validate_points_at_the_set_argument(self) -> None:
+        """dnne validate --set run.device=tpu: exit 2, the --set argument named, no traceback."""
+        done = dnne("validate", str(CARTPOLE), "--set", "run.device=tpu")
+        assert done.returncode == 2 and "(at --set run.device)" in done.stderr and "Traceback" not in done.stderr
+
     def test_cnn_layers_checked_together(self) -> None:
         """cnn lists of different lengths, or an image the convolutions shrink to nothing, fail at load."""
         assert codes(["agent.encoder=cnn", "agent.cnn_channels=[8,8]", "agent.cnn_kernels=[3]"]) == [

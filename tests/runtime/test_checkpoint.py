@@ -96,6 +96,44 @@ def test_keep_only_the_newest(tmp_path: Path) -> None:
     assert checkpoint.latest(tmp_path).name == "ckpt-00000003.pt"
 
 
+def test_a_named_checkpoint_is_kept_apart(tmp_path: Path) -> None:
+    """save_named writes NAME.pt as durably as save (no partial left), replaces the previous one of the name, is
+    never pruned and never the latest; a name that is not a lowercase word is refused."""
+    first, second = (checkpoint.collect(Subject({"a": Part({"w": value})})) for value in (1, 2))
+    checkpoint.save_named(first, tmp_path, "best")
+    for index in (1, 2, 3):
+        checkpoint.save(first, tmp_path, index, keep=1)
+    path = checkpoint.save_named(second, tmp_path, "best")
+    assert path == tmp_path / "best.pt" and not list(tmp_path.glob("*.partial"))
+    assert checkpoint.load(path)["nodes"]["a"] == {"w": 2}
+    assert [p.name for p in checkpoint.candidates(tmp_path)] == ["ckpt-00000003.pt"]
+    assert checkpoint.load(tmp_path)["nodes"]["a"] == {"w": 1}
+    for name in ("../best", "Best", "", "ckpt-00000009", "a" * 40):
+        with pytest.raises(CheckpointError):
+            checkpoint.save_named(first, tmp_path, name)
+
+
+def test_kept_records_of_a_run_directory(tmp_path: Path) -> None:
+    """A resumed run records the kept checkpoints its summary names again, at their place in its own checkpoints
+    folder, and only those whose file is there; a summary of another shape or too large gives none."""
+    import json
+
+    from dnne.runtime.rundir import MAX_SUMMARY_BYTES, kept_records
+
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "best.pt").write_bytes(b"x")
+    summary = tmp_path / "summary.json"
+    summary.write_text(json.dumps({"best_checkpoint": {"path": "/elsewhere/best.pt", "eval_return_mean": 3.5},
+                                   "worst_checkpoint": {"path": "x", "eval_return_mean": 0.0},
+                                   "last_checkpoint": "ckpt-00000001.pt", "Bad_checkpoint": {}}))
+    assert kept_records(tmp_path) == {"best": {"path": str(tmp_path / "checkpoints" / "best.pt"),
+                                               "eval_return_mean": 3.5}}
+    summary.write_text("[1, 2]")
+    assert kept_records(tmp_path) == {}
+    summary.write_text(" " * (MAX_SUMMARY_BYTES + 1))
+    assert kept_records(tmp_path) == {}
+
+
 def test_another_graph_is_refused_naming_the_nodes() -> None:
     """A checkpoint of a graph with other node types is refused, naming each node that differs."""
     state = checkpoint.collect(Subject({"a": Part({"w": 1})}))

@@ -43,11 +43,23 @@ class TestExitCodes:
         assert "Traceback" not in done.stderr
 
     @pytest.mark.nodes
-    def test_setup_mismatch_exits_2(self, tmp_path: Path) -> None:
-        """An agent input_size that contradicts the env is a clear setup error naming the node, exit 2."""
+    def test_size_mismatch_known_before_running_exits_2(self, tmp_path: Path) -> None:
+        """An agent input_size that contradicts the env's spaces, known from the env's params, is refused before
+        anything runs: exit 2, the node and the --set argument named, nothing written."""
         done = dnne("run", str(CARTPOLE), "--set", "agent.input_size=7", "--run-dir", str(tmp_path / "r"), "-q")
         assert done.returncode == 2
-        assert "agent" in done.stderr and "input_size is 7 but the env says 4" in done.stderr
+        assert "[observation_size_mismatch] node 'agent' 'input_size'" in done.stderr
+        assert "(at --set agent.input_size)" in done.stderr and "Traceback" not in done.stderr
+        assert not (tmp_path / "r").exists()
+
+    @pytest.mark.nodes
+    def test_setup_mismatch_exits_2(self, tmp_path: Path) -> None:
+        """Where the spaces are known only at setup (the low-level agent reads what the subgoal concatenation
+        declares), a contradicting input_size is a clear setup error naming the node, exit 2."""
+        done = dnne("run", str(ROOT / "graphs" / "hierarchical_ppo.json"), "--set", "low_agent.input_size=7",
+                    "--run-dir", str(tmp_path / "r"), "-q")
+        assert done.returncode == 2
+        assert "low_agent" in done.stderr and "input_size is 7 but the env says" in done.stderr
         assert "Traceback" not in done.stderr
         assert summary(tmp_path / "r")["stop_reason"] == "failed"
 

@@ -13,7 +13,7 @@ from dnne.runtime.graph import RUN_KEYS
 from dnne.runtime.loading import load_graph
 
 BUILTIN_PACKAGE_KEYS = {"max_steps", "max_iterations", "max_episodes", "target_return", "realtime", "stochastic",
-                        "video_dir", "video_format"}  # the schema documents dnne.nodes' registered keys too
+                        "video_dir", "video_format", "eval"}  # the schema documents dnne.nodes' registered keys too
 
 
 def _nodes_installed() -> bool:
