@@ -1,7 +1,8 @@
 """MinAtar Breakout: the return curve of ``graphs/minatar_breakout_ppo.json`` against a random policy's mean return,
-measured in the same run. Needs the optional extra: ``pip install -e ".[minatar]"``.
+measured in the same run. Needs the optional extra: ``pip install -e ".[minatar]"``. (Not named ``minatar.py``: the
+script's folder comes first on ``sys.path`` and would hide the ``minatar`` package.)
 
-Run: ``python benchmarks/minatar.py`` (seed 1, 400k env steps: ~10 min on 2 loaded cores); ``--seeds 1 2 3``,
+Run: ``python benchmarks/minatar_breakout.py`` (seed 1, 400k env steps: ~10 min on 2 loaded cores); ``--seeds 1 2 3``,
 ``--steps N``, ``--random-episodes N``.
 
 * **random**: uniform random actions (the game's 3 minimal actions) on ``MinAtar/Breakout-v1`` through the same
@@ -100,8 +101,11 @@ def run_seed(seed: int, steps: int, eval_episodes: int, timeout: float) -> dict[
 def curve_rows(results: list[dict[str, Any]], every: int) -> list[list[str]]:
     """The curves side by side: each seed's latest mean return at every ``every`` env steps."""
     last = max(point[0] for result in results for point in result["curve"])
+    marks = list(range(every, last + 1, every))
+    if not marks or marks[-1] != last:
+        marks.append(last)
     rows = []
-    for mark in range(every, last + every, every):
+    for mark in marks:
         row = [f"{mark:,}"]
         for result in results:
             seen = [value for step, value in result["curve"] if step <= mark]
