@@ -7,7 +7,8 @@ Run: ``python benchmarks/minatar_breakout.py`` (seed 1, 400k env steps: ~10 min 
 
 * **random**: uniform random actions (the game's 3 minimal actions) on ``MinAtar/Breakout-v1`` through the same
   Gymnasium backend, 64 envs, seed 0, until ``--random-episodes`` games have ended; their mean return.
-* **ppo**: ``dnne run graphs/minatar_breakout_ppo.json --seed S --max-steps N`` in a fresh process with torch on one
+* **ppo**: ``dnne run graphs/minatar_breakout_ppo.json --seed S --max-steps N --set run.target_return=null`` (the
+  whole budget, not stopping at the graph's target) in a fresh process with torch on one
   thread, timed from spawn to exit (wall and CPU). The curve is the trainer's ``mean_return`` (the last 20 finished
   games) from ``metrics.jsonl``; "final (last 5 updates)" averages its last five values. Then ``dnne eval`` plays
   ``--eval-episodes`` fresh games with the final policy (sampling its actions, as in training) for a steadier number.
@@ -89,7 +90,7 @@ def run_seed(seed: int, steps: int, eval_episodes: int, timeout: float) -> dict[
     with tempfile.TemporaryDirectory(prefix="dnne-minatar-") as tmp:
         run_dir = Path(tmp) / "run"
         command = [shutil.which("dnne") or "dnne", "run", GRAPH, "--seed", str(seed), "--max-steps", str(steps),
-                   "--timeout", "2h", "--run-dir", str(run_dir), "-q"]
+                   "--timeout", "2h", "--set", "run.target_return=null", "--run-dir", str(run_dir), "-q"]
         wall, cpu, _, code = spawn(command, timeout)
         summary = json.loads((run_dir / "summary.json").read_text())
         points = curve(run_dir)
