@@ -6,7 +6,8 @@ Run: ``python benchmarks/minatar_breakout.py`` (seed 1, 400k env steps: ~10 min 
 ``--steps N``, ``--random-episodes N``.
 
 * **random**: uniform random actions (the game's 3 minimal actions) on ``MinAtar/Breakout-v1`` through the same
-  Gymnasium backend, 64 envs, seed 0, until ``--random-episodes`` games have ended; their mean return.
+  Gymnasium backend, 64 envs, seed 0, each env playing the same number of whole games (``--random-episodes`` in all,
+  rounded up); their mean return.
 * **ppo**: ``dnne run graphs/minatar_breakout_ppo.json --seed S --max-steps N --set run.target_return=null`` (the
   whole budget, not stopping at the graph's target) in a fresh process with torch on one
   thread, timed from spawn to exit (wall and CPU). The curve is the trainer's ``mean_return`` (the last 20 finished
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import resource
 import shutil
@@ -34,17 +36,24 @@ TASK = "MinAtar/Breakout-v1"
 
 
 def random_mean_return(episodes: int, num_envs: int = 64) -> tuple[float, int]:
-    """Mean return of uniform random actions over at least ``episodes`` finished games, and how many ended."""
+    """Mean return of uniform random actions, each of ``num_envs`` envs playing the same number of whole games (at
+    least ``episodes`` in all), so short games are not over-counted; and how many games that was."""
     import torch
     from dnne.nodes.envs.gym_backend import GymnasiumEnv
 
+    quota = math.ceil(episodes / num_envs)
     env = GymnasiumEnv(TASK, num_envs)
     env.reset(seed=0)
     generator = torch.Generator().manual_seed(0)
+    played = torch.zeros(num_envs, dtype=torch.long)
     returns: list[float] = []
-    while len(returns) < episodes:
-        actions = torch.randint(0, env.action_space.n, (num_envs,), generator=generator)
-        returns += env.step(actions).episode_returns.tolist()
+    while bool((played < quota).any()):
+        result = env.step(torch.randint(0, env.action_space.n, (num_envs,), generator=generator))
+        ended = torch.nonzero(result.terminated | result.truncated).flatten()
+        for index, value in zip(ended.tolist(), result.episode_returns.tolist()):
+            if played[index] < quota:
+                returns.append(value)
+            played[index] += 1
     env.close()
     return sum(returns) / len(returns), len(returns)
 
