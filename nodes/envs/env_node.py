@@ -29,7 +29,7 @@ class EnvNode(Node):
     backend = Param(str, "torch", "torch (built-in tasks), gymnasium or isaacgym", choices=BACKENDS)
     task = Param(str, "Cartpole", "task: Cartpole, Pendulum, CartpoleIsaac, PointMassNav, PointMassMaze, CartpoleNoVel, "
                  "PendulumNoVel, GridReach (torch), or a "
-                 "Gymnasium / Isaac Gym id")
+                 "Gymnasium id (MinAtar/Breakout-v1 and siblings with the minatar extra) / Isaac Gym id")
     num_envs = Param(int, 64, "number of environments stepped together", ge=1, le=65536)
     device = Param(str, None, "cpu or cuda; default: the run's device", nullable=True)
     seed = Param(int, None, "env seed; default: derived from the run seed and the node id", ge=0, lt=2**63,

@@ -29,6 +29,7 @@ class ObservationFlattener:
     def __init__(self, space: gymnasium.Space, task: str) -> None:
         self.source = space
         self.passthrough = isinstance(space, gymnasium.spaces.Box) and len(space.shape) == 1
+        self.box = isinstance(space, gymnasium.spaces.Box)
         if not self.passthrough:
             _check_flattenable(space, task, "observation")
         flat = space if self.passthrough else flatten_space(space)
@@ -38,6 +39,8 @@ class ObservationFlattener:
         """Flat observations ``[N, dim]`` from a vector env's batched observations."""
         if self.passthrough:
             return observations
+        if self.box:  # one reshape of the whole batch, what flattening each row would give
+            return np.asarray(observations, dtype=self.source.dtype).reshape(len(observations), -1)
         count = len(observations) if not isinstance(observations, dict) else len(next(iter(_leaves(observations))))
         return np.stack([self.one(_item(observations, i)) for i in range(count)])
 

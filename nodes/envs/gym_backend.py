@@ -15,11 +15,15 @@ from torch import Tensor
 
 from .base import BatchedEnv, RunningEpisodes, StepResult
 from .flatten import ObservationFlattener
+from .minatar_env import missing_minatar, register_minatar_envs
 from .recorder import EpisodeRecorder
 from .spaces import Box, Discrete
 
 # Raised in the parent when an AsyncVectorEnv worker process has died: its pipe is closed.
 _DEAD_WORKER_ERRORS = (EOFError, BrokenPipeError, ConnectionError)
+
+# Ids this package provides (MinAtar's games, when the optional ``minatar`` is installed), so graphs name them plainly.
+register_minatar_envs()
 
 
 def module_of(task: str) -> str | None:
@@ -49,6 +53,9 @@ def env_kwargs_problems(task: str, env_kwargs: Mapping[str, Any]) -> list[tuple[
     Returns:
         ``(code, param, message)`` for each problem.
     """
+    missing = missing_minatar(task)
+    if missing is not None:
+        return [("missing_package", "task", missing)]
     module = module_of(task)
     try:
         if module is not None:
@@ -152,7 +159,7 @@ class GymnasiumEnv(BatchedEnv):
         record_format: str = "mp4",
         allowed_modules: Collection[str] = (),
     ) -> None:
-        refusal = refused_module(task, allowed_modules)
+        refusal = refused_module(task, allowed_modules) or missing_minatar(task)
         if refusal is not None:
             raise ValueError(refusal)
         if vectorization not in ("sync", "async"):

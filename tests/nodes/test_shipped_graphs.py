@@ -22,9 +22,12 @@ def test_graphs_are_shipped() -> None:
 @pytest.mark.parametrize("path", FILES, ids=[str(p.relative_to(GRAPHS)) for p in FILES])
 def test_validates(path: Path) -> None:
     """``dnne validate`` accepts the file (a graph placed on Ray needs the ``ray`` extra: validation refuses it
-    without Ray, which ``tests/runtime/placement/test_ray_validation.py`` tests)."""
+    without Ray, which ``tests/runtime/placement/test_ray_validation.py`` tests; a MinAtar graph needs the
+    ``minatar`` extra, and ``tests/nodes/envs/test_minatar.py`` tests the refusal without it)."""
     if "_ray" in path.stem:
         pytest.importorskip("ray")
+    if path.stem.startswith("minatar_"):
+        pytest.importorskip("minatar")
     assert main(["validate", str(path)]) == 0
 
 

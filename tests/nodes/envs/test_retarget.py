@@ -75,3 +75,13 @@ class TestObservationFlattener:
         flattener = ObservationFlattener(gymnasium.spaces.Box(-1.0, 1.0, (3,)), "test")
         batch = np.zeros((2, 3), np.float32)
         assert flattener.batch(batch) is batch
+
+    def test_image_box_rows_equal_gymnasiums_flatten(self) -> None:
+        """A [C, H, W] Box batch becomes one row per env, each equal to Gymnasium's own flatten of that image."""
+        space = gymnasium.spaces.Box(0.0, 1.0, (2, 3, 4), np.float32)
+        flattener = ObservationFlattener(space, "test")
+        batch = np.random.default_rng(0).random((5, 2, 3, 4)).astype(np.float32)
+        expected = np.stack([gymnasium.spaces.utils.flatten(space, image) for image in batch])
+        np.testing.assert_array_equal(flattener.batch(batch), expected)
+        np.testing.assert_array_equal(flattener.one(batch[1]), expected[1])
+        assert flattener.space.dim == 24
