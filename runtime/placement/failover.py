@@ -25,12 +25,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ..graph import Graph
     from ..runner import GraphRun
 
 MAX_REPLACEMENTS = 3
 """How many lost parts one run replaces when ``run.max_replacements`` does not say."""
 ON_LOSS = ("stop", "replace")
 """What ``workers.NAME.on_loss`` may say."""
+REPLACEABLE_CHECKPOINT_INTERVAL_S = 60.0
+"""``dnne run``'s checkpoint interval for a graph with a replaceable part, unless ``--checkpoint-interval`` says
+otherwise (10 minutes otherwise): a replacement goes back at most this far, plus one update."""
+
+
+def replaceable(graph: Graph) -> bool:
+    """Whether ``graph`` has a part the run replaces when it is lost."""
+    return any(options.get("on_loss") == "replace" for options in graph.workers.values())
 
 
 def resume_point(run: GraphRun) -> tuple[dict[str, Any] | None, Path | None]:
