@@ -14,8 +14,8 @@ from ..errors import GraphError, printable
 from ..graph import Graph
 from ..loaders.document import parse_document
 from ..loop_watchdog import LoopWatchdog
-from ..progress import Progress
 from ..placement.failover import REPLACEABLE_CHECKPOINT_INTERVAL_S, replaceable
+from ..progress import Progress
 from ..registry import NodeRegistry
 from ..run_owner import claim
 from ..rundir import DEFAULT_CHECKPOINT_INTERVAL_S, RunDirectory

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from dnne.runtime import checkpoint
 from dnne.runtime.errors import GraphError
 from dnne.runtime.graph import Graph
@@ -78,8 +77,10 @@ def unfaulted(registry, tmp_path_factory) -> tuple[Path, RunResult]:
     return run_dir, result
 
 
-@pytest.mark.parametrize("every, kill_at, resumed", [(2, 3, "ckpt-00000002.pt"), (0, 1, None)],
-                         ids=["after-a-snapshot", "before-any-snapshot"])
+@pytest.mark.parametrize("every, kill_at, resumed", [
+    pytest.param(2, 3, "ckpt-00000002.pt", id="after-a-snapshot"),
+    pytest.param(0, 1, None, id="before-any-snapshot", marks=pytest.mark.slow),  # 25 s on the 2-core machine
+])
 def test_a_killed_replaceable_env_group_is_replaced_and_the_run_ends_as_an_unfaulted_one(
         registry, unfaulted, tmp_path, every, kill_at, resumed):
     """kill -9 of the env group's process after update ``kill_at``: the loss is recorded (where it ran, how long
@@ -113,13 +114,14 @@ def test_a_killed_replaceable_env_group_is_replaced_and_the_run_ends_as_an_unfau
     assert any("replacing it (1 of run.max_replacements 3)" in warning for warning in summary["warnings"])
 
 
+@pytest.mark.slow  # two Cartpole runs with two workers (30 s on the 2-core machine)
 def test_a_lost_learner_stops_the_run_naming_it_with_a_checkpoint_to_resume(registry, unfaulted, tmp_path):
     """The trainer in worker 'learner' (on_loss: stop, the default), the env group replaceable: kill -9 of the
     learner stops the run naming it, with its last checkpoint and the resume command; that checkpoint holds every
     part's nodes and resuming from it ends as the unfaulted run."""
     placement = {node_id: "envs" for node_id in ENV_GROUP} | {"trainer": "learner"}
     document = cartpole(4, placement, {"envs": {"on_loss": "replace"}, "learner": {}})
-    _, result, [pid] = run_in(tmp_path, document, registry, 2, kill=("learner", 3))
+    _, result, _killed = run_in(tmp_path, document, registry, 2, kill=("learner", 3))
     assert result.stop_reason == "failed" and result.error.node_id == "learner"
     text = str(result.error)
     assert f"worker 'learner' (nodes trainer) died: exit code -9 (SIGKILL); last checkpoint: {tmp_path}" in text
@@ -165,6 +167,7 @@ def test_past_max_replacements_a_loss_stops_the_run_saying_so(wreg):
     assert [event["event"] for event in result.placement["events"]] == ["worker_died"]
 
 
+@pytest.mark.slow  # two worker starts and the heartbeat's timeout (20 s on the 2-core machine)
 def test_a_stopped_replaceable_worker_is_lost_by_its_heartbeat_and_replaced(wreg):
     """SIGSTOP: the heartbeat finds the part lost within its timeout, the stopped process is killed, a new one
     runs the part and the run ends at its own limit; the new part's pid is where the summary says it ran."""
