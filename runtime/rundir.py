@@ -202,7 +202,7 @@ class RunDirectory:
         if not self.started:
             return
         try:
-            if self.abort or not run.nodes or (run.placement is not None and run.placement.replacing(run)):
+            if self.abort or not run.nodes or run.replacing:
                 pass  # a replaced part: the run goes on from the state kept (its checkpoint is on disk)
             elif run.error is None:
                 self.request_checkpoint(run.stop_reason or "end")

@@ -159,6 +159,8 @@ class GraphRun:
         self.initial_restore = restore
         self.replacements = 0
         """How many lost parts this run replaced (``runtime/placement/failover.py``)."""
+        self.interrupted = False
+        """The user stopped the run (``interrupted``): a part lost then is not replaced."""
         self.context = RunContext(int(graph.run.get("seed") or 0), graph.run.get("device") or "cpu", self.mode,
                                   Counters(), run_dir)
         self.context.settings = dict(graph.run, allowed_modules=sorted(graph.allowed_modules))
@@ -204,6 +206,8 @@ class GraphRun:
         """
         if self.stop_reason is None:
             self.stop_reason = reason
+        if reason == "interrupted":  # also after a lost part: the run does not go on with a replacement
+            self.interrupted = True
         if self._stop_event is None:
             return
         live_points = self.context.stop_points & (self._watchdog.live if self._watchdog else set())
@@ -339,7 +343,7 @@ class GraphRun:
         self.started_at = time.perf_counter()
         while True:
             await self._attempt()
-            if self.placement is None or not self.placement.replacing(self):
+            if not self.replacing:
                 return self.result()
             from .placement.failover import next_attempt
 
@@ -425,6 +429,12 @@ class GraphRun:
                 task.cancel()
         if self.stop_reason is None:
             self.stop_reason = "completed"
+
+    @property
+    def replacing(self) -> bool:
+        """Whether this attempt ended for a lost part the run replaces, going on from its newest consistent state
+        (``runtime/placement/failover.py``); never after an interruption."""
+        return self.placement is not None and not self.interrupted and self.placement.replacing(self)
 
     def prepare_attempt(self, restore: dict[str, Any] | None) -> None:
         """Make the run ready for another attempt from the checkpoint ``restore`` (``None``: from the start)."""

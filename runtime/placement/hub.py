@@ -599,7 +599,7 @@ class Placement:
             if self.heartbeats is not None:
                 self.heartbeats.close()
             if self.ray is not None:  # a Ray this run started stays up for the attempt that replaces a part
-                await self.ray.stop(self.workers.values(), shutdown=not self.replacing(run))
+                await self.ray.stop(self.workers.values(), shutdown=not run.replacing)
             if self.slot_dir is not None:
                 shutil.rmtree(self.slot_dir, ignore_errors=True)
 
