@@ -151,6 +151,7 @@ def forever(on_loss: dict[str, Any], **run: Any) -> Graph:
     return g
 
 
+@pytest.mark.slow  # a worker start and a kill (10 s on the 2-core machine)
 def test_past_max_replacements_a_loss_stops_the_run_saying_so(wreg):
     run = GraphRun(load_graph(forever({"on_loss": "replace"}, max_replacements=0), registry=wreg), wreg)
 
