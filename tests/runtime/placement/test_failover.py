@@ -158,6 +158,7 @@ def test_past_max_replacements_a_loss_stops_the_run_saying_so(wreg):
     async def scenario() -> RunResult:
         task = asyncio.ensure_future(run.execute())
         while "s" not in run.nodes or len(run.nodes["s"].received) < 50:
+            assert not task.done(), task.result().error
             await asyncio.sleep(0.02)
         os.kill(run.placement.workers["w1"].process.pid, signal.SIGKILL)
         return await asyncio.wait_for(task, 60)
@@ -178,10 +179,12 @@ def test_a_stopped_replaceable_worker_is_lost_by_its_heartbeat_and_replaced(wreg
     async def scenario() -> RunResult:
         task = asyncio.ensure_future(run.execute())
         while "s" not in run.nodes or len(run.nodes["s"].received) < 50:
+            assert not task.done(), task.result().error
             await asyncio.sleep(0.02)
         stopped.append(run.placement.workers["w1"].process.pid)
         os.kill(stopped[0], signal.SIGSTOP)
         while run.replacements == 0 or "s" not in run.nodes or len(run.nodes["s"].received) < 50:
+            assert not task.done(), task.result().error
             await asyncio.sleep(0.02)
         run.request_stop("stop")
         return await asyncio.wait_for(task, 60)

@@ -156,6 +156,7 @@ def test_a_replaceable_part_whose_node_is_removed_is_replaced_on_another_node(cl
         nonlocal standby
         task = asyncio.ensure_future(run.execute())
         while "s" not in run.nodes or len(run.nodes["s"].received) < 100:
+            assert not task.done(), task.result().error
             await asyncio.sleep(0.05)
         standby = cluster.add_node(num_cpus=1, resources={"spare": 1})  # Ray's signal use: the main thread
         await asyncio.to_thread(cluster.remove_node, doomed)
@@ -189,6 +190,7 @@ def test_with_no_node_for_the_replacement_the_run_stops_naming_the_part(cluster,
     async def scenario() -> RunResult:
         task = asyncio.ensure_future(run.execute())
         while "s" not in run.nodes or len(run.nodes["s"].received) < 100:
+            assert not task.done(), task.result().error
             await asyncio.sleep(0.05)
         monkeypatch.setattr(ray_parts, "CONNECT_TIMEOUT_S", 3.0)  # for the replacement only
         await asyncio.to_thread(cluster.remove_node, doomed)
