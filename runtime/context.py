@@ -154,6 +154,18 @@ class RunContext:
         self.stop_point_handler: Callable[[], None] | None = None
         self._shared: dict[str, Any] = {}
 
+    def restart(self, counters: Counters) -> None:
+        """Begin another attempt at the run (a replaced part): new counters, no node contexts, links, relays, shared
+        objects or stop points yet; settings, handlers, metric sinks and warnings stay."""
+        self.counters = counters
+        self.contexts = {}
+        self.linked_ports = {}
+        self.upstream_links = {}
+        self.relays = {}
+        self.stop_points = set()
+        self.stopping = False
+        self._shared = {}
+
     def shared_objects(self) -> dict[str, Any]:
         """Every run-wide shared object, by name."""
         return dict(self._shared)

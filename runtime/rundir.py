@@ -66,6 +66,7 @@ class RunDirectory:
         self.last_checkpoint: Path | None = None
         self.checkpoint_error: str | None = None
         self._consistent: dict[str, Any] | None = None
+        self._consistent_path: Path | None = None
         self._last_save = time.perf_counter()
         self.run: GraphRun | None = None
         self.sinks = [make_sink(sink) if isinstance(sink, str) else sink for sink in sinks]
@@ -84,18 +85,22 @@ class RunDirectory:
         return self.path / "checkpoints"
 
     def on_start(self, run: GraphRun) -> None:
-        """Write the resolved graph; open the metrics file and TensorBoard writer; hook into the run."""
+        """Write the resolved graph; open the metrics file and TensorBoard writer; hook into the run.
+
+        Called again when the run goes on after replacing a lost part (``placement/failover.py``): the rows past
+        the state it goes on from are dropped, as for a resume, and the wall time runs on."""
+        replay = self.started
         self.run = run
         self.started = True
         self.path.mkdir(parents=True, exist_ok=True)
         for partial in checkpoint.remove_partials(self.checkpoints):
             log.info("removed %s, left by a run that was killed while saving", partial)
         _write_atomic(self.path / "graph.json", json.dumps(run.graph.to_native(), indent=2) + "\n")
-        self._wall_offset = float(run.counters.get("wall_time_s", 0.0) or 0.0)
+        self._wall_offset = self.wall_time() if replay else float(run.counters.get("wall_time_s", 0.0) or 0.0)
         self._started = self._last_save = time.perf_counter()
         step_counter = run.registry.vocabulary.step_counter or STEP_COUNTER
         self._stamp = MetricStamp(run.counters, self.wall_time, step_counter)
-        resumed_at = int(run.counters.get(step_counter, 0) or 0) if run.restore is not None else None
+        resumed_at = int(run.counters.get(step_counter, 0) or 0) if run.restore is not None or replay else None
         if resumed_at is not None:
             drop_replayed_rows(self.path / "metrics.jsonl", resumed_at, step_counter)
             self.kept = kept_records(self.path)
@@ -107,7 +112,8 @@ class RunDirectory:
         for sink in self._sinks_to_open():
             sink.open(info)
             self._open_sinks.append(sink)
-        run.context.metric_sinks.append(self.write_metrics)
+        if self.write_metrics not in run.context.metric_sinks:
+            run.context.metric_sinks.append(self.write_metrics)
         run.context.checkpoint_handler = self.request_checkpoint
         run.counters.listen(self._counter_changed)
 
@@ -140,7 +146,7 @@ class RunDirectory:
             self.request_checkpoint(f"every {self.checkpoint_interval_s:g}s")
         elif self.run.placement is None:
             # A split graph's state lives in its workers; gathering it at every update would cost a round trip.
-            self._consistent = copy.deepcopy(self._state())
+            self._consistent, self._consistent_path = copy.deepcopy(self._state()), None
 
     def _state(self) -> dict[str, Any]:
         assert self.run is not None
@@ -161,9 +167,9 @@ class RunDirectory:
                                                       lambda state: self._gathered(state, reason, keep)):
             return  # a split run's processes take their parts at a consistent cut first (placement/snapshots.py)
         state = self._state()
-        if self.run.placement is None:
-            self._consistent = copy.deepcopy(state)
         self._write(state, reason, keep)
+        if self.run.placement is None:
+            self._consistent, self._consistent_path = copy.deepcopy(state), self.last_checkpoint
 
     def _gathered(self, state: dict[str, Any], reason: str, keep: dict[str, Any] | None) -> None:
         """A split run's mid-run checkpoint, every process's part in it: saved, and kept for a failure."""
@@ -171,6 +177,7 @@ class RunDirectory:
             return
         self._consistent = copy.deepcopy(state)
         self._write(state, reason, keep)
+        self._consistent_path = self.last_checkpoint
 
     def _write(self, state: dict[str, Any], reason: str, keep: dict[str, Any] | None = None) -> None:
         assert self.run is not None
@@ -192,6 +199,13 @@ class RunDirectory:
         self.last_checkpoint = path
         log.info("checkpoint %s (%s)", path, reason)
 
+    def last_consistent_state(self) -> tuple[dict[str, Any], Path | None] | None:
+        """A copy of the state at the newest consistent point kept (a split run's: its last complete mid-run
+        checkpoint) and the checkpoint that holds it; ``None`` before the first."""
+        if self._consistent is None:
+            return None
+        return copy.deepcopy(self._consistent), self._consistent_path
+
     def on_stop(self, run: GraphRun) -> None:
         """Save the final checkpoint (after a node failure: the state at the last consistent point, if one was
         reached) and write ``summary.json``. A run that never started (a resume refused at restore) writes
@@ -199,8 +213,8 @@ class RunDirectory:
         if not self.started:
             return
         try:
-            if self.abort or not run.nodes:
-                pass
+            if self.abort or not run.nodes or run.replacing:
+                pass  # a replaced part: the run goes on from the state kept (its checkpoint is on disk)
             elif run.error is None:
                 self.request_checkpoint(run.stop_reason or "end")
             elif self._consistent is not None:

@@ -89,6 +89,10 @@ class RunHooks(Protocol):
     def on_stop(self, run: GraphRun) -> None:
         """Called after every node has stopped and been torn down."""
 
+    def last_consistent_state(self) -> tuple[dict[str, Any], Path | None] | None:
+        """The newest consistent state of the whole graph this hook keeps (``checkpoint.collect``'s form) and the
+        checkpoint file that holds it: a split run that replaces a lost part goes back to it."""
+
 
 class DeadlockError(RuntimeError):
     """Every node waits on a channel and nothing moves."""
@@ -139,37 +143,11 @@ class GraphRun:
         worker_python: dict[str, str] | None = None,
     ) -> None:
         self.graph = graph
-        self.part = graph
         self.registry = registry or default_registry()
         self.mode = mode or graph.run.get("mode") or "train"
-        self.placement: Any = None
-        if graph.placement:  # split over processes (runtime/placement): this process runs the main part
-            from .placement import Placement
-
-            self.placement = Placement(graph, self.registry, self.mode, worker_python or {})
-            self.part = self.placement.main_graph
-        self.restore = restore
-        self.counters = Counters(restore["counters"], restore.get("windows")) if restore else Counters()
-        self.context = RunContext(
-            int(graph.run.get("seed") or 0), graph.run.get("device") or "cpu", self.mode, self.counters, run_dir
-        )
-        self.context.settings = dict(graph.run, allowed_modules=sorted(graph.allowed_modules))
-        self.context.stop_handler = self._node_stop
+        self.worker_python = worker_python or {}
         self.hooks = list(hooks)
-        self.nodes: dict[str, Node] = {}
-        self.order: list[str] = []
-        self.channels: dict[str, LocalChannel] = {}
-        self.activities: dict[str, Activity] = {}
-        self.stop_reason: str | None = None
-        self.solved = False
-        self.error: NodeFailure | None = None
-        self.started_at = 0.0
-        self._stop_event: asyncio.Event | None = None
-        self._watchdog: Watchdog | None = None
         self.deadlock_grace_s = deadlock_grace_s
-        self._started: dict[str, float] = {}
-        self._alive: dict[str, float] = {}
-        self._grace_timer: asyncio.TimerHandle | None = None
         self._rules: dict[str, list[StopRule]] = {}
         for rule in stop_rules(graph.run, self.registry.vocabulary.shorthands):
             self._rules.setdefault(rule.counter, []).append(rule)
@@ -177,8 +155,45 @@ class GraphRun:
         self.stop_point_grace_s = 60.0
         self.hang_grace_s = 60.0  # nothing moving this long while a node awaits outside a channel: a hang
         self.deadlock_reporter: DeadlockReporter | None = None
-        self._participants: dict[str, Activity] = {}
+        self.started_at = 0.0
+        self.initial_restore = restore
+        self.replacements = 0
+        """How many lost parts this run replaced (``runtime/placement/failover.py``)."""
+        self.interrupted = False
+        """The user stopped the run (``interrupted``): a part lost then is not replaced."""
+        self.context = RunContext(int(graph.run.get("seed") or 0), graph.run.get("device") or "cpu", self.mode,
+                                  Counters(), run_dir)
+        self.context.settings = dict(graph.run, allowed_modules=sorted(graph.allowed_modules))
+        self.context.stop_handler = self._node_stop
         self.context.stop_point_handler = self._stop_now
+        self._prepare(restore)
+
+    def _prepare(self, restore: dict[str, Any] | None) -> None:
+        """The state of one attempt at the run (a split run whose lost part is replaced makes another, from
+        ``restore``): the placement, counters, nodes and channels (built by ``build``), outcome."""
+        self.part = self.graph
+        self.placement: Any = None
+        if self.graph.placement:  # split over processes (runtime/placement): this process runs the main part
+            from .placement import Placement
+
+            self.placement = Placement(self.graph, self.registry, self.mode, self.worker_python)
+            self.part = self.placement.main_graph
+        self.restore = restore
+        self.counters = Counters(restore["counters"], restore.get("windows")) if restore else Counters()
+        self.context.restart(self.counters)
+        self.nodes: dict[str, Node] = {}
+        self.order: list[str] = []
+        self.channels: dict[str, LocalChannel] = {}
+        self.activities: dict[str, Activity] = {}
+        self.stop_reason: str | None = None
+        self.solved = False
+        self.error: NodeFailure | None = None
+        self._stop_event: asyncio.Event | None = None
+        self._watchdog: Watchdog | None = None
+        self._started: dict[str, float] = {}
+        self._alive: dict[str, float] = {}
+        self._grace_timer: asyncio.TimerHandle | None = None
+        self._participants: dict[str, Activity] = {}
         self.counters.listen(self._counter_changed)
 
     # ---- stopping -------------------------------------------------------------------------------------------
@@ -191,6 +206,8 @@ class GraphRun:
         """
         if self.stop_reason is None:
             self.stop_reason = reason
+        if reason == "interrupted":  # also after a lost part: the run does not go on with a replacement
+            self.interrupted = True
         if self._stop_event is None:
             return
         live_points = self.context.stop_points & (self._watchdog.live if self._watchdog else set())
@@ -319,7 +336,21 @@ class GraphRun:
     # ---- running --------------------------------------------------------------------------------------------
     async def execute(self) -> RunResult:
         """Set up, run until a stop condition, a failure or the end of every stream, tear down; never raises
-        for node failures (they are in the result). Cancelling the awaiting task cancels the run."""
+        for node failures (they are in the result). Cancelling the awaiting task cancels the run.
+
+        A split run whose lost part may be replaced (``on_loss: replace``) goes back to its newest consistent
+        state and runs again, within the same call (``runtime/placement/failover.py``)."""
+        self.started_at = time.perf_counter()
+        while True:
+            await self._attempt()
+            if not self.replacing:
+                return self.result()
+            from .placement.failover import next_attempt
+
+            next_attempt(self)
+
+    async def _attempt(self) -> None:
+        """One attempt: set up, run, stop, tear down (every hook's ``on_start`` and ``on_stop`` included)."""
         if not self.nodes:
             self.build()
         self._stop_event = asyncio.Event()
@@ -330,7 +361,6 @@ class GraphRun:
         for activity in self.activities.values():
             activity._watch = self._watchdog
         loop = asyncio.get_running_loop()
-        self.started_at = time.perf_counter()
         set_up: list[str] = []
         timer = None
         try:
@@ -348,9 +378,12 @@ class GraphRun:
             for hook in self.hooks:
                 if hasattr(hook, "on_start"):
                     hook.on_start(self)
+            if self.placement is not None:  # a replaced part's event, now that the metrics go somewhere
+                self.placement.begun(self)
             if self.error is None and self.stop_reason is None:
-                if self._timeout is not None:
-                    timer = loop.call_later(self._timeout, self.request_stop, "timeout")
+                if self._timeout is not None:  # the run's wall time: attempts before a replacement count
+                    timer = loop.call_later(max(self._timeout - (time.perf_counter() - self.started_at), 0.0),
+                                            self.request_stop, "timeout")
                 await self._run_nodes()
         finally:
             if self.placement is not None:  # the workers stop and report before this process tears down
@@ -396,6 +429,17 @@ class GraphRun:
                 task.cancel()
         if self.stop_reason is None:
             self.stop_reason = "completed"
+
+    @property
+    def replacing(self) -> bool:
+        """Whether this attempt ended for a lost part the run replaces, going on from its newest consistent state
+        (``runtime/placement/failover.py``); never after an interruption."""
+        return self.placement is not None and not self.interrupted and self.placement.replacing(self)
+
+    def prepare_attempt(self, restore: dict[str, Any] | None) -> None:
+        """Make the run ready for another attempt from the checkpoint ``restore`` (``None``: from the start)."""
+        self._prepare(restore)
+        self.build()
 
     async def _run_node(self, node_id: str, barrier: asyncio.Event) -> None:
         node = self.nodes[node_id]

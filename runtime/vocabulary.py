@@ -171,6 +171,8 @@ def engine_run_keys() -> dict[str, RunKey]:
                integer_at_least(0)),
         RunKey("keep_checkpoints", "int: how many checkpoints to keep", integer_at_least(1)),
         RunKey("mode", "train or play", one_of("train", "play")),
+        RunKey("max_replacements", "int: how many lost parts (workers with on_loss \"replace\") one run replaces "
+               "before a loss stops it (default 3)", integer_at_least(0)),
         RunKey("ray_address", "str: the Ray cluster that runs the workers placed on Ray (host:port, or auto); "
                "default: a local Ray", text),
     )

@@ -14,6 +14,7 @@ from ..errors import GraphError, printable
 from ..graph import Graph
 from ..loaders.document import parse_document
 from ..loop_watchdog import LoopWatchdog
+from ..placement.failover import REPLACEABLE_CHECKPOINT_INTERVAL_S, replaceable
 from ..progress import Progress
 from ..registry import NodeRegistry
 from ..run_owner import claim
@@ -113,8 +114,11 @@ def run_in(run_dir: Path, graph: Graph, registry: NodeRegistry, restore: dict[st
     """Run ``graph`` in the claimed ``run_dir`` with checkpoints, progress, signal handling and the loop
     watchdog; the exit code by outcome."""
     every = settings["checkpoint_every"] or int(graph.run.get("checkpoint_every") or 0)
+    interval_s = settings["checkpoint_interval_s"] or None
+    if args.checkpoint_interval is None and replaceable(graph):  # a replaced part goes back at most this far
+        interval_s = min(interval_s or REPLACEABLE_CHECKPOINT_INTERVAL_S, REPLACEABLE_CHECKPOINT_INTERVAL_S)
     directory = RunDirectory(run_dir, every, int(graph.run.get("keep_checkpoints") or 3),
-                             checkpoint_interval_s=settings["checkpoint_interval_s"] or None, settings=settings,
+                             checkpoint_interval_s=interval_s, settings=settings,
                              sinks=trackers(getattr(args, "track", None)))
     hooks: list[Any] = [directory]
     if not args.quiet:

@@ -92,6 +92,8 @@ class Monitor:
         """Per worker, how often it was silent past ``timeout_s`` while its process was still runnable here."""
         self.longest_gap: dict[str, float] = {}
         """Per worker, the longest silence seen while it ran (how close it came to ``timeout_s``)."""
+        self.last_beat: dict[str, float] = {}
+        """Per worker, when its last beat came (``time.monotonic``), kept after it ended."""
         self._loop = asyncio.get_running_loop()
         self._selector = selectors.DefaultSelector()
         self._last: dict[str, tuple[float, bool]] = {}  # name -> (time of the last beat or of watch(), running)
@@ -106,6 +108,12 @@ class Monitor:
         with self._lock:
             self._last[name] = (time.monotonic(), False)
             self._selector.register(sock, selectors.EVENT_READ, name)
+
+    def silence(self, name: str) -> float | None:
+        """Seconds since worker ``name``'s last beat (``None`` before its first): a worker that died within that
+        time was found dead at most this long after it last answered."""
+        beat = self.last_beat.get(name)
+        return None if beat is None else time.monotonic() - beat
 
     def forget(self, name: str) -> None:
         """Stop watching ``name`` (it ended, or it was lost and is being stopped)."""
@@ -140,6 +148,7 @@ class Monitor:
                     except OSError:
                         data = b""
                     if data:
+                        self.last_beat[key.data] = now
                         if key.data in self._last:  # a lost worker that wakes stays lost
                             since, running = self._last[key.data]
                             if running:

@@ -33,6 +33,7 @@ from ..registry import NodeRegistry
 from . import wire
 from .codec import Codec
 from .endpoint import Endpoint
+from .failover import MAX_REPLACEMENTS
 from .heartbeat import Monitor
 from .interpreters import worker_interpreters
 from .mirror import CounterMirror
@@ -71,6 +72,14 @@ def _how_to_resume(run_dir: Path | None) -> str:
     return f" -- the run stops; resume it with: dnne run --resume {run_dir}"
 
 
+def _last_checkpoint(run_dir: Path | None) -> str:
+    """``; last checkpoint: PATH`` and how to resume, for a message that stops the run."""
+    if run_dir is None:
+        return _how_to_resume(run_dir)
+    last = checkpoint.latest(run_dir / "checkpoints")
+    return f"; last checkpoint: {last if last is not None else 'none'}" + _how_to_resume(run_dir)
+
+
 def _live_key(worker: Worker) -> str:
     return f"worker {worker.name!r}"
 
@@ -80,12 +89,14 @@ class Worker:
     """One worker (a process, or a Ray actor: ``actor``) and what the main process knows of it.
 
     ``stream`` and ``writer`` carry its frames (the process's stdout and stdin, or the actor's socket); ``where``
-    says where it runs (kind, host, pid; node id and ip on Ray); ``lost`` is set when its heartbeat stopped.
+    says where it runs (kind, host, pid; node id and ip on Ray); ``lost`` is set when its heartbeat stopped;
+    ``on_loss`` is what the run does when it is lost (``stop``, or ``replace``: ``failover``).
     """
 
     name: str
     python: str
     nodes: list[str]
+    on_loss: str = "stop"
     process: asyncio.subprocess.Process | None = None
     actor: Any = None
     stream: asyncio.StreamReader | None = None
@@ -154,9 +165,18 @@ class Placement:
         self.codec = Codec(registry.wire_types)
         interpreters = worker_interpreters(graph, allowed)
         self.workers = {
-            name: Worker(name, interpreters.get(name, sys.executable), sorted(part.nodes))
+            name: Worker(name, interpreters.get(name, sys.executable), sorted(part.nodes),
+                         graph.workers.get(name, {}).get("on_loss", "stop"))
             for name, part in self.split.workers.items()
         }
+        limit = graph.run.get("max_replacements")
+        self.max_replacements = MAX_REPLACEMENTS if limit is None else int(limit)
+        """How many lost parts one run may replace (``failover``)."""
+        self.replacement: dict[str, Any] | None = None
+        """The loss of a replaceable part that ends this attempt at the run (``failover``)."""
+        self.replaced: dict[str, dict[str, Any]] = {}
+        """The parts this attempt starts as replacements, with their loss (recorded once they run: ``begun``)."""
+        self._losses: list[str] = []
         self.endpoint: Endpoint | None = None
         self.mirror: CounterMirror | None = None
         self.slot_dir: str | None = None
@@ -274,9 +294,11 @@ class Placement:
                 await self.ray.launch(worker, ray_options, self.heartbeats)
         except OSError as error:
             worker.done = True
-            self._worker_gone(run, worker, WorkerDied(f"worker {worker.name!r} could not start "
-                                                      f"{'on Ray' if ray_options is not None else worker.python}: "
-                                                      f"{error}"))
+            text = (f"worker {worker.name!r} could not start {'on Ray' if ray_options is not None else worker.python}"
+                    f": {error}")
+            if worker.name in self.replaced:
+                text += " (no replacement for the lost part)" + _last_checkpoint(run.context.run_dir)
+            self._worker_gone(run, worker, WorkerDied(text))
             return
         if self.slot_dir is not None:
             worker.stall_file = stall_path(self.slot_dir, list(self.workers).index(worker.name))
@@ -403,12 +425,16 @@ class Placement:
         elif worker.writer is not None:
             worker.writer.close()
         worker.done = True
+        silent = None
         if self.heartbeats is not None:
+            silent = self.heartbeats.silence(worker.name)
             self.heartbeats.forget(worker.name)
         cause: BaseException | None = worker.lost
         if cause is None and worker.result is None and not worker.killed:
-            cause = WorkerDied(self._death(worker, error, run.context.run_dir))
-            self._event(run, "worker_died", worker, {})
+            values = {} if silent is None else {"silent_s": round(silent, 3)}
+            self._event(run, "worker_died", worker, values)
+            note = self._loss(run, worker, "worker_died", silent)
+            cause = WorkerDied(self._death(worker, error, run.context.run_dir, note))
         self._worker_gone(run, worker, cause)
 
     def _local_pid(self, name: str) -> int | None:
@@ -423,12 +449,11 @@ class Placement:
         if worker.done or run.stop_reason is not None:  # tearing down: a slow teardown is STOP_TIMEOUT_S's to end
             return
         self._event(run, "worker_lost", worker, {"silent_s": round(silent_s, 3)})
+        note = self._loss(run, worker, "worker_lost", silent_s)
         text = (f"worker {name!r} (nodes {', '.join(n for n in worker.nodes if not n.startswith('~'))}) stopped "
-                f"answering: no heartbeat for {silent_s:.2f}s (a stopped process, a frozen or lost machine); killed")
-        if run.context.run_dir is not None:
-            last = checkpoint.latest(run.context.run_dir / "checkpoints")
-            text += f"; last checkpoint: {last if last is not None else 'none'}"
-        worker.lost = WorkerLost(text + _how_to_resume(run.context.run_dir))
+                f"answering: no heartbeat for {silent_s:.2f}s (a stopped process, a frozen or lost machine); killed"
+                f"{note}")
+        worker.lost = WorkerLost(text + _last_checkpoint(run.context.run_dir))
         run.fail(name, "worker", "run", worker.lost)
         worker.kill()
         pid = self._local_pid(name)
@@ -438,7 +463,41 @@ class Placement:
             except OSError:
                 pass
 
-    def _death(self, worker: Worker, error: BaseException | None, run_dir: Path | None) -> str:
+    def _loss(self, run: GraphRun, worker: Worker, kind: str, silent_s: float | None) -> str:
+        """Note the loss of ``worker``: a replaceable part (``on_loss: replace``) lost while the run goes on, with
+        a replacement left, ends this attempt to be replaced (``replacing``). Returns what the message adds."""
+        self._losses.append(worker.name)
+        if worker.on_loss != "replace" or run.stop_reason is not None:
+            return ""
+        if run.replacements >= self.max_replacements:
+            return (f" (a replaceable part, but the run has replaced {run.replacements} lost part(s), "
+                    "run.max_replacements)")
+        if self.replacement is None:
+            self.replacement = {"worker": worker.name, "event": kind, "detected": time.time(),
+                                "silent_s": None if silent_s is None else round(silent_s, 3),
+                                "where": dict(worker.where)}
+        return ""
+
+    def replacing(self, run: GraphRun) -> bool:
+        """Whether this attempt ended for a lost part the run replaces (every part lost in it is replaceable)."""
+        return self.replacement is not None and all(self.workers[name].on_loss == "replace"
+                                                    for name in self._losses)
+
+    def begun(self, run: GraphRun) -> None:
+        """The nodes are set up and restored: record each part this attempt replaced and where its replacement
+        runs (an entry under ``placement.events``, a metrics row named after it)."""
+        for name, loss in self.replaced.items():
+            worker = self.workers[name]
+            if worker.done or not worker.where:
+                continue  # it did not start: the run fails naming it
+            self.events.append({"event": "worker_replaced", "worker": name, "time": time.time(),
+                                "where": dict(worker.where), "lost": loss})
+            row = {"worker_replaced": 1.0, "replacements": float(run.replacements)}
+            if loss.get("silent_s") is not None:
+                row["silent_s"] = loss["silent_s"]
+            run.context.log_metrics(name, row)
+
+    def _death(self, worker: Worker, error: BaseException | None, run_dir: Path | None, note: str = "") -> str:
         code = worker.returncode
         how = f"exit code {code}" if worker.process is not None else "its Ray actor ended (actor or node lost)"
         if code is not None and code < 0:
@@ -448,10 +507,7 @@ class Placement:
                 pass
         text = f"worker {worker.name!r} (nodes {', '.join(n for n in worker.nodes if not n.startswith('~'))}) died: "
         text += how if error is None else f"bad frame ({type(error).__name__}: {error}); killed, {how}"
-        if run_dir is not None:
-            last = checkpoint.latest(run_dir / "checkpoints")
-            text += f"; last checkpoint: {last if last is not None else 'none'}"
-        return text + _how_to_resume(run_dir)
+        return text + note + _last_checkpoint(run_dir)
 
     def _event(self, run: GraphRun, kind: str, worker: Worker, values: dict[str, float]) -> None:
         """Record a worker event: in the summary (with where the worker ran) and as a metrics row named after it."""
@@ -542,8 +598,8 @@ class Placement:
                     worker.kill()
             if self.heartbeats is not None:
                 self.heartbeats.close()
-            if self.ray is not None:
-                await self.ray.stop(self.workers.values())
+            if self.ray is not None:  # a Ray this run started stays up for the attempt that replaces a part
+                await self.ray.stop(self.workers.values(), shutdown=not run.replacing)
             if self.slot_dir is not None:
                 shutil.rmtree(self.slot_dir, ignore_errors=True)
 

@@ -87,15 +87,22 @@ def worker_interpreters(graph: Graph, allowed: Mapping[str, str]) -> dict[str, s
 
 def check_worker_options(graph: Graph) -> list[Issue]:
     """What ``validate`` refuses in the ``workers`` section: unknown options, a ``python`` that is not an alias,
-    and a ``ray`` entry that is malformed or that this installation cannot run (``ray_parts.check_ray_options``)."""
+    an ``on_loss`` other than ``stop`` or ``replace`` (``failover``), and a ``ray`` entry that is malformed or
+    that this installation cannot run (``ray_parts.check_ray_options``)."""
+    from .failover import ON_LOSS
     from .ray_parts import check_ray_options
 
     issues = []
     for name, options in graph.workers.items():
         for key in options:
-            if key not in ("python", "ray"):
-                issues.append(Issue("bad_placement", f"worker {name!r}: unknown option {key!r} (known: python, ray)",
-                                    where=f"/workers/{name}/{key}"))
+            if key not in ("python", "ray", "on_loss"):
+                issues.append(Issue("bad_placement", f"worker {name!r}: unknown option {key!r} (known: python, ray, "
+                                    "on_loss)", where=f"/workers/{name}/{key}"))
+        if "on_loss" in options and options["on_loss"] not in ON_LOSS:
+            issues.append(Issue("bad_on_loss", f"worker {name!r}: on_loss must be \"stop\" (the run stops naming the "
+                                "part) or \"replace\" (the run goes on from its last consistent state with a new "
+                                f"part), not {json.dumps(options['on_loss'])[:80]}",
+                                where=f"/workers/{name}/on_loss"))
         if "ray" in options:
             issues.extend(check_ray_options(name, options))
         alias = options.get("python")

@@ -253,9 +253,9 @@ class RayParts:
         worker.stream, worker.writer = await asyncio.open_connection(sock=frame_socket, limit=2**20)
         worker.where = where
 
-    async def stop(self, workers: Iterable[Worker]) -> None:
+    async def stop(self, workers: Iterable[Worker], shutdown: bool = True) -> None:
         """Wait briefly for each actor's serve call, kill what is left, stop listening (and stop the Ray this
-        run started)."""
+        run started, unless ``shutdown`` is false: the run goes on with a replaced part, ``take_over``)."""
         import ray
 
         for worker in workers:
@@ -271,5 +271,10 @@ class RayParts:
             self._accepting.cancel()
         if self._listener is not None:
             self._listener.close()
-        if self.started_ray:
+        if self.started_ray and shutdown:
             await asyncio.to_thread(ray.shutdown)
+
+    def take_over(self, previous: RayParts) -> None:
+        """Become the owner of the Ray ``previous`` (an attempt that ended for a replaced part) started: this
+        one stops it."""
+        self.started_ray = self.started_ray or previous.started_ray

@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -133,6 +134,76 @@ def test_a_stopped_actor_is_lost_by_its_heartbeat(cluster, wreg):
     assert "group3" in nodes[event["where"]["node_id"]]
 
 
+def spare_part(**options) -> GraphRun:
+    """A part asking for the custom resource 'spare' (which tests offer on nodes they add), replaceable."""
+    g = (Graph().add("c", "Forever", delay=0.005).add("p", "Pid").add("s", "Sink")
+         .link("c.out", "p.x").link("p.y", "s.x"))
+    g.placement = {"c": "w1", "p": "w1"}
+    g.workers = {"w1": {"ray": {"num_cpus": 1, "resources": {"spare": 1}}} | options}
+    return g
+
+
+def test_a_replaceable_part_whose_node_is_removed_is_replaced_on_another_node(cluster, wreg):
+    """The node of a part marked ``on_loss: replace`` goes away mid-run while another node offers what it needs:
+    the loss is recorded with the lost node's id, a new actor runs the part on the other node, and the run goes
+    on to its own stop."""
+    doomed = cluster.add_node(num_cpus=1, resources={"spare": 1})
+    cluster.wait_for_nodes()
+    run = GraphRun(load_graph(spare_part(on_loss="replace"), registry=wreg), wreg)
+    standby = None
+
+    async def scenario() -> RunResult:
+        nonlocal standby
+        task = asyncio.ensure_future(run.execute())
+        while "s" not in run.nodes or len(run.nodes["s"].received) < 100:
+            assert not task.done(), task.result().error
+            await asyncio.sleep(0.05)
+        standby = cluster.add_node(num_cpus=1, resources={"spare": 1})  # Ray's signal use: the main thread
+        await asyncio.to_thread(cluster.remove_node, doomed)
+        while run.replacements == 0 or "s" not in run.nodes or len(run.nodes["s"].received) < 100:
+            assert not task.done(), task.result().error
+            await asyncio.sleep(0.05)
+        run.request_stop("stop")
+        return await asyncio.wait_for(task, 60)
+
+    try:
+        result = asyncio.run(scenario())
+    finally:
+        if standby is not None:
+            cluster.remove_node(standby)
+    assert result.stop_reason == "stop" and result.error is None
+    lost, replaced = result.placement["events"]
+    assert lost["worker"] == "w1" and lost["event"] in ("worker_died", "worker_lost")
+    assert lost["where"]["node_id"] == doomed.node_id
+    assert replaced["event"] == "worker_replaced" and replaced["where"]["node_id"] == standby.node_id
+    assert replaced["lost"]["where"]["node_id"] == doomed.node_id
+    assert result.placement["workers"]["w1"]["node_id"] == standby.node_id
+
+
+def test_with_no_node_for_the_replacement_the_run_stops_naming_the_part(cluster, wreg, monkeypatch):
+    """The only node offering what a replaceable part needs goes away: the replacement cannot be placed within
+    the (here shortened) placement limit, and the run stops, failed, naming the part."""
+    doomed = cluster.add_node(num_cpus=1, resources={"spare": 1})
+    cluster.wait_for_nodes()
+    run = GraphRun(load_graph(spare_part(on_loss="replace"), registry=wreg), wreg)
+
+    async def scenario() -> RunResult:
+        task = asyncio.ensure_future(run.execute())
+        while "s" not in run.nodes or len(run.nodes["s"].received) < 100:
+            assert not task.done(), task.result().error
+            await asyncio.sleep(0.05)
+        monkeypatch.setattr(ray_parts, "CONNECT_TIMEOUT_S", 3.0)  # for the replacement only
+        await asyncio.to_thread(cluster.remove_node, doomed)
+        return await asyncio.wait_for(task, 90)
+
+    result = asyncio.run(scenario())
+    assert result.stop_reason == "failed" and result.error.node_id == "w1"
+    text = str(result.error)
+    assert "worker 'w1' could not start on Ray: Ray actor not placed or not connected within 3s" in text
+    assert "(no replacement for the lost part)" in text
+    assert [event["event"] for event in result.placement["events"]] in (["worker_died"], ["worker_lost"])
+
+
 @pytest.mark.slow  # a whole CLI run (10-13 s): CI's slow step
 def test_the_cli_joins_the_cluster_named_by_ray_address(cluster, wreg, tmp_path):
     """``dnne run --ray-address``: the part runs on the cluster's node, and at the run's stop condition it stops
@@ -170,3 +241,35 @@ def test_the_cartpole_graph_on_ray_solves(cluster, tmp_path):
     assert len(set(placed.values())) == 3
     saved = checkpoint.load(tmp_path)
     assert {"env1", "env2", "env3", "agent", "trainer"} <= set(saved["nodes"])  # the remote parts' states too
+
+
+@pytest.mark.slow
+def test_the_cartpole_graph_on_ray_still_solves_after_a_group_s_node_is_removed(cluster, tmp_path):
+    """graphs/multi_env_ppo_ray.json as shipped (every group ``on_loss: replace``), run by ``dnne run
+    --ray-address``: mid-run a new node offering group2 joins and group2's node is removed; the group is replaced
+    on the new node, the events are recorded, and the run still solves Cartpole."""
+    alive = {node["NodeID"]: node["Resources"] for node in ray.nodes() if node["Alive"]}
+    [old] = [node for node in cluster.list_all_nodes() if "group2" in alive.get(node.node_id, {})]
+    run_dir = tmp_path / "run"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(HERE), str(HERE.parent)] + sys.path))
+    process = subprocess.Popen([sys.executable, "-m", "dnne.runtime.cli", "run",
+                                str(ROOT / "graphs" / "multi_env_ppo_ray.json"), "--seed", "1", "--run-dir",
+                                str(run_dir), "--ray-address", cluster.address, "-q"],
+                               env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        metrics = run_dir / "metrics.jsonl"
+        while not metrics.exists() or sum('"iteration"' in line for line in metrics.read_text().splitlines()) < 20:
+            assert process.poll() is None, process.stderr.read()
+            time.sleep(0.2)
+        new = cluster.add_node(num_cpus=1, resources={"group2": 1})
+        cluster.remove_node(old)
+        _, stderr = process.communicate(timeout=600)
+    finally:
+        process.kill()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert process.returncode == 0 and summary["solved"] and summary["stop_reason"] == "target_return", stderr
+    lost, replaced = summary["placement"]["events"]
+    assert lost["worker"] == "group2" and lost["where"]["node_id"] == old.node_id
+    assert replaced["event"] == "worker_replaced" and replaced["where"]["node_id"] == new.node_id
+    assert summary["placement"]["workers"]["group2"]["node_id"] == new.node_id
+    assert any(json.loads(line).get("worker_replaced") for line in metrics.read_text().splitlines())
