@@ -166,6 +166,7 @@ class TestPluginsAndTools:
 
 
 class TestErrorsBeforeRunning:
+    @pytest.mark.nodes
     @pytest.mark.parametrize(("kind", "value"), [("epoch", "abc"), ("epoch", "0"), ("epoch", "1.5"), ("time", "5x"),
                                                  ("time", "-1m"), ("time", BIG)])
     def test_checkpoint_trigger_value(self, kind: str, value: str) -> None:
@@ -182,18 +183,21 @@ class TestErrorsBeforeRunning:
         assert done.returncode == 2 and "Traceback" not in done.stderr
         assert "[bad_param_value] node 'trainer' 'checkpoint_trigger_value'" in done.stderr
 
+    @pytest.mark.nodes
     def test_cnn_layers_checked_together(self) -> None:
         """cnn lists of different lengths, or an image the convolutions shrink to nothing, fail at load."""
         assert codes(["agent.encoder=cnn", "agent.cnn_channels=[8,8]", "agent.cnn_kernels=[3]"]) == [
             "bad_param_value"]
         assert codes(["agent.encoder=cnn", "agent.image_shape=[1,4,1]"]) == ["bad_param_value"]
 
+    @pytest.mark.nodes
     @pytest.mark.parametrize("node", ["env", "agent", "trainer"])
     @pytest.mark.parametrize("device", ["garbage", "tpu", "cuda:abc", "cuda:-1"])
     def test_devices(self, node: str, device: str) -> None:
         """A device string no backend takes is refused at load, on every node with a device."""
         assert codes([f"{node}.device={device}"]) == ["bad_device"]
 
+    @pytest.mark.nodes
     def test_dones_never_read_as_rewards(self) -> None:
         """step.dones into trainer.rewards is an implicit conversion; a DonesToTensor node between makes it
         explicit (and it loads)."""
@@ -208,6 +212,7 @@ class TestErrorsBeforeRunning:
                         links=document["links"] + [["step.dones", "ended.dones"], ["ended.ended", "trainer.rewards"]])
         load_graph(explicit, registry=REGISTRY)
 
+    @pytest.mark.nodes
     def test_policy_output_only_where_read(self) -> None:
         """A PolicyOutput reads as a tensor only where the input says so (the action node), not as rewards."""
         document = json.loads(CARTPOLE.read_text())
@@ -217,6 +222,7 @@ class TestErrorsBeforeRunning:
             load_graph(document, registry=REGISTRY)
         assert [i.code for i in caught.value.errors] == ["implicit_conversion"]
 
+    @pytest.mark.nodes
     def test_missing_offset_names_the_link(self) -> None:
         """A node between the step's rewards and the trainer that shifts stamps (its input offset missing) is refused
         at load naming the link, instead of an AlignmentError mid-run blamed on the trainer; with its offsets right
