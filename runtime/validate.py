@@ -8,6 +8,7 @@ from typing import Any
 
 from .channel import POLICIES
 from .errors import Issue
+from .firing_rules import Window
 from .graph import Graph, LinkSpec
 from .node import Node, canonical_name
 from .ports import Input, ParamError
@@ -242,7 +243,7 @@ def _check_loops(graph: Graph, classes: dict[str, type[Node]], links: list[LinkS
             if link.dst not in component or link.dst not in classes:
                 continue
             port = classes[link.dst].input_ports[link.dst_port]
-            if link.src in component and port.closes_loop:
+            if link.src in component and (port.primed or isinstance(port.rule, Window)):
                 started = True
             if link.src not in component and classes[link.dst].merge:
                 started = True
