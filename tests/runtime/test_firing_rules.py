@@ -174,11 +174,15 @@ class TestDeclarations:
         assert "'period'" in str(result.error.cause)
 
     def test_described(self):
-        """``describe`` shows each input's rule."""
+        """``describe`` and ``dnne nodes`` show each input's rule."""
         from toy_nodes import Sample
 
         inputs = Sample.describe()["inputs"]
         assert inputs["x"]["rule"] == "Every('k')" and inputs["w"]["rule"] == "Window('k')"
+        from dnne.runtime.cli.nodes import format_node
+
+        text = format_node(Sample.describe() | {"source": "toy"})
+        assert "    x: Int [rule Every('k')] - " in text and "    w: Int [rule Window('k')] - " in text
 
     @pytest.mark.parametrize("body", [
         {"merge": True, "x": Input("Int", rule=Every(2))},
