@@ -13,10 +13,11 @@ from dnne.runtime.runner import GraphRun
 
 ROOT = Path(__file__).resolve().parents[2]
 FLAT = Path(__file__).resolve().parent / "flat_graphs"  # the graphs as shipped before groups, link for link
-COMPOSED = ["multi_env_ppo.json", "hierarchical_ppo.json"]
+COMPOSED = ["multi_env_ppo.json", "hierarchical_ppo.json", "hierarchical_maze_ppo.json"]
 SHORT_RUN = {  # a few updates of each trainer
     "multi_env_ppo.json": ["run.max_steps=2048", "trainer.epochs=2"],
     "hierarchical_ppo.json": ["run.max_steps=6400", "high_trainer.epochs=2", "low_trainer.epochs=2"],
+    "hierarchical_maze_ppo.json": ["run.max_steps=6400", "high_trainer.epochs=2", "low_trainer.epochs=2"],
 }
 
 
@@ -27,13 +28,14 @@ def link_count(document: dict) -> int:
                                                  for group in document.get("groups", {}).values())
 
 
-def test_shared_group_files():
-    """The group files the hierarchical graph names are templates shared by the hierarchical graphs: together
+@pytest.mark.parametrize("name", ["hierarchical_ppo.json", "hierarchical_maze_ppo.json"])
+def test_shared_group_files(name):
+    """The group files a hierarchical graph names are templates shared by the hierarchical graphs: together
     with the graph's own links they write fewer links than the flat graph."""
-    composed = json.loads((ROOT / "graphs" / "hierarchical_ppo.json").read_text())
+    composed = json.loads((ROOT / "graphs" / name).read_text())
     shared = [json.loads((ROOT / "graphs" / group["file"]).read_text())
               for group in composed["groups"].values() if "file" in group]
-    flat = json.loads((FLAT / "hierarchical_ppo.json").read_text())
+    flat = json.loads((FLAT / name).read_text())
     assert len(composed["links"]) + sum(len(template["links"]) for template in shared) < link_count(flat)
 
 
