@@ -6,12 +6,11 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from .channel import Activity, Channel, Inbox, Message
+from .firing_rules import AlignmentError, RuleJoin
 from .ports import Input, Output
 from .types import identity
 
-
-class AlignmentError(RuntimeError):
-    """Messages joined into one firing derive from different source firings (their stamps differ)."""
+__all__ = ["AlignmentError", "Firing", "InputSlot", "Link", "NodeIO"]
 
 
 def _source_order(source: str | None) -> tuple[bool, str]:
@@ -106,6 +105,7 @@ class NodeIO:
         outputs: dict[str, Output],
         subscribers: dict[str, list[tuple[Channel, str | None]]],
         merge: bool,
+        rule_sizes: Callable[[], dict[str, int]] = dict,
     ) -> None:
         self.node_id = node_id
         self.activity = activity
@@ -117,8 +117,12 @@ class NodeIO:
         self.streaming = [s for s in slots.values() if not s.config and s.links]
         self.configs = [s for s in slots.values() if s.config and s.links]
         self._turn = 0
+        self._rules: RuleJoin | None = None
         # The join is chosen once for the node's shape instead of branching on it at every firing.
-        if merge:
+        if any(slot.port.rule is not None for slot in self.streaming):
+            self._rules = RuleJoin(node_id, self.streaming, rule_sizes, self._config_values)
+            self._join = self._rule_firing
+        elif merge:
             self._join: Callable[[], Firing | None] = self._merge_firing
         elif len(self.streaming) == 1:
             self._join = self._single_firing
@@ -126,12 +130,13 @@ class NodeIO:
             self._join = self._join_firing
         else:
             self._join = self._no_firing
-        only = self.streaming[0] if len(self.streaming) == 1 and not merge else None
+        only = self.streaming[0] if len(self.streaming) == 1 and not merge and self._rules is None else None
         # One link, not fan-in: a message can go from the channel straight into the firing (see _single_firing).
         self._direct = only.links[0] if only is not None and len(only.links) == 1 and not only.port.fan_in else None
         self._waits_on = tuple(link.channel for link in only.links) if only is not None else ()
         for slot in slots.values():
-            # Pull no more than the links could hold themselves, so backpressure reaches the producers.
+            # Pull no more than the links could hold themselves, so backpressure reaches the producers (a window
+            # input holds a window more: RuleJoin adds it at its first join).
             slot.limit = sum(link.channel.capacity for link in slot.links)
             for link in slot.links:
                 link.channel.bind(self.inbox)
@@ -305,6 +310,12 @@ class NodeIO:
                 )
         return Firing(values, stamp, source)
 
+    def _rule_firing(self) -> Firing | None:
+        """The join of a node whose inputs declare firing rules (``dnne.runtime.firing_rules``)."""
+        assert self._rules is not None
+        joined = self._rules()
+        return None if joined is None else Firing(*joined)
+
     def _merge_firing(self) -> Firing | None:
         count = len(self.streaming)
         for slot in self.streaming:
@@ -325,6 +336,8 @@ class NodeIO:
         """Whether no further firing can come (an input's links all closed and drained)."""
         if not self.streaming:
             return True
+        if self._rules is not None:
+            return self._rules.ended()
         if self.merge:
             return all(slot.exhausted() for slot in self.streaming)
         return any(slot.exhausted() for slot in self.streaming)
@@ -333,6 +346,8 @@ class NodeIO:
         """The channels of the inputs that hold nothing yet (what the node waits on)."""
         if self._waits_on:
             return () if self.streaming[0].pulled else self._waits_on
+        if self._rules is not None:
+            return self._rules.waits_on()
         return tuple(link.channel for slot in self.streaming if not slot.pending_count() for link in slot.links)
 
     async def config_values(self) -> dict[str, Any] | None:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .firing import fire_loop
+from .firing_rules import defines_stamp
 from .ports import REQUIRED, Input, Output, Param, ParamError
 
 if TYPE_CHECKING:
@@ -111,6 +112,7 @@ class Node:
                     "type": p.type, "doc": p.doc, "optional": p.optional, "fan_in": p.fan_in,
                     "primed": p.primed, "offset": p.offset, "aliases": list(p.aliases),
                     "reply_to": p.reply_to, "reply_on": p.reply_on,
+                    "rule": None if p.rule is None else str(p.rule),
                 }
                 for name, p in cls.input_ports.items()
             },
@@ -132,6 +134,11 @@ class Node:
                 for name, p in cls.param_specs.items()
             },
         }
+
+    def rule_sizes(self) -> dict[str, int]:
+        """The size of each input's firing rule for this node (inputs without a rule left out); read at the first
+        firing, after ``start()``."""
+        return {name: port.rule.size(self) for name, port in self.input_ports.items() if port.rule is not None}
 
     def linked(self, port: str) -> bool:
         """Whether input or output ``port`` is linked in this graph."""
@@ -266,8 +273,35 @@ def _check_definition(cls: type[Node]) -> None:
             if target is not None and target not in cls.output_ports:
                 raise NodeDefinitionError(f"{cls.__name__}.{name}: {field_name} names {target!r}, which is not an "
                                           "output of this node")
+    _check_rules(cls)
     layout = cls.dnne
     if layout is not None:
         for widget in layout.widgets:
             if canonical_name(cls.param_specs, widget) is None:
                 raise NodeDefinitionError(f"{cls.__name__}: DNNE widget {widget!r} is not a param")
+
+
+def _check_rules(cls: type[Node]) -> None:
+    """Firing rules only on the stamped streaming inputs of a join that has an input telling the stamp."""
+    ruled = {name: spec for name, spec in cls.input_ports.items() if spec.rule is not None}
+    if not ruled:
+        return
+    if cls.merge:
+        raise NodeDefinitionError(f"{cls.__name__}: a merge node fires once per message; firing rules are for joins")
+    for name, spec in ruled.items():
+        if spec.fan_in or spec.primed or spec.config or spec.reply_to or spec.reply_on:
+            raise NodeDefinitionError(f"{cls.__name__}.{name}: a firing rule ({spec.rule}) takes one stream of "
+                                      "stamped messages: not on a fan-in, primed, config or reply input")
+        size = spec.rule.k
+        if isinstance(size, str):
+            param = cls.param_specs.get(size)
+            low = None if param is None else param.ge if param.ge is not None else param.gt
+            if param is not None and (param.type is not int or low is None or low < 1):
+                raise NodeDefinitionError(f"{cls.__name__}.{name}: the firing rule {spec.rule} names a param that "
+                                          "is not an int bounded below by 1 (ge=1)")
+        elif not isinstance(size, int) or isinstance(size, bool) or size < 1:
+            raise NodeDefinitionError(f"{cls.__name__}.{name}: the firing rule {spec.rule} needs a size of at least 1")
+    if not any(defines_stamp(spec.rule) and not spec.optional and not spec.config
+               for spec in cls.input_ports.values()):
+        raise NodeDefinitionError(f"{cls.__name__}: a join with firing rules needs a required input without a rule "
+                                  "or with Every, to tell the firing's stamp")

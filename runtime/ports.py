@@ -5,6 +5,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from .firing_rules import FiringRule, Window
+
 REQUIRED: Any = object()
 """Marker default of a parameter the graph file must set."""
 
@@ -29,6 +31,8 @@ class Input:
             start, before it takes anything, then as it pleases).
         reads: other port types this input takes through their registered conversion (``PortType.reads_as``);
             a conversion into an input that does not list the type is refused, so it is never silent.
+        rule: how many messages of this input a firing takes (``Every``, ``Window``, ``Hold`` of
+            ``dnne.runtime.firing_rules``); ``None``: one message per firing, of the firing's stamp.
     """
 
     type: str
@@ -42,6 +46,7 @@ class Input:
     reply_to: str | None = None
     reply_on: str | None = None
     reads: tuple[str, ...] = ()
+    rule: FiringRule | None = None
     name: str = field(default="", init=False)
 
     def __set_name__(self, owner: type, name: str) -> None:
@@ -49,8 +54,9 @@ class Input:
 
     @property
     def closes_loop(self) -> bool:
-        """Whether a link into this input closes a feedback loop (so it does not order setup)."""
-        return bool(self.primed) or self.reply_to is not None
+        """Whether a link into this input closes a feedback loop (so it does not order setup): a primed input, a
+        reply input, or a ``Window`` input, whose first firing needs no message."""
+        return bool(self.primed) or self.reply_to is not None or isinstance(self.rule, Window)
 
 
 @dataclass

@@ -324,7 +324,7 @@ class GraphRun:
             self.context.upstream_links.setdefault((link.dst, link.dst_port), []).append(link.src)
         for node_id, node in self.nodes.items():
             node.io = NodeIO(node_id, self.activities[node_id], slots[node_id], node.output_ports,
-                             subscribers[node_id], node.merge)
+                             subscribers[node_id], node.merge, node.rule_sizes)
         self.order = setup_order({node_id: type(node) for node_id, node in self.nodes.items()}, links)
 
     def _skipped_nodes(self) -> set[str]:

@@ -8,6 +8,7 @@ from typing import Any
 
 from .channel import POLICIES
 from .errors import Issue
+from .firing_rules import Window
 from .graph import Graph, LinkSpec
 from .node import Node, canonical_name
 from .ports import Input, ParamError
@@ -237,8 +238,9 @@ def _check_unused_outputs(graph: Graph, classes: dict[str, type[Node]], links: l
 
 
 def _check_loops(graph: Graph, classes: dict[str, type[Node]], links: list[LinkSpec], issues: list[Issue]) -> None:
-    """Every feedback loop needs a primed input or a merge node fed from outside the loop. A reply link starts the
-    loop it closes (its answerer replies first, at its start), so loops are sought without reply links."""
+    """Every feedback loop needs a primed input, a window input (its first firing takes an empty window) or a merge
+    node fed from outside the loop. A reply link starts the loop it closes (its answerer replies first, at its
+    start), so loops are sought without reply links."""
     edges: dict[str, set[str]] = {node_id: set() for node_id in graph.nodes}
     for link in links:
         if link.dst not in classes or classes[link.dst].input_ports[link.dst_port].reply_to is None:
@@ -253,7 +255,7 @@ def _check_loops(graph: Graph, classes: dict[str, type[Node]], links: list[LinkS
             if link.dst not in component or link.dst not in classes:
                 continue
             port = classes[link.dst].input_ports[link.dst_port]
-            if link.src in component and port.primed:
+            if link.src in component and (port.primed or isinstance(port.rule, Window)):
                 started = True
             if link.src not in component and classes[link.dst].merge:
                 started = True
@@ -273,14 +275,16 @@ def _check_offsets(classes: dict[str, type[Node]], links: list[LinkSpec], regist
 
     A node that stamps as declared (its firing's stamp plus each output's offset: every node that does not run its
     own loop, and those that say ``stamps_as_declared``) passes on the stamp of what it took, shifted. Following
-    those shifts from each origin (a node that stamps on its own: a source, a merge node, a node with its own loop)
+    those shifts from each origin (a node that stamps on its own: a source, a merge node, a node with its own loop,
+    a node with firing rules, whose stamps count in units of its rules' sizes)
     gives every link's stamp as "origin + shift"; two inputs of one join fed from the same origin at shifts that
     differ once their offsets are taken off could never fire together (an ``AlignmentError`` mid-run, blamed on the
     joining node). Links that close a loop (primed or reply inputs) join messages of different rounds and are not
     compared; links from different origins cannot be compared statically.
     """
     def stamps_as_declared(cls: type[Node]) -> bool:
-        return not cls.merge and bool(getattr(cls, "stamps_as_declared", cls.run is Node.run))
+        ruled = any(port.rule is not None for port in cls.input_ports.values())
+        return not cls.merge and not ruled and bool(getattr(cls, "stamps_as_declared", cls.run is Node.run))
 
     def joined(link: LinkSpec) -> bool:
         port = classes[link.dst].input_ports[link.dst_port]

@@ -37,12 +37,19 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and abs(value) <= 2**63 - 1
 
 
+def value_schema(check: Check | None) -> dict[str, Any]:
+    """The JSON Schema of the (non-null) values ``check`` accepts, as the check declares it in its ``schema``
+    attribute (the checks below do); ``{}`` (any value) for a check that declares none."""
+    return dict(getattr(check, "schema", {}))
+
+
 def integer_at_least(low: int) -> Check:
     """A run-key check: an integer no smaller than ``low``."""
 
     def check(value: Any) -> str | None:
         return None if _is_int(value) and value >= low else f"{value!r} must be an integer >= {low}"
 
+    check.schema = {"type": "integer", "minimum": low, "maximum": 2**63 - 1}  # type: ignore[attr-defined]
     return check
 
 
@@ -56,9 +63,15 @@ def finite_number(value: Any) -> str | None:
         return "the number is too large"
 
 
+finite_number.schema = {"type": "number"}  # type: ignore[attr-defined]
+
+
 def boolean(value: Any) -> str | None:
     """A run-key check: true or false."""
     return None if isinstance(value, bool) else f"{value!r} must be true or false"
+
+
+boolean.schema = {"type": "boolean"}  # type: ignore[attr-defined]
 
 
 def one_of(*choices: str) -> Check:
@@ -67,12 +80,16 @@ def one_of(*choices: str) -> Check:
     def check(value: Any) -> str | None:
         return None if value in choices else f"{value!r} must be one of {', '.join(choices)}"
 
+    check.schema = {"enum": list(choices)}  # type: ignore[attr-defined]
     return check
 
 
 def text(value: Any) -> str | None:
     """A run-key check: a non-empty string of at most 4096 characters."""
     return None if isinstance(value, str) and 0 < len(value) <= 4096 else f"{value!r} must be a non-empty string"
+
+
+text.schema = {"type": "string", "minLength": 1, "maxLength": 4096}  # type: ignore[attr-defined]
 
 
 def duration(value: Any) -> str | None:

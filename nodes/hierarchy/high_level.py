@@ -1,10 +1,9 @@
 """``HighLevelStepNode``: turns the env stream into the high level's stream, one step per ``interval`` env steps."""
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 
+from dnne.runtime.firing_rules import Every, Window
 from dnne.runtime.node import Node
 from dnne.runtime.ports import Input, Output, Param
 
@@ -24,15 +23,20 @@ class HighLevelStepNode(Node):
     ``action_space`` (the subgoal box ``[-1, 1]^subgoal_dim``) for the high-level agent, and ``subgoal_interval``
     for the subgoal and reward nodes. One env group (no fan-in); outputs carry no source. Nothing is checkpointed:
     a resumed run starts a new stream at observation 0, and a new window with it.
+
+    Its inputs say it with firing rules: firing ``j`` takes observation ``j * interval`` (``Every``) and the
+    rewards and dones of the ``interval`` env steps before it (``Window``; none for ``j = 0``).
     """
 
     category = "hierarchy"
     declares = ("action_space", "subgoal_interval")
-    merge = True
 
-    observations = Input("Tensor", "env observations [num_envs, obs_dim], every step k (stamped k)")
-    rewards = Input("Tensor", "env rewards after each step (stamped k + 1)", offset=1)
-    dones = Input("Dones", "env episode ends after each step (stamped k + 1)", offset=1)
+    observations = Input("Tensor", "env observations [num_envs, obs_dim], every step k (stamped k); firing j takes "
+                                   "k = j * interval", rule=Every("interval"))
+    rewards = Input("Tensor", "env rewards after each step (stamped k + 1); firing j takes steps "
+                              "(j - 1) * interval .. j * interval - 1", offset=1, rule=Window("interval"))
+    dones = Input("Dones", "env episode ends after each step (stamped k + 1), windowed like rewards", offset=1,
+                  rule=Window("interval"))
 
     high_observations = Output("Tensor", "env observation j * interval, stamped j: for the high-level agent")
     next_observations = Output("Tensor", "the high-level observation after step j, stamped j + 1: the trainer's "
@@ -43,56 +47,26 @@ class HighLevelStepNode(Node):
     interval = Param(int, 10, "env steps per high-level step", ge=1, le=1_000_000)
     subgoal_dim = Param(int, 2, "size of the high level's action (the subgoal)", ge=1, le=1 << 16)
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._observations: dict[int, torch.Tensor] = {}
-        self._rewards: dict[int, torch.Tensor] = {}
-        self._dones: dict[int, Dones] = {}
-        self._next_step = 1
-        self._window: _Window | None = None
-
     async def setup(self) -> None:
         """Declare the high level's action space and the interval."""
         ones = torch.ones(self.subgoal_dim)
         self.declare("action_space", Box(-ones, ones))
         self.declare("subgoal_interval", self.interval)
 
-    async def compute(self, observations: torch.Tensor | None = None, rewards: torch.Tensor | None = None,
-                      dones: Dones | None = None) -> None:
-        """Take one message, then emit every high-level step it completes."""
-        assert self.stamp is not None, "HighLevelStepNode needs stamped inputs"
-        if observations is not None:
-            if self.stamp % self.interval == 0:
-                self._observations[self.stamp] = observations
-            if self.stamp == 0:
-                await self.emit("high_observations", observations, 0)
-        elif rewards is not None:
-            self._rewards[self.stamp + 1] = rewards
-        elif dones is not None:
-            self._dones[self.stamp + 1] = dones
-        await self._advance()
-        return None
-
-    async def _advance(self) -> None:
-        """Consume env steps in order while their reward, dones (and, at a boundary, observation) are here."""
-        while True:
-            k = self._next_step
-            boundary = k % self.interval == 0
-            if k not in self._rewards or k not in self._dones or (boundary and k not in self._observations):
-                return
-            rewards, dones = self._rewards.pop(k), self._dones.pop(k)
-            if self._window is None:
-                self._window = _Window(rewards, dones)
-            self._window.add(rewards, dones)
-            self._next_step += 1
-            if boundary:
-                observation = self._observations.pop(k)
-                window, self._window = self._window, None
-                j = k // self.interval
-                await self.emit("high_rewards", window.rewards, j)
-                await self.emit("high_dones", window.dones(observation), j)
-                await self.emit("next_observations", observation, j)
-                await self.emit("high_observations", observation, j)
+    async def compute(self, observations: torch.Tensor, rewards: tuple[torch.Tensor, ...],
+                      dones: tuple[Dones, ...]) -> None:
+        """High-level firing ``j``: the step that ends at ``observations`` (none for ``j = 0``), then the next
+        high-level observation."""
+        j = self.stamp
+        assert j is not None, "HighLevelStepNode needs stamped inputs"
+        if rewards:
+            window = _Window(rewards[0], dones[0])
+            for step_rewards, step_dones in zip(rewards, dones, strict=True):
+                window.add(step_rewards, step_dones)
+            await self.emit("high_rewards", window.rewards, j)
+            await self.emit("high_dones", window.dones(observations), j)
+            await self.emit("next_observations", observations, j)
+        await self.emit("high_observations", observations, j)
 
 
 class _Window:

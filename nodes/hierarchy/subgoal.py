@@ -1,11 +1,11 @@
 """``SubgoalNode``: holds the high level's current subgoal and hands it out with every env observation."""
 from __future__ import annotations
 
-from collections import deque
 from typing import Any
 
 import torch
 
+from dnne.runtime.firing_rules import Hold
 from dnne.runtime.node import Node
 from dnne.runtime.ports import Input, Output, Param
 
@@ -43,15 +43,16 @@ class SubgoalNode(Node):
     ``p`` at the decision (HIRO-style offsets), ``absolute`` at ``scale * a``; ``limit`` clamps targets to
     ``[-limit, limit]`` (the arena). For every env observation ``k`` it sends ``targets`` (the held target position)
     and ``relative`` (target minus the current position: what the low level is conditioned on), both stamped
-    ``k``. Observations that arrive before their decision wait for it. One env group; outputs carry no source.
+    ``k``. Its ``subgoals`` input says so with a firing rule: decision ``j`` is held for the ``interval`` firings
+    ``j * interval`` .. (``Hold``), so an observation that arrives before its decision waits for it. One env group;
+    outputs carry no source.
     """
 
     category = "hierarchy"
     declares = ("subgoal_space",)
-    merge = True
 
-    subgoals = Input("Tensor", "high-level actions [num_envs, d] (a PolicyOutput reads as its action), stamped j",
-                     reads=("PolicyOutput",))
+    subgoals = Input("Tensor", "high-level actions [num_envs, d] (a PolicyOutput reads as its action), stamped j; "
+                               "each held for interval observations", reads=("PolicyOutput",), rule=Hold("every"))
     observations = Input("Tensor", "env observations [num_envs, obs_dim], stamped k")
 
     targets = Output("Tensor", "target positions held for observation k [num_envs, d]")
@@ -68,10 +69,7 @@ class SubgoalNode(Node):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.every = self.interval
-        self._waiting: deque[tuple[int, torch.Tensor]] = deque()
-        self._decisions: dict[int, torch.Tensor] = {}
         self._target: torch.Tensor | None = None
-        self._target_index: int | None = None
 
     async def setup(self) -> None:
         """Declare the size of what the low level is conditioned on."""
@@ -79,34 +77,19 @@ class SubgoalNode(Node):
         self.declare("subgoal_space", Box(torch.full((dim,), -torch.inf), torch.full((dim,), torch.inf)))
 
     async def start(self) -> None:
-        """Take the interval from the high level upstream unless set."""
+        """Take the interval from the high level upstream unless set (the ``Hold`` rule's size)."""
         self.every = resolve_interval(self, self.interval, "subgoals")
 
-    async def compute(self, subgoals: torch.Tensor | None = None,
-                      observations: torch.Tensor | None = None) -> None:
-        """Take one message, then send what every waiting observation whose subgoal is known needs."""
-        assert self.stamp is not None, "SubgoalNode needs stamped inputs"
-        if subgoals is not None:
-            self._decisions[self.stamp] = subgoals
-        else:
-            self._waiting.append((self.stamp, observations))
-        while self._waiting:
-            k, obs = self._waiting[0]
-            j = k // self.every
-            position = positions(obs, self.position_indices)
-            if k % self.every == 0:
-                if j not in self._decisions:
-                    return None
-                self._target = self.target(self._decisions.pop(j), position)
-                self._target_index = j
-            elif self._target_index != j:
-                raise RuntimeError(f"observation {k} belongs to subgoal {j}, but the subgoal held is "
-                                   f"{self._target_index}: observations were skipped")
-            self._waiting.popleft()
-            assert self._target is not None
-            await self.emit("targets", self._target, k)
-            await self.emit("relative", self._target - position, k)
-        return None
+    async def compute(self, subgoals: torch.Tensor, observations: torch.Tensor) -> None:
+        """Observation ``k`` with the decision held for it: a new target at the first step of a period."""
+        k = self.stamp
+        assert k is not None, "SubgoalNode needs stamped inputs"
+        position = positions(observations, self.position_indices)
+        if k % self.every == 0:
+            self._target = self.target(subgoals, position)
+        assert self._target is not None
+        await self.emit("targets", self._target, k)
+        await self.emit("relative", self._target - position, k)
 
     def target(self, action: torch.Tensor, position: torch.Tensor) -> torch.Tensor:
         """The target position of one high-level decision."""

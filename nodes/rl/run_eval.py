@@ -32,6 +32,18 @@ def eval_problem(value: Any) -> str | None:
     return None
 
 
+eval_problem.schema = {  # type: ignore[attr-defined]  # what graph_schema documents for the run key
+    "type": "object",
+    "properties": {
+        "every_updates": {"type": "integer", "minimum": 1, "maximum": 1000000},
+        "episodes": {"type": "integer", "minimum": 1, "maximum": 1000000},
+        "seed": {"type": "integer", "minimum": 0, "maximum": 2147483647},
+        "deterministic": {"type": "boolean"},
+        "num_envs": {"type": ["integer", "null"], "minimum": 1, "maximum": 100000},
+    },
+    "additionalProperties": False,
+}
+
 def expand_eval(graph: Graph, value: dict[str, Any], where: str, registry: NodeRegistry) -> list[Issue]:
     """Add the evaluation node ``value`` asks for to ``graph`` (see the module); issues when the graph has no
     trainer, several, or no env node to evaluate on."""

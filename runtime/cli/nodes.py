@@ -54,7 +54,8 @@ def format_node(info: dict[str, Any]) -> str:
             lines.append(f"  {title}:")
             for name, port in info[key].items():
                 flags = [f for f, on in (("optional", port.get("optional")), ("fan-in", port.get("fan_in")),
-                                          (f"primed {port.get('primed')}", port.get("primed"))) if on]
+                                          (f"primed {port.get('primed')}", port.get("primed")),
+                                          (f"rule {port.get('rule')}", port.get("rule"))) if on]
                 alias = f" (also {', '.join(port['aliases'])})" if port["aliases"] else ""
                 extra = f" [{', '.join(flags)}]" if flags else ""
                 lines.append(f"    {name}: {port['type']}{extra}{alias} - {port['doc']}")

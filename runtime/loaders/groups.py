@@ -9,9 +9,11 @@ that holds the template. A template is::
      "links": [["env.out", "$learner.x"], ...]}
 
 and a node ``{"group": NAME, "params": {...}}`` of the document's ``nodes`` is an instance: it is replaced by the
-template's nodes, their ids expanded with the instance's id, and the template's links. In node params a string
-``"$p"`` (at any depth) is the value of parameter ``p``; a link end ``"$p.port"`` is port ``port`` of the outside
-node whose id parameter ``p`` holds; any other end names a node of the template. A link's ``route`` and ``stream``
+template's nodes, their ids expanded with the instance's id, and the template's links. In node bodies a string
+``"$p"`` (at any depth: a param value, the whole ``params`` object, the type) is the value of parameter ``p``; a
+link end ``"$p.port"`` is port ``port`` of the outside node whose id parameter ``p`` holds, a link end ``"$p"`` the
+outside port ``node.port`` that parameter ``p`` holds; any other end names a node of the template. A group used
+once may keep its nodes' names (``"ids": "{node}"``); a second instance of it then collides (duplicate_node_id). A link's ``route`` and ``stream``
 name template nodes or streams and expand like node ids. Errors name the instance and the template.
 
 Group files are data: JSON only, read with the graph file's limits, relative to the graph file's folder and never
@@ -164,8 +166,8 @@ def _template_problem(template: Any) -> str | None:
     if not isinstance(params, dict) or not all(isinstance(k, str) and _NAME.match(k) for k in params):
         return "'params' must map parameter names (letters, digits, _) to default values"
     ids = template.get("ids", DEFAULT_IDS)
-    if not isinstance(ids, str) or "{node}" not in ids or "{instance}" not in ids:
-        return "'ids' must be a pattern holding {node} and {instance}"
+    if not isinstance(ids, str) or "{node}" not in ids:
+        return "'ids' must be a pattern holding {node} (and {instance}, unless the group is used once)"
     try:
         ids.format(node="n", instance="i")
     except (KeyError, IndexError, ValueError):
@@ -252,8 +254,16 @@ def _expand_link(link: Any, local: set[str], values: dict[str, Any], expand_id: 
         return None
     resolved = []
     for end in ends:
+        whole = _PARAM.match(end) if isinstance(end, str) else None
+        if whole is not None:
+            outside = values.get(whole.group(1))
+            if not isinstance(outside, str) or "." not in outside:
+                problems.append(f"link end {end!r}: parameter {whole.group(1)!r} must hold a port, node.port")
+                return None
+            resolved.append(outside)
+            continue
         if not isinstance(end, str) or "." not in end:
-            problems.append(f"link end {end!r} is not of the form node.port or $param.port")
+            problems.append(f"link end {end!r} is not of the form node.port, $param.port or $param")
             return None
         node, _, port = end.rpartition(".")
         match = _PARAM.match(node)

@@ -1,7 +1,7 @@
 """Counters kept in step across processes: each local change goes out as an ``add``, ``set`` or ``observe``.
 
-The way a node publishes a counter is its merge rule (``Counters``): ``add`` accumulates (``env_steps`` of two
-env workers sum up), ``set`` keeps the latest and a best value, ``observe`` extends a window of samples whose mean
+The way a node publishes a counter is its merge rule (``Counters``): ``add`` accumulates (a count kept by two
+workers sums up), ``set`` keeps the latest and a best value, ``observe`` extends a window of samples whose mean
 is the counter. A change is sent as ``observe`` of the samples for a windowed counter (every process's window then
 holds every process's samples; its mean is not sent), as ``set`` where the counter has a ``best_`` companion, and
 as ``add`` of the difference otherwise. Changes applied from elsewhere are not sent back.

@@ -24,7 +24,7 @@ loads node types from the runtime package (``requires-python >= 3.11``). The pro
 it with Python 3.8's grammar). A worker under Python 3.8 (Isaac Gym's last release) would need those four modules
 plus something that runs its nodes: the runtime's node layer (``node``, ``ports``, ``io``, ``channel``, a runner
 without ``TaskGroup``) ported to 3.8, or a small loop playing one step node's part (wait for an ``M`` on the actions
-link, step the simulator, send observations/rewards/dones as ``M`` frames, grant a ``C``). Neither was built or run:
+link, step the simulator, send its outputs as ``M`` frames, grant a ``C``). Neither was built or run:
 every worker in the tests runs under the runtime's own interpreter.
 """
 from __future__ import annotations

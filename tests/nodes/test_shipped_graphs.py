@@ -9,7 +9,8 @@ import pytest
 from dnne.runtime.cli import main
 
 GRAPHS = Path(__file__).resolve().parents[2] / "graphs"
-FILES = sorted(GRAPHS.rglob("*.json"))
+GROUPS = GRAPHS / "groups"  # group templates the graphs name (``{"file": ...}``), not graphs themselves
+FILES = sorted(path for path in GRAPHS.rglob("*.json") if GROUPS not in path.parents)
 
 
 def test_graphs_are_shipped() -> None:
@@ -17,6 +18,15 @@ def test_graphs_are_shipped() -> None:
     names = {str(path.relative_to(GRAPHS)) for path in FILES}
     assert {"cartpole_ppo.json", "pendulum_ppo.json", "gym_cartpole_ppo.json", "halfcheetah_ppo.json",
             "dnne/cartpole_ppo.json"} <= names
+
+
+def test_every_group_file_is_used() -> None:
+    """Each template in graphs/groups/ is named by a shipped graph (so test_validates expands it)."""
+    documents = {path: json.loads(path.read_text()) for path in FILES}
+    named = {(path.parent / group["file"]).resolve() for path, document in documents.items()
+             if document.get("format") == "dnne-graph"
+             for group in document.get("groups", {}).values() if "file" in group}
+    assert sorted(GROUPS.glob("*.json")) and set(GROUPS.glob("*.json")) <= named
 
 
 @pytest.mark.parametrize("path", FILES, ids=[str(p.relative_to(GRAPHS)) for p in FILES])

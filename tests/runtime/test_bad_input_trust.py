@@ -166,6 +166,7 @@ class TestPluginsAndTools:
 
 
 class TestErrorsBeforeRunning:
+    @pytest.mark.nodes
     @pytest.mark.parametrize(("kind", "value"), [("epoch", "abc"), ("epoch", "0"), ("epoch", "1.5"), ("time", "5x"),
                                                  ("time", "-1m"), ("time", BIG)])
     def test_checkpoint_trigger_value(self, kind: str, value: str) -> None:
@@ -182,6 +183,7 @@ class TestErrorsBeforeRunning:
         assert done.returncode == 2 and "Traceback" not in done.stderr
         assert "[bad_param_value] node 'trainer' 'checkpoint_trigger_value'" in done.stderr
 
+    @pytest.mark.nodes
     def test_linear_schedule_needs_a_run_length(self) -> None:
         """A linear learning-rate schedule with no max_steps or max_iterations failed at setup (exit 1): refused at
         load, pointing at the schedule; accepted once the run has a length, and in play (no trainer runs)."""
@@ -193,6 +195,7 @@ class TestErrorsBeforeRunning:
         load_graph(CARTPOLE, ["run.max_steps=null", "trainer.lr_schedule=constant"], REGISTRY)
         load_graph(CARTPOLE, ["run.max_steps=null"], REGISTRY, run={"mode": "play"})
 
+    @pytest.mark.nodes
     def test_linear_schedule_in_a_split_graph(self) -> None:
         """A worker's part keeps no stop conditions in its run section: its trainer's schedule is checked against
         the whole graph's run (the settings the worker gets), so a placed graph with a linear schedule loads in its
@@ -210,6 +213,7 @@ class TestErrorsBeforeRunning:
             load_graph(learner.to_native(), registry=registry, settings=dict(graph.run, max_steps=None))
         assert [issue.field for issue in caught.value.errors] == ["lr_schedule"]
 
+    @pytest.mark.nodes
     def test_recurrent_agent_needs_dones(self) -> None:
         """A recurrent agent whose dones input is not linked failed at setup: refused at load, naming the agent
         and pointing at its recurrent param."""
@@ -220,11 +224,13 @@ class TestErrorsBeforeRunning:
         assert [(i.code, i.node, i.where) for i in caught.value.errors] == [
             ("missing_dones_link", "agent", "/nodes/agent/params/recurrent")]
 
+    @pytest.mark.nodes
     @pytest.mark.parametrize(("override", "code"), [
         ("agent.action_space=continuous", "action_space_mismatch"),
         ("agent.output_size=3", "action_size_mismatch"),
         ("agent.input_size=5", "observation_size_mismatch"),
     ])
+    @pytest.mark.nodes
     def test_agent_against_its_env(self, override: str, code: str) -> None:
         """An agent whose action kind or sizes differ from its env's spaces (known from the env's params) failed
         at setup: refused at load, pointing at the param."""
@@ -234,6 +240,7 @@ class TestErrorsBeforeRunning:
             (code, "agent", f"--set {override.split('=')[0]}")]
         load_graph(CARTPOLE, ["agent.output_size=2", "agent.input_size=4"], REGISTRY)
 
+    @pytest.mark.nodes
     def test_agent_against_a_gymnasium_env(self) -> None:
         """Gymnasium ids are probed too; a module:Env id the command line did not allow is refused, never probed
         (probing would import it)."""
@@ -243,8 +250,10 @@ class TestErrorsBeforeRunning:
         assert codes(["agent.action_space=continuous", "env.task=os:CartPole-v1"], document) == [
             "module_not_allowed"]
 
+    @pytest.mark.nodes
     @pytest.mark.parametrize("override", ["run.device=tpu", "run.timeout=abc", "run.max_steps=0", "run.colour=1",
                                           "run.stop=3", "run.seed=-1"])
+    @pytest.mark.nodes
     def test_run_errors_point_at_their_set_argument(self, override: str) -> None:
         """A bad run value from --set points at the --set argument, not at a place in the file that does not
         hold it; a bad value in the file points at the file."""
@@ -258,23 +267,27 @@ class TestErrorsBeforeRunning:
             load_graph(document, registry=REGISTRY)
         assert [issue.where for issue in caught.value.errors] == ["/run/device"]
 
+    @pytest.mark.nodes
     def test_validate_points_at_the_set_argument(self) -> None:
         """dnne validate --set run.device=tpu: exit 2, the --set argument named, no traceback."""
         done = dnne("validate", str(CARTPOLE), "--set", "run.device=tpu")
         assert done.returncode == 2 and "(at --set run.device)" in done.stderr and "Traceback" not in done.stderr
 
+    @pytest.mark.nodes
     def test_cnn_layers_checked_together(self) -> None:
         """cnn lists of different lengths, or an image the convolutions shrink to nothing, fail at load."""
         assert codes(["agent.encoder=cnn", "agent.cnn_channels=[8,8]", "agent.cnn_kernels=[3]"]) == [
             "bad_param_value"]
         assert codes(["agent.encoder=cnn", "agent.image_shape=[1,4,1]"]) == ["bad_param_value"]
 
+    @pytest.mark.nodes
     @pytest.mark.parametrize("node", ["env", "agent", "trainer"])
     @pytest.mark.parametrize("device", ["garbage", "tpu", "cuda:abc", "cuda:-1"])
     def test_devices(self, node: str, device: str) -> None:
         """A device string no backend takes is refused at load, on every node with a device."""
         assert codes([f"{node}.device={device}"]) == ["bad_device"]
 
+    @pytest.mark.nodes
     def test_dones_never_read_as_rewards(self) -> None:
         """step.dones into trainer.rewards is an implicit conversion; a DonesToTensor node between makes it
         explicit (and it loads)."""
@@ -289,6 +302,7 @@ class TestErrorsBeforeRunning:
                         links=document["links"] + [["step.dones", "ended.dones"], ["ended.ended", "trainer.rewards"]])
         load_graph(explicit, registry=REGISTRY)
 
+    @pytest.mark.nodes
     def test_policy_output_only_where_read(self) -> None:
         """A PolicyOutput reads as a tensor only where the input says so (the action node), not as rewards."""
         document = json.loads(CARTPOLE.read_text())
@@ -298,6 +312,7 @@ class TestErrorsBeforeRunning:
             load_graph(document, registry=REGISTRY)
         assert [i.code for i in caught.value.errors] == ["implicit_conversion"]
 
+    @pytest.mark.nodes
     def test_missing_offset_names_the_link(self) -> None:
         """A node between the step's rewards and the trainer that shifts stamps (its input offset missing) is refused
         at load naming the link, instead of an AlignmentError mid-run blamed on the trainer; with its offsets right

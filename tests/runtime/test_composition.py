@@ -98,6 +98,43 @@ class TestGroups:
                        {"out": {"type": "Sink"}, "1": {"group": "counting", "params": {"sink": "out"}}})
         assert set(load_graph(doc, registry=registry).nodes) == {"out", "c1", "d1"}
 
+    def test_a_group_used_once_keeps_its_node_names(self, registry):
+        """'ids': '{node}' keeps the template's node names; a second instance collides (duplicate_node_id)."""
+        template = dict(TEMPLATE, ids="{node}")
+        doc = document({"counting": template}, {"out": {"type": "Sink"},
+                                                "1": {"group": "counting", "params": {"sink": "out"}}})
+        assert list(load_graph(doc, registry=registry).nodes) == ["out", "c", "d"]
+        doc["nodes"]["2"] = {"group": "counting", "params": {"sink": "out"}}
+        with pytest.raises(GraphError) as info:
+            load_graph(doc, registry=registry)
+        assert "duplicate_node_id" in codes(info.value)
+        doc = document({"counting": dict(TEMPLATE, ids="{instance}")}, {"out": {"type": "Sink"}})
+        with pytest.raises(GraphError) as info:
+            load_graph(doc, registry=registry)
+        (issue,) = [issue for issue in info.value.errors if issue.code == "bad_group"]
+        assert "{node}" in issue.message and issue.where == "/groups/counting"
+
+    def test_a_whole_link_end_from_a_parameter(self, registry, run_graph):
+        """A link end "$p" is the outside port (node.port) that parameter p holds: one template fed from
+        differently named outputs; a value that is not node.port is a bad_group error naming the instance."""
+        template = {"params": {"source": None, "sink": None}, "nodes": {"d": {"type": "Double"}},
+                    "links": [["$source", "d.x"], ["d.y", "$sink"]]}
+        doc = document({"doubling": template}, {
+            "a": {"type": "Count", "params": {"n": 2}}, "r": {"type": "Relay"}, "out": {"type": "Sink"},
+            "g1": {"group": "doubling", "params": {"source": "a.out", "sink": "out.x"}},
+            "g2": {"group": "doubling", "params": {"source": "r.y", "sink": "out.x"}},
+        }, [["a.out", "r.x"]])
+        graph = load_graph(doc, registry=registry)
+        assert [(link.src, link.src_port, link.dst, link.dst_port) for link in graph.links] == [
+            ("a", "out", "r", "x"), ("a", "out", "g1.d", "x"), ("g1.d", "y", "out", "x"),
+            ("r", "y", "g2.d", "x"), ("g2.d", "y", "out", "x")]
+        run, _ = run_graph(graph, registry)
+        assert sorted(v for v, _, _ in run.nodes["out"].received) == [0, 0, 2, 2]
+        doc["nodes"]["g2"]["params"]["source"] = "r"
+        with pytest.raises(GraphError) as info:
+            load_graph(doc, registry=registry)
+        assert codes(info.value) == ["bad_group"] and "'g2'" in info.value.errors[0].message
+
     def test_errors_name_the_instance_and_the_template(self, registry):
         """A bad param inside an instance is reported at the template's node, naming the instance."""
         doc = document({"counting": TEMPLATE}, {

@@ -6,6 +6,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from dnne.runtime.firing_rules import Every, Hold, Window
 from dnne.runtime.node import Node
 from dnne.runtime.ports import Input, Output, Param
 from dnne.runtime.registry import NodeRegistry
@@ -316,4 +317,77 @@ class Needs(Recorded):
         await self.emit("out", self.value)
 
 
-TOY_NODES = (*TOY_NODES, Needs)
+class Sample(Recorded):
+    """Every k-th ``x`` (firing rule ``Every``), joined with the window of the ``w`` before it (``Window``, offset 1:
+    ``w`` stamped k + 1 belongs to step k); records (x, window, stamp) and sends x plus the window's sum."""
+
+    x = Input("Int", "a value; firing s takes the one stamped s * k", rule=Every("k"))
+    w = Input("Int", "values stamped k + 1 for step k; firing s takes steps (s-1)k .. sk-1", offset=1,
+              rule=Window("k"))
+    total = Output("Int", "x plus the sum of the window")
+    k = Param(int, 3, "the rule size", ge=1, le=1000)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.received: list[tuple[int, tuple[int, ...], int | None]] = []
+
+    async def compute(self, x: int, w: tuple[int, ...]) -> Mapping[str, Any]:
+        self.received.append((x, w, self.stamp))
+        return {"total": x + sum(w)}
+
+
+class Twin(Recorded):
+    """One producer of two streams: ``x`` stamped i, then ``w`` stamped i + 1 (a step's outputs after step i)."""
+
+    x = Output("Int", "i, stamped i")
+    w = Output("Int", "i, stamped i + 1")
+    n = Param(int, 5, "how many of each", ge=0, le=1_000_000)
+
+    async def run(self) -> None:
+        for i in range(self.n):
+            await self.emit("x", i, stamp=i)
+            await self.emit("w", i, stamp=i + 1)
+
+
+class Thin(Recorded):
+    """Every k-th ``x`` only (firing rule ``Every`` on its one input)."""
+
+    x = Input("Int", "a value", rule=Every("k"))
+    y = Output("Int", "the value")
+    k = Param(int, 3, "the rule size", ge=1, le=1000)
+
+    async def compute(self, x: int) -> Mapping[str, Any]:
+        return {"y": x}
+
+
+class ThinLater(Recorded):
+    """Every k-th ``x``, with k an attribute set in ``start()`` (left unset when the param ``k`` is null)."""
+
+    x = Input("Int", "a value", rule=Every("period"))
+    y = Output("Int", "the value")
+    k = Param(int, None, "the rule size", ge=1, le=1000, nullable=True)
+
+    async def start(self) -> None:
+        if self.k is not None:
+            self.period = self.k
+
+    async def compute(self, x: int) -> Mapping[str, Any]:
+        return {"y": x}
+
+
+class Keep(Recorded):
+    """Joins each ``fast`` message with the ``slow`` one held for k firings (firing rule ``Hold``); records them."""
+
+    fast = Input("Int", "one message per firing")
+    slow = Input("Int", "message j serves firings jk .. jk + k - 1", rule=Hold("k"))
+    k = Param(int, 3, "the rule size", ge=1, le=1000)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.received: list[tuple[int, int, int | None]] = []
+
+    async def compute(self, fast: int, slow: int) -> None:
+        self.received.append((fast, slow, self.stamp))
+
+
+TOY_NODES = (*TOY_NODES, Needs, Twin, Sample, Thin, ThinLater, Keep)

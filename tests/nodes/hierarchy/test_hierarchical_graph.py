@@ -34,7 +34,7 @@ def test_stamps_and_sync_gating_of_both_levels() -> None:
     """The high level acts on high-level indices j and the low level on env indices k, each in sync mode: output j
     (k) comes from version j // its horizon (k // its horizon). No join disagrees on stamps, so every trainer's
     transition pairs the decision with the rewards that followed it."""
-    document = json.loads(GRAPH.read_text())
+    document = load_graph(GRAPH, registry=default_registry()).to_native()  # its groups expanded
     document["nodes"]["high_probe"] = {"type": "VersionProbe"}
     document["nodes"]["low_probe"] = {"type": "VersionProbe"}
     document["links"] += [["high_agent.policy_output", "high_probe.policy_output"],

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from dnne.runtime import default_registry, load_graph
 from dnne.runtime.cli import main
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -15,6 +16,11 @@ FLAT = ROOT / "graphs" / "flat_maze_ppo.json"
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # as ``dnne run`` does (tests/nodes/conftest.py)
+
+
+def expanded(graph: Path) -> dict[str, Any]:
+    """The graph file as a flat native document (its groups expanded)."""
+    return load_graph(graph, registry=default_registry()).to_native()
 
 
 def run(graph: Path, run_dir: Path, *extra: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -38,8 +44,8 @@ def final_success(rows: list[dict[str, Any]], end: int) -> tuple[float, int]:
 
 def test_the_two_graphs_match_in_size_and_budget() -> None:
     """The flat baseline has the hierarchical graph's env count, task, network, learning rate and budget."""
-    hierarchical = json.loads(HIERARCHICAL.read_text())
-    flat = json.loads(FLAT.read_text())
+    hierarchical = expanded(HIERARCHICAL)
+    flat = expanded(FLAT)
     assert flat["nodes"]["env"] == hierarchical["nodes"]["env"]
     assert hierarchical["nodes"]["env"]["params"]["task"] == "PointMassMaze"
     for level in ("high_agent", "low_agent"):
@@ -58,8 +64,7 @@ def test_short_run_records_success_rates(graph: Path, tmp_path: Path) -> None:
     assert len(success) >= 3
     assert all(0.0 <= row["success_rate"] <= 1.0 for row in success)
     assert sum(row["success_episodes"] for row in success) >= summary["counters"]["episodes"] - 16
-    trainers = {node for node, spec in json.loads(graph.read_text())["nodes"].items()
-                if spec["type"] == "PPOTrainerNode"}
+    trainers = {node for node, spec in expanded(graph)["nodes"].items() if spec["type"] == "PPOTrainerNode"}
     assert {row["node"] for row in rows if "policy_loss" in row} == trainers
 
 

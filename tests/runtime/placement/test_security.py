@@ -65,6 +65,7 @@ class TestWorkerInterpreters:
         with pytest.raises(GraphError, match="unknown option 'cwd'"):
             load_graph(placed_cartpole({"envs": {"cwd": "/"}}), registry=default_registry())
 
+    @pytest.mark.nodes
     def test_an_alias_runs_only_what_the_user_allowed(self):
         graph = load_graph(placed_cartpole({"envs": {"python": "isaac"}}), registry=default_registry())
         assert worker_interpreters(graph, {"isaac": "/opt/isaac/python"}) == {"envs": "/opt/isaac/python"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 
 from dnne.runtime.graph import Graph
 from dnne.runtime.loading import load_graph
@@ -50,6 +51,7 @@ def test_stop_conditions_stay_in_the_main_process(wreg):
     assert split.workers["w1"].run == {"seed": 3}
 
 
+@pytest.mark.nodes
 def test_cartpole_split_keeps_the_one_process_setup_order():
     registry = default_registry()
     whole = GraphRun(load_graph(cartpole(placed=False), registry=registry), registry)

@@ -65,6 +65,7 @@ def assert_recent_complete_checkpoint(run_dir: Path, result: RunResult) -> None:
     assert all(torch.isfinite(t).all() for t in state["nodes"]["trainer"]["learner"].values())
 
 
+@pytest.mark.nodes  # the split Cartpole graph of the built-in node package
 @pytest.mark.parametrize("mode", ["sync", pytest.param("async", marks=pytest.mark.slow)])
 class TestSplitFaults:
     def test_raise(self, registry, tmp_path: Path, mode: str) -> None:
