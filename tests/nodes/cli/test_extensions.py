@@ -2,6 +2,7 @@
 keys (stop shorthands and play's settings) validated like the engine's own."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -39,9 +40,16 @@ def test_shorthands_are_the_predicates_they_stand_for():
 @pytest.mark.parametrize("key, value", [("stochastic", "yes"), ("realtime", 1), ("video_format", "avi"),
                                         ("video_dir", ""), ("max_steps", 0), ("target_return", "high")])
 def test_play_settings_and_shorthands_are_validated(key, value):
-    """A bad value of a registered run key is a bad_run_option (or non_finite_value) error at /run/KEY."""
+    """A bad value of a registered run key is a bad_run_option (or non_finite_value) error, pointing at /run/KEY
+    when the file holds it and at the --set argument when the command line gave it."""
+    document = json.loads(CARTPOLE.read_text())
+    document["run"][key] = value
+    with pytest.raises(GraphError) as info:
+        load_graph(document, registry=default_registry())
+    (issue,) = info.value.errors
+    assert issue.code in ("bad_run_option", "non_finite_value") and issue.where == f"/run/{key}"
     with pytest.raises(GraphError) as info:
         load_graph(CARTPOLE, [f"run.{key}={value!r}".replace("'", '"')] if isinstance(value, str) else
                    [f"run.{key}={value}"], registry=default_registry())
     (issue,) = info.value.errors
-    assert issue.code in ("bad_run_option", "non_finite_value") and issue.where == f"/run/{key}"
+    assert issue.code in ("bad_run_option", "non_finite_value") and issue.where == f"--set run.{key}"
