@@ -92,10 +92,9 @@ class TestPatternGraphsSolve:
     @pytest.mark.parametrize("name", ["multi_env_ppo.json", "multi_env_ppo_procs.json"])
     def test_solves_with_seed_1(self, name: str, tmp_path: Path) -> None:
         """The shipped multi-environment graph (one process, and each group in its own process) solves Cartpole
-        with --seed 1: summary.json says solved, within 5 minutes."""
+        with --seed 1: summary.json says solved (performance is measured in benchmarks/, not asserted here)."""
         from dnne.runtime.cli import main
 
         code = main(["run", str(ROOT / "graphs" / name), "--seed", "1", "--run-dir", str(tmp_path), "-q"])
         summary = json.loads((tmp_path / "summary.json").read_text())
         assert code == 0 and summary["solved"] and summary["stop_reason"] == "target_return"
-        assert summary["wall_time_s"] < 300

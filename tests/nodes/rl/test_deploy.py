@@ -50,6 +50,7 @@ def pendulum_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 class TestExport:
+    @pytest.mark.slow
     def test_exported_policy_scores_as_play(self, pendulum_run: Path, tmp_path: Path) -> None:
         """Loaded in a process that never imports dnne, the exported policy's episode return equals dnne play's on
         the same seed: the observation normaliser and the ActionNode's rescale are inside it."""
