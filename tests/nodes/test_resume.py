@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 CARTPOLE = ROOT / "graphs" / "presets" / "cartpole_zoo.json"  # 8 envs x 32 steps: 256 env steps an update
 PENDULUM = ROOT / "graphs" / "pendulum_ppo.json"
@@ -49,6 +51,7 @@ class TestExactResume:
         whole, split = training_rows(tmp_path / "whole"), training_rows(tmp_path / "split")
         assert len(whole) == 6 and split == whole
 
+    @pytest.mark.slow
     def test_sigint_then_resume_equals_one_run(self, tmp_path: Path) -> None:
         """A run interrupted by SIGINT as a background job and resumed to the same max_steps (linear LR schedule
         included) logs exactly what the uninterrupted run logs, with counters continuing."""

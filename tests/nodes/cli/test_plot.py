@@ -60,6 +60,7 @@ class TestGrouping:
 
 
 class TestSeedsCommand:
+    @pytest.mark.slow
     def test_seeds_then_plot(self, tmp_path: Path) -> None:
         """--seeds runs one directory per seed under one parent; plot draws them as one group; an unknown metric is
         a clear error."""
