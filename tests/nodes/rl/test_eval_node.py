@@ -12,13 +12,12 @@ import pytest
 import torch
 
 from dnne.nodes.envs.base import BatchedEnv, StepResult
-from dnne.nodes.envs.registry import make_env
 from dnne.nodes.envs.spaces import Box, Discrete
-from dnne.nodes.rl.actor_critic import ActorCritic
 from dnne.nodes.rl.evaluation import quotas, run_episodes
 from dnne.runtime.loading import load_graph
 from dnne.runtime.registry import default_registry
 from dnne.runtime.runner import GraphRun
+from greedy_play import greedy_return
 
 ROOT = Path(__file__).resolve().parents[3]
 # 8 envs x horizon 32: 256 env steps an update
@@ -97,23 +96,7 @@ class TestEvaluationDuringTraining:
 
 def play_greedily(parameters: dict[str, torch.Tensor], run: GraphRun, seed: int, episodes: int) -> float:
     """The mean return of ``episodes`` arg-max episodes of one env reset with ``seed``, written out by hand."""
-    model = run.nodes["agent"].network
-    network = ActorCritic(4, 2, hidden_sizes=[64, 64], activation="tanh",
-                          action_space="discrete", normalize_input=model.obs_normalizer is not None)
-    network.load_weights(parameters)
-    env = make_env("torch", "Cartpole", 1, "cpu")
-    observations = env.reset(seed=seed)
-    returns, total = [], 0.0
-    while len(returns) < episodes:
-        with torch.no_grad():
-            action = network.act(observations, deterministic=True).action
-        result = env.step(action)
-        total += float(result.rewards[0])
-        if bool(result.terminated[0] or result.truncated[0]):
-            returns.append(total)
-            total = 0.0
-        observations = result.observations
-    return sum(returns) / len(returns)
+    return greedy_return(parameters, run.nodes["agent"].network.obs_normalizer is not None, seed, episodes)
 
 
 class LengthByEnv(BatchedEnv):

@@ -15,14 +15,13 @@ import torch
 
 from dnne.nodes.cli.export import deployable_modules
 from dnne.nodes.cli.play import best_file, with_best
-from dnne.nodes.envs.registry import make_env
-from dnne.nodes.rl.actor_critic import ActorCritic
 from dnne.runtime import checkpoint
 from dnne.runtime.errors import GraphError
 from dnne.runtime.loading import load_graph
 from dnne.runtime.registry import default_registry
 from dnne.runtime.rundir import RunDirectory
 from dnne.runtime.runner import GraphRun
+from greedy_play import greedy_return
 
 ROOT = Path(__file__).resolve().parents[3]
 CARTPOLE = ROOT / "graphs" / "cartpole_ppo.json"
@@ -88,27 +87,6 @@ class TestWiring:
         document["links"] += [["trainer.weights", "judge.weights"], ["agent.model", "judge.model"],
                               ["env.env_handle", "judge.env_handle"]]
         assert ("duplicate_evaluation", "--set run.eval") in issues(document, ["run.eval={}"])
-
-
-def greedy_return(parameters: dict[str, torch.Tensor], normalize_input: bool, seed: int, episodes: int) -> float:
-    """The mean return of ``episodes`` arg-max episodes of one Cartpole env reset with ``seed``, written out by
-    hand (an independent player of the evaluation's episodes)."""
-    network = ActorCritic(4, 2, hidden_sizes=[64, 64], activation="tanh", action_space="discrete",
-                          normalize_input=normalize_input)
-    network.load_weights(parameters)
-    env = make_env("torch", "Cartpole", 1, "cpu")
-    observations = env.reset(seed=seed)
-    returns, total = [], 0.0
-    while len(returns) < episodes:
-        with torch.no_grad():
-            action = network.act(observations, deterministic=True).action
-        result = env.step(action)
-        total += float(result.rewards[0])
-        if bool(result.terminated[0] or result.truncated[0]):
-            returns.append(total)
-            total = 0.0
-        observations = result.observations
-    return sum(returns) / len(returns)
 
 
 @pytest.mark.usefixtures("one_thread")
