@@ -77,11 +77,20 @@ class NodeContext:
         the next one, so the final checkpoint resumes exactly."""
         self.run.stop_points.add(self.node_id)
 
+    def leave_stop_point(self) -> None:
+        """This node leaves its consistent point for work that must not be cut (a trainer starting an update in
+        a thread): a graceful stop reached at another node's stop point meanwhile waits until this node is at
+        its next ``stop_point()``, so every node with stop points ends at one, whatever the threads' timing."""
+        self.run.underway.add(self.node_id)
+
     async def stop_point(self) -> None:
-        """A consistent point of this node: if a graceful stop is pending, the run stops here (this never
-        returns then; the node is cancelled with the rest)."""
+        """A consistent point of this node: if a graceful stop is pending, the run stops here, once no other node
+        is between its stop points (this never returns then; the node is cancelled with the rest)."""
+        self.run.underway.discard(self.node_id)
         if self.run.stopping and self.run.stop_point_handler is not None:
-            self.run.stop_point_handler()
+            self.run.resting.add(self.node_id)
+            if not self.run.underway:
+                self.run.stop_point_handler()
             await asyncio.get_running_loop().create_future()
 
     def request_checkpoint(self, reason: str, keep_as: str | None = None,
@@ -150,6 +159,10 @@ class RunContext:
         self.stop_handler: Callable[[str, str], None] | None = None
         self.checkpoint_handler: Callable[[str, dict[str, Any] | None], None] | None = None
         self.stop_points: set[str] = set()
+        self.underway: set[str] = set()
+        """Nodes between two stop points (``NodeContext.leave_stop_point``)."""
+        self.resting: set[str] = set()
+        """Nodes waiting at a stop point for a graceful stop to complete."""
         self.stopping = False
         self.stop_point_handler: Callable[[], None] | None = None
         self._shared: dict[str, Any] = {}
@@ -163,6 +176,8 @@ class RunContext:
         self.upstream_links = {}
         self.relays = {}
         self.stop_points = set()
+        self.underway = set()
+        self.resting = set()
         self.stopping = False
         self._shared = {}
 

@@ -229,6 +229,7 @@ class PPOTrainerNode(Node):
     # ---- updates ------------------------------------------------------------------------------------------
     async def _horizon_end(self) -> None:
         if self.mode == "sync":
+            self.ctx.leave_stop_point()  # a stop reached by another trainer meanwhile waits for this update
             stats, weights = await self._train(list(self.trajectories.values()))
             self._reset_trajectories()
             await self._after_update(stats)

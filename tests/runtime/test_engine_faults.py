@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import time
 from typing import Any
 
 import pytest
@@ -81,10 +82,27 @@ class Consistent(NeverConsistent):
             await asyncio.sleep(0.005)
 
 
+class SlowUpdates(NeverConsistent):
+    """Leaves its stop point for an update that takes 0.3 s in a thread (counted when it starts and ends), then
+    reaches the next; with ``updates`` given, ends after that many instead of reaching the last stop point."""
+
+    updates = Param(int, 0, "end after this many updates (0: never)", ge=0, le=100)
+
+    async def run(self) -> None:
+        while True:
+            self.ctx.leave_stop_point()
+            self.ctx.counters.add("started", 1)
+            await asyncio.to_thread(time.sleep, 0.3)
+            self.ctx.counters.add("finished", 1)
+            if self.ctx.counters.get("finished") == self.updates:
+                return
+            await self.ctx.stop_point()
+
+
 @pytest.fixture(scope="module")
 def reg() -> NodeRegistry:
     registry = NodeRegistry()
-    for cls in (*TOY_NODES, BadTeardown, Stateful, NeverConsistent, Consistent):
+    for cls in (*TOY_NODES, BadTeardown, Stateful, NeverConsistent, Consistent, SlowUpdates):
         registry.add_node(cls)
     register_toy_vocabulary(registry)
     return registry
@@ -197,6 +215,29 @@ def test_a_graceful_stop_waits_for_the_next_stop_point(reg):
     run, result = execute(graph, reg)
     assert result.stop_reason == "max_work" and result.error is None
     assert result.counters["work"] == 5
+
+
+def test_a_graceful_stop_waits_for_a_node_between_its_stop_points(reg):
+    """The stop condition holds and one node reaches its stop point while another is in the middle of an update
+    (``leave_stop_point``): the run stops once that update has finished and its node is at its stop point, so it
+    ends counted, whatever the thread's timing."""
+    graph = Graph().add("t", "Consistent").add("u", "SlowUpdates")
+    graph.run["max_work"] = 3
+    _, result = execute(graph, reg)
+    assert result.stop_reason == "max_work" and result.error is None
+    assert result.counters["started"] == result.counters["finished"] == 1
+    assert result.counters["work"] < 30  # the fast node waited at its stop point (it works every 5 ms otherwise)
+
+
+def test_a_stop_waiting_for_a_node_that_ends_instead_completes(reg):
+    """The node the stop waited for ends without reaching a stop point: the run stops then, not after the grace."""
+    graph = Graph().add("t", "Consistent").add("u", "SlowUpdates", updates=1)
+    graph.run["max_work"] = 3
+    run = GraphRun(load_graph(graph, registry=reg), reg)
+    run.stop_point_grace_s = 10.0
+    result = asyncio.run(asyncio.wait_for(run.execute(), 5))
+    assert result.stop_reason == "max_work" and result.error is None
+    assert result.counters["finished"] == 1
 
 
 def test_a_stop_point_that_never_comes_is_cut_off_after_the_grace(reg):

@@ -16,7 +16,6 @@ from dnne.runtime.errors import GraphError
 from dnne.runtime.graph import Graph
 from dnne.runtime.loading import load_graph
 from dnne.runtime.placement import heartbeat
-from dnne.runtime.registry import default_registry
 from dnne.runtime.rundir import RunDirectory
 from dnne.runtime.runner import GraphRun, RunResult
 
@@ -27,8 +26,9 @@ TRAINING_FIELDS = ("iteration", "env_steps", "policy_loss", "value_loss", "entro
 
 
 @pytest.fixture(scope="module")
-def registry():
-    return default_registry()
+def registry(builtin_registry):
+    """Every installed node package (through conftest's ``builtin_registry``: these tests are marked ``nodes``)."""
+    return builtin_registry
 
 
 def cartpole(iterations: int, placement: dict[str, str], workers: dict[str, Any]) -> dict[str, Any]:
@@ -41,7 +41,9 @@ def cartpole(iterations: int, placement: dict[str, str], workers: dict[str, Any]
 def run_in(run_dir: Path, document: dict[str, Any], registry, every: int,
            kill: tuple[str, int] | None = None) -> tuple[GraphRun, RunResult, list[int]]:
     """Run ``document`` with a run directory (a checkpoint every ``every`` updates); ``kill``: SIGKILL worker
-    NAME's process once ``iterations`` reaches N. Returns the run, its result and the pids killed."""
+    NAME's process once ``iterations`` reaches N and, with checkpoints on, the first one is on disk (a split run
+    gathers it from every process after the point it was asked at). Returns the run, its result and the pids
+    killed."""
     directory = RunDirectory(run_dir, every, tensorboard=False, checkpoint_interval_s=None)
     run = GraphRun(load_graph(document, registry=registry), registry, run_dir=run_dir, hooks=[directory])
     killed: list[int] = []
@@ -50,8 +52,10 @@ def run_in(run_dir: Path, document: dict[str, Any], registry, every: int,
         task = asyncio.ensure_future(run.execute())
         if kill is not None:
             name, at = kill
-            while run.counters.get("iterations", 0) < at and not task.done():
+            while (run.counters.get("iterations", 0) < at or (every and directory.last_checkpoint is None)) \
+                    and not task.done():
                 await asyncio.sleep(0.005)
+            assert not task.done(), f"the run ended before worker {name!r} could be killed: {task.result()}"
             killed.append(run.placement.workers[name].process.pid)
             os.kill(killed[0], signal.SIGKILL)
         return await asyncio.wait_for(task, 240)
