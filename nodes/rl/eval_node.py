@@ -36,7 +36,8 @@ class PolicyEvalNode(Node):
     asks the run for a checkpoint, also kept as ``checkpoints/best.pt`` (recorded in ``summary.json`` as
     ``best_checkpoint``: its return, the policy version, and the run's ``iterations`` and ``env_steps`` then).
     ``dnne play GRAPH --checkpoint RUN --best`` acts with them. ``run.eval`` adds and wires this node
-    (``run_eval``).
+    (``run_eval``). A graceful stop (``max_steps``, Ctrl-C) that comes during an evaluation waits for it to finish
+    and record its row (bounded by the run's stop-point grace).
     """
 
     category = "RL/PPO"
@@ -79,11 +80,17 @@ class PolicyEvalNode(Node):
             self._build(model, env_handle)
         assert self.network is not None and self.env is not None
         self.network.load_weights(weights.parameters)
+        self.ctx.leave_stop_point()  # a graceful stop lets an evaluation under way finish and record its row
         self.running = asyncio.ensure_future(asyncio.to_thread(self._evaluate))
         try:
             result = await self.running
         finally:
             self.running = None
+        self._record(weights, result)
+        await self.ctx.stop_point()
+
+    def _record(self, weights: PolicyWeights, result: EvaluationResult) -> None:
+        """Log the evaluation's row; keep a new best (and ask for its checkpoint)."""
         if not result.returns:
             self.ctx.warn(f"no episode ended within max_steps={self.max_steps}; version {weights.version} is not "
                           "evaluated")

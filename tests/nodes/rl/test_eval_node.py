@@ -78,6 +78,14 @@ class TestEvaluationDuringTraining:
             "eval_policy_version"] == best["version"]
         assert play_greedily(best["parameters"], run, seed=7, episodes=2) == pytest.approx(best["return"])
 
+    def test_a_stop_lets_the_evaluation_under_way_finish(self) -> None:
+        """Version 7 is published one update before the run's end and its 50 episodes take longer than that update:
+        the stop at max_steps waits for the evaluation (a stop point after it), whose row is recorded."""
+        _, rows = train(zoo(2048, {"every": 7, "episodes": 50, "num_envs": 1, "checkpoint_best": False}))
+        evaluations = eval_rows(rows)
+        assert [row["eval_policy_version"] for row in evaluations] == [0.0, 7.0]
+        assert evaluations[-1]["eval_episodes"] == 50.0
+
     def test_resume_keeps_the_best_so_far(self) -> None:
         """A resumed run starts from the checkpoint's best: a better one replaces it, a worse one does not."""
         first, _ = train(zoo(1024, {"every": 1, "episodes": 2, "num_envs": 2, "checkpoint_best": False}))
