@@ -212,7 +212,7 @@ class TestResumeAndTools:
         from dnne.nodes.rl.actor_critic import ActorCritic
 
         state = torch.load(sorted((trained / "checkpoints").glob("ckpt-*.pt"))[-1], weights_only=True)
-        model = ActorCritic(4, 2, (64, 64), "tanh", "discrete")
+        model = ActorCritic(4, 2, (64, 64), "tanh", "discrete", shared_trunk=False)  # as the graph's agent
         model.load_state_dict(state["nodes"]["agent"]["model"])
         obs = torch.randn(32, 4)
         expected = model.act(obs, deterministic=True).action

@@ -54,7 +54,7 @@ class TestPlayVideo:
         assert frames.std() > 0  # a drawn picture, not a blank frame
         partial = tmp_path / "p"
         code = main(["play", str(ROOT / "graphs" / "cartpole_ppo.json"), "--checkpoint", str(run_dir),
-                     "--episodes", "100", "--max-steps", "40", "--video", str(partial), "--set",
+                     "--episodes", "100", "--max-steps", "10", "--video", str(partial), "--set",
                      "env.num_envs=2"])
         assert code == 0
         (cut,) = partial.glob("*.mp4")
