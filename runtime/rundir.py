@@ -2,7 +2,6 @@
 sinks), checkpoints, ``summary.json``."""
 from __future__ import annotations
 
-import copy
 import importlib.util
 import json
 import logging
@@ -146,7 +145,7 @@ class RunDirectory:
             self.request_checkpoint(f"every {self.checkpoint_interval_s:g}s")
         elif self.run.placement is None:
             # A split graph's state lives in its workers; gathering it at every update would cost a round trip.
-            self._consistent, self._consistent_path = copy.deepcopy(self._state()), None
+            self._consistent, self._consistent_path = checkpoint.copy_state(self._state()), None
 
     def _state(self) -> dict[str, Any]:
         assert self.run is not None
@@ -169,13 +168,13 @@ class RunDirectory:
         state = self._state()
         self._write(state, reason, keep)
         if self.run.placement is None:
-            self._consistent, self._consistent_path = copy.deepcopy(state), self.last_checkpoint
+            self._consistent, self._consistent_path = checkpoint.copy_state(state), self.last_checkpoint
 
     def _gathered(self, state: dict[str, Any], reason: str, keep: dict[str, Any] | None) -> None:
         """A split run's mid-run checkpoint, every process's part in it: saved, and kept for a failure."""
         if self.run is None or self.run.error is not None or self.abort:
             return
-        self._consistent = copy.deepcopy(state)
+        self._consistent = checkpoint.copy_state(state)
         self._write(state, reason, keep)
         self._consistent_path = self.last_checkpoint
 
@@ -204,7 +203,7 @@ class RunDirectory:
         checkpoint) and the checkpoint that holds it; ``None`` before the first."""
         if self._consistent is None:
             return None
-        return copy.deepcopy(self._consistent), self._consistent_path
+        return checkpoint.copy_state(self._consistent), self._consistent_path
 
     def on_stop(self, run: GraphRun) -> None:
         """Save the final checkpoint (after a node failure: the state at the last consistent point, if one was

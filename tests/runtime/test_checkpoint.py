@@ -187,3 +187,42 @@ def test_partials_of_a_killed_run_are_removed(tmp_path: Path) -> None:
     (tmp_path / "ckpt-00000000.pt").write_bytes(b"whole")
     assert [p.name for p in checkpoint.remove_partials(tmp_path)] == ["ckpt-00000001.pt.partial"]
     assert [p.name for p in tmp_path.iterdir()] == ["ckpt-00000000.pt"]
+
+
+def test_copy_state_equals_deepcopy_and_shares_nothing() -> None:
+    """``copy_state`` gives what ``copy.deepcopy`` gives (same structure, types and values), and nothing in the copy
+    is the original's: writing into the original's tensors, lists or objects leaves the copy as it was."""
+    import copy
+
+    import torch
+
+    class Box:
+        def __init__(self, items: list[int]) -> None:
+            self.items = items
+
+        def __eq__(self, other: object) -> bool:
+            return isinstance(other, Box) and other.items == self.items
+
+    weight = torch.arange(6.0, requires_grad=True)
+    state = {"nodes": {"a": {"w": weight, "view": weight.detach()[2:], "step": torch.tensor(3),
+                             "rng": torch.ByteTensor([1, 2, 3])}},
+             "counters": {"iterations": 4, "wall_time_s": 1.5}, "pair": (torch.ones(2), [1, "x", None, b"z"]),
+             "box": Box([1, 2]), "flag": True}
+    expected, copied = copy.deepcopy(state), checkpoint.copy_state(state)
+
+    def same(a: Any, b: Any) -> bool:
+        if isinstance(a, torch.Tensor):
+            return isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a.detach(), b.detach())
+        if isinstance(a, dict):
+            return type(b) is dict and a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+        if isinstance(a, (list, tuple)):
+            return type(a) is type(b) and len(a) == len(b) and all(map(same, a, b))
+        return a == b
+
+    assert same(expected, copied)
+    with torch.no_grad():
+        weight.add_(100.0)
+    state["pair"][1].append(9)
+    state["box"].items.append(3)
+    assert same(expected, copied)
+    assert not copied["nodes"]["a"]["w"].requires_grad
