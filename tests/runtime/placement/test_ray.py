@@ -25,6 +25,10 @@ from dnne.runtime.runner import GraphRun, RunResult  # noqa: E402
 
 HERE = Path(__file__).parent
 ROOT = HERE.parents[2]
+# The learning runs here assert that the graph solves, not how fast: the shipped graph's 5-minute timeout is a
+# wall-clock limit, and a Ray cluster of three nodes on a loaded 2-core machine (a replaced group starting over)
+# can need more. This bound only catches a hang.
+NO_WALL_LIMIT = "15m"
 
 
 @pytest.fixture(scope="module")
@@ -234,7 +238,7 @@ def test_the_cartpole_graph_on_ray_solves(cluster, tmp_path):
     from dnne.runtime.cli import main
 
     code = main(["run", str(ROOT / "graphs" / "multi_env_ppo_ray.json"), "--seed", "1", "--run-dir",
-                 str(tmp_path), "-q"])
+                 str(tmp_path), "--set", f"run.timeout={NO_WALL_LIMIT}", "-q"])
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert code == 0 and summary["solved"] and summary["stop_reason"] == "target_return", summary["error"]
     placed = {name: w["node_id"] for name, w in summary["placement"]["workers"].items()}
@@ -254,7 +258,8 @@ def test_the_cartpole_graph_on_ray_still_solves_after_a_group_s_node_is_removed(
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(HERE), str(HERE.parent)] + sys.path))
     process = subprocess.Popen([sys.executable, "-m", "dnne.runtime.cli", "run",
                                 str(ROOT / "graphs" / "multi_env_ppo_ray.json"), "--seed", "1", "--run-dir",
-                                str(run_dir), "--ray-address", cluster.address, "-q"],
+                                str(run_dir), "--ray-address", cluster.address, "--set",
+                                f"run.timeout={NO_WALL_LIMIT}", "-q"],
                                env=env, stderr=subprocess.PIPE, text=True)
     try:
         metrics = run_dir / "metrics.jsonl"
@@ -263,7 +268,7 @@ def test_the_cartpole_graph_on_ray_still_solves_after_a_group_s_node_is_removed(
             time.sleep(0.2)
         new = cluster.add_node(num_cpus=1, resources={"group2": 1})
         cluster.remove_node(old)
-        _, stderr = process.communicate(timeout=600)
+        _, stderr = process.communicate(timeout=1200)
     finally:
         process.kill()
     summary = json.loads((run_dir / "summary.json").read_text())
