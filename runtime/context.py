@@ -86,12 +86,11 @@ class NodeContext:
     async def stop_point(self) -> None:
         """A consistent point of this node: if a graceful stop is pending, the run stops here, once no other node
         is between its stop points (this never returns then; the node is cancelled with the rest)."""
-        self.run.underway.discard(self.node_id)
         if self.run.stopping and self.run.stop_point_handler is not None:
             self.run.resting.add(self.node_id)
-            if not self.run.underway:
-                self.run.stop_point_handler()
+            self.run.left_between_points(self.node_id)
             await asyncio.get_running_loop().create_future()
+        self.run.underway.discard(self.node_id)
 
     def request_checkpoint(self, reason: str, keep_as: str | None = None,
                            record: dict[str, Any] | None = None) -> None:
@@ -180,6 +179,13 @@ class RunContext:
         self.resting = set()
         self.stopping = False
         self._shared = {}
+
+    def left_between_points(self, node_id: str) -> None:
+        """``node_id`` is no longer between two stop points (it reached one, or ended): a graceful stop that nodes
+        wait for at their stop points completes once no other node is."""
+        self.underway.discard(node_id)
+        if self.stopping and self.resting and not self.underway and self.stop_point_handler is not None:
+            self.stop_point_handler()
 
     def shared_objects(self) -> dict[str, Any]:
         """Every run-wide shared object, by name."""

@@ -456,11 +456,9 @@ class GraphRun:
             node.io.release_inputs()
             self._alive[node_id] = time.perf_counter() - self._started[node_id]
             self._watchdog.finished(node_id)
-            self.context.underway.discard(node_id)
+            self.context.left_between_points(node_id)  # a stop may have waited for it
             if not self._watchdog.live or (self.context.stopping and not self.context.stop_points & self._watchdog.live):
                 self._stop_now()
-            elif self.context.stopping and self.context.resting and not self.context.underway:
-                self._stop_now()  # the node a stop waited for ended without reaching its stop point
 
     def _progress(self) -> tuple[int, tuple[float, ...]]:
         """A value that changes whenever the graph moves: messages through channels, counters."""
