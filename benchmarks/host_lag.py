@@ -1,8 +1,8 @@
 """A host's 50 ms ticker while a Cartpole graph is set up and trained in the same event loop.
 
-Each sample is a fresh Python process (``python benchmarks/host_lag.py --child MODE``) that imports torch first (as an
-application embedding the runtime should), starts a 50 ms ticker, then runs ``graphs/cartpole_ppo.json`` for
-5 iterations: ``run`` is ``dnne.runtime.run(path)`` (the whole run, setup and training, on its own loop in its own
+Each sample is a fresh Python process (``python benchmarks/host_lag.py --child MODE``) that imports only
+``dnne.runtime`` (torch, the node packages and the env are first imported by the run), starts a 50 ms ticker, then
+runs ``graphs/cartpole_ppo.json`` for 5 iterations: ``run`` is ``dnne.runtime.run(path)`` (the whole run, setup and training, on its own loop in its own
 thread); ``on-loop`` is ``GraphRun(load_graph(path)).execute()``, everything on the host's loop. The modes alternate.
 Printed: the ticker's largest lag during the whole call (setup and training) and its 99th percentile. Wall-clock
 numbers: the load average is printed, and a busy machine inflates them.
@@ -35,8 +35,6 @@ async def child(mode: str) -> dict[str, float]:
             now = time.perf_counter()
             lags.append(now - due)
             due = max(due + TICK_S, now)
-
-    import torch  # noqa: F401  (an embedding application imports its heavy libraries before its loop matters)
 
     from dnne.runtime import GraphRun, load_graph, run
 

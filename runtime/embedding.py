@@ -8,6 +8,7 @@ from typing import Any
 
 from .graph import Graph
 from .loading import load_graph
+from .native_preload import preload_extensions
 from .registry import NodeRegistry, default_registry
 from .runner import GraphRun, RunResult
 from .sinks import MetricsCallback
@@ -25,10 +26,9 @@ async def run(graph: Graph | str | Path | dict[str, Any], registry: NodeRegistry
     caller's loop (in the order the rows were logged, all of them before ``run`` returns). Cancelling the awaiting
     task stops the run at its next consistent point (as a SIGINT does), waits for it to end, then re-raises.
 
-    One thing no thread keeps off the caller's loop: the first import of a library whose loading holds the
-    interpreter lock in C (torch's shared library and extension module: 0.3-0.6 s; gymnasium's and numpy's
-    extension modules). A host that must never stall imports ``torch`` (and ``gymnasium``, ``dnne.nodes``) before
-    its loop's timing matters.
+    A first ``import torch`` would hold the interpreter lock for 0.35-0.55 s while libtorch loads; the run's thread
+    loads torch's native library first with the lock released (``native_preload``), so the import stalls the
+    caller's loop no longer than ordinary Python code does.
     """
     host = asyncio.get_running_loop()
     hooks = list(options.pop("hooks", ()))
@@ -91,6 +91,7 @@ class EmbeddedRun:
             self._deliver(self._succeed, outcome)
 
     async def _execute(self) -> RunResult:
+        preload_extensions("torch", "_C*.so")  # libtorch's loading, off the interpreter lock (native_preload.py)
         registry = self.registry if self.registry is not None else default_registry()
         graph = self.graph if isinstance(self.graph, Graph) else load_graph(self.graph, registry=registry)
         graph_run = GraphRun(graph, registry, hooks=self.hooks, **self.options)
