@@ -3,8 +3,8 @@
 Three variants of one graph, each run `dnne run` in its own process for a fixed env-step budget, the variants
 interleaved per seed (torch on one thread per process, as the CLI sets):
 
-- `sync, one process`: `graphs/halfcheetah_async.json` without its `placement` section (the same nodes and settings
-  in one process; `graphs/halfcheetah_ppo.json` has since taken other settings, issue 17);
+- `sync, one process`: `graphs/halfcheetah_async.json` without its `placement` section and in sync mode, which is
+  `graphs/halfcheetah_ppo.json` (the same nodes and settings in one process);
 - `sync, learner process`: `graphs/halfcheetah_async.json` with `--set trainer.mode=sync` (the trainer in its own
   worker process, acting waits for every update);
 - `async, learner process`: `graphs/halfcheetah_async.json` (acting goes on while the learner updates).
