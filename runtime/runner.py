@@ -43,6 +43,9 @@ class RunResult:
         warnings: warnings raised while it ran.
         summary_fields: the node packages' top-level summary fields (``vocabulary``) of these counters.
         placement: a split run's workers (where each ran) and their events (``runtime/placement``); empty otherwise.
+        solved_at: when a ``solved`` predicate first held: the summary fields of the counters then and the seconds
+            since the start barrier (``None`` unsolved). The run goes on to its next consistent point after that, so
+            the final counters can be past it (more env steps, a mean return that moved on).
     """
 
     stop_reason: str
@@ -55,6 +58,7 @@ class RunResult:
     warnings: list[str] = field(default_factory=list)
     summary_fields: dict[str, Any] = field(default_factory=dict)
     placement: dict[str, Any] = field(default_factory=dict)
+    solved_at: dict[str, Any] | None = None
 
     @property
     def failed(self) -> bool:
@@ -67,6 +71,7 @@ class RunResult:
         return {
             "stop_reason": self.stop_reason,
             "solved": self.solved,
+            "solved_at": self.solved_at,
             **self.summary_fields,
             "wall_time_s": round(self.wall_time_s, 3),
             "counters": counters,
@@ -187,6 +192,7 @@ class GraphRun:
         self.activities: dict[str, Activity] = {}
         self.stop_reason: str | None = None
         self.solved = False
+        self._solved_at: dict[str, Any] | None = None
         self.error: NodeFailure | None = None
         self._stop_event: asyncio.Event | None = None
         self._watchdog: Watchdog | None = None
@@ -266,6 +272,9 @@ class GraphRun:
             if rule.holds(value):
                 if rule.solved and self.stop_reason is None:
                     self.solved = True
+                    elapsed = time.perf_counter() - self.started_at if self.started_at else 0.0
+                    self._solved_at = self.registry.vocabulary.summary(self.counters.values) | {
+                        "wall_time_s": round(elapsed, 3)}
                 self.request_stop(rule.reason)
                 return
 
@@ -490,7 +499,7 @@ class GraphRun:
             self.stop_reason or "completed", self.solved, dict(self.counters.values),
             time.perf_counter() - self.started_at if self.started_at else 0.0,
             nodes, channels, self.error, list(self.context.warnings),
-            self.registry.vocabulary.summary(self.counters.values),
+            self.registry.vocabulary.summary(self.counters.values), solved_at=self._solved_at,
         )
         if self.placement is not None:  # the workers' nodes and channels, crossing links under their own names
             self.placement.merge_result(result)

@@ -197,12 +197,18 @@ def resolved_settings(args: argparse.Namespace, saved: dict[str, Any]) -> dict[s
             for key, default in SETTINGS_DEFAULTS.items()}
 
 
+def _fields(values: dict[str, Any]) -> list[str]:
+    """``name value`` for each summary field that has a value, floats to one decimal."""
+    return [f"{name} {value:.1f}" if isinstance(value, float) else f"{name} {value}"
+            for name, value in values.items() if value is not None]
+
+
 def report(result: RunResult, run_dir: Path, checkpoint_error: str | None = None) -> int:
-    """Print how the run ended and map it to an exit code."""
-    fields = [f"{name} {value:.1f}" if isinstance(value, float) else f"{name} {value}"
-              for name, value in result.summary_fields.items() if value is not None]
+    """Print how the run ended (and, when solved, where the goal was reached) and map it to an exit code."""
+    reached = "" if result.solved_at is None else f" (goal reached at {', '.join(_fields(result.solved_at))})"
     print(f"stopped: {result.stop_reason}{' (solved)' if result.solved else ''} after {result.wall_time_s:.1f}s"
-          + "".join(f", {field}" for field in fields) + printable(f"; run directory {run_dir}"), file=sys.stderr)
+          + "".join(f", {field}" for field in _fields(result.summary_fields)) + reached
+          + printable(f"; run directory {run_dir}"), file=sys.stderr)
     if checkpoint_error is not None:
         print(f"error: {checkpoint_error}", file=sys.stderr)
     if result.error is not None:

@@ -2,13 +2,31 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
+from typing import Any
 
 import pytest
+from toy_nodes import toy_registry
 
 from dnne.runtime.errors import GraphError
 from dnne.runtime.graph import Graph
 from dnne.runtime.loading import load_graph
+from dnne.runtime.node import Node
+from dnne.runtime.ports import Input, Output
 from dnne.runtime.runner import DeadlockError, GraphRun
+from dnne.runtime.types import Token
+
+
+class ScoreThenWork(Node):
+    """One tick per trigger: sets the 'score' counter to the tick number, then adds 10 'work'."""
+
+    trigger = Input("Trigger", "permission to tick", primed=1)
+    tick = Output("Int", "the tick number", offset=1)
+
+    async def compute(self, trigger: Token) -> Mapping[str, Any]:
+        self.ctx.counters.set("score", float(self.firings))
+        self.ctx.counters.add("work", 10)
+        return {"tick": self.firings}
 
 
 def pipeline(n: int = 5) -> Graph:
@@ -252,6 +270,23 @@ class TestStopConditions:
         _, result = run_graph(g, registry)
         assert result.stop_reason == "target_score" and result.solved
         assert result.summary()["score"] == 12 and result.summary()["solved"] is True
+
+    def test_solved_at_holds_the_counters_when_the_goal_was_reached(self, run_graph):
+        """solved_at keeps the summary fields and the time of the moment the solved predicate held; counters that
+        moved on before the run stopped are in the final summary only. An unsolved run has none."""
+        reg = toy_registry()
+        reg.add_node(ScoreThenWork)
+        g = (Graph().add("t", "ScoreThenWork").add("e", "Echo").link("t.tick", "e.tick").link("e.done", "t.trigger"))
+        g.run["target_score"] = 3
+        _, result = run_graph(g, reg)
+        assert result.solved and result.summary()["work"] == 30
+        assert result.solved_at is not None and result.summary()["solved_at"] == result.solved_at
+        assert {k: v for k, v in result.solved_at.items() if k != "wall_time_s"} == {"work": 20, "score": 3.0}
+        assert 0 <= result.solved_at["wall_time_s"] <= result.wall_time_s
+        g.run.pop("target_score")
+        g.run["max_work"] = 30
+        _, unsolved = run_graph(g, reg)
+        assert not unsolved.solved and unsolved.solved_at is None and unsolved.summary()["solved_at"] is None
 
     def test_node_requested_stop(self, registry, run_graph):
         """A node calling ctx.request_stop() ends the run with 'node_stop'."""
