@@ -5,7 +5,7 @@ Run: ``python benchmarks/presets.py`` (acrobot, mountaincar, pendulum, invertedp
 ``--presets acrobot --seeds 1`` for a quick look; ``--jobs N`` runs N at once. Each run is one fresh process,
 ``nice -n 5 dnne run --preset NAME --seed S -q`` with its own run directory under a temporary folder and
 ``--timeout`` as a wall cap (the preset's own ``max_steps`` still applies); its ``summary.json`` says whether it
-reached the target and after how many env steps. The runs are ordered seed by seed, presets interleaved, so load
+reached the target, and ``solved_at`` after how many env steps and seconds. The runs are ordered seed by seed, presets interleaved, so load
 changes spread over all presets. Wall times depend on the machine's load (printed at the start and the end); env
 steps to the target do not.
 """
@@ -48,10 +48,11 @@ def measure(preset: str, seed: int, cap: str) -> dict[str, Any]:
         summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
     if done.returncode != 0:
         sys.stderr.write(f"{preset} seed {seed} exited {done.returncode}: {done.stderr[-2000:]}\n")
+    at_goal = summary.get("solved_at") or summary  # where the target was reached; else how the run ended
     return {"preset": preset, "seed": seed, "exit_code": done.returncode, "process_s": process_s,
             "solved": bool(summary.get("solved")), "stop_reason": summary.get("stop_reason"),
-            "env_steps": summary.get("env_steps"), "wall_time_s": summary.get("wall_time_s"),
-            "mean_return": summary.get("mean_return")}
+            "env_steps": at_goal.get("env_steps"), "wall_time_s": at_goal.get("wall_time_s"),
+            "mean_return": at_goal.get("mean_return")}
 
 
 def cell(results: list[dict[str, Any]], key: str, unit: str) -> str:
