@@ -128,10 +128,12 @@ def episode_report(episodes: list[dict[str, float]], env_steps: int, asked: int)
 def policy_state(state: dict[str, Any], graph: Any, registry: Any) -> dict[str, Any]:
     """The part of a checkpoint a replay starts from: the state of the nodes that act (those that can export a
     deployable policy), without the run counters and the environments' states, so the episodes are fresh ones of
-    the replay's own seed and size."""
+    the replay's own seed and size. Nodes of the training graph that the replay's graph does not have (an
+    evaluation node that ``run.eval`` added) drop out of the graph check; the nodes it has must still match."""
     acting = {node_id for node_id, spec in graph.nodes.items()
               if hasattr(registry.get(spec.type), "deployable")}
-    return dict(state, counters={}, windows={}, shared={},
+    saved = {node_id: node_type for node_id, node_type in state.get("graph", {}).items() if node_id in graph.nodes}
+    return dict(state, counters={}, windows={}, shared={}, graph=saved,
                 nodes={node_id: node_state for node_id, node_state in state["nodes"].items() if node_id in acting})
 
 

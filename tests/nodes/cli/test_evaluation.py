@@ -12,6 +12,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[3]
 CARTPOLE = ROOT / "graphs" / "cartpole_ppo.json"
+ZOO = ROOT / "graphs" / "presets" / "cartpole_zoo.json"
 DNNE = [sys.executable, "-m", "dnne.runtime.cli"]
 
 
@@ -90,7 +91,7 @@ class TestQuota:
 @pytest.fixture(scope="module")
 def evaluated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A run of the zoo graph with an evaluation node every update; its graph file and run directory."""
-    document = json.loads((ROOT / "graphs" / "presets" / "cartpole_zoo.json").read_text())
+    document = json.loads(ZOO.read_text())
     document["nodes"]["eval"] = {"type": "PolicyEvalNode", "params": {"every": 1, "episodes": 2}}
     document["links"] += [["trainer.weights", "eval.weights"], ["agent.model", "eval.model"],
                           ["env.env_handle", "eval.env_handle"]]
@@ -121,6 +122,26 @@ class TestBest:
         done = subprocess.run([*DNNE, "play", str(graph), "--checkpoint", str(run_dir), "--best", "--episodes", "2",
                                "-q"], capture_output=True, text=True, timeout=300)
         assert done.returncode == 0 and json.loads(done.stdout.strip().splitlines()[-1])["episodes"] == 2
+
+    def test_play_best_with_the_graph_file_trained(self, evaluated: tuple[Path, Path]) -> None:
+        """The README's way: train with an evaluation node (run.eval adds one), then play or eval --best with the
+        graph file without it: the checkpoint's evaluation node is not needed to act, so it is not a mismatch."""
+        _, run_dir = evaluated
+        done = subprocess.run([*DNNE, "eval", str(ZOO), "--checkpoint", str(run_dir), "--best", "--episodes", "2",
+                               "-q"], capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout.strip().splitlines()[-1])["episodes"] == 2
+
+    def test_a_graph_whose_nodes_differ_is_still_refused(self, evaluated: tuple[Path, Path], tmp_path: Path) -> None:
+        """Dropping the checkpoint's extra nodes from the check does not let a graph whose own nodes differ play:
+        the zoo graph with its agent renamed is refused, naming the node."""
+        _, run_dir = evaluated
+        other = tmp_path / "other.json"
+        other.write_text(ZOO.read_text().replace('"agent', '"actor'))
+        done = subprocess.run([*DNNE, "play", str(other), "--checkpoint", str(run_dir), "--best", "-q"],
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 2 and "actor: checkpoint has nothing" in done.stderr
+        assert "Traceback" not in done.stderr
 
     def test_no_best_is_bad_input(self, trained: Path) -> None:
         """A run without an evaluation node has no best: exit 2, no traceback."""
