@@ -11,8 +11,11 @@ interleaved per seed (torch on one thread per process, as the CLI sets):
 
 Steps per second are env steps over the training wall time in summary.json (start-up excluded); the return is the
 mean of the last 20 episodes at the end of the budget. Per run, from summary.json and metrics.jsonl: `updating` is
-the learner's time in updates (sum of `update_time_s`) over the wall time, `acting` the busy time of the acting
-nodes (env, step, agent, action, or) over the wall time, and the lag of the transitions the updates trained on.
+the learner's time in updates (sum of `update_time_s`) over the wall time, `collecting` the trainer node's busy time
+taking transitions in (its busy time less the updates it waited for in sync mode), `acting` the busy time of the
+acting nodes (env, step, agent, action, or), each over the wall time; per process, the share of the wall time it
+was on a CPU (`cpu_s`, the rest idle: waiting for the other process or the GIL-free parts of the other thread);
+and the lag of the transitions the updates trained on.
 
 Usage: python benchmarks/sync_vs_async.py [--steps 200000] [--seeds 1 2 3]
 """
@@ -51,21 +54,30 @@ def run(graph: Path, extra: tuple[str, ...], seed: int, steps: int) -> dict[str,
     updates = [row for row in rows if "update_time_s" in row]
     wall = summary["wall_time_s"]
     acting = sum(summary["nodes"][node]["busy_s"] for node in ACTING if node in summary["nodes"])
+    updating = sum(row["update_time_s"] for row in updates)
+    trainer = summary["nodes"]["trainer"]["busy_s"]
+    learner = (summary.get("placement") or {}).get("workers", {}).get("learner")
     return {
         "steps_per_s": summary["env_steps"] / wall,
         "mean_return": summary["mean_return"],
-        "updating": sum(row["update_time_s"] for row in updates) / wall,
+        "updating": updating / wall,
+        "collecting": max(trainer - (updating if "trainer.mode=sync" in extra else 0.0), 0.0) / wall,
         "acting": acting / wall,
+        "main_cpu": summary["cpu_s"] / wall,
+        "learner_cpu": None if learner is None else learner["cpu_s"] / wall,
         "lag_mean": statistics.fmean(row["lag_mean"] for row in updates) if updates else 0.0,
         "lag_max": max((row["lag_max"] for row in updates), default=0.0),
     }
 
 
 def without_placement(graph: Path, folder: Path) -> Path:
-    """A copy of ``graph`` in ``folder`` without its ``placement`` and ``workers``: the same graph in one process."""
+    """A copy of ``graph`` in ``folder`` without its ``placement`` and ``workers``, the trainer's ``lead`` and the
+    link capacities that serve it: the same graph in one process, as ``graphs/halfcheetah_ppo.json`` ships it."""
     document = json.loads(graph.read_text())
     document.pop("placement", None)
     document.pop("workers", None)
+    document["nodes"]["trainer"]["params"].pop("lead", None)
+    document["links"] = [[link["from"], link["to"]] if isinstance(link, dict) else link for link in document["links"]]
     path = folder / f"{graph.stem}_one_process.json"
     path.write_text(json.dumps(document))
     return path
@@ -85,15 +97,18 @@ def main() -> None:
             for name, (layout, extra) in VARIANTS.items():
                 results[name].append(run(graphs[layout], extra, seed, args.steps))
     print(f"| variant | env steps/s per seed | median | final mean_return per seed ({args.steps} steps) | "
-          "learner updating | acting busy | lag mean / max |")
-    print("|---|---|---|---|---|---|---|")
+          "learner updating | trainer collecting | acting busy | main process on CPU | learner process on CPU | "
+          "lag mean / max |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for name, rows in results.items():
         rates = ", ".join(f"{r['steps_per_s']:,.0f}" for r in rows)
         returns = ", ".join("-" if r["mean_return"] is None else f"{r['mean_return']:.0f}" for r in rows)
         median = statistics.median(r["steps_per_s"] for r in rows)
-        updating, acting = (statistics.fmean(r[key] for r in rows) for key in ("updating", "acting"))
+        shares = [statistics.fmean(r[key] for r in rows) for key in ("updating", "collecting", "acting", "main_cpu")]
+        learner = "-" if rows[0]["learner_cpu"] is None else f"{statistics.fmean(r['learner_cpu'] for r in rows):.0%}"
         lag = f"{statistics.fmean(r['lag_mean'] for r in rows):.2f} / {max(r['lag_max'] for r in rows):.0f}"
-        print(f"| {name} | {rates} | {median:,.0f} | {returns} | {updating:.0%} | {acting:.0%} | {lag} |")
+        print(f"| {name} | {rates} | {median:,.0f} | {returns} | " + " | ".join(f"{x:.0%}" for x in shares) +
+              f" | {learner} | {lag} |")
     medians = {name: statistics.median(r["steps_per_s"] for r in rows) for name, rows in results.items()}
     sync = results["sync, one process"]
     sync_returns = [r["mean_return"] for r in sync if r["mean_return"] is not None]

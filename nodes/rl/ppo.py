@@ -44,7 +44,8 @@ class PPOConfig:
     lam: float = 0.95
     """GAE lambda"""
     vtrace_rho_clip: float | None = None
-    """truncate the importance weights of stale transitions (lag > 0) at this, V-trace's rho-bar; None: plain GAE"""
+    """truncate the importance weights of stale transitions (lag > 0) at this, V-trace's rho-bar, and clip their ratio
+    around the update's starting policy; None: plain GAE and the ratio against the acting policy"""
     seq_length: int = 16
     """recurrent policies: steps per sequence chunk (truncated BPTT)"""
 
@@ -167,7 +168,10 @@ class PPOUpdate:
         if model.value_normalizer is not None and torch.isfinite(returns).all():
             model.value_normalizer.update(returns)
         data = buffer.flatten()
-        b_log_probs = data["log_probs"]
+        # the ratio is clipped around the policy at the start of this update where the acting one was stale (the
+        # proximal policy of Hilton et al. 2022's decoupled PPO; V-trace's rhos already weight those advantages), so
+        # a step of a stale rollout is not clipped for how far the last update moved before this one began
+        b_log_probs = data["log_probs"] if log_rhos is None else data["log_probs"] + log_rhos.flatten()
         b_values, b_returns, b_advantages = data["values"], returns.flatten(), advantages.flatten()
         b_old_values_c, b_returns_c = model.normalize_value(b_values), model.normalize_value(b_returns)
         if cfg.normalize_advantage == "batch":

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
-
-from .normalizer import RunningMeanStd
 
 
 class RewardScaler:
@@ -14,7 +13,9 @@ class RewardScaler:
 
     Each env keeps ``G <- gamma * G + r``; the spread of ``G`` over all envs and steps so far is what the reward is
     divided by (the mean is not subtracted: shifting rewards would change which policy is optimal). ``G`` restarts at
-    every episode end, terminated or truncated, so one episode's return never leaks into the next.
+    every episode end, terminated or truncated, so one episode's return never leaks into the next. The arithmetic
+    is NumPy float64 on a few numbers per step: the trainer runs it once per transition, where a dozen small torch
+    calls cost more than the rest of collecting.
 
     Args:
         num_envs: envs in the group (one running return each).
@@ -26,31 +27,47 @@ class RewardScaler:
     def __init__(self, num_envs: int, gamma: float, clip: float | None = 10.0, epsilon: float = 1e-8) -> None:
         self.gamma = gamma
         self.clip = clip
-        self.returns = torch.zeros(num_envs, dtype=torch.float64)
-        self.statistics = RunningMeanStd((), epsilon=epsilon, clip=None)
+        self.epsilon = epsilon
+        self.returns = np.zeros(num_envs, dtype=np.float64)
+        self.mean = 0.0
+        self.var = 1.0
+        self.count = 0.0
 
     def __call__(self, rewards: torch.Tensor, dones: torch.Tensor) -> torch.Tensor:
         """Scale one step's rewards ``[num_envs]`` (updating the statistics first); ``dones`` ends episodes after it."""
-        raw = rewards.detach().to(torch.float64).reshape(-1).cpu()
+        raw = rewards.detach().reshape(-1).cpu().numpy().astype(np.float64)
         self.returns = self.returns * self.gamma + raw
-        self.statistics.update(self.returns)
-        std = torch.sqrt(self.statistics.var + self.statistics.epsilon)
-        scaled = raw / std
+        self._update(self.returns)
+        scaled = raw / np.sqrt(self.var + self.epsilon)
         if self.clip is not None:
-            scaled = scaled.clamp(-self.clip, self.clip)
-        self.returns = torch.where(dones.reshape(-1).cpu().bool(), torch.zeros_like(self.returns), self.returns)
-        return scaled.to(rewards.dtype).reshape(rewards.shape).to(rewards.device)
+            scaled = np.clip(scaled, -self.clip, self.clip)
+        self.returns[dones.reshape(-1).cpu().numpy().astype(bool)] = 0.0
+        return torch.from_numpy(scaled).to(rewards.dtype).reshape(rewards.shape).to(rewards.device)
+
+    def _update(self, batch: np.ndarray) -> None:
+        """Merge a batch into the running mean and (population) variance (Chan et al.'s parallel formula)."""
+        count = batch.size
+        batch_mean = float(batch.mean())
+        batch_var = float(batch.var())
+        total = self.count + count
+        delta = batch_mean - self.mean
+        m2 = self.var * self.count + batch_var * count + delta * delta * self.count * count / total
+        self.mean += delta * count / total
+        self.var = m2 / total
+        self.count = total
 
     def state_dict(self) -> dict[str, Any]:
         """The running returns and statistics (copies), for a checkpoint."""
-        return {"returns": self.returns.clone(),
-                "statistics": {name: value.clone() for name, value in self.statistics.state_dict().items()}}
+        return {"returns": torch.from_numpy(self.returns.copy()),
+                "statistics": {name: torch.tensor(getattr(self, name), dtype=torch.float64)
+                               for name in ("mean", "var", "count")}}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what ``state_dict`` returned."""
         returns = state["returns"].to(torch.float64)
         if returns.shape != self.returns.shape:
             raise ValueError(f"the checkpoint's reward scaler has {returns.numel()} envs, this group "
-                             f"{self.returns.numel()}")
-        self.returns = returns.clone()
-        self.statistics.load_state_dict(state["statistics"])
+                             f"{self.returns.size}")
+        self.returns = returns.numpy().copy()
+        statistics = state["statistics"]
+        self.mean, self.var, self.count = (float(statistics[name]) for name in ("mean", "var", "count"))

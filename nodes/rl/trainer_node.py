@@ -78,8 +78,14 @@ class PPOTrainerNode(Node):
     mode = Param(str, "sync", "sync (exact on-policy) or async (acting goes on while the learner updates)",
                  choices=("sync", "async"))
     max_staleness = Param(int, 1, "async: versions the acting policy may lag behind the learner", ge=1, le=100)
+    lead = Param(int, 0, "async: env steps acting may run ahead of this trainer's collection (the trigger becomes "
+                 "a credit: one unstamped token per transition plus this many at the start, as Sample Factory's "
+                 "rollout workers fill buffers ahead of the learner); clamped to what the links can hold", ge=0,
+                 le=10_000)
     vtrace_rho_clip = Param(float, 1.0, "async: truncate the importance weights of stale transitions (lag > 0) at "
-                            "this (V-trace's rho-bar); null: plain GAE", gt=0.0, le=1e6, nullable=True)
+                            "this (V-trace's rho-bar) and clip their PPO ratio around the update's starting policy "
+                            "(decoupled PPO); null: plain GAE, ratio against the acting policy", gt=0.0, le=1e6,
+                            nullable=True)
     target_kl = Param(float, None, "stop an update early past this approximate KL; null: off", gt=0.0, le=100.0,
                       nullable=True)
     lr_schedule = Param(str, "constant", "constant, linear (to 0 at max_steps) or adaptive (rl_games, KL)",
@@ -116,6 +122,8 @@ class PPOTrainerNode(Node):
         self.trajectories: dict[str | None, Trajectory] = {}
         self.reward_scalers: dict[str | None, RewardScaler] = {}
         self.held: list[tuple[int | None, str | None]] = []
+        self.lead_size = 0
+        self.granted: dict[str | None, int] = {}
         self.iteration = 0
         self.nan_updates = 0
         self.pending: list[asyncio.Future[tuple[dict[str, float], dict[str, torch.Tensor]]]] = []
@@ -158,12 +166,43 @@ class PPOTrainerNode(Node):
             rewards = self._reward_scaler(source, rewards)(rewards, dones.as_tensor())
         trajectory.add(policy_outputs, rewards * self.reward_scale, dones, states)
         if not trajectory.full:
+            if self.lead_size:
+                await self._credit(source)
+                return None
             return {"training_complete": Token("transition")}
         self.held.append((self.stamp, source))
         if len(self.trajectories) < self._groups() or not all(t.full for t in self.trajectories.values()):
             return None
         await self._horizon_end()
         return None
+
+    async def _credit(self, source: str | None) -> None:
+        """Async with a lead: one unstamped trigger for the transition taken in, and one more while the lead is
+        not yet handed out, so acting runs ``lead`` steps ahead of collection."""
+        await self.emit("training_complete", Token("transition"), None, source)
+        await self._lead_more(source)
+
+    async def _lead_more(self, source: str | None) -> None:
+        """One extra trigger to ``source``'s step node while its lead is not all handed out (the lead is not kept
+        in checkpoints: the tokens in the links are not either, so a resumed run hands it out again)."""
+        granted = self.granted.get(source, 0)
+        if granted < self.lead_size:
+            self.granted[source] = granted + 1
+            await self.emit("training_complete", Token("start"), None, source)
+
+    def _lead(self) -> int:
+        """``lead``, clamped so that the extra triggers never block this node and the step node at once: the
+        trigger links and the links into this node together hold more than the tokens in the loop."""
+        assert self.io is not None
+        if not self.lead:
+            return 0
+        triggers = [channel.capacity for channel, _ in self.io.subscribers["training_complete"]]
+        inputs = [link.channel.capacity for slot in self.io.streaming for link in slot.links]
+        room = min(triggers, default=1) + min(inputs, default=1) - 1
+        if self.lead > room:
+            self.ctx.warn(f"lead {self.lead} is more than the links hold (capacity {min(triggers, default=1)} on "
+                          f"training_complete, {min(inputs, default=1)} into the trainer): acting leads by {room}")
+        return min(self.lead, room)
 
     def _groups(self) -> int:
         assert self.io is not None
@@ -213,6 +252,9 @@ class PPOTrainerNode(Node):
             self.ctx.warn(f"max_staleness {max_lag} with a recurrent agent: kept at 1")
             max_lag = 1
         self.max_lag = max_lag
+        if self.lead and self.mode == "sync":
+            self.ctx.warn(f"lead {self.lead} is for async mode; in sync mode acting waits for every update")
+        self.lead_size = self._lead() if self.mode == "async" else 0
         self.rule = ActingRule(self.iteration, self.horizon_length, max_lag)
         self.executor = ThreadPoolExecutor(1, thread_name_prefix=f"dnne-learner-{self.id}")
 
@@ -308,7 +350,9 @@ class PPOTrainerNode(Node):
     async def _release(self, reason: str) -> None:
         held, self.held = self.held, []
         for stamp, source in held:
-            await self.emit("training_complete", Token(reason), None if stamp is None else stamp + 1, source)
+            await self.emit("training_complete", Token(reason), None if stamp is None or self.lead_size else stamp + 1,
+                            source)
+            await self._lead_more(source)
 
     def _maybe_checkpoint(self) -> None:
         if not self.checkpoint_enabled:

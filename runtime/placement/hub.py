@@ -647,5 +647,6 @@ class Placement:
         gaps = self.heartbeats.longest_gap if self.heartbeats is not None else {}
         late = self.heartbeats.late if self.heartbeats is not None else {}
         workers = {w.name: dict(w.where) | {"longest_heartbeat_gap_s": round(gaps.get(w.name, 0.0), 3),
-                                            "late_heartbeats": late.get(w.name, 0)} for w in self.workers.values()}
+                                            "late_heartbeats": late.get(w.name, 0),
+                                            "cpu_s": (w.result or {}).get("cpu_s")} for w in self.workers.values()}
         result.placement = {"workers": workers, "events": list(self.events)}

@@ -26,6 +26,15 @@ class VersionProbe(Node):
         self.ctx.shared("versions", list).append((self.stamp, policy_output.version))
 
 
+class TriggerProbe(Node):
+    """Records (stamp, reason) of every trigger the trainer sends."""
+
+    trigger = Input("Trigger")
+
+    async def compute(self, trigger: Any) -> None:
+        self.ctx.shared("triggers", list).append((self.stamp, trigger.reason))
+
+
 class UpdateProbe(Node):
     """Records every update's loss_info."""
 
@@ -35,20 +44,29 @@ class UpdateProbe(Node):
         self.ctx.shared("updates", list).append(info)
 
 
-def probed_run(iterations: int, placement: dict[str, str] | None = None,
+def probed_run(iterations: int, placement: dict[str, str] | None = None, capacity: int | None = None,
+               probe: dict[str, list] | None = None,
                **trainer: Any) -> tuple[list[tuple[int, int]], list[dict[str, Any]], int]:
-    """The Cartpole graph with probes on the agent's outputs and the trainer's loss_info; its horizon."""
+    """The Cartpole graph with probes on the agent's outputs and the trainer's loss_info (and its triggers, into
+    ``probe["triggers"]`` when given); its horizon. ``capacity``: of every link into and out of the trainer."""
     document = json.loads(CARTPOLE.read_text())
     if placement:
         document["placement"] = placement
+    if capacity:
+        document["links"] = [{"from": a, "to": b, "capacity": capacity} if "trainer" in (a[:7], b[:7]) else [a, b]
+                             for a, b in document["links"]]
     document["nodes"]["trainer"]["params"].update(trainer)
     document["nodes"]["versions"] = {"type": "VersionProbe"}
     document["nodes"]["updates"] = {"type": "UpdateProbe"}
     document["links"] += [["agent.policy_output", "versions.policy_output"], ["trainer.loss_info", "updates.info"]]
+    if probe is not None:
+        document["nodes"]["triggers"] = {"type": "TriggerProbe"}
+        document["links"].append({"from": "trainer.training_complete", "to": "triggers.trigger", "capacity": 1024})
     document["run"].update(max_iterations=iterations, max_steps=None, target_return=None, timeout="3m")
     registry = default_registry()
     registry.add_node(VersionProbe)
     registry.add_node(UpdateProbe)
+    registry.add_node(TriggerProbe)
     graph = load_graph(document, registry=registry)
     assert any((l.src, l.src_port, l.dst, l.dst_port) == ("trainer", "weights", "agent", "weights")
                for l in graph.links)
@@ -56,6 +74,9 @@ def probed_run(iterations: int, placement: dict[str, str] | None = None,
     result = asyncio.run(graph_run.execute())
     assert result.error is None, result.error
     shared = graph_run.context.shared
+    if probe is not None:
+        probe["triggers"] = shared("triggers", list)
+        probe["warnings"] = result.warnings
     return shared("versions", list), shared("updates", list), document["nodes"]["trainer"]["params"]["horizon_length"]
 
 
@@ -93,6 +114,23 @@ def test_async_lag_never_exceeds_max_staleness(max_staleness: int) -> None:
     for update in updates:
         assert 0 <= update["lag_mean"] <= update["lag_max"] <= max_staleness
         assert sum(update[f"lag_{k}"] for k in range(max_staleness + 1)) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(("capacity", "lead", "granted"), [(8, 6, 6), (None, 6, 3)])
+def test_a_lead_lets_acting_run_ahead_by_unstamped_credits(capacity: int | None, lead: int, granted: int) -> None:
+    """Async with ``lead``: the trainer's triggers carry no stamp (credits, not steps) and it hands out ``lead``
+    extra ones once, clamped, with a warning, to what the links hold (capacity 2 into and out of the trainer: 3);
+    the lag bound in versions still holds."""
+    probe: dict[str, list] = {}
+    versions, updates, horizon = probed_run(6, capacity=capacity, probe=probe, mode="async", lead=lead)
+    triggers = probe["triggers"]
+    assert all(stamp is None for stamp, _ in triggers)
+    assert sum(reason == "start" for _, reason in triggers) == granted
+    assert len(triggers) - granted >= 5 * horizon  # one per transition taken in besides
+    clamped = [w for w in probe["warnings"] if "more than the links hold" in w]
+    assert len(clamped) == (granted < lead) and (not clamped or f"acting leads by {granted}" in clamped[0])
+    lags = [stamp // horizon - version for stamp, version in versions]
+    assert min(lags) >= 0 and max(lags) <= 1 and len(updates) >= 5
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the fallback where CUDA is missing")

@@ -107,6 +107,19 @@ class TestUpdate:
         ev = 1 - (returns - data["values"]).var() / returns.var()
         assert stats["explained_variance"] == pytest.approx(ev.item(), rel=1e-5)
 
+    def test_stale_steps_are_clipped_around_the_update_s_starting_policy(self) -> None:
+        """Decoupled PPO: for steps acted by a stale policy (lag > 0, V-trace on) a full-batch step's ratio is the
+        model's over itself at the update's start, 1, not over the acting policy; steps marked on-policy keep the
+        acting policy's log-probs as the anchor."""
+        for lag, clipped in ((1, 0.0), (0, 1.0)):
+            _, update, buffer = setup(lr=0.0, epochs=1, minibatch_size=T * N, vtrace_rho_clip=1.0)
+            buffer.log_probs[:T] -= 0.5  # another policy acted: pi / mu = e^0.5, past 1 + clip_param everywhere
+            stats = update.run(buffer, torch.full((T, N), lag, dtype=torch.long))
+            assert stats["clip_fraction"] == clipped
+            if lag:
+                assert stats["approx_kl"] == pytest.approx(0.0, abs=1e-6)
+                assert stats["rho_mean"] == 1.0  # e^0.5 truncated at rho-bar 1
+
     def test_advantage_normalization_modes(self) -> None:
         """At ratio 1 the policy loss is -mean(A) unnormalized, and 0 when normalized per batch or minibatch."""
         for mode, expected in [("none", None), ("batch", 0.0), ("minibatch", 0.0)]:

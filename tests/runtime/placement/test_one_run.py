@@ -66,6 +66,15 @@ def test_the_final_checkpoint_holds_every_process_s_nodes(split_run):
     assert state["windows"]["mean_return"]["samples"]  # the episodes the worker finished, window kept in main
 
 
+def test_the_summary_says_how_busy_each_process_was(split_run):
+    """``cpu_s`` of every worker and of the main process: CPU seconds of the run, so more than nothing in each
+    process and at most what every core could spend in the run's wall time."""
+    summary = json.loads((split_run / "summary.json").read_text())
+    worker, main = summary["placement"]["workers"]["envs"]["cpu_s"], summary["cpu_s"]
+    assert 0 < worker and 0 < main
+    assert worker + main <= (summary["wall_time_s"] + 1.0) * (os.cpu_count() or 1)
+
+
 @pytest.mark.slow
 def test_play_and_export_work_on_a_split_run(split_run, tmp_path):
     played = dnne("play", str(split_run / "graph.json"), "--checkpoint", str(split_run), "--episodes", "2")
