@@ -16,6 +16,7 @@ from torch import Tensor
 from .base import BatchedEnv, RunningEpisodes, StepResult
 from .flatten import ObservationFlattener
 from .minatar_env import missing_minatar, register_minatar_envs
+from .mujoco_warnings import route_mujoco_warnings
 from .recorder import EpisodeRecorder
 from .spaces import Box, Discrete
 
@@ -175,6 +176,7 @@ class GymnasiumEnv(BatchedEnv):
         self.device = torch.device(device)
         self.dtype = dtype
         try:
+            route_mujoco_warnings(gymnasium.spec(task).entry_point)
             probe = gymnasium.make(task, disable_env_checker=True, **env_kwargs)
         except gymnasium.error.UnregisteredEnv as exc:
             raise ValueError(f"unknown Gymnasium env id {task!r}: {exc}") from exc
