@@ -110,6 +110,15 @@ def to_space(space: gymnasium.Space, what: str, task: str) -> Box | Discrete:
     )
 
 
+def _entry_point(task: str) -> Any:
+    """The entry point Gymnasium registered for ``task`` (a ``module:EnvId``'s env id looked up as is), ``None``
+    when it is not registered (yet: a module id's module registers its envs when ``make`` imports it)."""
+    try:
+        return gymnasium.spec(task.rpartition(":")[2]).entry_point
+    except gymnasium.error.Error:
+        return None
+
+
 def _env_dt(env: gymnasium.Env) -> float:
     """Seconds per step: the env's ``dt`` (MuJoCo envs), else ``1 / render_fps``, else 0.0."""
     dt = getattr(env.unwrapped, "dt", None)
@@ -176,7 +185,7 @@ class GymnasiumEnv(BatchedEnv):
         self.device = torch.device(device)
         self.dtype = dtype
         try:
-            route_mujoco_warnings(gymnasium.spec(task).entry_point)
+            route_mujoco_warnings(_entry_point(task))
             probe = gymnasium.make(task, disable_env_checker=True, **env_kwargs)
         except gymnasium.error.UnregisteredEnv as exc:
             raise ValueError(f"unknown Gymnasium env id {task!r}: {exc}") from exc
