@@ -75,7 +75,6 @@ class RunDirectory:
         self.abort = False
         self._saves = 0
         self._started = time.perf_counter()
-        self._cpu_started = time.process_time()
         self._wall_offset = 0.0
         self.kept: dict[str, dict[str, Any]] = {}
 
@@ -98,8 +97,6 @@ class RunDirectory:
         _write_atomic(self.path / "graph.json", json.dumps(run.graph.to_native(), indent=2) + "\n")
         self._wall_offset = self.wall_time() if replay else float(run.counters.get("wall_time_s", 0.0) or 0.0)
         self._started = self._last_save = time.perf_counter()
-        if not replay:
-            self._cpu_started = time.process_time()
         step_counter = run.registry.vocabulary.step_counter or STEP_COUNTER
         self._stamp = MetricStamp(run.counters, self.wall_time, step_counter)
         resumed_at = int(run.counters.get(step_counter, 0) or 0) if run.restore is not None or replay else None
@@ -248,7 +245,6 @@ class RunDirectory:
         run.counters.values["wall_time_s"] = self.wall_time()
         summary = run.result().summary()
         summary["wall_time_s"] = round(self.wall_time(), 3)
-        summary["cpu_s"] = round(time.process_time() - self._cpu_started, 3)
         summary["run_dir"] = str(self.path)
         summary["last_checkpoint"] = None if self.last_checkpoint is None else str(self.last_checkpoint)
         summary["checkpoint_error"] = self.checkpoint_error

@@ -37,6 +37,7 @@ class RunResult:
         solved: the run stopped on a predicate marked ``solved`` (its goal).
         counters: the final counters, by name.
         wall_time_s: seconds from start barrier to the end of teardown.
+        cpu_s: this process's CPU seconds over the same span (with ``wall_time_s``, how busy the process was).
         nodes: per node: firings, busy and blocked seconds.
         channels: per channel: messages, max depth, drops, producer and consumer wait seconds.
         error: the failure that stopped the run, if any.
@@ -59,6 +60,7 @@ class RunResult:
     summary_fields: dict[str, Any] = field(default_factory=dict)
     placement: dict[str, Any] = field(default_factory=dict)
     solved_at: dict[str, Any] | None = None
+    cpu_s: float = 0.0
 
     @property
     def failed(self) -> bool:
@@ -74,6 +76,7 @@ class RunResult:
             "solved_at": self.solved_at,
             **self.summary_fields,
             "wall_time_s": round(self.wall_time_s, 3),
+            "cpu_s": round(self.cpu_s, 3),
             "counters": counters,
             "error": None if self.error is None else {
                 "node": self.error.node_id, "type": self.error.node_type, "phase": self.error.phase,
@@ -161,6 +164,7 @@ class GraphRun:
         self.hang_grace_s = 60.0  # nothing moving this long while a node awaits outside a channel: a hang
         self.deadlock_reporter: DeadlockReporter | None = None
         self.started_at = 0.0
+        self.cpu_started_at = 0.0
         self.initial_restore = restore
         self.replacements = 0
         """How many lost parts this run replaced (``runtime/placement/failover.py``)."""
@@ -350,6 +354,7 @@ class GraphRun:
         A split run whose lost part may be replaced (``on_loss: replace``) goes back to its newest consistent
         state and runs again, within the same call (``runtime/placement/failover.py``)."""
         self.started_at = time.perf_counter()
+        self.cpu_started_at = time.process_time()
         while True:
             await self._attempt()
             if not self.replacing:
@@ -500,6 +505,7 @@ class GraphRun:
             time.perf_counter() - self.started_at if self.started_at else 0.0,
             nodes, channels, self.error, list(self.context.warnings),
             self.registry.vocabulary.summary(self.counters.values), solved_at=self._solved_at,
+            cpu_s=time.process_time() - self.cpu_started_at if self.started_at else 0.0,
         )
         if self.placement is not None:  # the workers' nodes and channels, crossing links under their own names
             self.placement.merge_result(result)

@@ -196,12 +196,12 @@ class PPOTrainerNode(Node):
         assert self.io is not None
         if not self.lead:
             return 0
-        triggers = [channel.capacity for channel, _ in self.io.subscribers["training_complete"]]
-        inputs = [link.channel.capacity for slot in self.io.streaming for link in slot.links]
-        room = min(triggers, default=1) + min(inputs, default=1) - 1
+        triggers = min((channel.capacity for channel, _ in self.io.subscribers["training_complete"]), default=1)
+        inputs = min((link.channel.capacity for slot in self.io.streaming for link in slot.links), default=1)
+        room = triggers + inputs - 1
         if self.lead > room:
-            self.ctx.warn(f"lead {self.lead} is more than the links hold (capacity {min(triggers, default=1)} on "
-                          f"training_complete, {min(inputs, default=1)} into the trainer): acting leads by {room}")
+            self.ctx.warn(f"lead {self.lead} is more than the links hold (capacity {triggers} on training_complete, "
+                          f"{inputs} into the trainer): acting leads by {room}")
         return min(self.lead, room)
 
     def _groups(self) -> int:

@@ -232,22 +232,6 @@ class _Worker:
         self.endpoint.cut_all(Stopped(why))
 
 
-class _CpuClock:
-    """Run hook: this process's CPU time from the end of setup, reported with the part's result (with the run's
-    wall time it tells how busy the process was)."""
-
-    def __init__(self) -> None:
-        self.started: float | None = None
-
-    def on_start(self, run: GraphRun) -> None:
-        """Setup is done: the clock starts."""
-        self.started = time.process_time()
-
-    def elapsed(self) -> float | None:
-        """CPU seconds since ``on_start`` (``None`` when the part never started)."""
-        return None if self.started is None else round(time.process_time() - self.started, 3)
-
-
 class _Running:
     """Run hook: after setup, the worker tells its heartbeat that it runs."""
 
@@ -310,8 +294,6 @@ async def serve_streams(name: str, plugins: list[str], reader: asyncio.StreamRea
         return 1
     if beat is not None:  # node setups (imports, native libraries) are behind: hold the worker to the timeout
         run.hooks.append(_Running(beat))
-    clock = _CpuClock()
-    run.hooks.append(clock)
     listener = asyncio.ensure_future(worker.listen(reader))
     stall = StallNote(asyncio.get_running_loop(), config["stall_path"]) if config.get("stall_path") else None
     result = await run.execute()
@@ -324,7 +306,7 @@ async def serve_streams(name: str, plugins: list[str], reader: asyncio.StreamRea
     worker.control(["result", {
         "stop_reason": result.stop_reason, "error": summary["error"], "nodes": result.nodes,
         "channels": result.channels, "links": worker.endpoint.stats(), "warnings": result.warnings,
-        "states": _states(run), "cpu_s": clock.elapsed(),
+        "states": _states(run), "cpu_s": summary["cpu_s"],
     }])
     await _flushed(transport)
     await worker.finish_peers()
