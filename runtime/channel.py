@@ -139,6 +139,10 @@ class Channel(ABC):
         """Take the oldest message; ``IndexError`` when empty."""
 
     @abstractmethod
+    def peek(self) -> Message:
+        """The oldest message, left in place; ``IndexError`` when empty."""
+
+    @abstractmethod
     def __len__(self) -> int:
         """Messages waiting."""
 
@@ -243,6 +247,10 @@ class LocalChannel(Channel):
                 future.set_result(None)
                 break
         return message
+
+    def peek(self) -> Message:
+        """The oldest message, left in place."""
+        return self._buffer[0]
 
     def __len__(self) -> int:
         return len(self._buffer)

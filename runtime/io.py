@@ -68,18 +68,29 @@ class InputSlot:
         return not self.pulled and all(link.channel.closed and not len(link.channel) for link in self.links)
 
     def pull(self) -> None:
-        """Move waiting messages into ``pending``, bounded by the channels' capacity to keep backpressure."""
+        """Move waiting messages into ``pending``, bounded by the channels' capacity to keep backpressure.
+
+        Past that bound, a message whose source has nothing pending here is still taken: a link that carries
+        several sources (a node serving several streams) would otherwise let messages of the sources at its head,
+        waiting for their partners, hold back the one a join can fire. The bound is then the capacity plus one
+        message per source.
+        """
         limit = self.limit
         for link in self.links:
             channel = link.channel
-            while len(channel) and self.pulled < limit:
+            while len(channel) and (self.pulled < limit or not self.pending.get(self.source_of(link, channel.peek()))):
                 self.store(link, channel.get_nowait())
+
+    def source_of(self, link: Link, message: Message) -> str | None:
+        """The source ``message``, arriving on ``link``, is queued under (a fan-in input names unsourced ones)."""
+        source = message.source
+        if source is None and self.port.fan_in:
+            return link.upstream
+        return source
 
     def store(self, link: Link, message: Message) -> None:
         """Queue ``message``, taken from ``link``, under its source (a fan-in input names unsourced ones)."""
-        source = message.source
-        if source is None and self.port.fan_in:
-            source = link.upstream
+        source = self.source_of(link, message)
         if link.convert is not identity or source is not message.source:
             message = Message(link.convert(message.value), message.stamp, source)
         queue = self.pending.get(source)

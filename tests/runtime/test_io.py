@@ -82,3 +82,25 @@ def test_emit_follows_routes():
     asyncio.run(send())
     assert [m.value for m in everything.snapshot()] == ["a", "b", None]
     assert [m.value for m in only_b.snapshot()] == ["b"]
+
+
+def test_a_link_of_several_sources_does_not_hold_back_the_one_a_join_can_fire():
+    """x's one link (capacity 2) carries three streams; y has only s3's message. s1's and s2's messages fill the
+    link's share of pending, yet s3's, behind them, is still taken and fires (before: the join waited forever)."""
+    x, y = LocalChannel("x", 2), feed(LocalChannel("y", 4), Message(30, 0, "s3"))
+    io = node_io(Pair, {"x": [("agent", x)], "y": [("s3", y)]})
+
+    async def run() -> list[tuple[dict, str | None]]:
+        async def produce() -> None:
+            for value, source in ((1, "s1"), (2, "s2"), (3, "s3")):
+                await x.put(Message(value, 0, source))
+            x.close()
+
+        producer = asyncio.ensure_future(produce())
+        found = []
+        while (firing := await asyncio.wait_for(io.next_firing(), 5)) is not None:
+            found.append((firing.values, firing.source))
+        await producer
+        return found
+
+    assert asyncio.run(run()) == [({"x": 3, "y": 30}, "s3")]
