@@ -1,11 +1,16 @@
 """Env steps per second with env groups as Ray actors against worker processes, and one frame hop on each path.
 
-The graph: two HalfCheetah-v5 env groups (env, OR, action and step nodes, 4 envs a group; CPU-bound MuJoCo) feeding
-one agent and one trainer in the main process (``placement_scaling.graph``'s pattern). Layouts: both groups in one
-part, or one part per group; each layout as Ray actors (``{"ray": {"num_cpus": 1}}``) and as worker processes.
-Every measurement is ``dnne run`` in its own process for the same env-step budget, steps/s over summary.json's wall
-time; the Ray runs join one Ray started by this script (``--ray-address``), so Ray's own start-up is not counted.
-The four layouts run interleaved, ``--rounds`` times; the table gives each one's median.
+The graph: env groups of Ant-v5 (env, OR, action and step nodes, 32 envs a group; ``graphs/ant_ppo.json``'s env,
+agent and trainer, the trainer in async mode with throughput settings: 32-step horizons, 4 epochs of 1,024-sample
+minibatches) feeding one agent and one trainer in the main process (``placement_scaling.graph``'s pattern). Ant's
+contact dynamics make the env step the cost (about 0.6 ms an env step here, against tens of microseconds of learner
+time), so the measurement is how stepping scales. Every part holds two groups, so it steps one while the other
+waits for its actions (Sample Factory's double-buffered workers); layouts: 1 part (2 groups) and 2 parts (4 groups,
+twice the envs: weak scaling, as Sample Factory and RLlib report throughput against workers), each as Ray actors
+(``{"ray": {"num_cpus": 1}}``) and as worker processes. Every measurement is ``dnne run`` in its own process for
+``--steps`` env steps a part, steps/s over summary.json's wall time, with the share of the wall time each process
+was on a CPU; the Ray runs join one Ray started by this script (``--ray-address``), so Ray's own start-up is not
+counted. The four layouts run interleaved, ``--rounds`` times; the table gives each one's median.
 
 The hop: 2,000 messages of a [64, 4] float32 tensor from the main process through a relay node in one worker and
 back (two crossings a message), the worker a Ray actor or a process, interleaved; messages/s from the 100th
@@ -35,27 +40,36 @@ WARM = 100
 """Hop messages left out of the timing (worker start-up, first frames)."""
 
 
+GROUPS_PER_PART = 2
+ENVS_PER_GROUP = 32
+TRAINER = {"horizon_length": 32, "epochs": 4, "minibatch_size": 1024, "mode": "async"}
+ACTING = ("env", "or", "action", "step")
+
+
 def graph(parts: int, on_ray: bool) -> dict[str, Any]:
-    """The two-group HalfCheetah graph with its groups in ``parts`` parts (1 or 2), Ray actors or processes."""
+    """The Ant graph with ``parts`` parts of two env groups each, Ray actors or processes."""
     document = four_group_graph(0)
-    for i in (3, 4):  # two groups: one per core, the learner shares them
-        for node in ("env", "or", "action", "step"):
-            del document["nodes"][f"{node}{i}"]
-    document["links"] = [link for link in document["links"]
-                         if not any(f"{node}{i}" in json.dumps(link) for node in ("env", "or", "action", "step")
-                                    for i in (3, 4))]
-    document["placement"] = {f"{node}{i}": f"w{(i - 1) * parts // 2}" for i in (1, 2)
-                             for node in ("env", "or", "action", "step")}
+    ant = json.loads((REPO / "graphs" / "ant_ppo.json").read_text())["nodes"]
+    groups = range(1, GROUPS_PER_PART * parts + 1)
+    unused = [f"{node}{i}" for i in range(len(groups) + 1, 5) for node in ACTING]
+    for name in unused:
+        del document["nodes"][name]
+    document["links"] = [link for link in document["links"] if not any(name in json.dumps(link) for name in unused)]
+    for i in groups:
+        document["nodes"][f"env{i}"]["params"] = dict(ant["env"]["params"], num_envs=ENVS_PER_GROUP)
+    document["nodes"]["agent"] = ant["agent"]
+    document["nodes"]["trainer"] = {"type": "PPOTrainerNode", "params": dict(ant["trainer"]["params"], **TRAINER)}
+    document["placement"] = {f"{node}{i}": f"w{(i - 1) // GROUPS_PER_PART}" for i in groups for node in ACTING}
     document["workers"] = {f"w{k}": ({"ray": {"num_cpus": 1}} if on_ray else {}) for k in range(parts)}
     return document
 
 
-def measure(parts: int, on_ray: bool, steps: int, address: str) -> float:
-    """Env steps per second of one ``dnne run``."""
+def measure(parts: int, on_ray: bool, steps: int, address: str) -> tuple[float, list[float]]:
+    """Env steps per second of one ``dnne run`` of ``steps`` env steps a part, and each process's CPU share."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "graph.json"
         path.write_text(json.dumps(graph(parts, on_ray)))
-        command = [sys.executable, "-m", "dnne.runtime.cli", "run", str(path), "--max-steps", str(steps),
+        command = [sys.executable, "-m", "dnne.runtime.cli", "run", str(path), "--max-steps", str(steps * parts),
                    "--run-dir", str(Path(tmp) / "run"), "-q"]
         if on_ray:
             command += ["--ray-address", address]
@@ -63,7 +77,9 @@ def measure(parts: int, on_ray: bool, steps: int, address: str) -> float:
         if done.returncode != 0:
             raise RuntimeError(done.stderr)
         summary = json.loads((Path(tmp) / "run" / "summary.json").read_text())
-    return summary["env_steps"] / summary["wall_time_s"]
+    wall = summary["wall_time_s"]
+    workers = (summary.get("placement") or {}).get("workers", {})
+    return summary["env_steps"] / wall, [summary["cpu_s"] / wall] + [w["cpu_s"] / wall for w in workers.values()]
 
 
 def hop(on_ray: bool, messages: int = 2000) -> float:
@@ -100,7 +116,7 @@ def hop(on_ray: bool, messages: int = 2000) -> float:
 def main() -> None:
     """Measure interleaved and print markdown tables."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=20_000)
+    parser.add_argument("--steps", type=int, default=16_384, help="env steps a part")
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
     import ray
@@ -110,23 +126,28 @@ def main() -> None:
     print(f"machine: {machine()}\n")
     layouts = [(1, True), (2, True), (1, False), (2, False)]
     rates: dict[tuple[int, bool], list[float]] = {layout: [] for layout in layouts}
+    shares: dict[tuple[int, bool], list[list[float]]] = {layout: [] for layout in layouts}
     hops: dict[bool, list[float]] = {True: [], False: []}
     for _ in range(args.rounds):
         for layout in layouts:
-            rates[layout].append(measure(*layout, args.steps, address))
+            rate, cpu = measure(*layout, args.steps, address)
+            rates[layout].append(rate)
+            shares[layout].append(cpu)
         for on_ray in (True, False):
             hops[on_ray].append(hop(on_ray))
     median = {layout: statistics.median(values) for layout, values in rates.items()}
     print("| layout | Ray actors: env steps/s | worker processes: env steps/s | Ray / processes |")
     print("|---|---|---|---|")
     for parts in (1, 2):
-        print(f"| {parts} part{'s' if parts > 1 else ''} | {median[(parts, True)]:,.0f} | "
-              f"{median[(parts, False)]:,.0f} | {median[(parts, True)] / median[(parts, False)]:.2f} |")
+        print(f"| {parts} part{'s' if parts > 1 else ''} ({GROUPS_PER_PART * parts} groups) | "
+              f"{median[(parts, True)]:,.0f} | {median[(parts, False)]:,.0f} | "
+              f"{median[(parts, True)] / median[(parts, False)]:.2f} |")
     print(f"\n2 parts / 1 part: Ray {median[(2, True)] / median[(1, True)]:.2f}x, "
           f"processes {median[(2, False)] / median[(1, False)]:.2f}x")
     for parts, on_ray in layouts:
         print(f"rounds, {parts} part(s) on {'Ray' if on_ray else 'processes'}: "
-              f"{[round(v) for v in rates[(parts, on_ray)]]} env steps/s")
+              f"{[round(v) for v in rates[(parts, on_ray)]]} env steps/s; on a CPU (main, parts): "
+              f"{[[round(share, 2) for share in cpu] for cpu in shares[(parts, on_ray)]]}")
     ray_hop, process_hop = statistics.median(hops[True]), statistics.median(hops[False])
     print(f"\nhop (messages/s, main -> relay -> main): Ray actor {ray_hop:,.0f}, worker process {process_hop:,.0f} "
           f"({ray_hop / process_hop:.2f}x); rounds Ray {[round(v) for v in hops[True]]}, "
