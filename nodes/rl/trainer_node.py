@@ -80,7 +80,8 @@ class PPOTrainerNode(Node):
     max_staleness = Param(int, 1, "async: versions the acting policy may lag behind the learner", ge=1, le=100)
     lead = Param(int, 0, "async: env steps acting may run ahead of this trainer's collection (the trigger becomes "
                  "a credit: one unstamped token per transition plus this many at the start, as Sample Factory's "
-                 "rollout workers fill buffers ahead of the learner); clamped to what the links can hold", ge=0,
+                 "rollout workers fill buffers ahead of the learner); clamped to what the links can hold and below "
+                 "horizon_length", ge=0,
                  le=10_000)
     vtrace_rho_clip = Param(float, 1.0, "async: truncate the importance weights of stale transitions (lag > 0) at "
                             "this (V-trace's rho-bar) and clip their PPO ratio around the update's starting policy "
@@ -122,6 +123,7 @@ class PPOTrainerNode(Node):
         self.trajectories: dict[str | None, Trajectory] = {}
         self.reward_scalers: dict[str | None, RewardScaler] = {}
         self.held: list[tuple[int | None, str | None]] = []
+        self.backlog: dict[str | None, list[tuple[PolicyOutput, torch.Tensor, Dones, torch.Tensor]]] = {}
         self.lead_size = 0
         self.granted: dict[str | None, int] = {}
         self.iteration = 0
@@ -164,6 +166,10 @@ class PPOTrainerNode(Node):
         trajectory = self._trajectory(source, policy_outputs)
         if self.reward_scaling:
             rewards = self._reward_scaler(source, rewards)(rewards, dones.as_tensor())
+        if trajectory.full:
+            # Acting ran ahead on its lead while the other groups fill: the step opens this group's next rollout.
+            self.backlog.setdefault(source, []).append((policy_outputs, rewards * self.reward_scale, dones, states))
+            return None
         trajectory.add(policy_outputs, rewards * self.reward_scale, dones, states)
         if not trajectory.full:
             if self.lead_size:
@@ -202,7 +208,11 @@ class PPOTrainerNode(Node):
         if self.lead > room:
             self.ctx.warn(f"lead {self.lead} is more than the links hold (capacity {triggers} on training_complete, "
                           f"{inputs} into the trainer): acting leads by {room}")
-        return min(self.lead, room)
+        horizon = self.horizon_length - 1
+        if min(self.lead, room) > horizon:
+            self.ctx.warn(f"lead {self.lead} is not below horizon_length {self.horizon_length}: acting leads by "
+                          f"{horizon}")
+        return min(self.lead, room, horizon)
 
     def _groups(self) -> int:
         assert self.io is not None
@@ -285,6 +295,16 @@ class PPOTrainerNode(Node):
             await self._finish(self.pending.pop(0))
         self.pending.append(self._submit(rollout))
         await self._release("update")
+        await self._take_backlog()
+
+    async def _take_backlog(self) -> None:
+        """Start the new rollouts with the steps that arrived while their groups waited for the others, crediting
+        each as it is taken (the lead is below the horizon, so they never fill a rollout)."""
+        backlog, self.backlog = self.backlog, {}
+        for source, steps in backlog.items():
+            for step in steps:
+                self.trajectories[source].add(*step)
+                await self._credit(source)
 
     def _submit(self, rollout: list[Trajectory]) -> asyncio.Future[tuple[dict[str, float], dict[str, torch.Tensor]]]:
         """Queue an update on the learner's thread: updates run one after another, beside the event loop."""

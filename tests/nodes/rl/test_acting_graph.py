@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from dnne.nodes.types import PolicyOutput
-from dnne.runtime import Input, Node, default_registry, load_graph
+from dnne.runtime import Input, Node, Output, default_registry, load_graph
 from dnne.runtime.runner import GraphRun
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -33,6 +33,17 @@ class TriggerProbe(Node):
 
     async def compute(self, trigger: Any) -> None:
         self.ctx.shared("triggers", list).append((self.stamp, trigger.reason))
+
+
+class Lag(Node):
+    """Passes rewards on 5 ms late, so the group behind it fills its rollouts after the others."""
+
+    rewards = Input("Tensor")
+    out = Output("Tensor")
+
+    async def compute(self, rewards: torch.Tensor) -> dict[str, torch.Tensor]:
+        await asyncio.sleep(0.005)
+        return {"out": rewards}
 
 
 class UpdateProbe(Node):
@@ -131,6 +142,49 @@ def test_a_lead_lets_acting_run_ahead_by_unstamped_credits(capacity: int | None,
     assert len(clamped) == (granted < lead) and (not clamped or f"acting leads by {granted}" in clamped[0])
     lags = [stamp // horizon - version for stamp, version in versions]
     assert min(lags) >= 0 and max(lags) <= 1 and len(updates) >= 5
+
+
+def test_a_lead_stays_below_the_horizon() -> None:
+    """A lead of a horizon or more is clamped to horizon - 1, with a warning: the steps a group sends ahead while
+    the others fill must fit its next rollout."""
+    probe: dict[str, list] = {}
+    probed_run(3, capacity=16, probe=probe, mode="async", lead=10, horizon_length=4)
+    assert sum(reason == "start" for _, reason in probe["triggers"]) == 3
+    assert any("not below horizon_length 4: acting leads by 3" in w for w in probe["warnings"])
+
+
+def test_a_group_ahead_on_its_lead_starts_its_next_rollout_while_the_others_fill() -> None:
+    """Two env groups, one behind a lag: the other fills its rollout first and, on its lead, sends steps beyond it
+    (before: an index error past the horizon). Those steps open its next rollout, so every update trains on two
+    full rollouts and the run goes on."""
+    single = json.loads(CARTPOLE.read_text())
+    nodes: dict[str, Any] = {"agent": single["nodes"]["agent"], "trainer": single["nodes"]["trainer"],
+                             "lag": {"type": "Lag"}, "updates": {"type": "UpdateProbe"}}
+    nodes["trainer"]["params"].update(mode="async", lead=3, horizon_length=16)
+    links: list[Any] = [["agent.model", "trainer.model"], ["agent.policy_output", "trainer.policy_outputs"],
+                        ["trainer.loss_info", "updates.info"]]
+    for i in (1, 2):
+        nodes.update({f"env{i}": {"type": "EnvNode", "params": dict(single["nodes"]["env"]["params"], num_envs=4)},
+                      f"or{i}": {"type": "ORNode"}, f"action{i}": {"type": "ActionNode"},
+                      f"step{i}": {"type": "StepNode"}})
+        links += [[f"env{i}.observations", f"or{i}.input_a"], [f"step{i}.observations", f"or{i}.input_b"],
+                  [f"or{i}.output", "agent.observations"],
+                  {"from": "agent.policy_output", "to": f"action{i}.policy", "route": f"or{i}"},
+                  [f"env{i}.env_handle", f"action{i}.env_handle"], [f"env{i}.env_handle", f"step{i}.env_handle"],
+                  [f"action{i}.action", f"step{i}.actions"], [f"step{i}.observations", "trainer.states"],
+                  [f"step{i}.dones", "trainer.dones"],
+                  {"from": "trainer.training_complete", "to": f"step{i}.trigger", "route": f"or{i}"}]
+    links += [["step1.rewards", "trainer.rewards"], ["step2.rewards", "lag.rewards"], ["lag.out", "trainer.rewards"]]
+    document = {"format": "dnne-graph", "version": 1, "nodes": nodes, "links": links,
+                "run": {"seed": 1, "device": "cpu", "max_iterations": 6, "timeout": "3m"}}
+    registry = default_registry()
+    registry.add_node(Lag)
+    registry.add_node(UpdateProbe)
+    graph_run = GraphRun(load_graph(document, registry=registry), registry)
+    result = asyncio.run(graph_run.execute())
+    assert result.error is None, result.error
+    assert result.counters["iterations"] == 6
+    assert len(graph_run.context.shared("updates", list)) >= 5  # the last may finish at teardown, unreported
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the fallback where CUDA is missing")
