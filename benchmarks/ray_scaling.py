@@ -42,7 +42,7 @@ WARM = 100
 
 GROUPS_PER_PART = 2
 ENVS_PER_GROUP = 32
-TRAINER = {"horizon_length": 32, "epochs": 4, "minibatch_size": 1024, "mode": "async"}
+TRAINER = {"horizon_length": 32, "epochs": 4, "minibatch_size": 1024, "mode": "async", "lead": 3}
 ACTING = ("env", "or", "action", "step")
 
 
