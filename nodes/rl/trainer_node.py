@@ -166,11 +166,12 @@ class PPOTrainerNode(Node):
         trajectory = self._trajectory(source, policy_outputs)
         if self.reward_scaling:
             rewards = self._reward_scaler(source, rewards)(rewards, dones.as_tensor())
+        step = (policy_outputs, rewards * self.reward_scale, dones, states)
         if trajectory.full:
             # Acting ran ahead on its lead while the other groups fill: the step opens this group's next rollout.
-            self.backlog.setdefault(source, []).append((policy_outputs, rewards * self.reward_scale, dones, states))
+            self.backlog.setdefault(source, []).append(step)
             return None
-        trajectory.add(policy_outputs, rewards * self.reward_scale, dones, states)
+        trajectory.add(*step)
         if not trajectory.full:
             if self.lead_size:
                 await self._credit(source)
