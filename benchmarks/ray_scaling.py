@@ -7,16 +7,18 @@ contact dynamics make the env step the cost (about 0.6 ms an env step here, agai
 time), so the measurement is how stepping scales. Every part holds two groups, so it steps one while the other
 waits for its actions (Sample Factory's double-buffered workers); layouts: 1 part (2 groups) and 2 parts (4 groups,
 twice the envs: weak scaling, as Sample Factory and RLlib report throughput against workers), each as Ray actors
-(``{"ray": {"num_cpus": 1}}``) and as worker processes. Every measurement is ``dnne run`` in its own process for
+(``{"ray": {"num_cpus": 1}}``) and as worker processes, the parts ``--nice`` levels below the main process
+(``workers.NAME.nice``, 10 by default: the main process serves every group's actions, so it should get a core the
+moment it can run, as Sample Factory runs its rollout workers at +10). Every measurement is ``dnne run`` in its own process for
 ``--steps`` env steps a part, steps/s over summary.json's wall time, with the share of the wall time each process
 was on a CPU; the Ray runs join one Ray started by this script (``--ray-address``), so Ray's own start-up is not
-counted. The four layouts run interleaved, ``--rounds`` times; the table gives each one's median.
+counted. The layouts (and niceness values) run interleaved, ``--rounds`` times; the table gives each one's median.
 
 The hop: 2,000 messages of a [64, 4] float32 tensor from the main process through a relay node in one worker and
 back (two crossings a message), the worker a Ray actor or a process, interleaved; messages/s from the 100th
 message to the last (start-up left out).
 
-Usage: python benchmarks/ray_scaling.py [--steps 20000] [--rounds 2]
+Usage: python benchmarks/ray_scaling.py [--steps 16384] [--rounds 2] [--nice 0 10]
 """
 from __future__ import annotations
 
@@ -46,8 +48,9 @@ TRAINER = {"horizon_length": 32, "epochs": 4, "minibatch_size": 1024, "mode": "a
 ACTING = ("env", "or", "action", "step")
 
 
-def graph(parts: int, on_ray: bool) -> dict[str, Any]:
-    """The Ant graph with ``parts`` parts of two env groups each, Ray actors or processes."""
+def graph(parts: int, on_ray: bool, nice: int) -> dict[str, Any]:
+    """The Ant graph with ``parts`` parts of two env groups each, Ray actors or processes, ``nice`` levels below
+    the main process."""
     document = four_group_graph(0)
     ant = json.loads((REPO / "graphs" / "ant_ppo.json").read_text())["nodes"]
     groups = range(1, GROUPS_PER_PART * parts + 1)
@@ -60,15 +63,16 @@ def graph(parts: int, on_ray: bool) -> dict[str, Any]:
     document["nodes"]["agent"] = ant["agent"]
     document["nodes"]["trainer"] = {"type": "PPOTrainerNode", "params": dict(ant["trainer"]["params"], **TRAINER)}
     document["placement"] = {f"{node}{i}": f"w{(i - 1) // GROUPS_PER_PART}" for i in groups for node in ACTING}
-    document["workers"] = {f"w{k}": ({"ray": {"num_cpus": 1}} if on_ray else {}) for k in range(parts)}
+    document["workers"] = {f"w{k}": ({"ray": {"num_cpus": 1}} if on_ray else {}) | {"nice": nice}
+                           for k in range(parts)}
     return document
 
 
-def measure(parts: int, on_ray: bool, steps: int, address: str) -> tuple[float, list[float]]:
+def measure(parts: int, on_ray: bool, nice: int, steps: int, address: str) -> tuple[float, list[float]]:
     """Env steps per second of one ``dnne run`` of ``steps`` env steps a part, and each process's CPU share."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "graph.json"
-        path.write_text(json.dumps(graph(parts, on_ray)))
+        path.write_text(json.dumps(graph(parts, on_ray, nice)))
         command = [sys.executable, "-m", "dnne.runtime.cli", "run", str(path), "--max-steps", str(steps * parts),
                    "--run-dir", str(Path(tmp) / "run"), "-q"]
         if on_ray:
@@ -118,15 +122,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=16_384, help="env steps a part")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--nice", type=int, nargs="+", default=[10],
+                        help="the parts' workers.NAME.nice; several values are measured interleaved")
     args = parser.parse_args()
     import ray
 
     ray.init(address="local", num_cpus=4, include_dashboard=False, configure_logging=False)
     address = ray.get_runtime_context().gcs_address
     print(f"machine: {machine()}\n")
-    layouts = [(1, True), (2, True), (1, False), (2, False)]
-    rates: dict[tuple[int, bool], list[float]] = {layout: [] for layout in layouts}
-    shares: dict[tuple[int, bool], list[list[float]]] = {layout: [] for layout in layouts}
+    layouts = [(parts, on_ray, nice) for nice in args.nice for on_ray in (True, False) for parts in (1, 2)]
+    rates: dict[tuple[int, bool, int], list[float]] = {layout: [] for layout in layouts}
+    shares: dict[tuple[int, bool, int], list[list[float]]] = {layout: [] for layout in layouts}
     hops: dict[bool, list[float]] = {True: [], False: []}
     for _ in range(args.rounds):
         for layout in layouts:
@@ -136,18 +142,20 @@ def main() -> None:
         for on_ray in (True, False):
             hops[on_ray].append(hop(on_ray))
     median = {layout: statistics.median(values) for layout, values in rates.items()}
-    print("| layout | Ray actors: env steps/s | worker processes: env steps/s | Ray / processes |")
-    print("|---|---|---|---|")
-    for parts in (1, 2):
-        print(f"| {parts} part{'s' if parts > 1 else ''} ({GROUPS_PER_PART * parts} groups) | "
-              f"{median[(parts, True)]:,.0f} | {median[(parts, False)]:,.0f} | "
-              f"{median[(parts, True)] / median[(parts, False)]:.2f} |")
-    print(f"\n2 parts / 1 part: Ray {median[(2, True)] / median[(1, True)]:.2f}x, "
-          f"processes {median[(2, False)] / median[(1, False)]:.2f}x")
-    for parts, on_ray in layouts:
-        print(f"rounds, {parts} part(s) on {'Ray' if on_ray else 'processes'}: "
-              f"{[round(v) for v in rates[(parts, on_ray)]]} env steps/s; on a CPU (main, parts): "
-              f"{[[round(share, 2) for share in cpu] for cpu in shares[(parts, on_ray)]]}")
+    for nice in args.nice:
+        print(f"\nparts at nice {nice}:\n")
+        print("| layout | Ray actors: env steps/s | worker processes: env steps/s | Ray / processes |")
+        print("|---|---|---|---|")
+        for parts in (1, 2):
+            print(f"| {parts} part{'s' if parts > 1 else ''} ({GROUPS_PER_PART * parts} groups) | "
+                  f"{median[(parts, True, nice)]:,.0f} | {median[(parts, False, nice)]:,.0f} | "
+                  f"{median[(parts, True, nice)] / median[(parts, False, nice)]:.2f} |")
+        print(f"\n2 parts / 1 part: Ray {median[(2, True, nice)] / median[(1, True, nice)]:.2f}x, "
+              f"processes {median[(2, False, nice)] / median[(1, False, nice)]:.2f}x")
+    for parts, on_ray, nice in layouts:
+        print(f"rounds, {parts} part(s) on {'Ray' if on_ray else 'processes'} at nice {nice}: "
+              f"{[round(v) for v in rates[(parts, on_ray, nice)]]} env steps/s; on a CPU (main, parts): "
+              f"{[[round(share, 2) for share in cpu] for cpu in shares[(parts, on_ray, nice)]]}")
     ray_hop, process_hop = statistics.median(hops[True]), statistics.median(hops[False])
     print(f"\nhop (messages/s, main -> relay -> main): Ray actor {ray_hop:,.0f}, worker process {process_hop:,.0f} "
           f"({ray_hop / process_hop:.2f}x); rounds Ray {[round(v) for v in hops[True]]}, "

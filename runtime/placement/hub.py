@@ -317,6 +317,7 @@ class Placement:
             "restore": self._restore_part(run.restore, worker.name),
             "slot_dir": self.slot_dir,
             "threads": torch.get_num_threads(),
+            "nice": int(self.graph.workers.get(worker.name, {}).get("nice", 0)),
             "deadlock_grace_s": run.deadlock_grace_s / 2,
             "hang_grace_s": run.hang_grace_s,
             "peers": {name: end.fileno() for name, end in peers.items()},
@@ -648,5 +649,6 @@ class Placement:
         late = self.heartbeats.late if self.heartbeats is not None else {}
         workers = {w.name: dict(w.where) | {"longest_heartbeat_gap_s": round(gaps.get(w.name, 0.0), 3),
                                             "late_heartbeats": late.get(w.name, 0),
-                                            "cpu_s": (w.result or {}).get("cpu_s")} for w in self.workers.values()}
+                                            "cpu_s": (w.result or {}).get("cpu_s"),
+                                            "nice": (w.result or {}).get("nice")} for w in self.workers.values()}
         result.placement = {"workers": workers, "events": list(self.events)}

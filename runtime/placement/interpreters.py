@@ -87,17 +87,24 @@ def worker_interpreters(graph: Graph, allowed: Mapping[str, str]) -> dict[str, s
 
 def check_worker_options(graph: Graph) -> list[Issue]:
     """What ``validate`` refuses in the ``workers`` section: unknown options, a ``python`` that is not an alias,
-    an ``on_loss`` other than ``stop`` or ``replace`` (``failover``), and a ``ray`` entry that is malformed or
-    that this installation cannot run (``ray_parts.check_ray_options``)."""
+    an ``on_loss`` other than ``stop`` or ``replace`` (``failover``), a ``nice`` that is not an integer from 0 to
+    19 (``priority``), and a ``ray`` entry that is malformed or that this installation cannot run
+    (``ray_parts.check_ray_options``)."""
     from .failover import ON_LOSS
+    from .priority import MAX_NICE
     from .ray_parts import check_ray_options
 
     issues = []
     for name, options in graph.workers.items():
         for key in options:
-            if key not in ("python", "ray", "on_loss"):
+            if key not in ("python", "ray", "on_loss", "nice"):
                 issues.append(Issue("bad_placement", f"worker {name!r}: unknown option {key!r} (known: python, ray, "
-                                    "on_loss)", where=f"/workers/{name}/{key}"))
+                                    "on_loss, nice)", where=f"/workers/{name}/{key}"))
+        nice = options.get("nice", 0)
+        if isinstance(nice, bool) or not isinstance(nice, int) or not 0 <= nice <= MAX_NICE:
+            issues.append(Issue("bad_placement", f"worker {name!r}: nice must be an integer from 0 to {MAX_NICE} "
+                                f"(how many niceness levels the part runs below the main process), not "
+                                f"{json.dumps(nice)[:80]}", where=f"/workers/{name}/nice"))
         if "on_loss" in options and options["on_loss"] not in ON_LOSS:
             issues.append(Issue("bad_on_loss", f"worker {name!r}: on_loss must be \"stop\" (the run stops naming the "
                                 "part) or \"replace\" (the run goes on from its last consistent state with a new "

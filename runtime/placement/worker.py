@@ -53,6 +53,7 @@ from .heartbeat import Beat
 from .hub import STOP_TIMEOUT_S, Stopped
 from .mirror import CounterMirror
 from .peers import PeerLink
+from .priority import lower_priority
 from .stall import StallNote
 from .proxies import ENDPOINT, add_proxies
 
@@ -71,6 +72,8 @@ class _Worker:
         self.mirror: CounterMirror | None = None
         self.peers: dict[str, PeerLink] = {}
         self._ends: dict[int, tuple[str, str]] = {}
+        self.nice = os.getpriority(os.PRIO_PROCESS, 0)
+        """The niceness this part runs at (``priority``)."""
 
     def blocked(self, message: str) -> None:
         """Every node here has waited for the grace period: the main process's watchdog decides (a deadlock is
@@ -167,6 +170,7 @@ class _Worker:
     def prepare(self, config: dict[str, Any], plugins: list[str]) -> GraphRun:
         """Load the part, build its run and wire the run's context to the main process."""
         torch.set_num_threads(int(config.get("threads") or 1))  # this process's own setting, the main one's value
+        self.nice = lower_priority(int(config.get("nice") or 0))
         registry = default_registry(plugins)
         add_proxies(registry)
         self.codec = Codec(registry.wire_types)
@@ -306,7 +310,7 @@ async def serve_streams(name: str, plugins: list[str], reader: asyncio.StreamRea
     worker.control(["result", {
         "stop_reason": result.stop_reason, "error": summary["error"], "nodes": result.nodes,
         "channels": result.channels, "links": worker.endpoint.stats(), "warnings": result.warnings,
-        "states": _states(run), "cpu_s": summary["cpu_s"],
+        "states": _states(run), "cpu_s": summary["cpu_s"], "nice": worker.nice,
     }])
     await _flushed(transport)
     await worker.finish_peers()

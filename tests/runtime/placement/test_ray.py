@@ -55,12 +55,12 @@ def execute(graph: Graph, registry, timeout: float = 120) -> tuple[GraphRun, Run
 
 def test_parts_on_two_nodes_carry_what_one_process_carries(cluster, wreg):
     """A pipeline through two Ray actors on two nodes: values and stamps as in one process; each part ran on
-    the node its resource names, as the summary says."""
+    the node its resource names, and at the niceness its entry asks for, as the summary says."""
     g = (Graph().add("a", "Count", n=30).add("d", "Double").add("e", "Double").add("s", "Sink")
          .link("a.out", "d.x").link("d.y", "e.x").link("e.y", "s.x"))
     alone_run, alone = execute(g, wreg)
     g.placement = {"d": "w2", "e": "w3"}
-    g.workers = {"w2": on_ray("group2"), "w3": on_ray("group3")}
+    g.workers = {"w2": on_ray("group2"), "w3": on_ray("group3") | {"nice": 4}}
     run, result = execute(g, wreg)
     assert result.stop_reason == "completed", result.error
     assert run.nodes["s"].received == alone_run.nodes["s"].received
@@ -72,6 +72,7 @@ def test_parts_on_two_nodes_carry_what_one_process_carries(cluster, wreg):
         assert group in nodes[workers[name]["node_id"]]
         assert workers[name]["pid"] != os.getpid()
     assert workers["w2"]["node_id"] != workers["w3"]["node_id"]
+    assert workers["w3"]["nice"] == min(workers["w2"]["nice"] + 4, 19)
 
 
 def test_a_part_ray_cannot_place_stops_the_run_naming_it(cluster, wreg, monkeypatch):
