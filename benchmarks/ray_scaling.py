@@ -1,10 +1,11 @@
 """Env steps per second with env groups as Ray actors against worker processes, and one frame hop on each path.
 
-The graph: env groups of Ant-v5 (env, OR, action and step nodes, 32 envs a group; ``graphs/ant_ppo.json``'s env,
+The graph: env groups of Ant-v5 (env, OR, action and step nodes, 64 envs a group; ``graphs/ant_ppo.json``'s env,
 agent and trainer, the trainer in async mode with throughput settings: 32-step horizons, 4 epochs of 1,024-sample
 minibatches) feeding one agent and one trainer in the main process (``placement_scaling.graph``'s pattern). Ant's
-contact dynamics make the env step the cost (about 0.6 ms an env step here, against tens of microseconds of learner
-time), so the measurement is how stepping scales. Every part holds two groups, so it steps one while the other
+contact dynamics make the env step the cost (about 0.37 ms of a core an env step on the 2026-12-03 machine, against
+about 65 us of the main process's: acting, collecting and the learner's update), so the measurement is how stepping
+scales. Every part holds two groups, so it steps one while the other
 waits for its actions (Sample Factory's double-buffered workers); layouts: 1 part (2 groups) and 2 parts (4 groups,
 twice the envs: weak scaling, as Sample Factory and RLlib report throughput against workers), each as Ray actors
 (``{"ray": {"num_cpus": 1}}``) and as worker processes, the parts ``--nice`` levels below the main process
@@ -18,7 +19,7 @@ The hop: 2,000 messages of a [64, 4] float32 tensor from the main process throug
 back (two crossings a message), the worker a Ray actor or a process, interleaved; messages/s from the 100th
 message to the last (start-up left out).
 
-Usage: python benchmarks/ray_scaling.py [--steps 16384] [--rounds 2] [--nice 0 10]
+Usage: python benchmarks/ray_scaling.py [--steps 32768] [--rounds 5] [--nice 0 10]
 """
 from __future__ import annotations
 
@@ -43,7 +44,7 @@ WARM = 100
 
 
 GROUPS_PER_PART = 2
-ENVS_PER_GROUP = 32
+ENVS_PER_GROUP = 64
 TRAINER = {"horizon_length": 32, "epochs": 4, "minibatch_size": 1024, "mode": "async", "lead": 3}
 ACTING = ("env", "or", "action", "step")
 
@@ -120,8 +121,8 @@ def hop(on_ray: bool, messages: int = 2000) -> float:
 def main() -> None:
     """Measure interleaved and print markdown tables."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=16_384, help="env steps a part")
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=32_768, help="env steps a part")
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--nice", type=int, nargs="+", default=[10],
                         help="the parts' workers.NAME.nice; several values are measured interleaved")
     args = parser.parse_args()
@@ -150,7 +151,12 @@ def main() -> None:
             print(f"| {parts} part{'s' if parts > 1 else ''} ({GROUPS_PER_PART * parts} groups) | "
                   f"{median[(parts, True, nice)]:,.0f} | {median[(parts, False, nice)]:,.0f} | "
                   f"{median[(parts, True, nice)] / median[(parts, False, nice)]:.2f} |")
-        print(f"\n2 parts / 1 part: Ray {median[(2, True, nice)] / median[(1, True, nice)]:.2f}x, "
+        paired = {on_ray: [two / one for one, two in zip(rates[(1, on_ray, nice)], rates[(2, on_ray, nice)])]
+                  for on_ray in (True, False)}
+        print(f"\n2 parts / 1 part, median of the rounds' ratios (each round's two runs back to back): Ray "
+              f"{statistics.median(paired[True]):.2f}x {[round(r, 2) for r in paired[True]]}, processes "
+              f"{statistics.median(paired[False]):.2f}x {[round(r, 2) for r in paired[False]]}; of the medians: "
+              f"Ray {median[(2, True, nice)] / median[(1, True, nice)]:.2f}x, "
               f"processes {median[(2, False, nice)] / median[(1, False, nice)]:.2f}x")
     for parts, on_ray, nice in layouts:
         print(f"rounds, {parts} part(s) on {'Ray' if on_ray else 'processes'} at nice {nice}: "
