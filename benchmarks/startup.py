@@ -40,9 +40,10 @@ import sys, json
 import torch
 T["import torch"] = now()
 import dnne.runtime.cli as cli
+import dnne.runtime.cli.shared as shared
 import dnne.nodes
 from dnne.nodes.envs.base import TensorTask
-from dnne.nodes.rl import trainer_node
+from dnne.nodes.eager_adam import EagerAdam
 T["import dnne"] = now()
 
 def first_call(cls, name, key):
@@ -55,16 +56,16 @@ def first_call(cls, name, key):
             T.setdefault(key + " end", now())
     setattr(cls, name, probe)
 
-load = cli.load_graph
+load = shared.load_graph
 def load_probe(*args, **kwargs):
     T["load start"] = now()
     try:
         return load(*args, **kwargs)
     finally:
         T["load end"] = now()
-cli.load_graph = load_probe
+shared.load_graph = load_probe
 first_call(TensorTask, "step", "env step")
-optimizer_class = getattr(trainer_node, "EagerAdam", torch.optim.Adam)
+optimizer_class = EagerAdam
 first_call(torch.optim.Adam, "__init__", "optimizer init")
 step = optimizer_class.step
 calls = []

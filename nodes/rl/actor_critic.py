@@ -9,9 +9,9 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch.distributions import Categorical
 
 from dnne.nodes.rl.encoders import NATURE_CHANNELS, NATURE_KERNELS, NATURE_STRIDES, build_encoder
+from dnne.nodes.rl.categorical import CategoricalLogits
 from dnne.nodes.rl.gaussian import DiagonalGaussian
 from dnne.nodes.rl.normalizer import RunningMeanStd
 from dnne.nodes.rl.recurrent import RECURRENT_KINDS, RecurrentCore
@@ -219,10 +219,10 @@ class ActorCritic(nn.Module):
         features, next_state = self.core.step(features, state)
         return (*self._heads(features, x), next_state)
 
-    def distribution(self, params: dict[str, torch.Tensor]) -> DiagonalGaussian | Categorical:
+    def distribution(self, params: dict[str, torch.Tensor]) -> DiagonalGaussian | CategoricalLogits:
         """Build the action distribution: a diagonal Gaussian summed over action dims, or a categorical."""
         if self.discrete:
-            return Categorical(logits=params["logits"])
+            return CategoricalLogits(params["logits"])
         return DiagonalGaussian(params["mean"], params["std"])
 
     @torch.no_grad()
