@@ -17,9 +17,9 @@ interpreter start, imports and exit. The CPU time of each process (user + system
 too: unlike wall time it does not grow when other processes share the core. For each side, the median wall and CPU
 time over the seeds and its ratio to SB3's are reported.
 
-* **dnne**, **dnne zoo**: ``dnne run GRAPH --seed S --run-dir TMP`` when the CLI works (``dnne --help`` exits 0),
-  else a ``python -c`` that does what it would (``load_graph`` with the seed, ``run`` on uvloop, torch one thread).
-  The graph file is run as it is: its stop conditions (``target_return``, ``max_steps``, ``timeout``) apply.
+* **dnne**, **dnne zoo**: ``dnne run GRAPH --seed S --run-dir TMP``, the ``dnne`` script of this interpreter's
+  environment. The graph file is run as it is: its stop conditions (``target_return``, ``max_steps``, ``timeout``)
+  apply.
 * **SB3**: PPO with rl-baselines3-zoo's hyperparameters (below), stopped by a callback when the mean return of the
   last 20 finished training episodes (Monitor) reaches the target, the same rule as dnne's ``mean_return`` (the
   mean over the window, up to 20 episodes); otherwise it runs its full zoo budget (1e5 steps).
@@ -59,26 +59,6 @@ TASKS: dict[str, dict[str, Any]] = {
                     learning_rate=1e-3, clip_range=0.2, use_sde=True, sde_sample_freq=4, n_timesteps=100_000),
     },
 }
-
-# What `dnne run` does, for when the CLI is not there yet: load with the seed, run on uvloop, torch on one thread.
-DNNE_INLINE = """
-import asyncio, json, sys, torch
-torch.set_num_threads(1)
-from dnne.runtime.loading import load_graph
-from dnne.runtime.runner import run
-graph = load_graph(sys.argv[1], run={"seed": int(sys.argv[2])})
-try:
-    import uvloop
-    factory = uvloop.new_event_loop
-except ImportError:
-    factory = None
-with asyncio.Runner(loop_factory=factory) as runner:
-    result = runner.run(run(graph))
-summary = result.summary()
-print(%r + json.dumps({k: summary[k] for k in ("stop_reason", "solved", "env_steps", "wall_time_s", "mean_return")}))
-sys.exit(1 if result.failed else 0)
-""" % MARK
-
 
 # ---------------------------------------------------------------------------------------------------------------
 # the SB3 side (runs in its own process: `python time_to_solve.py --sb3-worker TASK SEED`)
@@ -140,18 +120,6 @@ def sb3_worker(task: str, seed: int) -> None:
 # ---------------------------------------------------------------------------------------------------------------
 # the driver
 # ---------------------------------------------------------------------------------------------------------------
-def cli_works() -> bool:
-    """Whether ``dnne --help`` runs (the CLI may not exist yet)."""
-    exe = shutil.which("dnne")
-    if exe is None:
-        return False
-    try:
-        done = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=60)
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return done.returncode == 0 and "run" in done.stdout
-
-
 CORE = "0"
 
 
@@ -188,14 +156,12 @@ def parse_result(stdout: str, run_dir: Path | None) -> dict[str, Any]:
     return {"stop_reason": "unknown", "solved": False, "env_steps": None}
 
 
-def run_dnne(graph: str, seed: int, use_cli: bool, timeout: float) -> dict[str, Any]:
-    """One dnne process on ``graph``: its wall time and result."""
+def run_dnne(graph: str, seed: int, timeout: float) -> dict[str, Any]:
+    """One ``dnne run`` process on ``graph``: its wall time and result."""
     with tempfile.TemporaryDirectory(prefix="dnne-tts-") as tmp:
         run_dir = Path(tmp) / "run"
-        if use_cli:
-            command = [shutil.which("dnne") or "dnne", "run", graph, "--seed", str(seed), "--run-dir", str(run_dir)]
-        else:
-            command = [sys.executable, "-c", DNNE_INLINE, graph, str(seed)]
+        command = [str(Path(sys.executable).parent / "dnne"), "run", graph, "--seed", str(seed), "--run-dir",
+                   str(run_dir)]
         seconds, cpu, stdout, code = spawn(command, timeout)
         result = parse_result(stdout, run_dir)
     return dict(result, process_s=seconds, cpu_s=cpu, exit_code=code)
@@ -225,9 +191,8 @@ def main() -> None:
 
     global CORE
     CORE = args.core
-    use_cli = cli_works()
     print(f"machine: {machine()}")
-    print(f"dnne side: {'dnne run (CLI)' if use_cli else 'python -c load_graph + run (no working dnne CLI)'}; "
+    print(f"dnne side: {Path(sys.executable).parent / 'dnne'} run; "
           f"pinned: {f'taskset -c {CORE}' if shutil.which('taskset') else 'no taskset'}; seeds {args.seeds}\n",
           flush=True)
     per_seed, summary = [], []
@@ -244,7 +209,7 @@ def main() -> None:
         for seed in args.seeds:
             for side in sides:
                 result = run_sb3(task, seed, args.timeout) if side == "SB3" else \
-                    run_dnne(graphs[side], seed, use_cli, args.timeout)
+                    run_dnne(graphs[side], seed, args.timeout)
                 walls[side].append(result["process_s"])
                 cpus[side].append(result["cpu_s"])
                 solved[side] += bool(result.get("solved"))

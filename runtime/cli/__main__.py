@@ -3,6 +3,6 @@ from __future__ import annotations
 
 import sys
 
-from .main import main
+from .main import console
 
-sys.exit(main())
+sys.exit(console())

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import signal
 import sys
@@ -35,6 +36,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         for signum, handler in previous.items():  # main() called from Python leaves the caller's handlers as they were
             if handler is not None:
                 signal.signal(signum, handler)
+
+
+def console() -> int:
+    """The ``dnne`` console script (and ``python -m dnne.runtime.cli``): ``main``, then an exit that skips the
+    interpreter's last garbage collections over every object still alive, torch's modules first among them (about
+    0.3 s of a Cartpole run's 5): ``gc.freeze`` moves them out of the collector's sight. Nothing is lost: the run
+    has closed its files and ended its threads by then, and ``atexit`` handlers still run. Not part of ``main``,
+    which a caller's process goes on after."""
+    code = main()
+    gc.freeze()
+    return code
 
 
 def _interrupt(signum: int, frame: object) -> None:

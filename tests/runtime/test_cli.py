@@ -218,3 +218,18 @@ class TestResumeAndTools:
         expected = model.act(obs, deterministic=True).action
         assert torch.equal(policy(obs), expected)
         assert out.with_suffix(".onnx").exists()
+
+
+def test_the_console_script_returns_main_s_code_and_leaves_what_is_alive_to_the_exit(monkeypatch) -> None:
+    """``console`` (the ``dnne`` script) freezes the objects still alive after ``main``, so the interpreter's exit
+    does not collect them; ``main`` itself, which callers go on after, freezes nothing."""
+    import gc
+    import importlib
+
+    cli_main = importlib.import_module("dnne.runtime.cli.main")
+    monkeypatch.setattr(cli_main, "_main", lambda argv: 3)
+    try:
+        assert cli_main.main([]) == 3 and gc.get_freeze_count() == 0
+        assert cli_main.console() == 3 and gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
