@@ -2,8 +2,8 @@
 
 The same numbers as ``torch.distributions.Categorical(logits=...)``, bit for bit (the same arithmetic), without
 what ``torch.distributions`` does on every construction and call (argument and sample checks, constraint objects,
-lazy properties): in a PPO minibatch step of a small discrete policy, and in every acting step, that costs about
-as much as the network's own forward pass.
+lazy properties): for the main Cartpole graph's networks that was a quarter of an acting step's time (230 us
+against 170 us for 32 envs) and 5 % of a PPO update's.
 """
 from __future__ import annotations
 
