@@ -22,7 +22,8 @@ def lower_priority(increment: int) -> int:
     threads = [int(tid) for tid in os.listdir("/proc/self/task")] if sys.platform == "linux" else [0]
     for tid in threads:
         try:
-            os.setpriority(os.PRIO_PROCESS, tid, target)
+            if os.getpriority(os.PRIO_PROCESS, tid) < target:  # a thread already lower stays where it is
+                os.setpriority(os.PRIO_PROCESS, tid, target)
         except ProcessLookupError:  # a thread that ended meanwhile
             continue
     return os.getpriority(os.PRIO_PROCESS, 0)
