@@ -1,9 +1,10 @@
 """A worker's CPU priority: the ``nice`` option of a ``workers`` entry.
 
-Env-group parts that share cores with the process serving their actions run best a few niceness levels below it
-(Sample Factory starts its rollout workers at niceness +10 for the same reason): when the serving process becomes
-runnable it takes a core at once, so the parts wait less for their actions. Raising one's own niceness needs no
-privilege, so a graph file may ask for it; lowering it is never done.
+Sample Factory starts its rollout workers at niceness +10 so that the process serving their actions takes a core
+the moment it can run, and the workers wait less for their actions; the option lets a graph do the same with its
+env-group parts (on the 2-core machine of ``benchmarks/README.md``, "Ray placement", 0 and 10 measured alike: two
+parts and the main process fill both cores either way). Raising one's own niceness needs no privilege, so a graph
+file may ask for it; lowering it is never done.
 """
 from __future__ import annotations
 
