@@ -361,11 +361,19 @@ class PPOTrainerNode(Node):
             trajectory.reset()
 
     def _progress(self) -> float | None:
+        """How far the run is, for the linear schedule: updates over ``max_iterations``, else env steps over
+        ``max_steps``. In sync mode the env steps are the run's counter (acting waits for the update, so it holds
+        exactly the steps trained on); in async mode acting goes on during the update and the counter at its end
+        depends on timing, so the steps are those of the rollouts trained on (updates x rollout size), which makes
+        the learning rate of every update the same from run to run."""
         if self.lr_schedule != "linear":
             return None
         settings = self.ctx.settings
         if settings.get("max_iterations"):
             return self.iteration / settings["max_iterations"]
+        if self.mode == "async":
+            rollout = self.horizon_length * sum(t.num_envs for t in self.trajectories.values())
+            return min(self.iteration * rollout / settings["max_steps"], 1.0)
         return min(self.ctx.counters.get("env_steps", 0) / settings["max_steps"], 1.0)
 
     async def _release(self, reason: str) -> None:

@@ -11,7 +11,7 @@ import torch
 
 from dnne.nodes.types import PolicyOutput
 from dnne.runtime import Input, Node, Output, default_registry, load_graph
-from dnne.runtime.runner import GraphRun
+from dnne.runtime.runner import GraphRun, RunResult
 
 ROOT = Path(__file__).resolve().parents[3]
 CARTPOLE = ROOT / "graphs" / "cartpole_ppo.json"
@@ -153,10 +153,9 @@ def test_a_lead_stays_below_the_horizon() -> None:
     assert any("not below horizon_length 4: acting leads by 3" in w for w in probe["warnings"])
 
 
-def test_a_group_ahead_on_its_lead_starts_its_next_rollout_while_the_others_fill() -> None:
-    """Two env groups, one behind a lag: the other fills its rollout first and, on its lead, sends steps beyond it
-    (before: an index error past the horizon). Those steps open its next rollout, so every update trains on two
-    full rollouts and the run goes on."""
+def lagged_two_groups(run: dict[str, Any]) -> tuple[GraphRun, RunResult]:
+    """Two Cartpole groups of 4 envs, the second's rewards behind a ``Lag``, into one async trainer (lead 3,
+    horizon 16): the run to ``run``'s stop and its result."""
     single = json.loads(CARTPOLE.read_text())
     nodes: dict[str, Any] = {"agent": single["nodes"]["agent"], "trainer": single["nodes"]["trainer"],
                              "lag": {"type": "Lag"}, "updates": {"type": "UpdateProbe"}}
@@ -176,15 +175,35 @@ def test_a_group_ahead_on_its_lead_starts_its_next_rollout_while_the_others_fill
                   {"from": "trainer.training_complete", "to": f"step{i}.trigger", "route": f"or{i}"}]
     links += [["step1.rewards", "trainer.rewards"], ["step2.rewards", "lag.rewards"], ["lag.out", "trainer.rewards"]]
     document = {"format": "dnne-graph", "version": 1, "nodes": nodes, "links": links,
-                "run": {"seed": 1, "device": "cpu", "max_iterations": 6, "timeout": "3m"}}
+                "run": {"seed": 1, "device": "cpu", "timeout": "3m", **run}}
     registry = default_registry()
     registry.add_node(Lag)
     registry.add_node(UpdateProbe)
     graph_run = GraphRun(load_graph(document, registry=registry), registry)
-    result = asyncio.run(graph_run.execute())
+    return graph_run, asyncio.run(graph_run.execute())
+
+
+def test_a_group_ahead_on_its_lead_starts_its_next_rollout_while_the_others_fill() -> None:
+    """Two env groups, one behind a lag: the other fills its rollout first and, on its lead, sends steps beyond it
+    (before: an index error past the horizon). Those steps open its next rollout, so every update trains on two
+    full rollouts and the run goes on."""
+    graph_run, result = lagged_two_groups({"max_iterations": 6})
     assert result.error is None, result.error
     assert result.counters["iterations"] == 6
     assert len(graph_run.context.shared("updates", list)) >= 5  # the last may finish at teardown, unreported
+
+
+def test_an_async_linear_schedule_counts_the_steps_trained_on() -> None:
+    """Async, acting goes on during an update (here on a lead of 3 and with one group late), so the env-step
+    counter at an update's end depends on timing; the linear schedule's learning rate after update k is
+    lr0 * (1 - k * rollout / max_steps) all the same (rollout: 16 steps x 8 envs)."""
+    graph_run, result = lagged_two_groups({"max_steps": 1280})
+    assert result.error is None, result.error
+    updates = graph_run.context.shared("updates", list)
+    assert len(updates) >= 5
+    base = json.loads(CARTPOLE.read_text())["nodes"]["agent"]["params"]["learning_rate"]
+    for info in updates:
+        assert info["learning_rate"] == base * (1.0 - info["iteration"] * 128 / 1280)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the fallback where CUDA is missing")
