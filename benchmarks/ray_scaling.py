@@ -5,15 +5,14 @@ agent and trainer, the trainer in async mode with throughput settings: 32-step h
 minibatches) feeding one agent and one trainer in the main process (``placement_scaling.graph``'s pattern). Ant's
 contact dynamics make the env step the cost (about 0.37 ms of a core an env step on the 2026-12-03 machine, against
 about 65 us of the main process's: acting, collecting and the learner's update), so the measurement is how stepping
-scales. Every part holds two groups, so it steps one while the other
-waits for its actions (Sample Factory's double-buffered workers); layouts: 1 part (2 groups) and 2 parts (4 groups,
-twice the envs: weak scaling, as Sample Factory and RLlib report throughput against workers), each as Ray actors
-(``{"ray": {"num_cpus": 1}}``) and as worker processes, the parts ``--nice`` levels below the main process
-(``workers.NAME.nice``, 10 by default: the main process serves every group's actions, so it should get a core the
-moment it can run, as Sample Factory runs its rollout workers at +10). Every measurement is ``dnne run`` in its own process for
-``--steps`` env steps a part, steps/s over summary.json's wall time, with the share of the wall time each process
-was on a CPU; the Ray runs join one Ray started by this script (``--ray-address``), so Ray's own start-up is not
-counted. The layouts (and niceness values) run interleaved, ``--rounds`` times; the table gives each one's median.
+scales. Every part holds two groups, so it steps one while the other waits for its actions (Sample Factory's
+double-buffered workers); layouts: 1 part (2 groups) and 2 parts (4 groups, twice the envs: weak scaling, as Sample
+Factory and RLlib report throughput against workers), each as Ray actors (``{"ray": {"num_cpus": 1}}``) and as
+worker processes, the parts ``--nice`` levels below the main process (``workers.NAME.nice``, 10 by default, as
+Sample Factory runs its rollout workers; 0 and 10 measured alike on 2 cores). Every measurement is ``dnne run`` in
+its own process for ``--steps`` env steps a part, steps/s over summary.json's wall time, with the share of the wall
+time each process was on a CPU; the Ray runs join one Ray started by this script (``--ray-address``), so Ray's own
+start-up is not counted. The layouts (and niceness values) run interleaved, ``--rounds`` times; the table gives each one's median.
 
 The hop: 2,000 messages of a [64, 4] float32 tensor from the main process through a relay node in one worker and
 back (two crossings a message), the worker a Ray actor or a process, interleaved; messages/s from the 100th

@@ -121,6 +121,8 @@ def sb3_worker(task: str, seed: int) -> None:
 # the driver
 # ---------------------------------------------------------------------------------------------------------------
 CORE = "0"
+DNNE = Path(sys.executable).parent / "dnne"
+"""The ``dnne`` script of this interpreter's environment."""
 
 
 def pinned(command: list[str]) -> list[str]:
@@ -160,8 +162,7 @@ def run_dnne(graph: str, seed: int, timeout: float) -> dict[str, Any]:
     """One ``dnne run`` process on ``graph``: its wall time and result."""
     with tempfile.TemporaryDirectory(prefix="dnne-tts-") as tmp:
         run_dir = Path(tmp) / "run"
-        command = [str(Path(sys.executable).parent / "dnne"), "run", graph, "--seed", str(seed), "--run-dir",
-                   str(run_dir)]
+        command = [str(DNNE), "run", graph, "--seed", str(seed), "--run-dir", str(run_dir)]
         seconds, cpu, stdout, code = spawn(command, timeout)
         result = parse_result(stdout, run_dir)
     return dict(result, process_s=seconds, cpu_s=cpu, exit_code=code)
@@ -192,7 +193,7 @@ def main() -> None:
     global CORE
     CORE = args.core
     print(f"machine: {machine()}")
-    print(f"dnne side: {Path(sys.executable).parent / 'dnne'} run; "
+    print(f"dnne side: {DNNE} run; "
           f"pinned: {f'taskset -c {CORE}' if shutil.which('taskset') else 'no taskset'}; seeds {args.seeds}\n",
           flush=True)
     per_seed, summary = [], []

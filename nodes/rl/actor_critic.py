@@ -10,8 +10,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from dnne.nodes.rl.encoders import NATURE_CHANNELS, NATURE_KERNELS, NATURE_STRIDES, build_encoder
 from dnne.nodes.rl.categorical import CategoricalLogits
+from dnne.nodes.rl.encoders import NATURE_CHANNELS, NATURE_KERNELS, NATURE_STRIDES, build_encoder
 from dnne.nodes.rl.gaussian import DiagonalGaussian
 from dnne.nodes.rl.normalizer import RunningMeanStd
 from dnne.nodes.rl.recurrent import RECURRENT_KINDS, RecurrentCore
