@@ -68,3 +68,20 @@ def test_nice_is_an_integer_from_0_to_19(wreg, value):
     [issue] = caught.value.issues
     assert issue.code == "bad_placement" and issue.where == "/workers/w1/nice"
     assert "from 0 to 19" in issue.message
+
+
+def test_dnne_run_refuses_a_bad_nice_naming_the_worker_and_place(tmp_path):
+    """From the command line: exit 2, the worker and ``/workers/w/nice`` in the message, no traceback."""
+    import json
+    from pathlib import Path
+
+    document = json.loads((Path(__file__).resolve().parents[3] / "graphs" / "cartpole_ppo.json").read_text())
+    document["placement"] = {node: "w" for node in ("env", "or", "action", "step")}
+    document["workers"] = {"w": {"nice": 25}}
+    path = tmp_path / "graph.json"
+    path.write_text(json.dumps(document))
+    done = subprocess.run([sys.executable, "-m", "dnne.runtime.cli", "run", str(path), "--run-dir",
+                           str(tmp_path / "run")], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert "worker 'w': nice must be an integer from 0 to 19" in done.stderr and "/workers/w/nice" in done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
