@@ -3,9 +3,11 @@ validation refuses anything but an integer from 0 to 19."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -72,9 +74,6 @@ def test_nice_is_an_integer_from_0_to_19(wreg, value):
 
 def test_dnne_run_refuses_a_bad_nice_naming_the_worker_and_place(tmp_path):
     """From the command line: exit 2, the worker and ``/workers/w/nice`` in the message, no traceback."""
-    import json
-    from pathlib import Path
-
     document = json.loads((Path(__file__).resolve().parents[3] / "graphs" / "cartpole_ppo.json").read_text())
     document["placement"] = {node: "w" for node in ("env", "or", "action", "step")}
     document["workers"] = {"w": {"nice": 25}}
