@@ -2,6 +2,7 @@
 scaling", Gymnasium's ``NormalizeReward``, CleanRL's and SB3's ``VecNormalize`` reward path)."""
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -35,20 +36,24 @@ class RewardScaler:
 
     def __call__(self, rewards: torch.Tensor, dones: torch.Tensor) -> torch.Tensor:
         """Scale one step's rewards ``[num_envs]`` (updating the statistics first); ``dones`` ends episodes after it."""
-        raw = rewards.detach().reshape(-1).cpu().numpy().astype(np.float64)
+        raw = _flat(rewards).astype(np.float64)
         self.returns = self.returns * self.gamma + raw
         self._update(self.returns)
-        scaled = raw / np.sqrt(self.var + self.epsilon)
+        scaled = raw / math.sqrt(self.var + self.epsilon)
         if self.clip is not None:
-            scaled = np.clip(scaled, -self.clip, self.clip)
-        self.returns[dones.reshape(-1).cpu().numpy().astype(bool)] = 0.0
-        return torch.from_numpy(scaled).to(rewards.dtype).reshape(rewards.shape).to(rewards.device)
+            scaled = np.minimum(np.maximum(scaled, -self.clip), self.clip)
+        self.returns[_flat(dones).astype(bool)] = 0.0
+        out = torch.from_numpy(scaled).to(rewards.dtype)
+        return out if out.shape == rewards.shape and rewards.device == out.device else (
+            out.reshape(rewards.shape).to(rewards.device))
 
     def _update(self, batch: np.ndarray) -> None:
-        """Merge a batch into the running mean and (population) variance (Chan et al.'s parallel formula)."""
+        """Merge a batch into the running mean and (population) variance (Chan et al.'s parallel formula); the
+        batch's mean and variance summed as ``ndarray.mean`` and ``ndarray.var`` sum them, without their wrappers."""
         count = batch.size
-        batch_mean = float(batch.mean())
-        batch_var = float(batch.var())
+        batch_mean = float(np.add.reduce(batch)) / count
+        centred = batch - batch_mean
+        batch_var = float(np.add.reduce(centred * centred)) / count
         total = self.count + count
         delta = batch_mean - self.mean
         m2 = self.var * self.count + batch_var * count + delta * delta * self.count * count / total
@@ -71,3 +76,8 @@ class RewardScaler:
         self.returns = returns.numpy().copy()
         statistics = state["statistics"]
         self.mean, self.var, self.count = (float(statistics[name]) for name in ("mean", "var", "count"))
+
+
+def _flat(tensor: torch.Tensor) -> np.ndarray:
+    """The values of ``tensor`` as a flat NumPy array (a view where it is on the CPU)."""
+    return tensor.detach().cpu().numpy().reshape(-1)
