@@ -47,6 +47,7 @@ from ..loading import load_graph
 from ..registry import default_registry
 from ..runner import GraphRun
 from . import wire
+from .coalesce import Coalescer
 from .codec import Codec, WireError
 from .endpoint import Endpoint
 from .heartbeat import Beat
@@ -284,7 +285,8 @@ async def serve_streams(name: str, plugins: list[str], reader: asyncio.StreamRea
                         transport: asyncio.WriteTransport, beat: Beat | None = None) -> int:
     """Run one worker over a frame connection: read the start frame, run the part, report the result; ``beat``
     is told when the part is loaded (``Beat.running``)."""
-    worker = _Worker(name, transport.write)
+    out = Coalescer(transport.write)
+    worker = _Worker(name, out)
     try:
         config = start_config(await wire.read_frame(reader))
         run = worker.prepare(config, plugins)
@@ -294,7 +296,7 @@ async def serve_streams(name: str, plugins: list[str], reader: asyncio.StreamRea
     except Exception as error:
         logging.getLogger("dnne").exception("worker %s could not load its part", name)
         worker.control(["result", _failure(name, error)])
-        await _flushed(transport)
+        await _flushed(transport, out)
         return 1
     if beat is not None:  # node setups (imports, native libraries) are behind: hold the worker to the timeout
         run.hooks.append(_Running(beat))
@@ -312,14 +314,15 @@ async def serve_streams(name: str, plugins: list[str], reader: asyncio.StreamRea
         "channels": result.channels, "links": worker.endpoint.stats(), "warnings": result.warnings,
         "states": _states(run), "cpu_s": summary["cpu_s"], "nice": worker.nice,
     }])
-    await _flushed(transport)
+    await _flushed(transport, out)
     await worker.finish_peers()
     return 0
 
 
-async def _flushed(transport: asyncio.WriteTransport, timeout_s: float = 30.0) -> None:
-    """Close ``transport`` once what was written has left (a busy main process reads late; exiting earlier would
-    lose the result frame)."""
+async def _flushed(transport: asyncio.WriteTransport, out: Coalescer, timeout_s: float = 30.0) -> None:
+    """Close ``transport`` once what was written through ``out`` has left (a busy main process reads late; exiting
+    earlier would lose the result frame)."""
+    out.flush()
     deadline = time.monotonic() + timeout_s
     while transport.get_write_buffer_size() and not transport.is_closing() and time.monotonic() < deadline:
         await asyncio.sleep(0.005)
