@@ -28,7 +28,7 @@ import msgpack
 import numpy as np
 import torch
 
-from .slots import PREFIX, SlotError, SlotReader, SlotWriter, read_tensor
+from .slots import NUMPY_DTYPES, PREFIX, SlotError, SlotReader, SlotWriter, read_tensor
 
 EXT_TENSOR = 1
 EXT_DATACLASS = 2
@@ -128,14 +128,12 @@ class Codec:
     # ---- extension types -----------------------------------------------------------------------------------
     def _default(self, value: Any) -> Any:
         if isinstance(value, torch.Tensor):
-            if self._writer is not None:
-                tensor = _plain(value)
-                nbytes = tensor.numel() * tensor.element_size()
-                if nbytes >= SLOT_MIN_BYTES:
-                    offset = self._writer.put(tensor)
-                    return msgpack.ExtType(EXT_SLOT_TENSOR, msgpack.packb([_DTYPE_NAMES[tensor.dtype],
-                                                                           list(tensor.shape), offset]))
-            return msgpack.ExtType(EXT_TENSOR, _tensor_bytes(value))
+            tensor = _plain(value)
+            if self._writer is not None and tensor.numel() * tensor.element_size() >= SLOT_MIN_BYTES:
+                offset = self._writer.put(tensor)
+                return msgpack.ExtType(EXT_SLOT_TENSOR, msgpack.packb([_DTYPE_NAMES[tensor.dtype],
+                                                                       list(tensor.shape), offset]))
+            return msgpack.ExtType(EXT_TENSOR, _tensor_bytes(tensor))
         if isinstance(value, tuple):
             return msgpack.ExtType(EXT_TUPLE, self.encode(list(value)))
         if isinstance(value, torch.device):
@@ -231,23 +229,48 @@ def _plain(tensor: torch.Tensor) -> torch.Tensor:
 
 
 def _tensor_bytes(tensor: torch.Tensor) -> bytes:
-    tensor = _plain(tensor)
-    name = _DTYPE_NAMES[tensor.dtype]
-    header = msgpack.packb([name, list(tensor.shape)])
-    raw = tensor.reshape(-1).view(torch.uint8).numpy()  # a view of the tensor's memory, no copy
-    return _HEADER_LENGTH.pack(len(header)) + header + raw.data
+    """A plain tensor (``_plain``) as header and raw bytes."""
+    key = (tensor.dtype, tensor.shape)
+    head = _HEADS.get(key)
+    if head is None:
+        header = msgpack.packb([_DTYPE_NAMES[tensor.dtype], list(tensor.shape)])
+        head = _HEADER_LENGTH.pack(len(header)) + header
+        if len(_HEADS) < _CACHED:
+            _HEADS[key] = head
+    like = NUMPY_DTYPES.get(tensor.dtype)
+    if like is not None:  # one torch call: NumPy views the tensor's memory as bytes
+        return head + tensor.numpy().reshape(-1).view(np.uint8).data
+    return head + tensor.reshape(-1).view(torch.uint8).numpy().data  # a view of the tensor's memory, no copy
 
 
 def _tensor_from(data: bytes) -> torch.Tensor:
     (length,) = _HEADER_LENGTH.unpack_from(data)
-    header = msgpack.unpackb(data[2:2 + length])
-    if not (isinstance(header, list) and len(header) == 2):
-        raise WireError(f"bad tensor header {header!r}")
-    name, shape = header
-    dtype, count = _checked_header(name, shape)
-    raw = bytearray(memoryview(data)[2 + length:])
-    if len(raw) != count * _ITEM_SIZES[dtype]:
-        raise WireError(f"tensor of shape {shape} and dtype {name} does not match its {len(raw)} bytes")
+    end = 2 + length
+    header = bytes(data[2:end])
+    parsed = _PARSED.get(header)
+    if parsed is None:
+        fields = msgpack.unpackb(header)
+        if not (isinstance(fields, list) and len(fields) == 2):
+            raise WireError(f"bad tensor header {fields!r}")
+        name, shape = fields
+        dtype, count = _checked_header(name, shape)
+        parsed = (dtype, tuple(shape), count * _ITEM_SIZES[dtype])
+        if len(_PARSED) < _CACHED:
+            _PARSED[header] = parsed
+    dtype, shape, nbytes = parsed
+    raw = bytearray(memoryview(data)[end:])
+    if len(raw) != nbytes:
+        raise WireError(f"tensor of shape {list(shape)} and dtype {_DTYPE_NAMES[dtype]} does not match its "
+                        f"{len(raw)} bytes")
     if not raw:
         return torch.empty(shape, dtype=dtype)
+    like = NUMPY_DTYPES.get(dtype)
+    if like is not None:  # over the copy: one torch call instead of three
+        return torch.from_numpy(np.frombuffer(raw, dtype=like).reshape(shape))
     return torch.frombuffer(raw, dtype=torch.uint8).view(dtype).reshape(shape)
+
+
+_CACHED = 1024
+"""How many tensor headers each side remembers (encoded by dtype and shape, decoded by their bytes, validated)."""
+_HEADS: Dict[Tuple[torch.dtype, Tuple[int, ...]], bytes] = {}
+_PARSED: Dict[bytes, Tuple[torch.dtype, Tuple[int, ...], int]] = {}
