@@ -1,12 +1,11 @@
 """Graphs split over processes: the ``placement`` section puts nodes in worker processes, or in Ray actors.
 
 Modules, one concept each: ``split`` (a graph as one graph per process, crossing links as proxy node pairs),
-``proxies`` (those two nodes), ``wire`` (the frame format), ``coalesce`` (an event-loop turn's frames in one
-write), ``codec`` (msgpack values: tensors, allowlisted dataclasses; bounded decoding), ``slots`` (shared-memory slot
-rings for tensors), ``endpoint`` (credit-based flow control on one process's side), ``mirror`` (counters across
-processes), ``interpreters`` (which Python runs a worker: the user's choice), ``heartbeat`` (every worker's
-liveness), ``ray_parts`` (workers as Ray actors), ``hub`` (the main process: starts and stops the workers) and
-``worker`` (a worker process or actor's program).
+``proxies`` (those two nodes), ``wire`` (the frame format), ``codec`` (msgpack values: tensors, allowlisted
+dataclasses; bounded decoding), ``slots`` (shared-memory slot rings for tensors), ``endpoint`` (credit-based flow
+control on one process's side), ``mirror`` (counters across processes), ``interpreters`` (which Python runs a
+worker: the user's choice), ``heartbeat`` (every worker's liveness), ``ray_parts`` (workers as Ray actors), ``hub``
+(the main process: starts and stops the workers) and ``worker`` (a worker process or actor's program).
 
 The names below load on first use, so validating a graph (which checks its ``workers`` section) does not import
 msgpack or torch.

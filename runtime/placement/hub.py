@@ -31,7 +31,6 @@ from .. import checkpoint
 from ..graph import Graph
 from ..registry import NodeRegistry
 from . import wire
-from .coalesce import Coalescer
 from .codec import Codec
 from .endpoint import Endpoint
 from .failover import MAX_REPLACEMENTS
@@ -111,27 +110,17 @@ class Worker:
     where: dict[str, Any] = field(default_factory=dict)
     lost: WorkerLost | None = None
     ended: bool = False
-    out: Coalescer = field(init=False)
-    """What ``send`` writes goes out with the rest of its event-loop turn (``coalesce``)."""
-
-    def __post_init__(self) -> None:
-        self.out = Coalescer(self._write)
 
     def send(self, data: bytes) -> None:
         """Write a frame to the worker (dropped once it is gone, or once ``close`` ended what it is sent)."""
         if self.done or self.ended or self.writer is None or self.writer.is_closing():
             return
-        self.out(data)
-
-    def _write(self, data: bytes) -> None:
-        if self.writer is not None and not self.writer.is_closing():
-            self.writer.write(data)
+        self.writer.write(data)
 
     def close(self) -> None:
         """End what this process sends the worker (it stops when it sees the end); its result can still come
         back (a socket is only shut for writing)."""
         self.ended = True
-        self.out.flush()
         if self.writer is not None and not self.writer.is_closing():
             if self.writer.can_write_eof():
                 self.writer.write_eof()

@@ -16,7 +16,6 @@ import socket
 from typing import Callable
 
 from . import wire
-from .coalesce import Coalescer
 
 Frame = Callable[[bytes, int, memoryview], None]
 
@@ -36,7 +35,6 @@ class PeerLink:
         self.on_end = on_end
         self.ended = False
         self._transport: asyncio.WriteTransport | None = None
-        self._out: Coalescer | None = None
         self._reader_task: asyncio.Task[None] | None = None
 
     async def open(self, sock: socket.socket) -> None:
@@ -45,13 +43,12 @@ class PeerLink:
         reader = asyncio.StreamReader(limit=2**20)
         transport, _ = await loop.create_connection(lambda: asyncio.StreamReaderProtocol(reader), sock=sock)
         self._transport = transport
-        self._out = Coalescer(transport.write)
         self._reader_task = asyncio.ensure_future(self._read(reader))
 
     def write(self, data: bytes) -> None:
-        """Send one frame (length prefix included), with the others of this event-loop turn (``coalesce``)."""
-        assert self._out is not None
-        self._out(data)
+        """Send one frame (length prefix included)."""
+        assert self._transport is not None
+        self._transport.write(data)
 
     async def _read(self, reader: asyncio.StreamReader) -> None:
         try:
@@ -71,16 +68,13 @@ class PeerLink:
         """Close the socket: what was written still goes out first, and the peer, having sent its end of stream,
         writes nothing more that could be lost."""
         if self._transport is not None and not self._transport.is_closing():
-            assert self._out is not None
-            self._out.flush()
             self._transport.close()
 
     async def finish(self, timeout_s: float) -> None:
         """This side sends nothing more: shut down the writing half (after what is buffered), then read on until
         the peer's end of stream, or ``timeout_s`` (a peer that never answers is closed on)."""
-        assert self._transport is not None and self._out is not None and self._reader_task is not None
+        assert self._transport is not None and self._reader_task is not None
         if not self._transport.is_closing():
-            self._out.flush()
             self._transport.write_eof()
         try:
             await asyncio.wait_for(asyncio.shield(self._reader_task), timeout_s)

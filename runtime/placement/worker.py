@@ -47,7 +47,6 @@ from ..loading import load_graph
 from ..registry import default_registry
 from ..runner import GraphRun
 from . import wire
-from .coalesce import Coalescer
 from .codec import Codec, WireError
 from .endpoint import Endpoint
 from .heartbeat import Beat
@@ -285,8 +284,7 @@ async def serve_streams(name: str, plugins: list[str], reader: asyncio.StreamRea
                         transport: asyncio.WriteTransport, beat: Beat | None = None) -> int:
     """Run one worker over a frame connection: read the start frame, run the part, report the result; ``beat``
     is told when the part is loaded (``Beat.running``)."""
-    out = Coalescer(transport.write)
-    worker = _Worker(name, out)
+    worker = _Worker(name, transport.write)
     try:
         config = start_config(await wire.read_frame(reader))
         run = worker.prepare(config, plugins)
@@ -296,7 +294,7 @@ async def serve_streams(name: str, plugins: list[str], reader: asyncio.StreamRea
     except Exception as error:
         logging.getLogger("dnne").exception("worker %s could not load its part", name)
         worker.control(["result", _failure(name, error)])
-        await _flushed(transport, out)
+        await _flushed(transport)
         return 1
     if beat is not None:  # node setups (imports, native libraries) are behind: hold the worker to the timeout
         run.hooks.append(_Running(beat))
@@ -314,15 +312,14 @@ async def serve_streams(name: str, plugins: list[str], reader: asyncio.StreamRea
         "channels": result.channels, "links": worker.endpoint.stats(), "warnings": result.warnings,
         "states": _states(run), "cpu_s": summary["cpu_s"], "nice": worker.nice,
     }])
-    await _flushed(transport, out)
+    await _flushed(transport)
     await worker.finish_peers()
     return 0
 
 
-async def _flushed(transport: asyncio.WriteTransport, out: Coalescer, timeout_s: float = 30.0) -> None:
-    """Close ``transport`` once what was written through ``out`` has left (a busy main process reads late; exiting
-    earlier would lose the result frame)."""
-    out.flush()
+async def _flushed(transport: asyncio.WriteTransport, timeout_s: float = 30.0) -> None:
+    """Close ``transport`` once what was written has left (a busy main process reads late; exiting earlier would
+    lose the result frame)."""
     deadline = time.monotonic() + timeout_s
     while transport.get_write_buffer_size() and not transport.is_closing() and time.monotonic() < deadline:
         await asyncio.sleep(0.005)
