@@ -248,6 +248,7 @@ def _tensor_from(data: bytes) -> torch.Tensor:
     end = 2 + length
     header = bytes(data[2:end])
     parsed = _PARSED.get(header)
+    cached = parsed is not None
     if parsed is None:
         fields = msgpack.unpackb(header)
         if not (isinstance(fields, list) and len(fields) == 2):
@@ -255,13 +256,13 @@ def _tensor_from(data: bytes) -> torch.Tensor:
         name, shape = fields
         dtype, count = _checked_header(name, shape)
         parsed = (dtype, tuple(shape), count * _ITEM_SIZES[dtype])
-        if len(_PARSED) < _CACHED:
-            _PARSED[header] = parsed
     dtype, shape, nbytes = parsed
     raw = bytearray(memoryview(data)[end:])
     if len(raw) != nbytes:
         raise WireError(f"tensor of shape {list(shape)} and dtype {_DTYPE_NAMES[dtype]} does not match its "
                         f"{len(raw)} bytes")
+    if not cached and len(header) <= _CACHED_HEADER_BYTES and len(_PARSED) < _CACHED:
+        _PARSED[header] = parsed
     if not raw:
         return torch.empty(shape, dtype=dtype)
     like = NUMPY_DTYPES.get(dtype)
@@ -271,6 +272,9 @@ def _tensor_from(data: bytes) -> torch.Tensor:
 
 
 _CACHED = 1024
-"""How many tensor headers each side remembers (encoded by dtype and shape, decoded by their bytes, validated)."""
+"""How many tensor headers each side remembers: encoded by dtype and shape; decoded by their bytes, once a tensor
+with that header has decoded, and only headers of at most ``_CACHED_HEADER_BYTES`` (a frame from another process
+cannot make the cache hold more than 1024 short headers)."""
+_CACHED_HEADER_BYTES = 128
 _HEADS: Dict[Tuple[torch.dtype, Tuple[int, ...]], bytes] = {}
 _PARSED: Dict[bytes, Tuple[torch.dtype, Tuple[int, ...], int]] = {}

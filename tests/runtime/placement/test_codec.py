@@ -9,7 +9,8 @@ import msgpack
 import pytest
 import torch
 
-from dnne.runtime.placement.codec import EXT_DATACLASS, Codec, WireError
+from dnne.runtime.placement import codec as codec_module
+from dnne.runtime.placement.codec import EXT_DATACLASS, EXT_TENSOR, Codec, WireError
 from dnne.runtime.registry import default_registry
 from dnne.runtime.types import Token
 
@@ -113,6 +114,31 @@ def test_refuses_unknown_names_and_extensions_on_decode(codec):
     # a codec with an empty allowlist refuses even the node library's classes
     with pytest.raises(WireError):
         Codec().decode(codec.encode(Token()))
+
+
+def tensor_frame(header: list | bytes, raw: bytes) -> bytes:
+    """A tensor extension as another process could write it: header length, msgpack header, raw bytes."""
+    head = header if isinstance(header, bytes) else msgpack.packb(header)
+    return msgpack.packb(msgpack.ExtType(EXT_TENSOR, len(head).to_bytes(2, "big") + head + raw))
+
+
+def test_decoded_tensor_headers_are_remembered_only_when_short_and_sound(codec):
+    """The decoder's header cache holds a header once a tensor with it decoded, and never a long one: a stranger's
+    frames cannot fill it with large headers, and a header whose bytes did not match is checked again next time."""
+    codec_module._PARSED.clear()
+    good = torch.arange(6, dtype=torch.float32).reshape(2, 3)
+    assert torch.equal(codec.decode(codec.encode(good)), good)
+    assert len(codec_module._PARSED) == 1
+    with pytest.raises(WireError, match="does not match"):
+        codec.decode(tensor_frame(["float32", [5, 7]], b"\0" * 12))
+    ones = b"".join(b"\xcf" + (1).to_bytes(8, "big") for _ in range(40))  # 1 as a uint64: 9 bytes each
+    long_header = b"\x92\xa7float32\xdc\x00\x29" + ones + b"\x03"  # [float32, [1 x 40, 3]], 372 bytes
+    assert codec.decode(tensor_frame(long_header, b"\0" * 12)).shape == (1,) * 40 + (3,)
+    assert len(codec_module._PARSED) == 1
+    for _ in range(2):  # decoded again from the cache: the same checks hold
+        with pytest.raises(WireError, match="does not match"):
+            codec.decode(tensor_frame(["float32", [2, 3]], b"\0" * 20))
+        assert torch.equal(codec.decode(codec.encode(good)), good)
 
 
 PROTOCOL = ("wire.py", "codec.py", "endpoint.py", "mirror.py", "slots.py")
