@@ -28,7 +28,7 @@ import msgpack
 import numpy as np
 import torch
 
-from .slots import NUMPY_DTYPES, PREFIX, SlotError, SlotReader, SlotWriter, read_tensor
+from .slots import PREFIX, SlotError, SlotReader, SlotWriter, bytes_of, read_tensor
 
 EXT_TENSOR = 1
 EXT_DATACLASS = 2
@@ -237,10 +237,7 @@ def _tensor_bytes(tensor: torch.Tensor) -> bytes:
         head = _HEADER_LENGTH.pack(len(header)) + header
         if len(_HEADS) < _CACHED:
             _HEADS[key] = head
-    like = NUMPY_DTYPES.get(tensor.dtype)
-    if like is not None:  # one torch call: NumPy views the tensor's memory as bytes
-        return head + tensor.numpy().reshape(-1).view(np.uint8).data
-    return head + tensor.reshape(-1).view(torch.uint8).numpy().data  # a view of the tensor's memory, no copy
+    return head + bytes_of(tensor).data
 
 
 def _tensor_from(data: bytes) -> torch.Tensor:
@@ -257,18 +254,12 @@ def _tensor_from(data: bytes) -> torch.Tensor:
         dtype, count = _checked_header(name, shape)
         parsed = (dtype, tuple(shape), count * _ITEM_SIZES[dtype])
     dtype, shape, nbytes = parsed
-    raw = bytearray(memoryview(data)[end:])
-    if len(raw) != nbytes:
+    if len(data) - end != nbytes:
         raise WireError(f"tensor of shape {list(shape)} and dtype {_DTYPE_NAMES[dtype]} does not match its "
-                        f"{len(raw)} bytes")
+                        f"{len(data) - end} bytes")
     if not cached and len(header) <= _CACHED_HEADER_BYTES and len(_PARSED) < _CACHED:
         _PARSED[header] = parsed
-    if not raw:
-        return torch.empty(shape, dtype=dtype)
-    like = NUMPY_DTYPES.get(dtype)
-    if like is not None:  # over the copy: one torch call instead of three
-        return torch.from_numpy(np.frombuffer(raw, dtype=like).reshape(shape))
-    return torch.frombuffer(raw, dtype=torch.uint8).view(dtype).reshape(shape)
+    return read_tensor(np.frombuffer(data, dtype=np.uint8), dtype, shape, end, nbytes)  # a copy of its own
 
 
 _CACHED = 1024

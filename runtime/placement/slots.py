@@ -76,7 +76,7 @@ class SlotWriter:
 
     def put(self, tensor: torch.Tensor) -> int:
         """Copy a contiguous CPU tensor into the current slot; returns its byte offset there."""
-        raw = _bytes_of(tensor)
+        raw = bytes_of(tensor)
         offset = -(-self._used // ALIGN) * ALIGN
         end = offset + raw.size
         segment = self._slots[self._slot]
@@ -163,7 +163,7 @@ def read_tensor(segment: np.ndarray, dtype: torch.dtype, shape: Tuple[int, ...],
     if offset < 0 or offset + nbytes > segment.size:
         raise SlotError(f"bytes {offset}..{offset + nbytes} are outside the slot ({segment.size} bytes)")
     raw = segment[offset:offset + nbytes]
-    like = NUMPY_DTYPES.get(dtype)
+    like = _NUMPY.get(dtype)
     if like is not None:  # NumPy does the copy and reshape: one torch call instead of four
         return torch.from_numpy(raw.view(like).reshape(shape).copy())
     tensor = torch.empty(shape, dtype=dtype)
@@ -172,15 +172,14 @@ def read_tensor(segment: np.ndarray, dtype: torch.dtype, shape: Tuple[int, ...],
     return tensor
 
 
-NUMPY_DTYPES = {dtype: np.dtype(name) for dtype, name in (
+_NUMPY = {dtype: np.dtype(name) for dtype, name in (
     (torch.bool, "bool"), (torch.uint8, "uint8"), (torch.int8, "int8"), (torch.int16, "int16"),
     (torch.int32, "int32"), (torch.int64, "int64"), (torch.float16, "float16"), (torch.float32, "float32"),
     (torch.float64, "float64"), (torch.complex64, "complex64"), (torch.complex128, "complex128"))}
-"""The NumPy dtype of each torch dtype NumPy has (not ``bfloat16``): copies through NumPy skip torch's dispatch."""
 
 
-def _bytes_of(tensor: torch.Tensor) -> np.ndarray:
+def bytes_of(tensor: torch.Tensor) -> np.ndarray:
     """The bytes of a contiguous CPU tensor as a flat NumPy view (no copy)."""
-    if tensor.dtype in NUMPY_DTYPES:
+    if tensor.dtype in _NUMPY:
         return tensor.numpy().reshape(-1).view(np.uint8)
     return tensor.reshape(-1).view(torch.uint8).numpy()
