@@ -149,18 +149,17 @@ class PPOUpdate:
         sampler = sampler if sampler is not None else FlatSampler(buffer)
 
         # --- advantages and returns, in reward units; V-trace where the acting policy was stale
-        log_rhos = self._log_rhos(buffer, lags, sampler)
+        log_rhos, values, next_values = self._off_policy(buffer, lags, sampler)
         if log_rhos is None:
             advantages, returns = compute_gae(
-                buffer.rewards[:T], buffer.values[:T], buffer.next_values[:T],
-                buffer.terminated[:T], buffer.dones[:T], cfg.gamma, cfg.lam,
+                buffer.rewards[:T], values, next_values, buffer.terminated[:T], buffer.dones[:T], cfg.gamma, cfg.lam,
             )  # fmt: skip
             rho_mean = 1.0
         else:
             assert cfg.vtrace_rho_clip is not None
             advantages, returns = compute_vtrace(
-                buffer.rewards[:T], buffer.values[:T], buffer.next_values[:T], buffer.terminated[:T],
-                buffer.dones[:T], log_rhos, cfg.gamma, cfg.lam, cfg.vtrace_rho_clip,
+                buffer.rewards[:T], values, next_values, buffer.terminated[:T], buffer.dones[:T], log_rhos,
+                cfg.gamma, cfg.lam, cfg.vtrace_rho_clip,
             )  # fmt: skip
             rho_mean = float(log_rhos.exp().clamp(max=cfg.vtrace_rho_clip).mean())
 
@@ -227,15 +226,24 @@ class PPOUpdate:
         return {name: float(value) for name, value in stats.items()}
 
     @torch.no_grad()
-    def _log_rhos(self, buffer: RolloutBuffer, lags: torch.Tensor | None, sampler: Sampler) -> torch.Tensor | None:
-        """``log pi - log mu`` of every stored step under the model as it is now, 0 where the step is on-policy
-        (the model is the policy that acted); ``None`` when V-trace is off or every step is on-policy."""
-        if self.config.vtrace_rho_clip is None or lags is None or not bool((lags > 0).any()):
-            return None
+    def _off_policy(self, buffer: RolloutBuffer, lags: torch.Tensor | None, sampler: Sampler
+                    ) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]:
+        """V-trace's inputs: ``log pi - log mu`` of every stored step under the model as it is now (0 where the
+        step is on-policy: the model is the policy that acted), and the values and next values the targets are
+        built on, the model's own (V-trace's ``V``: a stale critic's values would bias the baseline and the
+        targets by however far the last updates moved it). ``None`` and the stored values when V-trace is off or
+        every step is on-policy. A next value across an episode end stays the stored one (the learner's value of a
+        truncated episode's final observation)."""
         T = buffer.step
+        if self.config.vtrace_rho_clip is None or lags is None or not bool((lags > 0).any()):
+            return None, buffer.values[:T], buffer.next_values[:T]
         log_prob = torch.empty(T * buffer.num_envs, device=buffer.device)
-        with torch.no_grad():
-            rows, evaluated, _, _ = sampler.evaluate(self.model, sampler.everything())
+        value = torch.empty(T * buffer.num_envs, device=buffer.device)
+        rows, evaluated, _, critic = sampler.evaluate(self.model, sampler.everything())
         log_prob[rows] = evaluated
+        value[rows] = self.model.denormalize_value(critic)
         log_rhos = log_prob.reshape(buffer.log_probs[:T].shape) - buffer.log_probs[:T]
-        return torch.where(lags[:T] > 0, log_rhos, torch.zeros_like(log_rhos))
+        values = value.reshape(buffer.values[:T].shape)
+        stored_next = buffer.next_values[:T]
+        next_values = torch.cat([torch.where(buffer.dones[:T - 1], stored_next[:-1], values[1:]), stored_next[-1:]])
+        return torch.where(lags[:T] > 0, log_rhos, torch.zeros_like(log_rhos)), values, next_values

@@ -120,6 +120,21 @@ class TestUpdate:
                 assert stats["approx_kl"] == pytest.approx(0.0, abs=1e-6)
                 assert stats["rho_mean"] == 1.0  # e^0.5 truncated at rho-bar 1
 
+    def test_v_trace_targets_use_the_model_s_own_values(self) -> None:
+        """With V-trace on, a stale rollout's targets are built on the model's values of the stored observations,
+        not the stale critic's: at pi = mu they are GAE's over the model's values (next values across an episode
+        end stay the stored ones), whatever the rollout's stored values."""
+        model, update, buffer = setup(lr=0.0, epochs=1, minibatch_size=T * N, vtrace_rho_clip=1.0)
+        with torch.no_grad():
+            own = model.value(buffer.observations.flatten(0, 1)).reshape(T, N)
+        following = torch.cat([own[1:], buffer.next_values[-1:]])
+        next_values = torch.where(buffer.dones, buffer.next_values, following)
+        _, returns = compute_gae(buffer.rewards, own, next_values, buffer.terminated, buffer.dones,
+                                 update.config.gamma, update.config.lam)
+        buffer.values[:T] += 100.0  # a critic many updates old
+        stats = update.run(buffer, torch.full((T, N), 1, dtype=torch.long))
+        assert stats["value_loss"] == pytest.approx(0.5 * (own - returns).square().mean().item(), rel=1e-5)
+
     def test_advantage_normalization_modes(self) -> None:
         """At ratio 1 the policy loss is -mean(A) unnormalized, and 0 when normalized per batch or minibatch."""
         for mode, expected in [("none", None), ("batch", 0.0), ("minibatch", 0.0)]:
