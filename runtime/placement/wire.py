@@ -7,7 +7,8 @@ Kinds on a crossing link ``k`` (``link`` = k):
 
 * ``M`` message: body = an encoded message, producer side -> consumer side;
 * ``E`` end: the producer sends nothing more;
-* ``C`` credit: the consumer took one message in (its local put completed), consumer side -> producer side;
+* ``C`` credit: the consumer took messages in (their local puts completed), consumer side -> producer side; body =
+  how many, a uint32 (``credit``), empty for one;
 * ``R`` release: the consumer side is gone; the producer drops what it sends instead of waiting for credit;
 * ``D`` declarations: what the nodes upstream of the producer declared at setup (a dict), producer -> consumer.
 
@@ -28,6 +29,7 @@ TO_PRODUCER = (CREDIT, RELEASE)
 
 _PREFIX = struct.Struct(">I")
 _HEAD = struct.Struct(">IcI")
+_COUNT = struct.Struct(">I")
 MAX_FRAME = 1 << 28
 """The largest frame read (256 MiB): tensors ride shared memory, so frames carry control data, small values and the
 node states of a checkpoint."""
@@ -38,6 +40,20 @@ def frame(kind: bytes, link: int, body: bytes = b"") -> bytes:
     if len(body) + 5 >= MAX_FRAME:
         raise ValueError(f"a frame of {len(body) + 5} bytes is over the {MAX_FRAME}-byte limit")
     return _HEAD.pack(5 + len(body), kind, link) + body
+
+
+def credit(link: int, count: int) -> bytes:
+    """A credit frame returning ``count`` credits of ``link`` (an empty body for one, as a single credit always was)."""
+    return frame(CREDIT, link, b"" if count == 1 else _COUNT.pack(count))
+
+
+def credits_in(body: bytes | memoryview) -> int:
+    """How many credits a credit frame's body returns; ``ValueError`` for a body that is not a count."""
+    if not body:
+        return 1
+    if len(body) != _COUNT.size:
+        raise ValueError(f"a credit frame's body is {len(body)} bytes, not {_COUNT.size}")
+    return int(_COUNT.unpack(body)[0])
 
 
 def parse(data: bytes) -> Tuple[bytes, int, memoryview]:

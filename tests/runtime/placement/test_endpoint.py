@@ -142,6 +142,57 @@ class TestCredit:
         asyncio.run(scenario())
 
 
+    def test_credits_come_back_in_batches_of_half_the_capacity(self):
+        """On a link of 16 the consumer returns credits 8 at a time, in one frame: the producer, out of credit after
+        16 sends, waits through 7 grants and goes on at the 8th with 8 credits; a link of 3 still returns each."""
+        async def scenario() -> None:
+            joined, producer, consumer = pair(capacity=16)
+            for i in range(16):
+                await producer.send(7, i, i, None)
+            joined.pump()
+            blocked = asyncio.ensure_future(producer.send(7, 16, 16, None))
+            for i in range(7):
+                assert await consumer.receive(7) == (i, i, None)
+                consumer.grant(7)
+            assert joined.pump() == []
+            await asyncio.sleep(0.01)
+            assert not blocked.done()
+            await consumer.receive(7)
+            consumer.grant(7)
+            assert joined.pump() == [(wire.CREDIT, 7)]
+            await asyncio.wait_for(blocked, 1)
+            assert producer.has_credit(7)
+            for i in range(17, 24):
+                await producer.send(7, i, i, None)
+            assert not producer.has_credit(7)  # 8 back, 8 spent
+
+            joined, producer, consumer = pair(capacity=3)
+            await producer.send(7, 0, 0, None)
+            joined.pump()
+            await consumer.receive(7)
+            consumer.grant(7)
+            assert joined.pump() == [(wire.CREDIT, 7)]
+
+        asyncio.run(scenario())
+
+    @pytest.mark.parametrize("body", [b"\x00\x00\x00\x00", b"\x00\x00\x00\x03", b"\x00\x01", b"\xff" * 4])
+    def test_credit_frames_past_what_is_unanswered_are_wire_errors(self, body: bytes):
+        """A credit frame from the other process returns at most the messages it has not answered (2 here), and
+        its body is a 4-byte count: anything else is a ``WireError``, never credits a slot ring does not have."""
+        async def scenario() -> None:
+            _, producer, _ = pair(capacity=4)
+            await producer.send(7, 0, 0, None)
+            await producer.send(7, 1, 1, None)
+            with pytest.raises(WireError, match="link 7"):
+                producer.on_frame(wire.CREDIT, 7, memoryview(body))
+            producer.on_frame(wire.CREDIT, 7, memoryview(wire.credit(7, 2)[9:]))
+            assert producer.stats()[7]["messages"] == 2 and producer.has_credit(7)
+            with pytest.raises(WireError, match="1 credits returned with 0"):
+                producer.on_frame(wire.CREDIT, 7, memoryview(b""))
+
+        asyncio.run(scenario())
+
+
 class TestEndAndRelease:
     def test_end_comes_after_what_arrived_and_stays(self):
         """An end frame: the messages before it are received first, then ``None``, again and again; a receiver
