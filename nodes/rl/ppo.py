@@ -171,7 +171,9 @@ class PPOUpdate:
         # proximal policy of Hilton et al. 2022's decoupled PPO; V-trace's rhos already weight those advantages), so
         # a step of a stale rollout is not clipped for how far the last update moved before this one began
         b_log_probs = data["log_probs"] if log_rhos is None else data["log_probs"] + log_rhos.flatten()
-        b_values, b_returns, b_advantages = data["values"], returns.flatten(), advantages.flatten()
+        # the values the targets were built on (the learner's own where V-trace ran): value clipping keeps the critic
+        # near them, explained variance measures them
+        b_values, b_returns, b_advantages = values.flatten(), returns.flatten(), advantages.flatten()
         b_old_values_c, b_returns_c = model.normalize_value(b_values), model.normalize_value(b_returns)
         if cfg.normalize_advantage == "batch":
             b_advantages = _normalized(b_advantages)

@@ -5,11 +5,12 @@ Flow control is by credit, so a crossing link blocks like an in-process channel:
 consumer's channel has completed, and returns them (``C``) in batches of ``credit_batch(capacity)``: half the
 capacity, so a link of 16 sends one credit frame per 8 messages instead of 8 (each frame is a write and a wake-up of
 the other process), and a link of 2 or 3 still one per message. Out of credit, the producer waits (timed as producer
-wait). The consumer's channel holds at most ``capacity`` messages and at most ``capacity`` more are on their way or
-earned and not yet returned (fewer than a batch), so a crossing link buffers at most twice what the same link buffers
-in one process and at least ``capacity`` plus the half not held back: never less than in one process, so a graph
-that runs in one process does not deadlock split. A producer out of credit has more than half the capacity on its
-way to the consumer, whose puts return the batch.
+wait). Past the producer's own channel (into ``RemoteSend``, ``capacity`` as in one process), the consumer's channel
+holds at most ``capacity`` messages and at most ``capacity`` more are on their way or taken in with their credits
+not yet returned. No batching deadlock: a producer out of credit has ``capacity`` messages unanswered, of which
+fewer than a batch are taken in, so at least ``capacity - batch + 1`` (at least one) are still to be put into the
+consumer's channel; either that channel is full (the producer of the same link in one process would block too) or
+those puts earn the rest of the batch and return it.
 
 Tensors of a message ride the link's shared-memory slots (``slots``) when the run has a slot directory; the credit
 that comes back for a message also frees its slot.
@@ -179,9 +180,12 @@ class Endpoint:
 
     # ---- incoming frames -------------------------------------------------------------------------------------
     def on_frame(self, kind: bytes, link: int, body: Any) -> None:
-        """Apply one frame addressed to this process."""
+        """Apply one frame addressed to this process; ``WireError`` for one this process cannot take (a link it
+        does not have on that side, a malformed or excess credit, an unknown kind)."""
         if kind == wire.CREDIT:
-            out = self._out[link]
+            out = self._out.get(link)
+            if out is None:
+                raise WireError(f"a credit on link {link}, which this process does not send on")
             try:
                 count = wire.credits_in(body)
             except ValueError as error:
@@ -194,17 +198,23 @@ class Endpoint:
         elif kind == wire.RELEASE:
             self.release(link)
         elif kind == wire.MESSAGE:
-            inbound = self._in[link]
+            inbound = self._inbound(link)
             inbound.queue.append(bytes(body))  # decoded by the receiver, when it takes it
             _wake(inbound.waiter)
         elif kind == wire.END:
             self.cut(link)
         elif kind == wire.DECLARE:
-            future = self._in[link].declarations
+            future = self._inbound(link).declarations
             if not future.done():
                 future.set_result(self.codec.decode(body))
         else:
             raise WireError(f"unexpected frame kind {kind!r} on link {link}")
+
+    def _inbound(self, link: int) -> _Inbound:
+        inbound = self._in.get(link)
+        if inbound is None:
+            raise WireError(f"a frame for link {link}, which this process does not receive on")
+        return inbound
 
     def release(self, link: int) -> None:
         """Nobody reads ``link`` any more: its producer stops waiting for credit and drops what it sends."""

@@ -11,7 +11,6 @@ stream (``on_end``). A peer that dies reads as an end of stream too.
 from __future__ import annotations
 
 import asyncio
-import logging
 import socket
 from typing import Callable
 
@@ -27,12 +26,16 @@ class PeerLink:
         name: the peer worker's name.
         on_frame: called with (kind, link, body) for each frame the peer sends.
         on_end: called once when the peer's stream ends (it finished, or died), after every frame it sent.
+        on_bad: called with the error when a frame does not parse or ``on_frame`` refuses it (before ``on_end``);
+            the peer is not trusted, so its links end there.
     """
 
-    def __init__(self, name: str, on_frame: Frame, on_end: Callable[[str], None]) -> None:
+    def __init__(self, name: str, on_frame: Frame, on_end: Callable[[str], None],
+                 on_bad: Callable[[ValueError], None]) -> None:
         self.name = name
         self.on_frame = on_frame
         self.on_end = on_end
+        self.on_bad = on_bad
         self.ended = False
         self._transport: asyncio.WriteTransport | None = None
         self._reader_task: asyncio.Task[None] | None = None
@@ -58,7 +61,7 @@ class PeerLink:
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         except ValueError as error:  # a frame that does not parse (WireError included): the peer is not trusted
-            logging.getLogger("dnne").error("worker %r sent a bad frame (%s); its links end here", self.name, error)
+            self.on_bad(error)
         finally:
             self.ended = True
             self.on_end(self.name)

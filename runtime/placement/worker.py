@@ -110,7 +110,7 @@ class _Worker:
         process) and read link frames from it."""
         for peer, fd in peers.items():
             link = PeerLink(peer, lambda kind, index, body, peer=peer: self._peer_frame(peer, kind, index, body),
-                            self._peer_gone)
+                            self._peer_gone, lambda error, peer=peer: self.bad_frame(f"worker {peer!r}", error))
             self.peers[peer] = link
             await link.open(socket.socket(fileno=fd))
 
@@ -215,10 +215,14 @@ class _Worker:
                 self._stop("interrupted", "the main process closed the pipe")
                 return
             kind, link, body = wire.parse(data)
-            if kind != wire.CONTROL:
-                self.endpoint.on_frame(kind, link, body)
-                continue
-            message = self.codec.decode(body)
+            try:
+                if kind != wire.CONTROL:
+                    self.endpoint.on_frame(kind, link, body)
+                    continue
+                message = self.codec.decode(body)
+            except ValueError as error:  # WireError included: what comes in is not trusted
+                self.bad_frame("the main process", error)
+                return
             if message[0] == "counter":
                 self.mirror.apply(message[1], message[2], message[3])
             elif message[0] == "arm":
@@ -229,6 +233,14 @@ class _Worker:
                 self.resume()
             elif message[0] == "stop":
                 self._stop(message[1], "the run stopped")
+
+    def bad_frame(self, sender: str, error: ValueError) -> None:
+        """A frame from ``sender`` did not parse or broke the link protocol: the run fails for this worker, naming
+        the sender and the error, and every link of this process ends."""
+        assert self.run is not None and self.endpoint is not None
+        cause = WireError(f"{sender} sent a bad frame: {error}")
+        self.run.fail(self.name, "worker", "run", cause)
+        self.endpoint.cut_all(cause)
 
     def _stop(self, reason: str, why: str) -> None:
         assert self.run is not None and self.endpoint is not None

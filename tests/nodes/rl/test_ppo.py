@@ -120,20 +120,39 @@ class TestUpdate:
                 assert stats["approx_kl"] == pytest.approx(0.0, abs=1e-6)
                 assert stats["rho_mean"] == 1.0  # e^0.5 truncated at rho-bar 1
 
-    def test_v_trace_targets_use_the_model_s_own_values(self) -> None:
-        """With V-trace on, a stale rollout's targets are built on the model's values of the stored observations,
-        not the stale critic's: at pi = mu they are GAE's over the model's values (next values across an episode
-        end stay the stored ones), whatever the rollout's stored values."""
-        model, update, buffer = setup(lr=0.0, epochs=1, minibatch_size=T * N, vtrace_rho_clip=1.0)
+    @pytest.mark.parametrize("normalize_value, clip_value_loss", [(False, False), (True, False), (False, True)])
+    def test_v_trace_targets_use_the_model_s_own_values(self, normalize_value: bool, clip_value_loss: bool) -> None:
+        """With V-trace on, a stale rollout's targets are built on the model's values of the stored observations
+        (denormalised), not the stale critic's: at pi = mu they are GAE's over the model's values (next values
+        across an episode end stay the stored ones), whatever the rollout's stored values; value clipping and
+        explained variance are taken around those values too."""
+        model, update, buffer = setup(lr=0.0, epochs=1, minibatch_size=T * N, vtrace_rho_clip=1.0,
+                                      normalize_value=normalize_value, clip_value_loss=clip_value_loss)
         with torch.no_grad():
             own = model.value(buffer.observations.flatten(0, 1)).reshape(T, N)
+            critic = model(buffer.observations.flatten(0, 1))[1].reshape(T, N)  # the critic's own space
         following = torch.cat([own[1:], buffer.next_values[-1:]])
         next_values = torch.where(buffer.dones, buffer.next_values, following)
         _, returns = compute_gae(buffer.rewards, own, next_values, buffer.terminated, buffer.dones,
                                  update.config.gamma, update.config.lam)
         buffer.values[:T] += 100.0  # a critic many updates old
         stats = update.run(buffer, torch.full((T, N), 1, dtype=torch.long))
-        assert stats["value_loss"] == pytest.approx(0.5 * (own - returns).square().mean().item(), rel=1e-5)
+        targets = model.normalize_value(returns)  # with the statistics the update refreshed
+        assert stats["value_loss"] == pytest.approx(0.5 * (critic - targets).square().mean().item(), rel=1e-4)
+        ev = 1 - (returns - own).var() / returns.var()
+        assert stats["explained_variance"] == pytest.approx(ev.item(), rel=1e-4)
+
+    def test_v_trace_on_a_one_step_rollout(self) -> None:
+        """A stale rollout of one step: the next value is the stored one, the update runs and stays finite."""
+        model, update, _ = setup(lr=0.0, epochs=1, minibatch_size=N, vtrace_rho_clip=1.0)
+        buffer = RolloutBuffer(1, N, (OBS,), (ACT,), torch.float32)
+        obs = torch.randn(N, OBS, generator=torch.Generator().manual_seed(3))
+        res = model.act(obs)
+        buffer.add(res.observation, res.action, res.log_prob, res.value + 5.0, torch.ones(N),
+                   torch.zeros(N, dtype=torch.bool), torch.zeros(N, dtype=torch.bool), torch.zeros(N))
+        stats = update.run(buffer, torch.ones(1, N, dtype=torch.long))
+        expected = 0.5 * (1.0 - res.value).square().mean().item()  # target: reward 1 + gamma * 0, around V = own
+        assert stats["value_loss"] == pytest.approx(expected, rel=1e-4)
 
     def test_advantage_normalization_modes(self) -> None:
         """At ratio 1 the policy loss is -mean(A) unnormalized, and 0 when normalized per batch or minibatch."""

@@ -21,7 +21,7 @@ def producer(sock: socket.socket, done: threading.Event) -> None:
     """A worker that sends ``FRAMES`` messages and the end of its link, then finishes (its own thread and loop)."""
 
     async def main() -> None:
-        link = PeerLink("consumer", lambda kind, index, body: None, lambda name: None)
+        link = PeerLink("consumer", lambda kind, index, body: None, lambda name: None, lambda error: None)
         await link.open(sock)
         for i in range(FRAMES):
             link.write(wire.frame(wire.MESSAGE, 1, i.to_bytes(2, "big") * 50))
@@ -35,7 +35,8 @@ def producer(sock: socket.socket, done: threading.Event) -> None:
 async def late_consumer(sock: socket.socket, other: socket.socket) -> tuple[list[tuple[bytes, bytes]], list[str]]:
     got: list[tuple[bytes, bytes]] = []
     ended: list[str] = []
-    link = PeerLink("producer", lambda kind, index, body: got.append((kind, bytes(body))), ended.append)
+    link = PeerLink("producer", lambda kind, index, body: got.append((kind, bytes(body))), ended.append,
+                    lambda error: None)
     await link.open(sock)
     done = threading.Event()
     thread = threading.Thread(target=producer, args=(other, done))
@@ -63,7 +64,7 @@ def test_a_peer_that_dies_ends_the_stream_after_what_it_sent():
     ended: list[str] = []
 
     async def main() -> None:
-        link = PeerLink("dead", lambda kind, index, body: got.append(kind), ended.append)
+        link = PeerLink("dead", lambda kind, index, body: got.append(kind), ended.append, lambda error: None)
         await link.open(ours)
         theirs.sendall(wire.frame(wire.MESSAGE, 3, b"x") + wire.frame(wire.MESSAGE, 3, b"y")[:7])  # cut mid-frame
         theirs.close()
@@ -71,3 +72,23 @@ def test_a_peer_that_dies_ends_the_stream_after_what_it_sent():
 
     asyncio.run(main())
     assert got == [wire.MESSAGE] and ended == ["dead"]
+
+
+def test_a_bad_frame_is_reported_then_the_stream_ends():
+    """A frame the receiver refuses (here: a bad frame length) goes to ``on_bad`` with the error, then the stream
+    ends once (``on_end``), and nothing after it is applied."""
+    ours, theirs = socket.socketpair()
+    got: list[bytes] = []
+    ended: list[str] = []
+    bad: list[ValueError] = []
+
+    async def main() -> None:
+        link = PeerLink("liar", lambda kind, index, body: got.append(kind), ended.append, bad.append)
+        await link.open(ours)
+        theirs.sendall(wire.frame(wire.MESSAGE, 3, b"x") + (2).to_bytes(4, "big") + wire.frame(wire.END, 3))
+        await link.finish(5.0)
+        theirs.close()
+
+    asyncio.run(main())
+    assert got == [wire.MESSAGE] and ended == ["liar"]
+    assert len(bad) == 1 and "bad frame length" in str(bad[0])

@@ -232,3 +232,41 @@ class TestDecoderFuzz:
             return
         assert isinstance(tensor, torch.Tensor) and list(tensor.shape) == shape
         assert tensor.numel() * tensor.element_size() == len(raw)
+
+
+class TestWorkerRefusesBadFrames:
+    """A frame that breaks the link protocol fails the worker's run, naming the sender; its links end."""
+
+    class _Run:
+        def __init__(self) -> None:
+            self.failures: list[tuple[str, str, str, BaseException]] = []
+
+        def fail(self, node_id: str, node_type: str, phase: str, cause: BaseException) -> None:
+            self.failures.append((node_id, node_type, phase, cause))
+
+    @pytest.mark.parametrize("frame", [wire.credit(5, 1), wire.frame(wire.MESSAGE, 9, b"x"),
+                                       wire.frame(wire.CONTROL, 0, b"\xc1")])
+    def test_from_the_main_process(self, frame: bytes):
+        """A credit on a link the worker does not send on, a message on one it does not receive on and a control
+        frame that does not decode: the run fails for the worker, naming the main process, and listening stops."""
+        import asyncio
+
+        from dnne.runtime.placement.endpoint import Endpoint
+        from dnne.runtime.placement.worker import _Worker
+
+        async def scenario() -> list[tuple[str, str, str, BaseException]]:
+            worker = _Worker("w", lambda data: None)
+            run = self._Run()
+            worker.run, worker.mirror = run, object()
+            worker.endpoint = Endpoint(Codec(), worker.route, {}, {7: 2})
+            reader = asyncio.StreamReader()
+            declared = wire.frame(wire.DECLARE, 7, Codec().encode({}))  # the link's setup, as at a real start
+            reader.feed_data(declared + frame + wire.frame(wire.CONTROL, 0, Codec().encode(["arm"])))
+            await asyncio.wait_for(worker.listen(reader), 5)
+            assert not worker.armed  # nothing after the bad frame was applied
+            assert await worker.endpoint.receive(7) is None  # the link into the worker ended
+            return run.failures
+
+        failures = asyncio.run(scenario())
+        assert [(node, kind, phase) for node, kind, phase, _ in failures] == [("w", "worker", "run")]
+        assert isinstance(failures[0][3], WireError) and "the main process sent a bad frame" in str(failures[0][3])
