@@ -190,9 +190,9 @@ class Endpoint:
                 count = wire.credits_in(body)
             except ValueError as error:
                 raise WireError(f"link {link}: {error}") from None
-            if not 0 < count <= out.capacity - out.credits:
-                raise WireError(f"link {link}: {count} credits returned with {out.capacity - out.credits} messages "
-                                "unanswered")
+            unanswered = out.capacity - out.credits
+            if not 0 < count <= unanswered:
+                raise WireError(f"link {link}: {count} credits returned with {unanswered} messages unanswered")
             out.credits += count
             _wake(out.waiter)
         elif kind == wire.RELEASE:

@@ -27,9 +27,9 @@ MESSAGE, END, CREDIT, RELEASE, DECLARE, CONTROL = b"M", b"E", b"C", b"R", b"D", 
 TO_CONSUMER = (MESSAGE, END, DECLARE)
 TO_PRODUCER = (CREDIT, RELEASE)
 
-_PREFIX = struct.Struct(">I")
+_UINT32 = struct.Struct(">I")
+"""A frame's length prefix, and a credit frame's count."""
 _HEAD = struct.Struct(">IcI")
-_COUNT = struct.Struct(">I")
 MAX_FRAME = 1 << 28
 """The largest frame read (256 MiB): tensors ride shared memory, so frames carry control data, small values and the
 node states of a checkpoint."""
@@ -44,16 +44,16 @@ def frame(kind: bytes, link: int, body: bytes = b"") -> bytes:
 
 def credit(link: int, count: int) -> bytes:
     """A credit frame returning ``count`` credits of ``link`` (an empty body for one, as a single credit always was)."""
-    return frame(CREDIT, link, b"" if count == 1 else _COUNT.pack(count))
+    return frame(CREDIT, link, b"" if count == 1 else _UINT32.pack(count))
 
 
 def credits_in(body: bytes | memoryview) -> int:
     """How many credits a credit frame's body returns; ``ValueError`` for a body that is not a count."""
     if not body:
         return 1
-    if len(body) != _COUNT.size:
-        raise ValueError(f"a credit frame's body is {len(body)} bytes, not {_COUNT.size}")
-    return int(_COUNT.unpack(body)[0])
+    if len(body) != _UINT32.size:
+        raise ValueError(f"a credit frame's body is {len(body)} bytes, not {_UINT32.size}")
+    return int(_UINT32.unpack(body)[0])
 
 
 def parse(data: bytes) -> Tuple[bytes, int, memoryview]:
@@ -64,7 +64,7 @@ def parse(data: bytes) -> Tuple[bytes, int, memoryview]:
 
 async def read_frame(reader: asyncio.StreamReader) -> bytes:
     """The next frame without its length prefix; ``asyncio.IncompleteReadError`` at the end of the stream."""
-    (length,) = _PREFIX.unpack(await reader.readexactly(4))
+    (length,) = _UINT32.unpack(await reader.readexactly(4))
     if not 5 <= length < MAX_FRAME:
         raise ValueError(f"bad frame length {length}")
     return await reader.readexactly(length)
@@ -72,4 +72,4 @@ async def read_frame(reader: asyncio.StreamReader) -> bytes:
 
 def prefixed(data: bytes) -> bytes:
     """A frame read by ``read_frame`` with its length prefix again (for forwarding)."""
-    return _PREFIX.pack(len(data)) + data
+    return _UINT32.pack(len(data)) + data
