@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import inspect
 import sys
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 import torch
 import torch._compile
@@ -74,16 +74,3 @@ class EagerAdam(torch.optim.Adam):
             return _ADAM_STEP(self, closure)
         finally:
             torch.set_grad_enabled(grad_enabled)
-
-
-FUSED_DEVICES = ("cpu", "cuda")
-
-
-def make_adam(params: Iterable[torch.Tensor], learning_rate: float, device: torch.device) -> EagerAdam:
-    """The trainers' Adam (eps 1e-5, as CleanRL and rl_games): torch's fused kernel where it has one for
-    ``device`` (one kernel over every parameter, no Python loop over them or over operations: an update of the
-    small PPO networks spends about a seventh less time than with ``foreach``), else ``foreach``. Fused and
-    ``foreach`` Adam agree to float rounding (one ulp or so), not bit for bit."""
-    if device.type in FUSED_DEVICES:
-        return EagerAdam(params, lr=learning_rate, eps=1e-5, fused=True)
-    return EagerAdam(params, lr=learning_rate, eps=1e-5, foreach=True)

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from ..eager_adam import make_adam
+from ..eager_adam import EagerAdam
 from ..types import ModelSpec
 from .actor_critic import ActorCritic
 from .ppo import PPOConfig, PPOUpdate
@@ -40,7 +40,9 @@ class Learner:
         if unexpected or any(not name.startswith("value_normalizer.") for name in missing):
             raise ValueError(f"the model's weights do not fit its architecture: missing {missing}, unexpected "
                              f"{unexpected}")
-        self.optimizer = make_adam(self.network.parameters(), learning_rate, device)
+        # foreach: one kernel per operation over all parameters instead of a Python loop over them (torch's default
+        # only on CUDA); the same numbers on the CPU, a tenth less time per update of the main Cartpole graph
+        self.optimizer = EagerAdam(self.network.parameters(), lr=learning_rate, eps=1e-5, foreach=True)
         self.update = PPOUpdate(self.network, self.optimizer, config, generator)
         self.version = 0
 

@@ -1,15 +1,13 @@
-"""``EagerAdam`` computes what ``torch.optim.Adam`` computes, bit for bit, without importing ``torch._dynamo``; the
-trainers' Adam (``make_adam``) is the fused one where torch has it."""
+"""``EagerAdam`` computes what ``torch.optim.Adam`` computes, bit for bit, without importing ``torch._dynamo``."""
 from __future__ import annotations
 
 import copy
 import subprocess
 import sys
 
-import pytest
 import torch
 
-from dnne.nodes.eager_adam import EagerAdam, make_adam
+from dnne.nodes.eager_adam import EagerAdam
 
 
 def _model(seed: int) -> torch.nn.Module:
@@ -17,11 +15,10 @@ def _model(seed: int) -> torch.nn.Module:
     return torch.nn.Sequential(torch.nn.Linear(4, 64), torch.nn.Tanh(), torch.nn.Linear(64, 3))
 
 
-def _train(optimizer_class: type[torch.optim.Optimizer], steps: int,
-           **options: bool) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
+def _train(optimizer_class: type[torch.optim.Optimizer], steps: int) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
     """A few steps with grad clipping and a changing learning rate, the way the PPO update drives Adam."""
     model = _model(0)
-    optimizer = optimizer_class(model.parameters(), lr=1e-3, eps=1e-5, **options)
+    optimizer = optimizer_class(model.parameters(), lr=1e-3, eps=1e-5)
     data = torch.Generator().manual_seed(1)
     for step in range(steps):
         for group in optimizer.param_groups:
@@ -35,16 +32,11 @@ def _train(optimizer_class: type[torch.optim.Optimizer], steps: int,
     return model, optimizer
 
 
-IMPLEMENTATIONS = [{}, {"foreach": True}, {"fused": True}]
-
-
 class TestEagerAdam:
-    @pytest.mark.parametrize("options", IMPLEMENTATIONS, ids=["loop", "foreach", "fused"])
-    def test_steps_are_bit_identical_to_torch_adam(self, options: dict[str, bool]) -> None:
-        """Parameters and moments after 25 steps equal torch.optim.Adam's with the same implementation exactly
-        (torch.equal, not allclose)."""
-        ours, our_optimizer = _train(EagerAdam, 25, **options)
-        theirs, their_optimizer = _train(torch.optim.Adam, 25, **options)
+    def test_steps_are_bit_identical_to_torch_adam(self) -> None:
+        """Parameters and moments after 25 steps equal torch.optim.Adam's exactly (torch.equal, not allclose)."""
+        ours, our_optimizer = _train(EagerAdam, 25)
+        theirs, their_optimizer = _train(torch.optim.Adam, 25)
         for mine, reference in zip(ours.parameters(), theirs.parameters(), strict=True):
             assert torch.equal(mine, reference)
         for mine, reference in zip(our_optimizer.state.values(), their_optimizer.state.values(), strict=True):
@@ -66,15 +58,13 @@ class TestEagerAdam:
         for mine, theirs in zip(model.parameters(), clone.parameters(), strict=True):
             assert torch.equal(mine, theirs)
 
-    @pytest.mark.parametrize("options", IMPLEMENTATIONS, ids=["loop", "foreach", "fused"])
-    def test_training_does_not_import_dynamo(self, options: dict[str, bool]) -> None:
-        """In a fresh process, construction, steps, zero_grad and a state-dict round trip leave torch._dynamo
-        unloaded, whichever of torch's Adam implementations runs."""
+    def test_training_does_not_import_dynamo(self) -> None:
+        """In a fresh process, construction, steps, zero_grad and a state-dict round trip leave torch._dynamo unloaded."""
         script = (
             "import sys, torch\n"
             "from dnne.nodes.eager_adam import EagerAdam\n"
             "model = torch.nn.Linear(4, 2)\n"
-            f"opt = EagerAdam(model.parameters(), lr=1e-3, **{options!r})\n"
+            "opt = EagerAdam(model.parameters(), lr=1e-3)\n"
             "for _ in range(3):\n"
             "    opt.zero_grad(set_to_none=True)\n"
             "    model(torch.randn(5, 4)).sum().backward()\n"
@@ -94,22 +84,3 @@ class TestEagerAdam:
         theirs, _ = _train(torch.optim.Adam, 5)
         for mine, reference in zip(ours.parameters(), theirs.parameters(), strict=True):
             assert torch.equal(mine, reference)
-
-
-class TestMakeAdam:
-    def test_fused_on_the_cpu_with_the_trainers_eps(self) -> None:
-        """The trainers' Adam on the CPU is torch's fused kernel, eps 1e-5; its steps stay within float rounding of
-        the one-tensor-at-a-time Adam's (an independent implementation of the same update)."""
-        model = _model(0)
-        optimizer = make_adam(model.parameters(), 1e-3, torch.device("cpu"))
-        assert optimizer.defaults["fused"] is True and optimizer.defaults["eps"] == 1e-5
-        reference, _ = _train(torch.optim.Adam, 25)
-        ours, _ = _train(lambda params, **kw: make_adam(params, kw["lr"], torch.device("cpu")), 25)
-        for mine, theirs in zip(ours.parameters(), reference.parameters(), strict=True):
-            torch.testing.assert_close(mine, theirs, rtol=1e-5, atol=1e-6)
-
-    def test_foreach_where_torch_has_no_fused_kernel(self) -> None:
-        """On a device without a fused kernel (the meta device stands in for one) the trainers' Adam is foreach."""
-        model = _model(0).to("meta")
-        optimizer = make_adam(model.parameters(), 1e-3, torch.device("meta"))
-        assert optimizer.defaults["foreach"] is True and not optimizer.defaults["fused"]
