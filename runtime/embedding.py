@@ -6,6 +6,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from . import heap
 from .graph import Graph
 from .loading import load_graph
 from .native_preload import preload_extensions
@@ -28,7 +29,9 @@ async def run(graph: Graph | str | Path | dict[str, Any], registry: NodeRegistry
 
     A first ``import torch`` would hold the interpreter lock for 0.35-0.55 s while libtorch loads; the run's thread
     loads torch's native library first with the lock released (``native_preload``), so the import stalls the
-    caller's loop no longer than ordinary Python code does.
+    caller's loop no longer than ordinary Python code does; and the collector's full collections, which would walk
+    the objects those imports create holding the lock, wait until the graph's nodes are set up, when the objects
+    alive are frozen (``heap``: once per process, the caller's objects included).
     """
     host = asyncio.get_running_loop()
     hooks = list(options.pop("hooks", ()))
@@ -91,16 +94,20 @@ class EmbeddedRun:
             self._deliver(self._succeed, outcome)
 
     async def _execute(self) -> RunResult:
-        preload_extensions("torch", "_C*.so")  # libtorch's loading, off the interpreter lock (native_preload.py)
-        registry = self.registry if self.registry is not None else default_registry()
-        graph = self.graph if isinstance(self.graph, Graph) else load_graph(self.graph, registry=registry)
-        graph_run = GraphRun(graph, registry, hooks=self.hooks, **self.options)
-        graph_run.build()
-        with self._lock:
-            self._loop, self._graph_run = asyncio.get_running_loop(), graph_run
-            if self._stop_reason is not None:
-                graph_run.request_stop(self._stop_reason)
-        return await graph_run.execute()
+        heap.defer()  # no full collection over the imports' objects while they appear (heap.py)
+        try:
+            preload_extensions("torch", "_C*.so")  # libtorch's loading, off the interpreter lock (native_preload.py)
+            registry = self.registry if self.registry is not None else default_registry()
+            graph = self.graph if isinstance(self.graph, Graph) else load_graph(self.graph, registry=registry)
+            graph_run = GraphRun(graph, registry, hooks=self.hooks, **self.options)
+            graph_run.build()
+            with self._lock:
+                self._loop, self._graph_run = asyncio.get_running_loop(), graph_run
+                if self._stop_reason is not None:
+                    graph_run.request_stop(self._stop_reason)
+            return await graph_run.execute()
+        finally:
+            heap.settle()  # a run that ended before its nodes were set up
 
     def _deliver(self, setter: Any, value: Any) -> None:
         try:

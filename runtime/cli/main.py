@@ -9,7 +9,7 @@ import sys
 import threading
 from collections.abc import Sequence
 
-from .. import __version__
+from .. import __version__, heap
 from ..checkpoint import CheckpointError
 from ..errors import GraphError, printable
 from ..run_owner import RunDirectoryError
@@ -42,9 +42,12 @@ def console() -> int:
     """The ``dnne`` console script (and ``python -m dnne.runtime.cli``): ``main``, then an exit that skips the
     interpreter's last garbage collections over every object still alive, torch's modules first among them (about
     0.3 s of a Cartpole run's 5): ``gc.freeze`` moves them out of the collector's sight. Nothing is lost: the run
-    has closed its files and ended its threads by then, and ``atexit`` handlers still run. Not part of ``main``,
-    which a caller's process goes on after."""
+    has closed its files and ended its threads by then, and ``atexit`` handlers still run. Before ``main``, full
+    collections are held back until the run's nodes are set up (``heap.py``). Neither is part of ``main``, which a
+    caller's process goes on after."""
+    heap.defer()
     code = main()
+    heap.settle()
     gc.freeze()
     return code
 

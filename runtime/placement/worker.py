@@ -42,7 +42,7 @@ from typing import Any
 
 import torch
 
-from .. import checkpoint
+from .. import checkpoint, heap
 from ..loading import load_graph
 from ..registry import default_registry
 from ..runner import GraphRun
@@ -346,6 +346,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plugin", action="append", default=[])
     parser.add_argument("--heartbeat", type=int)
     args = parser.parse_args(argv)
+    heap.defer()  # until its part is set up (heap.py)
     beat = None
     if args.heartbeat is not None:
         beat = Beat(socket.socket(fileno=args.heartbeat))

@@ -1,0 +1,47 @@
+"""Keeping the cycle collector's full collections off the objects a process builds while a run starts.
+
+Importing torch and the node packages creates several hundred thousand objects that live as long as the process
+(modules, classes, functions, operator tables). Every full collection of the garbage collector walks all of them,
+holding the interpreter lock: during the main Cartpole job's start three of them took 16, 60 and 82 ms, and each
+stops every thread of the process, an embedding host's event loop among them. So a process the runtime starts
+(``dnne run``, a worker) and an embedded run call ``defer`` before those imports: full collections wait, while the
+young generations are still collected as usual. Once a run's nodes are set up, ``settle`` moves every object alive
+then into the collector's permanent generation (``gc.freeze``, as servers do before they fork), which collections
+skip, and full collections resume. Both act once per process: the first run's start is where the objects appear.
+
+The cost: an object alive at that moment that later becomes unreachable only through a reference cycle is not
+reclaimed (reference counting still frees everything else), so the freeze happens once, not at every run.
+"""
+from __future__ import annotations
+
+import gc
+import threading
+
+DEFERRED = 1_000_000
+"""The oldest generation's threshold while full collections wait: a count of younger collections never reached."""
+
+_lock = threading.Lock()
+_saved: int | None = None
+_settled = False
+
+
+def defer() -> None:
+    """Hold full collections back until ``settle`` (nothing once this process has settled, or already deferred)."""
+    global _saved
+    with _lock:
+        if _settled or _saved is not None:
+            return
+        young, middle, _saved = gc.get_threshold()
+        gc.set_threshold(young, middle, DEFERRED)
+
+
+def settle() -> None:
+    """Freeze the objects alive now and let full collections resume (only after ``defer``, and once)."""
+    global _saved, _settled
+    with _lock:
+        if _settled or _saved is None:
+            return
+        gc.freeze()
+        young, middle, _ = gc.get_threshold()
+        gc.set_threshold(young, middle, _saved)
+        _saved, _settled = None, True
