@@ -130,6 +130,7 @@ class PPOTrainerNode(Node):
         self.nan_updates = 0
         self.pending: list[asyncio.Future[tuple[dict[str, float], dict[str, torch.Tensor]]]] = []
         self.executor: ThreadPoolExecutor | None = None
+        self.submitted: list[asyncio.Future[Any]] = []  # updates handed to the learner's thread, until they end
         self.generator = torch.Generator()
         self.generator.manual_seed(self.ctx.seed)
         self.learner_device = torch.device("cpu")
@@ -310,7 +311,15 @@ class PPOTrainerNode(Node):
     def _submit(self, rollout: list[Trajectory]) -> asyncio.Future[tuple[dict[str, float], dict[str, torch.Tensor]]]:
         """Queue an update on the learner's thread: updates run one after another, beside the event loop."""
         assert self.learner is not None and self.executor is not None
-        return asyncio.get_running_loop().run_in_executor(self.executor, self.learner.train, rollout, self.rule.max_lag)
+        future = asyncio.get_running_loop().run_in_executor(self.executor, self.learner.train, rollout,
+                                                            self.rule.max_lag)
+        self.submitted = [update for update in self.submitted if not update.done()] + [future]
+        return future
+
+    def _updating(self) -> bool:
+        """Whether an update may be running on the learner's thread (its future is done once the thread has
+        returned from it)."""
+        return any(not update.done() for update in self.submitted)
 
     async def _train(self, rollout: list[Trajectory]) -> tuple[dict[str, float], dict[str, torch.Tensor]]:
         future = self._submit(rollout)
@@ -420,13 +429,14 @@ class PPOTrainerNode(Node):
         """The learner (network and statistics, optimizer), schedule, counters, the minibatch generator and each env
         group's reward scaler (running returns and their statistics). A
         checkpoint taken at a stop point (after an update) has no partial rollout to keep; one taken elsewhere
-        resumes from the next rollout. The learner's part is copied on the learner's thread, between updates, so an
-        async update running meanwhile never tears it."""
+        resumes from the next rollout. While an update runs, the learner's part is copied on the learner's thread,
+        between updates, so the update never tears it; with none running (a sync trainer's iteration ends) it is
+        copied here, without the two thread switches (0.1-0.2 ms an iteration of the main graph)."""
         state: dict[str, Any] = {"iteration": self.iteration, "nan_updates": self.nan_updates,
                                  "generator": self.generator.get_state()}
         if self.learner is not None and self.schedule is not None:
             learner = self.learner
-            if self.executor is not None:
+            if self.executor is not None and self._updating():
                 state.update(self.executor.submit(learner.state_dict).result())
             else:
                 state.update(learner.state_dict())

@@ -57,6 +57,34 @@ class TestLearner:
         assert all(torch.equal(published[k], before[k]) for k in before)
         assert not all(torch.equal(learner.network.state_dict()[k], before[k]) for k in before)
 
+    def test_state_dict_is_a_copy_that_restores_the_same_training(self) -> None:
+        """The checkpoint state equals a deep copy of the optimizer's own state, later updates leave it unchanged,
+        and a fresh learner loaded from it trains to exactly the weights the original reaches."""
+        import copy
+
+        learner, agent = make_learner()
+        learner.train([rollout(agent, [0] * T)], max_lag=0)
+        state = learner.state_dict()
+        reference = copy.deepcopy(learner.optimizer.state_dict())
+        assert state["optimizer"]["param_groups"] == reference["param_groups"]
+        for index, tensors in reference["state"].items():
+            for name, value in tensors.items():
+                kept = state["optimizer"]["state"][index][name]
+                assert torch.equal(kept, value) and kept.data_ptr() != learner.optimizer.state_dict()[
+                    "state"][index][name].data_ptr(), (index, name)
+        frozen = copy.deepcopy(state)
+        minibatches = learner.update.generator.get_state()  # the trainer node keeps the generator's state
+        learner.train([rollout(agent, [1] * T)], max_lag=1)
+        for index, tensors in frozen["optimizer"]["state"].items():
+            assert all(torch.equal(state["optimizer"]["state"][index][n], v) for n, v in tensors.items())
+        restored, _ = make_learner()
+        restored.load_state_dict(frozen)
+        restored.update.generator.set_state(minibatches)
+        restored.version = 1
+        restored.train([rollout(agent, [1] * T)], max_lag=1)
+        for name, value in learner.network.state_dict().items():
+            assert torch.equal(restored.network.state_dict()[name], value), name
+
     def test_updates_equal_torch_adam_one_tensor_at_a_time(self) -> None:
         """The learner's Adam runs over all parameters at once (foreach); three updates give exactly the weights
         the same learner gets with torch's one-tensor-at-a-time Adam (its CPU default)."""

@@ -138,3 +138,48 @@ class TestNaNLosses:
         assert all(torch.equal(last[k], second[k]) for k in last)
         assert all(torch.isfinite(v).all() for v in last.values())
         assert json.loads((tmp_path / "summary.json").read_text())["stop_reason"] == "failed"
+
+
+class TestCheckpointThread:
+    @pytest.mark.parametrize("mode", ["sync", "async"])
+    def test_the_learner_s_state_is_copied_off_its_thread_only_while_no_update_runs(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: str) -> None:
+        """Checkpointing every iteration: a copy taken on the event loop's thread never overlaps an update (it
+        would tear the weights); while one runs (async with two versions of staleness: an iteration ends while the
+        next update is already running) the copy is made on the learner's thread, after it. In sync mode no update
+        runs when an iteration ends, so every copy is taken on the loop's thread."""
+        import threading
+        import time
+
+        from dnne.nodes.rl.learner import Learner
+
+        training = threading.Event()
+        calls: list[tuple[str, bool]] = []
+        train, state_dict = Learner.train, Learner.state_dict
+
+        def slow_train(self: Learner, *args: Any) -> Any:
+            training.set()
+            try:
+                time.sleep(0.03)  # an update long enough for collection to go on beside it
+                return train(self, *args)
+            finally:
+                training.clear()
+
+        def recorded(self: Learner) -> dict[str, Any]:
+            calls.append((threading.current_thread().name, training.is_set()))
+            return state_dict(self)
+
+        monkeypatch.setattr(Learner, "train", slow_train)
+        monkeypatch.setattr(Learner, "state_dict", recorded)
+        document = json.loads((ROOT / "graphs" / "presets" / "cartpole_zoo.json").read_text())
+        document["nodes"]["trainer"]["params"].update(mode=mode, max_staleness=2 if mode == "async" else 1)
+        document["run"].update(target_return=None, max_iterations=8)
+        registry = default_registry()
+        graph_run = GraphRun(load_graph(document, registry=registry), registry, run_dir=tmp_path,
+                             hooks=[RunDirectory(tmp_path, checkpoint_every=1)])
+        result = asyncio.run(graph_run.execute())
+        assert result.error is None and len(calls) >= 8
+        on_learner = [overlapped for name, overlapped in calls if name.startswith("dnne-learner-")]
+        on_loop = [overlapped for name, overlapped in calls if not name.startswith("dnne-learner-")]
+        assert not any(on_loop) and not any(on_learner)  # never beside a running update
+        assert (len(on_learner) > 0) if mode == "async" else (len(on_learner) == 0), calls
