@@ -30,8 +30,8 @@ async def run(graph: Graph | str | Path | dict[str, Any], registry: NodeRegistry
     A first ``import torch`` would hold the interpreter lock for 0.35-0.55 s while libtorch loads; the run's thread
     loads torch's native library first with the lock released (``native_preload``), so the import stalls the
     caller's loop no longer than ordinary Python code does; and the collector's full collections, which would walk
-    the objects those imports create holding the lock, wait until the graph's nodes are set up, when the objects
-    alive are frozen (``heap``: once per process, the caller's objects included).
+    the objects those imports create holding the lock, wait until the run is about to be built, when the objects
+    alive are frozen (``heap``: once per process, the caller's objects included; the run's own are not).
     """
     host = asyncio.get_running_loop()
     hooks = list(options.pop("hooks", ()))
@@ -99,6 +99,7 @@ class EmbeddedRun:
             preload_extensions("torch", "_C*.so")  # libtorch's loading, off the interpreter lock (native_preload.py)
             registry = self.registry if self.registry is not None else default_registry()
             graph = self.graph if isinstance(self.graph, Graph) else load_graph(self.graph, registry=registry)
+            heap.settle()  # the imports' objects frozen, before the run makes any of its own (heap.py)
             graph_run = GraphRun(graph, registry, hooks=self.hooks, **self.options)
             graph_run.build()
             with self._lock:
@@ -107,7 +108,9 @@ class EmbeddedRun:
                     graph_run.request_stop(self._stop_reason)
             return await graph_run.execute()
         finally:
-            heap.settle()  # a run that ended before its nodes were set up
+            heap.settle()  # a run that failed before it was built
+            with self._lock:  # this object may be frozen (heap.py): it must not keep the run alive
+                self._loop = self._graph_run = None
 
     def _deliver(self, setter: Any, value: Any) -> None:
         try:

@@ -1,16 +1,19 @@
-"""Keeping the cycle collector's full collections off the objects a process builds while a run starts.
+"""Keeping the cycle collector's full collections off the objects a process imports before its first run.
 
 Importing torch and the node packages creates several hundred thousand objects that live as long as the process
 (modules, classes, functions, operator tables). Every full collection of the garbage collector walks all of them,
 holding the interpreter lock: during the main Cartpole job's start three of them took 16, 60 and 82 ms, and each
-stops every thread of the process, an embedding host's event loop among them. So a process the runtime starts
-(``dnne run``, a worker) and an embedded run call ``defer`` before those imports: full collections wait, while the
-young generations are still collected as usual. Once a run's nodes are set up, ``settle`` moves every object alive
-then into the collector's permanent generation (``gc.freeze``, as servers do before they fork), which collections
-skip, and full collections resume. Both act once per process: the first run's start is where the objects appear.
+stops every thread of the process, an embedding host's event loop among them. So ``dnne`` (before its imports), a
+worker process (from its ``main``, after its modules' own ``import torch``) and an embedded run (before it finds the
+node packages) call ``defer``: full collections wait, while the young generations are still collected as usual.
+When the first run starts building its nodes, ``settle`` moves every object alive then into the collector's
+permanent generation (``gc.freeze``, as servers do before they fork), which collections skip, and full collections
+resume. The run's own objects (nodes, channels, envs, networks) come after the freeze and are collected as any
+others. Both act once per process.
 
-The cost: an object alive at that moment that later becomes unreachable only through a reference cycle is not
-reclaimed (reference counting still frees everything else), so the freeze happens once, not at every run.
+The cost: an object alive at the freeze that later becomes unreachable only through a reference cycle is not
+reclaimed (reference counting still frees everything else). Where the collector has no oldest-generation threshold
+to raise (Python 3.14's incremental collector ignores it), ``defer`` changes nothing and ``settle`` only freezes.
 """
 from __future__ import annotations
 
@@ -36,12 +39,14 @@ def defer() -> None:
 
 
 def settle() -> None:
-    """Freeze the objects alive now and let full collections resume (only after ``defer``, and once)."""
+    """Freeze the objects alive now and let full collections resume (only after ``defer``, and once); a threshold
+    the process set meanwhile is left as it is."""
     global _saved, _settled
     with _lock:
         if _settled or _saved is None:
             return
         gc.freeze()
-        young, middle, _ = gc.get_threshold()
-        gc.set_threshold(young, middle, _saved)
+        young, middle, oldest = gc.get_threshold()
+        if oldest == DEFERRED:
+            gc.set_threshold(young, middle, _saved)
         _saved, _settled = None, True

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from . import checkpoint, heap
+from . import checkpoint
 from .channel import Activity, LocalChannel, Message
 from .context import RunContext
 from .counters import Counters
@@ -394,7 +394,6 @@ class GraphRun:
                     hook.on_start(self)
             if self.placement is not None:  # a replaced part's event, now that the metrics go somewhere
                 self.placement.begun(self)
-            heap.settle()  # start-up's objects out of the collector's full collections (heap.py)
             if self.error is None and self.stop_reason is None:
                 if self._timeout is not None:  # the run's wall time: attempts before a replacement count
                     timer = loop.call_later(max(self._timeout - (time.perf_counter() - self.started_at), 0.0),

@@ -4,7 +4,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import torch
@@ -130,7 +130,7 @@ class PPOTrainerNode(Node):
         self.nan_updates = 0
         self.pending: list[asyncio.Future[tuple[dict[str, float], dict[str, torch.Tensor]]]] = []
         self.executor: ThreadPoolExecutor | None = None
-        self.submitted: list[asyncio.Future[Any]] = []  # updates handed to the learner's thread, until they end
+        self.submitted: list[Future[Any]] = []  # updates handed to the learner's thread, until they end
         self.generator = torch.Generator()
         self.generator.manual_seed(self.ctx.seed)
         self.learner_device = torch.device("cpu")
@@ -311,14 +311,14 @@ class PPOTrainerNode(Node):
     def _submit(self, rollout: list[Trajectory]) -> asyncio.Future[tuple[dict[str, float], dict[str, torch.Tensor]]]:
         """Queue an update on the learner's thread: updates run one after another, beside the event loop."""
         assert self.learner is not None and self.executor is not None
-        future = asyncio.get_running_loop().run_in_executor(self.executor, self.learner.train, rollout,
-                                                            self.rule.max_lag)
-        self.submitted = [update for update in self.submitted if not update.done()] + [future]
-        return future
+        work = self.executor.submit(self.learner.train, rollout, self.rule.max_lag)
+        self.submitted = [update for update in self.submitted if not update.done()] + [work]
+        return asyncio.wrap_future(work)
 
     def _updating(self) -> bool:
-        """Whether an update may be running on the learner's thread (its future is done once the thread has
-        returned from it)."""
+        """Whether an update is queued or running on the learner's thread: its executor future is done only once
+        the thread has returned from it, or when it was cancelled before it started (unlike the asyncio future
+        the loop awaits, which a cancelled await marks done while the thread still runs)."""
         return any(not update.done() for update in self.submitted)
 
     async def _train(self, rollout: list[Trajectory]) -> tuple[dict[str, float], dict[str, torch.Tensor]]:

@@ -1,4 +1,4 @@
-"""``heap``: full collections held back while a run starts, the start-up's objects frozen once its nodes are set up.
+"""``heap``: full collections held back while a process imports, its objects frozen before its first run is built.
 
 The collector's state is the process's, so every check runs in a fresh interpreter.
 """
@@ -10,7 +10,11 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 TESTS = Path(__file__).resolve().parent
+GRAPHS = TESTS.parents[1] / "graphs"
+GENERATIONAL = sys.version_info < (3, 14)
 
 COLLECTIONS = """
 import gc
@@ -35,6 +39,7 @@ def in_fresh_interpreter(code: str) -> dict:
     return json.loads(done.stdout.splitlines()[-1])
 
 
+@pytest.mark.skipif(not GENERATIONAL, reason="Python 3.14's incremental collector has no oldest-generation threshold")
 def test_full_collections_wait_until_settle_and_then_skip_what_was_alive() -> None:
     """Deferred, allocation that triggers full collections without it triggers none (the young generations are
     still collected); settling freezes what is alive and puts the oldest generation's threshold back."""
@@ -60,6 +65,7 @@ def test_full_collections_wait_until_settle_and_then_skip_what_was_alive() -> No
     assert 2 in outcome["after"]
 
 
+@pytest.mark.skipif(not GENERATIONAL, reason="Python 3.14's incremental collector has no oldest-generation threshold")
 def test_without_defer_the_same_allocation_gets_full_collections() -> None:
     """The control for the test above: the allocation pattern does trigger full collections by default."""
     outcome = in_fresh_interpreter(COLLECTIONS + textwrap.dedent("""
@@ -90,26 +96,56 @@ def test_settling_acts_once_a_process_and_only_after_defer() -> None:
     assert outcome["again"][2] != 1_000_000 and outcome["second"] == outcome["first"]
 
 
-def test_a_run_settles_after_its_nodes_are_set_up() -> None:
-    """In a process that deferred, a graph run freezes the heap between its hooks' ``on_start`` (after every
-    setup) and the end of the run."""
-    outcome = in_fresh_interpreter("""
-        import asyncio, gc, json
-        from toy_nodes import toy_registry
-        from dnne.runtime import Graph, GraphRun, heap, load_graph
+def test_dnne_run_freezes_its_imports_before_building_and_its_run_is_collected_after(tmp_path: Path) -> None:
+    """``dnne run`` (its ``console`` defers, ``main`` runs the graph): no full collection during the imports and
+    loading, the freeze done and the threshold back before the run is built, and the run's own objects (made after
+    the freeze) collected once it has ended, so a process that goes on (``--seeds``) keeps none of them."""
+    outcome = in_fresh_interpreter(f"""
+        import gc, json, weakref
+        collected = []
+        gc.callbacks.append(lambda phase, info: phase == "start" and collected.append(info["generation"]))
+        from dnne.runtime import heap, runner
+        from dnne.runtime.cli.main import main
+        seen, runs = {{}}, []
+        build = runner.GraphRun.__init__
+        def recording(self, *args, **kwargs):
+            seen.setdefault("frozen", gc.get_freeze_count())
+            seen.setdefault("oldest", gc.get_threshold()[2])
+            seen.setdefault("full", 2 in collected)
+            runs.append(weakref.ref(self))
+            build(self, *args, **kwargs)
+        runner.GraphRun.__init__ = recording
         heap.defer()
-        seen = {}
-        class Probe:
-            def on_start(self, run):
-                seen["at_start"] = gc.get_freeze_count()
-        registry = toy_registry()
-        graph = Graph().add("src", "Count", n=5).add("sink", "Sink").link("src.out", "sink.x")
-        result = asyncio.run(GraphRun(load_graph(graph, registry=registry), registry, hooks=[Probe()]).execute())
-        print(json.dumps({"error": result.error, "at_start": seen["at_start"], "after": gc.get_freeze_count(),
-                          "threshold": gc.get_threshold()[2]}))
+        code = main(["run", {str(GRAPHS / "cartpole_ppo.json")!r}, "--max-steps", "1024", "--set",
+                     "run.target_return=null", "--run-dir", {str(tmp_path / "run")!r}, "-q"])
+        gc.collect()
+        print(json.dumps(dict(seen, code=code, alive=runs[0]() is not None)))
     """)
-    assert outcome["error"] is None
-    assert outcome["at_start"] == 0 and outcome["after"] > 0 and outcome["threshold"] != 1_000_000
+    assert outcome["code"] == 0
+    assert outcome["frozen"] > 0 and outcome["oldest"] != 1_000_000
+    assert outcome["full"] is False or not GENERATIONAL
+    assert outcome["alive"] is False
+
+
+def test_an_embedded_run_is_collected_after_it_ends() -> None:
+    """``run()`` in a host: the freeze comes before the run is built, so once it has ended and the host drops it,
+    the collector frees the whole run (its nodes and channels are in reference cycles)."""
+    outcome = in_fresh_interpreter("""
+        import asyncio, gc, json, weakref
+        from toy_nodes import toy_registry
+        from dnne.runtime import Graph, run
+        refs = []
+        class Probe:
+            def on_start(self, graph_run):
+                refs.extend([weakref.ref(graph_run), weakref.ref(graph_run.nodes["sink"])])
+        graph = Graph().add("src", "Count", n=5).add("sink", "Sink").link("src.out", "sink.x")
+        result = asyncio.run(run(graph, toy_registry(), hooks=[Probe()]))
+        frozen = gc.get_freeze_count()
+        del result
+        gc.collect()
+        print(json.dumps({"frozen": frozen, "alive": [ref() is not None for ref in refs]}))
+    """)
+    assert outcome["frozen"] > 0 and outcome["alive"] == [False, False]
 
 
 def test_an_embedded_run_that_fails_to_load_lets_full_collections_resume() -> None:

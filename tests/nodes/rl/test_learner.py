@@ -2,6 +2,8 @@
 transition."""
 from __future__ import annotations
 
+import copy
+
 import torch
 
 from dnne.nodes.rl.actor_critic import ActorCritic
@@ -60,8 +62,6 @@ class TestLearner:
     def test_state_dict_is_a_copy_that_restores_the_same_training(self) -> None:
         """The checkpoint state equals a deep copy of the optimizer's own state, later updates leave it unchanged,
         and a fresh learner loaded from it trains to exactly the weights the original reaches."""
-        import copy
-
         learner, agent = make_learner()
         learner.train([rollout(agent, [0] * T)], max_lag=0)
         state = learner.state_dict()

@@ -4,14 +4,19 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import threading
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 import torch
 
 from dnne.nodes.rl.actor_critic import ActorCritic
+from dnne.nodes.rl.learner import Learner
+from dnne.nodes.rl.trainer_node import PPOTrainerNode
 from dnne.nodes.types import ActingRule, Dones, ModelSpec, PolicyOutput
 from dnne.runtime import Input, Node, Output, Param, default_registry, load_graph
 from dnne.runtime.rundir import RunDirectory
@@ -146,21 +151,21 @@ class TestCheckpointThread:
             self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: str) -> None:
         """Checkpointing every iteration: a copy taken on the event loop's thread never overlaps an update (it
         would tear the weights); while one runs (async with two versions of staleness: an iteration ends while the
-        next update is already running) the copy is made on the learner's thread, after it. In sync mode no update
-        runs when an iteration ends, so every copy is taken on the loop's thread."""
-        import threading
-        import time
-
-        from dnne.nodes.rl.learner import Learner
-
-        training = threading.Event()
+        next update is already running, which here waits until the copy is asked for) the copy is made on the
+        learner's thread, after it. In sync mode no update runs when an iteration ends, so every copy is taken on
+        the loop's thread."""
+        training, asked = threading.Event(), threading.Event()
         calls: list[tuple[str, bool]] = []
-        train, state_dict = Learner.train, Learner.state_dict
+        train, state_dict, updating = Learner.train, Learner.state_dict, PPOTrainerNode._updating
+        started = []
 
-        def slow_train(self: Learner, *args: Any) -> Any:
+        def gated_train(self: Learner, *args: Any) -> Any:
             training.set()
             try:
-                time.sleep(0.03)  # an update long enough for collection to go on beside it
+                if started and mode == "async":
+                    asked.wait(timeout=2.0)  # the previous iteration's copy, asked for while this update runs
+                started.append(True)
+                asked.clear()
                 return train(self, *args)
             finally:
                 training.clear()
@@ -169,8 +174,15 @@ class TestCheckpointThread:
             calls.append((threading.current_thread().name, training.is_set()))
             return state_dict(self)
 
-        monkeypatch.setattr(Learner, "train", slow_train)
+        def watched(self: PPOTrainerNode) -> bool:
+            running = updating(self)
+            if running:
+                asked.set()
+            return running
+
+        monkeypatch.setattr(Learner, "train", gated_train)
         monkeypatch.setattr(Learner, "state_dict", recorded)
+        monkeypatch.setattr(PPOTrainerNode, "_updating", watched)
         document = json.loads((ROOT / "graphs" / "presets" / "cartpole_zoo.json").read_text())
         document["nodes"]["trainer"]["params"].update(mode=mode, max_staleness=2 if mode == "async" else 1)
         document["run"].update(target_return=None, max_iterations=8)
@@ -182,4 +194,28 @@ class TestCheckpointThread:
         on_learner = [overlapped for name, overlapped in calls if name.startswith("dnne-learner-")]
         on_loop = [overlapped for name, overlapped in calls if not name.startswith("dnne-learner-")]
         assert not any(on_loop) and not any(on_learner)  # never beside a running update
-        assert (len(on_learner) > 0) if mode == "async" else (len(on_learner) == 0), calls
+        assert (len(on_learner) >= 5) if mode == "async" else (len(on_learner) == 0), calls
+
+    def test_an_update_whose_await_was_cancelled_counts_as_running_until_its_thread_returns(self) -> None:
+        """A stop cancels the task awaiting an async update, which marks the loop's future done while the learner's
+        thread still trains; the trainer keeps treating it as running (a copy then queues behind it) until the
+        thread has returned."""
+        release = threading.Event()
+        trainer = SimpleNamespace(learner=SimpleNamespace(train=lambda rollout, lag: release.wait(5.0)),
+                                  executor=ThreadPoolExecutor(1), rule=SimpleNamespace(max_lag=1), submitted=[])
+
+        async def cancel_then_release() -> tuple[bool, bool, bool]:
+            awaited = PPOTrainerNode._submit(trainer, [])  # type: ignore[arg-type]
+            awaited.cancel()
+            await asyncio.sleep(0.01)
+            during = PPOTrainerNode._updating(trainer)  # type: ignore[arg-type]
+            release.set()
+            await asyncio.sleep(0.05)
+            return awaited.done(), during, PPOTrainerNode._updating(trainer)  # type: ignore[arg-type]
+
+        try:
+            done, during, after = asyncio.run(cancel_then_release())
+        finally:
+            release.set()
+            trainer.executor.shutdown(wait=True)
+        assert done and during and not after
