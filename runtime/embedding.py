@@ -30,7 +30,7 @@ async def run(graph: Graph | str | Path | dict[str, Any], registry: NodeRegistry
     A first ``import torch`` would hold the interpreter lock for 0.35-0.55 s while libtorch loads; the run's thread
     loads torch's native library first with the lock released (``native_preload``), so the import stalls the
     caller's loop no longer than ordinary Python code does; and the collector's full collections, which would walk
-    the objects those imports create holding the lock, wait until the run is about to be built, when the objects
+    the objects those imports create holding the lock, wait until the graph is loaded, when the objects
     alive are frozen (``heap``: once per process, the caller's objects included; the run's own are not).
     """
     host = asyncio.get_running_loop()
@@ -99,7 +99,7 @@ class EmbeddedRun:
             preload_extensions("torch", "_C*.so")  # libtorch's loading, off the interpreter lock (native_preload.py)
             registry = self.registry if self.registry is not None else default_registry()
             graph = self.graph if isinstance(self.graph, Graph) else load_graph(self.graph, registry=registry)
-            heap.settle()  # the imports' objects frozen, before the run makes any of its own (heap.py)
+            heap.settle()  # done by load_graph, but not for a Graph object given as it is (heap.py)
             graph_run = GraphRun(graph, registry, hooks=self.hooks, **self.options)
             graph_run.build()
             with self._lock:

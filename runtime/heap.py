@@ -6,10 +6,12 @@ holding the interpreter lock: during the main Cartpole job's start three of them
 stops every thread of the process, an embedding host's event loop among them. So ``dnne`` (before its imports), a
 worker process (from its ``main``, after its modules' own ``import torch``) and an embedded run (before it finds the
 node packages) call ``defer``: full collections wait, while the young generations are still collected as usual.
-When the first run starts building its nodes, ``settle`` moves every object alive then into the collector's
-permanent generation (``gc.freeze``, as servers do before they fork), which collections skip, and full collections
-resume. The run's own objects (nodes, channels, envs, networks) come after the freeze and are collected as any
-others. Both act once per process.
+Once the first graph is loaded (``load_graph``; an embedded run given a ``Graph`` object settles itself), before
+any run object exists, ``settle`` moves every object alive then into the collector's permanent generation
+(``gc.freeze``, as servers do before they fork), which collections skip, and full collections resume. The run's own
+objects (nodes, channels, envs, networks, hooks) come after the freeze and are collected as any others: a frozen
+object that came to reference them (a closure cell made before the freeze, say) would keep them alive. Both act
+once per process.
 
 The cost: an object alive at the freeze that later becomes unreachable only through a reference cycle is not
 reclaimed (reference counting still frees everything else). Where the collector has no oldest-generation threshold

@@ -5,6 +5,7 @@ from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from . import heap
 from .errors import GraphError, Issue
 from .graph import Graph
 from .loaders.comfy import load_api_prompt, load_workflow
@@ -74,6 +75,7 @@ def load_graph(
     if any(issue.severity == "error" for issue in issues):
         raise GraphError(issues, path)
     graph.warnings = [issue for issue in issues if issue.severity == "warning"]
+    heap.settle()  # a loaded graph ends a deferring process's start-up: its imports are done, no run exists yet
     return graph
 
 

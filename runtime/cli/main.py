@@ -43,7 +43,7 @@ def console() -> int:
     interpreter's last garbage collections over every object still alive, torch's modules first among them (about
     0.3 s of a Cartpole run's 5): ``gc.freeze`` moves them out of the collector's sight. Nothing is lost: the run
     has closed its files and ended its threads by then, and ``atexit`` handlers still run. Before ``main``, full
-    collections are held back until a run is about to be built (``heap.py``). Neither is part of ``main``, which a
+    collections are held back until a graph is loaded (``heap.py``). Neither is part of ``main``, which a
     caller's process goes on after."""
     heap.defer()
     try:

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .. import checkpoint, heap
+from .. import checkpoint
 from ..durations import parse_duration
 from ..errors import GraphError, printable
 from ..graph import Graph
@@ -103,9 +103,6 @@ def cmd_run(args: argparse.Namespace) -> int:
             run_dir = Path(args.run_dir) if args.run_dir else Path("runs") / f"{Path(args.file).stem}-{timestamp()}"
             lock = claim(run_dir, force=args.force)
         torch.set_num_threads(settings["threads"])
-        # The imports' objects frozen before the run makes any of its own (heap.py); here, not in run_in, whose
-        # closure cells would be frozen with them and keep its run alive after it ends.
-        heap.settle()
         return run_in(run_dir, graph, registry, restore, settings, args)
     finally:
         if lock is not None:

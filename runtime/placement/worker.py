@@ -176,7 +176,6 @@ class _Worker:
         self.codec = Codec(registry.wire_types)
         graph = load_graph(config["graph"], registry=registry, settings=config["settings"])
         run_dir = Path(config["run_dir"]) if config.get("run_dir") else None
-        heap.settle()  # the imports' objects frozen, before the run makes any of its own (heap.py)
         run = GraphRun(graph, registry, mode=config["mode"], run_dir=run_dir, restore=config.get("restore"),
                        deadlock_grace_s=float(config.get("deadlock_grace_s") or 2.5))
         run.hang_grace_s = float(config.get("hang_grace_s") or run.hang_grace_s)
@@ -347,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plugin", action="append", default=[])
     parser.add_argument("--heartbeat", type=int)
     args = parser.parse_args(argv)
-    heap.defer()  # until its part is built (heap.py)
+    heap.defer()  # until its part's graph is loaded (heap.py)
     beat = None
     if args.heartbeat is not None:
         beat = Beat(socket.socket(fileno=args.heartbeat))

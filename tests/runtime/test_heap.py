@@ -96,6 +96,29 @@ def test_settling_acts_once_a_process_and_only_after_defer() -> None:
     assert outcome["again"][2] != 1_000_000 and outcome["second"] == outcome["first"]
 
 
+def test_loading_a_graph_ends_the_start_up() -> None:
+    """Every command that runs a graph loads it first (``run``, ``play``, ``export``, a worker's part): in a process
+    that deferred, a loaded graph settles; a graph that fails to load does not."""
+    outcome = in_fresh_interpreter("""
+        import gc, json
+        from toy_nodes import toy_registry
+        from dnne.runtime import GraphError, heap, load_graph
+        registry = toy_registry()
+        threshold = gc.get_threshold()
+        heap.defer()
+        try:
+            load_graph({"format": "dnne-graph", "version": 1, "nodes": {"a": {"type": "NoSuchNode"}}},
+                       registry=registry)
+        except GraphError:
+            pass
+        failed = gc.get_freeze_count()
+        load_graph({"format": "dnne-graph", "version": 1, "nodes": {"src": {"type": "Count"}}}, registry=registry)
+        print(json.dumps({"failed": failed, "loaded": gc.get_freeze_count(), "before": threshold,
+                          "after": gc.get_threshold()}))
+    """)
+    assert outcome["failed"] == 0 and outcome["loaded"] > 0 and outcome["after"] == outcome["before"]
+
+
 def test_dnne_run_freezes_its_imports_before_building_and_its_run_is_collected_after(tmp_path: Path) -> None:
     """``dnne run`` (its ``console`` defers, ``main`` runs the graph): no full collection during the imports and
     loading, the freeze done and the threshold back before the run is built, and the run's own objects (made after
