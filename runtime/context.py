@@ -84,13 +84,16 @@ class NodeContext:
         self.run.underway.add(self.node_id)
 
     async def stop_point(self) -> None:
-        """A consistent point of this node: if a graceful stop is pending, the run stops here, once no other node
-        is between its stop points (this never returns then; the node is cancelled with the rest)."""
-        if self.run.stopping and self.run.stop_point_handler is not None:
+        """A consistent point of this node. For a node that declared stop points (``use_stop_points``): if a
+        graceful stop is pending, the run stops here, once no other node is between its stop points (this never
+        returns then; the node is cancelled with the rest). A node that only held a stop for a piece of work
+        (``leave_stop_point`` without declaring) releases it here and goes on: the stop still ends at a declared
+        node's stop point, so such work never cuts short the work a stop waits for."""
+        if self.node_id in self.run.stop_points and self.run.stopping and self.run.stop_point_handler is not None:
             self.run.resting.add(self.node_id)
             self.run.left_between_points(self.node_id)
             await asyncio.get_running_loop().create_future()
-        self.run.underway.discard(self.node_id)
+        self.run.left_between_points(self.node_id)
 
     def request_checkpoint(self, reason: str, keep_as: str | None = None,
                            record: dict[str, Any] | None = None) -> None:

@@ -99,10 +99,22 @@ class SlowUpdates(NeverConsistent):
             await self.ctx.stop_point()
 
 
+class HeldWork(Recorded):
+    """Declares no stop points but holds a stop over each 2 ms piece of work in a thread (as an evaluation
+    does), counting them in ``held``."""
+
+    async def run(self) -> None:
+        while True:
+            self.ctx.leave_stop_point()
+            await asyncio.to_thread(time.sleep, 0.002)
+            self.ctx.counters.add("held", 1)
+            await self.ctx.stop_point()
+
+
 @pytest.fixture(scope="module")
 def reg() -> NodeRegistry:
     registry = NodeRegistry()
-    for cls in (*TOY_NODES, BadTeardown, Stateful, NeverConsistent, Consistent, SlowUpdates):
+    for cls in (*TOY_NODES, BadTeardown, Stateful, NeverConsistent, Consistent, SlowUpdates, HeldWork):
         registry.add_node(cls)
     register_toy_vocabulary(registry)
     return registry
@@ -227,6 +239,17 @@ def test_a_graceful_stop_waits_for_a_node_between_its_stop_points(reg):
     assert result.stop_reason == "max_work" and result.error is None
     assert result.counters["started"] == result.counters["finished"] == 1
     assert result.counters["work"] < 30  # the fast node waited at its stop point (it works every 5 ms otherwise)
+
+
+def test_a_node_that_only_holds_a_stop_does_not_end_it_before_the_declared_stop_point(reg):
+    """A node that holds a stop for its work without declaring stop points (an evaluation) releases the stop at
+    its ``stop_point`` and goes on: the run still ends at the declared node's next stop point, not earlier."""
+    graph = Graph().add("t", "Consistent").add("h", "HeldWork")
+    graph.run["max_work"] = 3
+    _, result = execute(graph, reg)
+    assert result.stop_reason == "max_work" and result.error is None
+    assert result.counters["work"] == 5
+    assert result.counters["held"] > 0
 
 
 def test_a_stop_waiting_for_a_node_that_ends_instead_completes(reg):
