@@ -9,7 +9,10 @@
 #   2. training on `--device cuda` with $ENVS envs: graphs/cartpole_ppo.json and graphs/pendulum_ppo.json run
 #      a few updates each, end without error, and their summary names no CPU fallback;
 #   3. throughput: env steps/s of the built-in Cartpole on cuda at 4096 ... 1M envs (random actions, synchronised),
-#      and the training env steps/s of step 2.
+#      and the training env steps/s of step 2;
+#   4. a learner on cuda in its own worker process, the acting on CPU in the main process (weights cross as
+#      messages and move to each part's device): graphs/cartpole_ppo.json split so, in sync and in async mode,
+#      solves Cartpole (475) with no CPU fallback.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python}
@@ -96,4 +99,24 @@ for num_envs in (4096, 65536, 1 << 20):
     torch.cuda.synchronize()
     print(f"| {num_envs:,} | {calls * num_envs / (time.perf_counter() - started):,.0f} |")
 EOF
+echo "== 4. learner on cuda in its own process, acting on cpu"
+for mode in sync async; do
+    "$PYTHON" - "$tmp/split_$mode.json" "$mode" <<'EOF'
+import json, sys
+graph = json.load(open("graphs/cartpole_ppo.json"))
+graph["nodes"]["trainer"]["params"].update(device="cuda", mode=sys.argv[2])
+graph["placement"], graph["workers"] = {"trainer": "learner"}, {"learner": {}}
+json.dump(graph, open(sys.argv[1], "w"))
+EOF
+    "$PYTHON" -m dnne.runtime.cli run "$tmp/split_$mode.json" --run-dir "$tmp/split_$mode" -q
+    "$PYTHON" - "$tmp/split_$mode/summary.json" "$mode" <<'EOF'
+import json, sys
+summary = json.load(open(sys.argv[1]))
+assert summary["error"] is None, summary["error"]
+fallback = [w for w in summary.get("warnings", []) if "cpu" in w.lower() and "cuda" in w.lower()]
+assert not fallback, f"fell back to CPU: {fallback}"
+assert summary["solved"], f"not solved: {summary['stop_reason']}, mean return {summary.get('mean_return')}"
+print(f"  {sys.argv[2]}: ok, solved at {summary['env_steps']:,} env steps in {summary['wall_time_s']:.1f}s")
+EOF
+done
 echo "gpu_check: all checks passed"
