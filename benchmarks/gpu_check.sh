@@ -4,8 +4,8 @@
 # Run from anywhere: `bash benchmarks/gpu_check.sh` (a few minutes; ENVS=4096 by default). Without CUDA it stops
 # at once with a message and exit code 2; CPU CI never runs it.
 #
-#   1. every built-in env (Cartpole, Pendulum, CartpoleIsaac, PointMassNav) on cuda with $ENVS envs: tensors on the
-#      GPU, finite, and the same trajectory as on CPU for the first steps (same seed, same actions);
+#   1. every built-in env on cuda with $ENVS envs: tensors on the GPU, finite, the same trajectory as on CPU for
+#      the first steps (same seed, same actions), and a cuda env's checkpoint resumed on the CPU continues the same;
 #   2. training on `--device cuda` with $ENVS envs: graphs/cartpole_ppo.json and graphs/pendulum_ppo.json run
 #      a few updates each, end without error, and their summary names no CPU fallback;
 #   3. throughput: env steps/s of the built-in Cartpole on cuda at 4096 ... 1M envs (random actions, synchronised),
@@ -53,7 +53,18 @@ for name, cls in TORCH_TASKS.items():
         if step < 10:  # float32 on two devices drifts apart over long horizons; the first steps must agree
             worst = max(worst, (gpu.cpu() - results["cpu"].observations).abs().max().item())
     assert worst < 1e-3, f"{name}: cuda and cpu trajectories differ by {worst}"
-    print(f"  {name}: ok ({num_envs} envs, 50 steps on cuda, first 10 steps within {worst:.1e} of cpu)")
+    resumed = cls(num_envs, device="cpu")  # a cuda env's checkpoint resumes on the cpu
+    resumed.load_state_dict(envs["cuda"].state_dict())
+    envs["cpu"] = resumed
+    drift = 0.0
+    for step in range(10):
+        actions = torch.randint(space.n, (num_envs,), generator=generator) if isinstance(space, Discrete) else \
+            low + (high - low) * torch.rand((num_envs, low.numel()), generator=generator)
+        results = {device: env.step(actions.to(device)) for device, env in envs.items()}
+        drift = max(drift, (results["cuda"].observations.cpu() - results["cpu"].observations).abs().max().item())
+    assert drift < 1e-3, f"{name}: a cuda checkpoint resumed on cpu differs by {drift}"
+    print(f"  {name}: ok ({num_envs} envs, 50 steps on cuda, first 10 steps within {worst:.1e} of cpu; "
+          f"resumed on cpu within {drift:.1e})")
 EOF
 
 echo "== 2. training on --device cuda, $ENVS envs"

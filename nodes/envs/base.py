@@ -204,7 +204,9 @@ class TensorTask(BatchedEnv):
     """A task whose physics is batched tensor code: the shared reset, autoreset, counters, seeding and resume.
 
     Subclasses give the physics as three pure functions of the state ``[N, state_dim]``; the state is replaced, never
-    written in place, so a returned tensor is never changed later.
+    written in place, so a returned tensor is never changed later. Initial states are drawn on the CPU, from a CPU
+    generator, and moved to the device: a seed gives the same states on every device, and a checkpoint's generator
+    state resumes on any device.
 
     Args:
         num_envs: number of environments.
@@ -233,7 +235,7 @@ class TensorTask(BatchedEnv):
         self.dtype = dtype
         self.max_episode_steps = max_episode_steps
         self.state_dim = state_dim
-        self._generator = torch.Generator(device=self.device)
+        self._generator = torch.Generator()
         self._generator.seed()
         self._state: Tensor | None = None
         self._steps = torch.zeros(num_envs, device=self.device, dtype=torch.long)
@@ -252,11 +254,12 @@ class TensorTask(BatchedEnv):
         """Observations ``[N, obs_dim]`` of a state, as a new tensor."""
 
     def _uniform(self, count: int, low: list[float], high: list[float]) -> Tensor:
-        """``count`` rows drawn uniformly per component between ``low`` and ``high`` (``low + (high - low) * u``)."""
-        lo = torch.tensor(low, device=self.device, dtype=self.dtype)
-        hi = torch.tensor(high, device=self.device, dtype=self.dtype)
-        u = torch.rand((count, len(low)), generator=self._generator, device=self.device, dtype=self.dtype)
-        return lo + (hi - lo) * u
+        """``count`` rows drawn uniformly per component between ``low`` and ``high`` (``low + (high - low) * u``),
+        computed on the CPU (the same bits on every device) and moved to the env's device."""
+        lo = torch.tensor(low, dtype=self.dtype)
+        hi = torch.tensor(high, dtype=self.dtype)
+        u = torch.rand((count, len(low)), generator=self._generator, dtype=self.dtype)
+        return (lo + (hi - lo) * u).to(self.device)
 
     def reset(self, seed: int | None = None) -> Tensor:
         """Reset every environment; see ``BatchedEnv.reset``."""
@@ -328,7 +331,7 @@ class TensorTask(BatchedEnv):
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore a state taken by ``state_dict`` of an env with the same ``num_envs`` and device type.
+        """Restore a state taken by ``state_dict`` of an env with the same ``num_envs``, on any device.
 
         Args:
             state: the dict ``state_dict`` returned.
