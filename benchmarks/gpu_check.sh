@@ -34,6 +34,16 @@ from dnne.nodes.envs.registry import TORCH_TASKS
 from dnne.nodes.envs.spaces import Discrete
 
 num_envs = int(sys.argv[1])
+
+
+def random_actions(space, generator: torch.Generator) -> torch.Tensor:
+    """A batch of random actions of ``space`` on the CPU (a box's within [-1, 1])."""
+    if isinstance(space, Discrete):
+        return torch.randint(space.n, (num_envs,), generator=generator)
+    low, high = space.low.clamp(min=-1.0), space.high.clamp(max=1.0)
+    return low + (high - low) * torch.rand((num_envs, low.numel()), generator=generator)
+
+
 for name, cls in TORCH_TASKS.items():
     envs = {device: cls(num_envs, device=device) for device in ("cpu", "cuda")}
     observations = {device: env.reset(seed=0) for device, env in envs.items()}
@@ -42,11 +52,7 @@ for name, cls in TORCH_TASKS.items():
     generator = torch.Generator().manual_seed(0)
     worst = 0.0
     for step in range(50):
-        if isinstance(space, Discrete):
-            actions = torch.randint(space.n, (num_envs,), generator=generator)
-        else:
-            low, high = space.low.clamp(min=-1.0), space.high.clamp(max=1.0)
-            actions = low + (high - low) * torch.rand((num_envs, low.numel()), generator=generator)
+        actions = random_actions(space, generator)
         results = {device: env.step(actions.to(device)) for device, env in envs.items()}
         gpu = results["cuda"].observations
         assert gpu.device.type == "cuda" and torch.isfinite(gpu).all(), f"{name}: step {step} observations"
@@ -58,8 +64,7 @@ for name, cls in TORCH_TASKS.items():
     envs["cpu"] = resumed
     drift = 0.0
     for step in range(10):
-        actions = torch.randint(space.n, (num_envs,), generator=generator) if isinstance(space, Discrete) else \
-            low + (high - low) * torch.rand((num_envs, low.numel()), generator=generator)
+        actions = random_actions(space, generator)
         results = {device: env.step(actions.to(device)) for device, env in envs.items()}
         drift = max(drift, (results["cuda"].observations.cpu() - results["cpu"].observations).abs().max().item())
     assert drift < 1e-3, f"{name}: a cuda checkpoint resumed on cpu differs by {drift}"
