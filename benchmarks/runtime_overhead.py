@@ -34,7 +34,7 @@ from typing import Any
 import torch
 from common import REPO, loop_factories, machine, markdown_table, median, run_on
 
-from dnne.nodes.eager_adam import EagerAdam
+from dnne.nodes.flat_adam import FlatAdam
 from dnne.nodes.envs.episodes import EpisodeStats
 from dnne.nodes.envs.registry import make_env
 from dnne.nodes.rl.actor_critic import ActorCritic
@@ -100,7 +100,7 @@ def run_loop(graph: Graph) -> tuple[float, float, dict[str, float]]:
     act_generator = torch.Generator().manual_seed(derive_seed(seed, "agent"))
     # PPOTrainerNode._start_learning
     lr = trainer["learning_rate"] if trainer["learning_rate"] is not None else agent["learning_rate"]
-    optimizer = EagerAdam(model.parameters(), lr=lr, eps=1e-5)
+    optimizer = FlatAdam(model.parameters(), lr=lr, eps=1e-5, foreach=True)
     config = PPOConfig(trainer["epochs"], trainer["minibatch_size"], trainer["clip_param"], trainer["value_coef"],
                        trainer["entropy_coef"], trainer["max_grad_norm"], trainer["clip_value_loss"],
                        trainer["normalize_advantage"], trainer["target_kl"], trainer["gamma"], trainer["lam"])

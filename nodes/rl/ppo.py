@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import torch
-from torch import nn
 
 from dnne.nodes.rl.actor_critic import ActorCritic
 from dnne.nodes.rl.gae import compute_gae
@@ -61,6 +60,18 @@ class PPOConfig:
 def _normalized(x: torch.Tensor) -> torch.Tensor:
     """Zero-mean, unit-std copy of ``x``; a single sample has no spread, so it is left as is (as SB3)."""
     return (x - x.mean()) / (x.std() + 1e-8) if x.numel() > 1 else x
+
+
+@torch.no_grad()
+def clip_grad_norm(grads: list[torch.Tensor], max_norm: float) -> torch.Tensor:
+    """``torch.nn.utils.clip_grad_norm_``'s arithmetic for dense gradients on one device, bit for bit, without its
+    grouping by device and dtype (a third of its time on a small network's 13 tensors): scale ``grads`` in place so
+    their joint 2-norm is at most ``max_norm``; return the norm before scaling."""
+    if not grads:
+        return torch.tensor(0.0)
+    total = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads, 2.0)), 2.0)
+    torch._foreach_mul_(grads, torch.clamp(max_norm / (total + 1e-6), max=1.0))
+    return total
 
 
 def explained_variance(predictions: torch.Tensor, targets: torch.Tensor) -> float:
@@ -203,7 +214,7 @@ class PPOUpdate:
 
                 self.optimizer.zero_grad(set_to_none=True)
                 terms.total.backward()
-                grad_norm = nn.utils.clip_grad_norm_(params, max_norm)
+                grad_norm = clip_grad_norm([p.grad for p in params if p.grad is not None], max_norm)
 
                 # NaN guard: one bad minibatch must not poison the weights (or the optimizer's moments)
                 if not (torch.isfinite(terms.total) and torch.isfinite(grad_norm)):

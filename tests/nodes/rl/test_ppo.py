@@ -8,7 +8,7 @@ import torch
 
 from dnne.nodes.rl.actor_critic import ActorCritic
 from dnne.nodes.rl.gae import compute_gae
-from dnne.nodes.rl.ppo import PPOConfig, PPOUpdate
+from dnne.nodes.rl.ppo import PPOConfig, PPOUpdate, clip_grad_norm
 from dnne.nodes.rl.rollout import RolloutBuffer
 
 T, N, OBS, ACT = 8, 4, 4, 2
@@ -237,3 +237,19 @@ class TestConfig:
         """An unknown normalize_advantage mode is rejected with the valid names."""
         with pytest.raises(ValueError, match="minibatch"):
             PPOConfig(normalize_advantage="global")
+
+
+class TestClipGradNorm:
+    def test_equals_torchs_clip_grad_norm_bit_for_bit(self) -> None:
+        """The returned norm and the scaled gradients equal torch.nn.utils.clip_grad_norm_'s, clipped or not."""
+        generator = torch.Generator().manual_seed(0)
+        for max_norm in (0.5, 1e6, float("inf")):
+            grads = [torch.randn(shape, generator=generator) * 3 for shape in ((64, 17), (64,), (64, 64), (6,), (1,))]
+            params = [torch.nn.Parameter(torch.zeros_like(g)) for g in grads]
+            for param, grad in zip(params, grads, strict=True):
+                param.grad = grad.clone()
+            expected = torch.nn.utils.clip_grad_norm_(params, max_norm)
+            ours = [g.clone() for g in grads]
+            assert torch.equal(clip_grad_norm(ours, max_norm), expected)
+            for mine, param in zip(ours, params, strict=True):
+                assert torch.equal(mine, param.grad)
