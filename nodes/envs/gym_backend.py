@@ -15,6 +15,7 @@ from torch import Tensor
 
 from .base import BatchedEnv, RunningEpisodes, StepResult
 from .flatten import ObservationFlattener
+from .gym_loop import GymEnvLoop
 from .minatar_env import missing_minatar, register_minatar_envs
 from .mujoco_warnings import route_mujoco_warnings
 from .recorder import EpisodeRecorder
@@ -139,7 +140,8 @@ def _is_torch_batched(env: gymnasium.Env) -> bool:
 
 
 class GymnasiumEnv(BatchedEnv):
-    """Any registered Gymnasium id, vectorized with Gymnasium's vector envs and same-step autoreset.
+    """Any registered Gymnasium id, vectorized with same-step autoreset: in this process by ``GymEnvLoop`` (by
+    Gymnasium's ``SyncVectorEnv`` while recording), in subprocesses by Gymnasium's ``AsyncVectorEnv``.
 
     Envs that ``gymnasium.make`` returns already batched over torch tensors are wrapped without a second
     vectorization; ``GymnasiumEnv`` then delegates to ``TorchBatchedGymEnv``.
@@ -198,7 +200,9 @@ class GymnasiumEnv(BatchedEnv):
             return
         self.dt = _env_dt(probe)
         probe.close()
-        self._env = gymnasium.make_vec(
+        # in-process envs without a recorder: GymEnvLoop, SyncVectorEnv's numbers at a fifth less cost per step
+        self._env: GymEnvLoop | gymnasium.vector.VectorEnv = GymEnvLoop(task, num_envs, env_kwargs) if (
+            vectorization == "sync" and record_dir is None) else gymnasium.make_vec(
             task,
             num_envs,
             vectorization_mode=vectorization,

@@ -1,0 +1,51 @@
+"""``GymEnvLoop`` returns what Gymnasium's same-step ``SyncVectorEnv`` returns, step for step."""
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium
+import numpy as np
+import pytest
+
+from dnne.nodes.envs.gym_loop import GymEnvLoop, _core
+
+
+def _vector(task: str, num_envs: int, **env_kwargs: Any) -> gymnasium.vector.VectorEnv:
+    return gymnasium.make_vec(task, num_envs, vectorization_mode="sync",
+                              vector_kwargs={"autoreset_mode": gymnasium.vector.AutoresetMode.SAME_STEP}, **env_kwargs)
+
+
+@pytest.mark.parametrize(("task", "env_kwargs"), [
+    ("CartPole-v1", {}),  # terminations
+    ("Pendulum-v1", {"max_episode_steps": 30}),  # time-limit truncations only
+    ("HalfCheetah-v5", {"max_episode_steps": 25}),  # MuJoCo
+])
+def test_same_steps_as_sync_vector_env(task: str, env_kwargs: dict[str, Any]) -> None:
+    """Observations, rewards, flags and final observations equal the vector env's over many episodes."""
+    ours, theirs = GymEnvLoop(task, 4, env_kwargs), _vector(task, 4, **env_kwargs)
+    np.testing.assert_array_equal(ours.reset(seed=7)[0], theirs.reset(seed=7)[0])
+    theirs.action_space.seed(3)
+    ends = 0
+    for _ in range(200):
+        actions = theirs.action_space.sample()
+        mine, reference = ours.step(actions), theirs.step(actions)
+        for got, expected in zip(mine[:4], reference[:4], strict=True):
+            np.testing.assert_array_equal(got, expected)
+        np.testing.assert_array_equal(mine[4].get("_final_obs", np.zeros(4, bool)), reference[4].get("_final_obs",
+                                                                                                      np.zeros(4, bool)))
+        for i in np.flatnonzero(reference[4].get("_final_obs", ())):
+            np.testing.assert_array_equal(mine[4]["final_obs"][i], reference[4]["final_obs"][i])
+            ends += 1
+    assert ends >= 8
+    ours.close()
+    theirs.close()
+
+
+def test_only_make_s_value_free_wrappers_are_stepped_around() -> None:
+    """``TimeLimit`` (its limit kept), ``OrderEnforcing`` and ``PassiveEnvChecker`` come off; any other wrapper
+    stays, and so does everything under it."""
+    core, limit = _core(gymnasium.make("CartPole-v1", max_episode_steps=40))
+    assert type(core).__name__ == "CartPoleEnv" and limit == 40
+    clipped = gymnasium.wrappers.ClipReward(gymnasium.make("CartPole-v1"), 0.0, 0.5)
+    core, limit = _core(clipped)
+    assert core is clipped and limit is None
