@@ -188,6 +188,8 @@ class PPOUpdate:
         b_old_values_c, b_returns_c = model.normalize_value(b_values), model.normalize_value(b_returns)
         if cfg.normalize_advantage == "batch":
             b_advantages = _normalized(b_advantages)
+        # one gather a minibatch instead of four
+        columns = torch.stack([b_advantages, b_log_probs, b_old_values_c, b_returns_c])
 
         # --- epochs x minibatches of clipped PPO steps
         params = [p for group in self.optimizer.param_groups for p in group["params"]]
@@ -199,12 +201,12 @@ class PPOUpdate:
             epochs_run += 1
             for batch in sampler.minibatches(cfg.minibatch_size, self.generator):
                 idx, new_log_prob, entropy, new_values = sampler.evaluate(model, batch)
-                mb_advantages = b_advantages[idx]
+                mb_advantages, mb_log_probs, mb_old_values, mb_returns = columns[:, idx]
                 if cfg.normalize_advantage == "minibatch":
                     mb_advantages = _normalized(mb_advantages)
                 terms = ppo_loss(
-                    new_log_prob, b_log_probs[idx], mb_advantages, new_values, b_old_values_c[idx],
-                    b_returns_c[idx], entropy, cfg.clip_param, cfg.value_coef, cfg.entropy_coef, cfg.clip_value_loss,
+                    new_log_prob, mb_log_probs, mb_advantages, new_values, mb_old_values, mb_returns, entropy,
+                    cfg.clip_param, cfg.value_coef, cfg.entropy_coef, cfg.clip_value_loss,
                 )  # fmt: skip
 
                 # KL early stop (as SB3): this minibatch already shows the policy moved too far; do not step on it
