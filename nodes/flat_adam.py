@@ -9,9 +9,10 @@ tensor: the same operations on the same values, so the same bits. The parameters
 ``_foreach_addcdiv_``.
 
 The flat path runs when a group is plain Adam (no AMSGrad, no maximize, no weight decay, float hyperparameters, not
-differentiable, capturable or fused), every parameter is contiguous and has a dense gradient, all share one device and
-dtype, and their step counts agree. Anything else takes torch's own step (``EagerAdam``), which updates the same
-views in place; the flat buffers are rebuilt after it and after ``load_state_dict``.
+differentiable, capturable or fused), every parameter is a contiguous CPU tensor with a dense gradient, all of one
+dtype, and their step counts agree (on CUDA, torch's foreach kernels already fuse the list operations). Anything
+else takes torch's own step (``EagerAdam``), which updates the same views in place; the flat buffers are rebuilt
+after it and after ``load_state_dict``.
 """
 from __future__ import annotations
 
@@ -115,8 +116,9 @@ class FlatAdam(EagerAdam):
                 or any(isinstance(value, Tensor) for value in (group["lr"], *group["betas"]))):
             return None
         first = params[0]
-        if any(p.grad is None or p.grad.is_sparse or p.is_complex() or not p.is_contiguous()
-               or p.device != first.device or p.dtype != first.dtype for p in params):
+        if first.device.type != "cpu" or any(
+                p.grad is None or p.grad.is_sparse or p.is_complex() or not p.is_contiguous()
+                or p.device != first.device or p.dtype != first.dtype for p in params):
             return None
         states = [self.state[p] for p in params]
         if any(states) and not all({"step", "exp_avg", "exp_avg_sq"} <= state.keys() for state in states):

@@ -5,7 +5,7 @@ rewards and flags from the same seeds, final observations in ``infos["final_obs"
 mask) and nothing else: the envs' own info dicts, which the vector env merges key by key for every env on every
 step, are dropped, and the wrappers ``gymnasium.make`` adds that change no value (``PassiveEnvChecker``,
 ``OrderEnforcing``) are stepped around, with ``TimeLimit``'s count kept here. A MuJoCo Hopper step costs about a
-fifth less (measured in ``benchmarks/README.md``, "Environment throughput").
+fifth less (``benchmarks/hot_paths.py``; ``benchmarks/README.md``, "Hot paths").
 """
 from __future__ import annotations
 

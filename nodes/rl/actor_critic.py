@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from dnne.nodes.rl.categorical import CategoricalLogits
-from dnne.nodes.rl.encoders import NATURE_CHANNELS, NATURE_KERNELS, NATURE_STRIDES, build_encoder
+from dnne.nodes.rl.encoders import NATURE_CHANNELS, NATURE_KERNELS, NATURE_STRIDES, build_encoder, encode, linear
 from dnne.nodes.rl.gaussian import DiagonalGaussian
 from dnne.nodes.rl.normalizer import RunningMeanStd
 from dnne.nodes.rl.recurrent import RECURRENT_KINDS, RecurrentCore
@@ -182,9 +182,9 @@ class ActorCritic(nn.Module):
 
     def _heads(self, features: torch.Tensor, x: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """The actor head on ``features``; the critic head on them too, or on its own trunk's features of ``x``."""
-        critic_features = features if self.critic_trunk is None else self.critic_trunk(x)
-        value = self.critic_head(critic_features).squeeze(-1)
-        out = self.actor_head(features)
+        critic_features = features if self.critic_trunk is None else encode(self.critic_trunk, x)
+        value = linear(self.critic_head, critic_features).squeeze(-1)
+        out = linear(self.actor_head, features)
         if self.discrete:
             return {"logits": out}, value
         assert self.log_std is not None
@@ -201,7 +201,7 @@ class ActorCritic(nn.Module):
         """
         if self.core is not None:
             raise RuntimeError("a recurrent network needs its state: call step(x, state)")
-        return self._heads(self.trunk(x), x)
+        return self._heads(encode(self.trunk, x), x)
 
     def step(
         self, x: torch.Tensor, state: torch.Tensor | None
@@ -212,7 +212,7 @@ class ActorCritic(nn.Module):
             x: network input (already normalized), ``[B, obs_dim]``.
             state: the recurrent state ``[B, state_size]`` to act with (ignored and ``None`` without a core).
         """
-        features = self.trunk(x)
+        features = encode(self.trunk, x)
         if self.core is None:
             return (*self._heads(features, x), None)
         assert state is not None
@@ -294,7 +294,7 @@ class ActorCritic(nn.Module):
         """
         assert self.core is not None
         length, batch = x.shape[:2]
-        features = self.trunk(x.flatten(0, 1))
+        features = encode(self.trunk, x.flatten(0, 1))
         features = self.core.unroll(features.reshape(length, batch, -1), state, starts)
         params, value = self._heads(features.flatten(0, 1), x.flatten(0, 1))
         dist = self.distribution(params)
@@ -311,7 +311,7 @@ class ActorCritic(nn.Module):
     def next_state(self, x: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
         """The core's state after one step on network inputs ``x`` from ``state`` (a recurrent network only)."""
         assert self.core is not None
-        return self.core.step(self.trunk(x), state)[1]
+        return self.core.step(encode(self.trunk, x), state)[1]
 
     def deployable(self) -> nn.Module:
         """Return a traceable snapshot mapping raw observations (and, with a recurrent core, the state) to

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from dnne.nodes.rl.activations import resolve_activation
 
@@ -30,6 +31,21 @@ def mlp(width: int, hidden_sizes: Sequence[int], activation: str) -> tuple[nn.Se
         layers += [init_layer(nn.Linear(width, size), math.sqrt(2)), resolve_activation(activation)]
         width = size
     return nn.Sequential(*layers), width
+
+
+def encode(encoder: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``encoder(x)``, an ``mlp``'s layers run without ``nn.Module``'s call machinery (the same operations and
+    numbers; no module hooks, which nothing here registers): a fifth of a small policy's acting step."""
+    if type(encoder) is not nn.Sequential:
+        return encoder(x)
+    for layer in encoder:
+        x = F.linear(x, layer.weight, layer.bias) if type(layer) is nn.Linear else layer.forward(x)
+    return x
+
+
+def linear(layer: nn.Linear, x: torch.Tensor) -> torch.Tensor:
+    """``layer(x)`` without ``nn.Module``'s call machinery (``encode``)."""
+    return F.linear(x, layer.weight, layer.bias)
 
 
 def image_shape_for(obs_dim: int, image_shape: Sequence[int] | None) -> tuple[int, int, int]:

@@ -25,7 +25,8 @@ def _train(optimizer: torch.optim.Optimizer, model: ActorCritic, steps: int, see
         for group in optimizer.param_groups:
             group["lr"] = 1e-2 * (1 - step / (2 * steps))
         optimizer.zero_grad(set_to_none=True)
-        log_prob, entropy, value = model.evaluate(torch.randn(64, 5, generator=data), torch.randn(64, 3, generator=data))
+        inputs, actions = torch.randn(64, 5, generator=data), torch.randn(64, 3, generator=data)
+        log_prob, entropy, value = model.evaluate(inputs, actions)
         (-(log_prob.exp().clamp(0.8, 1.2) * value.detach()).mean() + (value - 1).square().mean()
          - 0.01 * entropy.mean()).backward()
         for parameter in frozen:

@@ -31,8 +31,8 @@ def test_same_steps_as_sync_vector_env(task: str, env_kwargs: dict[str, Any]) ->
         mine, reference = ours.step(actions), theirs.step(actions)
         for got, expected in zip(mine[:4], reference[:4], strict=True):
             np.testing.assert_array_equal(got, expected)
-        np.testing.assert_array_equal(mine[4].get("_final_obs", np.zeros(4, bool)), reference[4].get("_final_obs",
-                                                                                                      np.zeros(4, bool)))
+        none_ended = np.zeros(4, dtype=bool)
+        np.testing.assert_array_equal(mine[4].get("_final_obs", none_ended), reference[4].get("_final_obs", none_ended))
         for i in np.flatnonzero(reference[4].get("_final_obs", ())):
             np.testing.assert_array_equal(mine[4]["final_obs"][i], reference[4]["final_obs"][i])
             ends += 1

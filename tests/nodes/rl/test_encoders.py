@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from dnne.nodes.rl.actor_critic import ActorCritic
-from dnne.nodes.rl.encoders import ConvEncoder, build_encoder, image_shape_for
+from dnne.nodes.rl.encoders import ConvEncoder, build_encoder, encode, image_shape_for, linear
 
 
 def test_nature_cnn_defaults_on_84x84() -> None:
@@ -57,3 +57,22 @@ def test_cnn_actor_critic_acts_and_reevaluates() -> None:
     torch.testing.assert_close(value, acted.value)
     module = model.deployable()
     assert torch.equal(module(obs), model(obs)[0]["logits"].argmax(dim=-1))
+
+
+@pytest.mark.parametrize("activation", ["tanh", "elu", "relu", "identity"])
+def test_encode_computes_what_the_module_computes(activation: str) -> None:
+    """``encode`` of an MLP and ``linear`` of a head give the module calls' numbers bit for bit, with autograd; a
+    CNN encoder is called as it is."""
+    torch.manual_seed(0)
+    encoder, width = build_encoder("mlp", 7, (32, 16), activation)
+    head = nn.Linear(width, 3)
+    x = torch.randn(9, 7, requires_grad=True)
+    ours = linear(head, encode(encoder, x))
+    theirs = head(encoder(x))
+    assert torch.equal(ours, theirs)
+    (ours_grad,) = torch.autograd.grad(ours.square().sum(), x)
+    (their_grad,) = torch.autograd.grad(theirs.square().sum(), x)
+    assert torch.equal(ours_grad, their_grad)
+    cnn, _ = build_encoder("cnn", 36 * 36, (8,), "relu", cnn_channels=(4,), cnn_kernels=(3,), cnn_strides=(2,))
+    images = torch.rand(2, 36 * 36)
+    assert torch.equal(encode(cnn, images), cnn(images))
