@@ -5,6 +5,7 @@ import copy
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from dnne.nodes.eager_adam import EagerAdam
@@ -58,13 +59,16 @@ class TestEagerAdam:
         for mine, theirs in zip(model.parameters(), clone.parameters(), strict=True):
             assert torch.equal(mine, theirs)
 
-    def test_training_does_not_import_dynamo(self) -> None:
-        """In a fresh process, construction, steps, zero_grad and a state-dict round trip leave torch._dynamo unloaded."""
+    @pytest.mark.parametrize("optimizer", ["eager_adam.EagerAdam", "flat_adam.FlatAdam"])
+    def test_training_does_not_import_dynamo(self, optimizer: str) -> None:
+        """In a fresh process, construction, steps, zero_grad and a state-dict round trip leave torch._dynamo
+        unloaded (EagerAdam, and FlatAdam, its flat-buffer subclass)."""
+        module, name = optimizer.split(".")
         script = (
             "import sys, torch\n"
-            "from dnne.nodes.eager_adam import EagerAdam\n"
+            f"from dnne.nodes.{module} import {name}\n"
             "model = torch.nn.Linear(4, 2)\n"
-            "opt = EagerAdam(model.parameters(), lr=1e-3)\n"
+            f"opt = {name}(model.parameters(), lr=1e-3, foreach=True)\n"
             "for _ in range(3):\n"
             "    opt.zero_grad(set_to_none=True)\n"
             "    model(torch.randn(5, 4)).sum().backward()\n"
