@@ -42,7 +42,7 @@ class Learner:
         if unexpected or any(not name.startswith("value_normalizer.") for name in missing):
             raise ValueError(f"the model's weights do not fit its architecture: missing {missing}, unexpected "
                              f"{unexpected}")
-        # torch's foreach Adam, bit for bit, stepped over one flat buffer (FlatAdam): a third of foreach's time on
+        # torch's foreach Adam, bit for bit, stepped over one flat buffer (FlatAdam): a quarter of foreach's time on
         # these small networks, where it costs a Python loop per parameter; torch's own step wherever FlatAdam cannot
         self.optimizer = FlatAdam(self.network.parameters(), lr=learning_rate, eps=1e-5, foreach=True)
         self.update = PPOUpdate(self.network, self.optimizer, config, generator)
