@@ -2,7 +2,7 @@
 
 On the CPU, torch's ``foreach`` Adam loops over the parameters in C++ for each of its list operations and builds its
 per-step lists in Python, so a small network's step costs far more than its arithmetic (a 13-tensor actor-critic of
-11k weights: 228 us). ``FlatAdam`` keeps each group's first and second moments in two flat buffers (the
+11k weights: 264 us). ``FlatAdam`` keeps each group's first and second moments in two flat buffers (the
 per-parameter state tensors are views of them, so ``state_dict`` is torch's), copies the gradients into a third, and
 runs Adam's element-wise arithmetic once over the buffers, in the order torch's ``_multi_tensor_adam`` runs it on each
 tensor: the same operations on the same values, so the same bits. The parameters then move by one

@@ -4,7 +4,7 @@ It returns what ``gymnasium.vector.SyncVectorEnv`` in ``AutoresetMode.SAME_STEP`
 rewards and flags from the same seeds, final observations in ``infos["final_obs"]`` under the ``"_final_obs"``
 mask) and nothing else: the envs' own info dicts, which the vector env merges key by key for every env on every
 step, are dropped, and the wrappers ``gymnasium.make`` adds that change no value (``PassiveEnvChecker``,
-``OrderEnforcing``) are stepped around, with ``TimeLimit``'s count kept here. A MuJoCo env step costs 0.77-0.94x
+``OrderEnforcing``) are stepped around, with ``TimeLimit``'s count kept here. A MuJoCo env step costs 0.87-0.91x
 what it costs through the vector env (HalfCheetah, Walker2d, Hopper: ``benchmarks/hot_paths.py``).
 """
 from __future__ import annotations

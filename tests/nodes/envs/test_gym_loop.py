@@ -7,12 +7,8 @@ import gymnasium
 import numpy as np
 import pytest
 
+from dnne.nodes.envs.gym_backend import same_step_vector_env
 from dnne.nodes.envs.gym_loop import GymEnvLoop, _core
-
-
-def _vector(task: str, num_envs: int, **env_kwargs: Any) -> gymnasium.vector.VectorEnv:
-    return gymnasium.make_vec(task, num_envs, vectorization_mode="sync",
-                              vector_kwargs={"autoreset_mode": gymnasium.vector.AutoresetMode.SAME_STEP}, **env_kwargs)
 
 
 @pytest.mark.parametrize(("task", "env_kwargs"), [
@@ -22,7 +18,7 @@ def _vector(task: str, num_envs: int, **env_kwargs: Any) -> gymnasium.vector.Vec
 ])
 def test_same_steps_as_sync_vector_env(task: str, env_kwargs: dict[str, Any]) -> None:
     """Observations, rewards, flags and final observations equal the vector env's over many episodes."""
-    ours, theirs = GymEnvLoop(task, 4, env_kwargs), _vector(task, 4, **env_kwargs)
+    ours, theirs = GymEnvLoop(task, 4, env_kwargs), same_step_vector_env(task, 4, "sync", env_kwargs)
     np.testing.assert_array_equal(ours.reset(seed=7)[0], theirs.reset(seed=7)[0])
     theirs.action_space.seed(3)
     ends = 0
