@@ -60,6 +60,11 @@ class Activity:
             self._watch.unblocked(self)
         return waited
 
+    def shift(self, seconds: float) -> None:
+        """Count ``seconds`` of the current block as busy: the node fired meanwhile in another task
+        (``firing.fire_fused``)."""
+        self._since += seconds
+
     def waiting_on(self) -> str:
         """The names of the channels the node is blocked on."""
         return ", ".join(channel.name for channel in self.blocked_on)
@@ -125,6 +130,8 @@ class Channel(ABC):
     policy: Policy
     stats: ChannelStats
     closed: bool
+    fused: Any = None
+    """The consumer node when it may fire in its producer's task (``firing.fire_fused``); ``None`` otherwise."""
 
     @abstractmethod
     async def put(self, message: Message, producer: Activity | None = None) -> None:
@@ -158,6 +165,10 @@ class Channel(ABC):
     def release(self) -> None:
         """The consumer is done: what waits and what is sent later is dropped (counted), producers never block."""
 
+    def has_room(self) -> bool:
+        """Whether a message sent now would go in without waiting."""
+        return len(self) < self.capacity
+
     def snapshot(self) -> list[Message]:
         """The messages waiting, oldest first, without taking them (for checkpoints)."""
         raise NotImplementedError(f"{type(self).__name__} cannot be snapshotted")
@@ -170,7 +181,8 @@ class Channel(ABC):
 class LocalChannel(Channel):
     """The in-process channel: a deque, a consumer inbox and the futures of blocked producers."""
 
-    __slots__ = ("name", "capacity", "policy", "stats", "closed", "released", "_buffer", "_inbox", "_putters")
+    __slots__ = ("name", "capacity", "policy", "stats", "closed", "released", "fused", "_buffer", "_inbox",
+                 "_putters")
 
     def __init__(self, name: str, capacity: int = 1, policy: Policy = "block") -> None:
         if capacity < 1:
@@ -183,6 +195,7 @@ class LocalChannel(Channel):
         self.stats = ChannelStats()
         self.closed = False
         self.released = False
+        self.fused = None
         self._buffer: deque[Message] = deque()
         self._inbox: Inbox | None = None
         self._putters: deque[tuple[asyncio.Future[None], Activity | None]] = deque()
@@ -221,6 +234,20 @@ class LocalChannel(Channel):
             stats.max_depth = len(buffer)
         if self._inbox is not None:
             self._inbox.notify()
+
+    def has_room(self) -> bool:
+        """Whether a message sent now would go in without waiting (always under ``latest`` or once released)."""
+        return len(self._buffer) < self.capacity or self.policy == "latest" or self.released
+
+    def push(self, message: Message) -> None:
+        """Append ``message``, counted, without waking the consumer: its producer fires it now
+        (``firing.fire_fused``)."""
+        buffer = self._buffer
+        buffer.append(message)
+        stats = self.stats
+        stats.messages += 1
+        if len(buffer) > stats.max_depth:
+            stats.max_depth = len(buffer)
 
     async def _wait_for_room(self, producer: Activity | None) -> None:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()

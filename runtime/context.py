@@ -166,6 +166,8 @@ class RunContext:
         self.resting: set[str] = set()
         """Nodes waiting at a stop point for a graceful stop to complete."""
         self.stopping = False
+        self.halting = False
+        """The run stops now: its node tasks are about to be cancelled (a firing loop yields so that happens)."""
         self.stop_point_handler: Callable[[], None] | None = None
         self._shared: dict[str, Any] = {}
 
@@ -181,6 +183,7 @@ class RunContext:
         self.underway = set()
         self.resting = set()
         self.stopping = False
+        self.halting = False
         self._shared = {}
 
     def left_between_points(self, node_id: str) -> None:

@@ -4,47 +4,157 @@ Equal in effect to ``Node.run``'s ``receive`` -> ``compute`` -> ``emit_all`` -> 
 sources, routes, firing counts and errors), without a coroutine per layer: a firing whose inputs are already
 there is taken synchronously (``NodeIO.poll``), and a message goes into each subscriber's channel with the
 synchronous ``offer`` unless the channel is full, only then through ``await put``.
+
+Chains fire as one task (``run.fuse_chains``, on by default): a subscriber that runs this loop (not a merge) and
+waits between firings, with its config inputs set and room on every output, is fired by its producer, in the
+producer's task, on the message it sends to one of its streaming inputs, with every firing that message completes
+(``fire_fused``): no wake-up, no task switch. Only a firing's last message goes that way, once every other is in its
+channel, so no consumer fires before the producer has sent all it sends. Its stamps, sources, firing count, busy and blocked time, channel
+counts and errors are what its own task would have had; its own task stays parked in its wait and takes over
+whenever the producer cannot fire it (a full output, a config input still to come). A chain that never waits still
+lets the event loop turn every ``YIELD_EVERY`` firings of a node, and a loop whose run stops yields before firing.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import asyncio
+from time import perf_counter
+from typing import TYPE_CHECKING, Any
 
-from .channel import Message
+from .channel import Activity, Channel, Message
+from .types import identity
 
 if TYPE_CHECKING:
     from .node import Node
+
+
+YIELD_EVERY = 64
+"""A node fired this many times in a row in other tasks lets the event loop turn once."""
+
+
+class FusedFailure(Exception):
+    """A node fired in its producer's task raised: the failure is that node's, not the producer's."""
+
+    def __init__(self, node_id: str, cause: Exception) -> None:
+        super().__init__(f"node {node_id!r} failed: {cause}")
+        self.node_id = node_id
+        self.cause = cause
 
 
 async def fire_loop(node: Node) -> None:
     """Fire ``node.compute`` once per complete set of inputs until the inputs end."""
     io = node.io
     assert io is not None
-    poll, next_firing, compute = io.poll, io.next_firing, node.compute
-    ports, subscribers, activity = node.output_ports, io.subscribers, io.activity
+    poll, next_firing = io.poll, io.next_firing
     wait, missing, ended = io.inbox.wait, io.missing, io.ended
     configs = bool(io.configs)
-    while True:
-        firing = poll()
-        if firing is None:
-            if not configs and not ended():
-                await wait(missing())
-                continue
-            # Config inputs still to come, or the end: next_firing waits for them, or releases the inputs.
-            firing = await next_firing()
+    run = node.ctx.run
+    try:
+        while True:
+            firing = poll()
             if firing is None:
-                return
-        stamp = firing.stamp
-        source = firing.source
-        node.stamp, node.source = stamp, source
-        node.firings += 1
-        outputs = await compute(**firing.values)
-        if not outputs:
-            continue
-        for port, value in outputs.items():
-            spec = ports.get(port)
-            if spec is None:
-                raise KeyError(f"node {node.id!r} returned unknown output {port!r}")
-            message = Message(value, None if stamp is None else stamp + spec.offset, source)
-            for channel, route in subscribers[port]:
-                if (route is None or route == source) and not channel.offer(message):
-                    await channel.put(message, activity)
+                io.idle = True  # while it waits, a producer may fire it (fire_fused)
+                if not configs and not ended():
+                    await wait(missing())
+                    io.idle = False
+                    continue
+                # Config inputs still to come, or the end: next_firing waits for them, or releases the inputs.
+                firing = await next_firing()
+                io.idle = False
+                if firing is None:
+                    await io.fused_settled()  # a producer may still be firing it: the node ends after that firing
+                    return
+            elif run.halting:
+                # the run stops: its tasks are cancelled at this turn of the event loop, before this firing (a chain
+                # fired in this task that feeds this node again would otherwise keep it firing without a turn)
+                await asyncio.sleep(0)
+            if io.fusing:  # a producer's firing of it awaits something: one firing at a time, in order
+                await io.fused_settled()
+            await fire_values(node, firing.values, firing.stamp, firing.source)
+    finally:
+        io.idle = False  # ended, failed or cancelled: no producer fires it any more
+
+
+async def fire_values(node: Node, values: dict[str, Any], stamp: int | None, source: str | None) -> None:
+    """Run ``compute`` on one firing's ``values`` and send its outputs, stamped with ``stamp`` plus each output's
+    offset."""
+    node.stamp, node.source = stamp, source
+    node.firings += 1
+    outputs = await node.compute(**values)
+    if not outputs:
+        return
+    io = node.io
+    assert io is not None
+    ports, subscribers = node.output_ports, io.subscribers
+    deliveries = []
+    for port, value in outputs.items():
+        spec = ports.get(port)
+        if spec is None:
+            raise KeyError(f"node {node.id!r} returned unknown output {port!r}")
+        message = Message(value, None if stamp is None else stamp + spec.offset, source)
+        for channel, route in subscribers[port]:
+            if route is None or route == source:
+                deliveries.append((channel, message))
+    if len(deliveries) == 1:  # one output, one subscriber: the chain's case, without deliver's frame
+        channel, message = deliveries[0]
+        consumer = channel.fused
+        if consumer is not None and consumer.io.fusable_now():
+            await fire_fused(consumer, channel, message)
+        elif not channel.offer(message):
+            await channel.put(message, io.activity)
+    elif deliveries:
+        await deliver(deliveries, io.activity)
+
+
+async def deliver(deliveries: list[tuple[Channel, Message]], activity: Activity) -> None:
+    """Send a firing's messages, in order, waiting on full channels; the consumer of the last one fires in this
+    task when it can fire now (``fire_fused``). Only the last: every message is in its channel before any consumer
+    fires, as when consumers fire in their own tasks."""
+    last = len(deliveries) - 1
+    for index, (channel, message) in enumerate(deliveries):
+        consumer = channel.fused
+        if index == last and consumer is not None and consumer.io.fusable_now():
+            await fire_fused(consumer, channel, message)
+        elif not channel.offer(message):
+            await channel.put(message, activity)
+
+
+async def fire_fused(node: Node, channel: Channel, message: Message) -> None:
+    """Fire ``node`` in the calling task on ``message``, sent on ``channel`` (one of its streaming inputs), and on
+    every firing that completes with it (see the module doc). The caller checked ``NodeIO.fusable_now``."""
+    io = node.io
+    assert io is not None
+    activity = io.activity
+    io.fusing = True
+    started = perf_counter()
+    try:
+        link = io.direct_link
+        if link is not None and not len(channel) and not io.streaming[0].pulled:
+            # the common case: one link in, nothing waiting on it, so the message is the next firing
+            stats = channel.stats
+            stats.messages += 1
+            if not stats.max_depth:
+                stats.max_depth = 1
+            port = io.streaming[0].port
+            values = io.current_configs() if io.configs else {}
+            values[port.name] = message.value if link.convert is identity else link.convert(message.value)
+            stamp = message.stamp
+            await fire_values(node, values, None if stamp is None else stamp - port.offset, message.source)
+        else:  # a join, or input waiting before the message: fire whatever the join completes, in order
+            channel.push(message)
+            while (firing := io.poll()) is not None:
+                await fire_values(node, firing.values, firing.stamp, firing.source)
+                if not io.outputs_have_room():
+                    io.inbox.notify()  # what a full output keeps from firing here, its own task fires
+                    break
+    except FusedFailure:
+        raise
+    except Exception as error:
+        raise FusedFailure(node.id, error) from error
+    finally:
+        io.end_fusing()
+        if activity.blocked_on:  # parked in its own wait all along: its firing here is busy time, not blocked
+            activity.shift(perf_counter() - started)
+    io.fused_streak += 1
+    if io.fused_streak >= YIELD_EVERY:  # a chain never waits: give the event loop (timers, other sources) a turn
+        io.fused_streak = 0
+        await asyncio.sleep(0)

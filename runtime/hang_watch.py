@@ -10,6 +10,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from .firing import fire_fused
+
 
 class HangWatch:
     """Reports nodes that await something other than a channel while the whole graph stands still.
@@ -51,8 +53,10 @@ class HangWatch:
             waiting = {node_id: task for node_id, task in self.tasks.items()
                        if not task.done() and node_id not in self.blocked()}
             if waiting:
-                places = "; ".join(f"{node_id} awaits {_await_place(task)}" for node_id, task in sorted(waiting.items()))
-                self.on_hang(sorted(waiting)[0], f"nothing has moved for {now - self._since:.0f}s and no channel "
+                # a node fired in its producer's task (firing.fire_fused) is the one that awaits there
+                culprits = {_fired_node(task) or node_id: task for node_id, task in waiting.items()}
+                places = "; ".join(f"{node_id} awaits {_await_place(task)}" for node_id, task in sorted(culprits.items()))
+                self.on_hang(sorted(culprits)[0], f"nothing has moved for {now - self._since:.0f}s and no channel "
                              f"holds these nodes: {places}")
                 return
         self._handle = asyncio.get_running_loop().call_later(self.grace_s / 4, self._check)
@@ -68,6 +72,18 @@ def _await_place(task: asyncio.Task[Any]) -> str:
     if frame is None:
         return "an unknown awaitable"
     return f"in {frame.f_code.co_name} at {frame.f_code.co_filename}:{frame.f_lineno}"
+
+
+def _fired_node(task: asyncio.Task[Any]) -> str | None:
+    """The id of the innermost node a producer fires in ``task`` (``firing.fire_fused``), ``None`` when none."""
+    awaiting: Any = task.get_coro()
+    fired = None
+    while awaiting is not None and getattr(awaiting, "cr_frame", None) is not None:
+        frame = awaiting.cr_frame
+        if frame.f_code is fire_fused.__code__:
+            fired = frame.f_locals["node"].id
+        awaiting = awaiting.cr_await
+    return fired
 
 
 def _worker_thread_busy() -> bool:

@@ -1,11 +1,13 @@
 """A node's connections: input slots that join messages into firings, and output fan-out."""
 from __future__ import annotations
 
+import asyncio
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from .channel import Activity, Channel, Inbox, Message
+from .firing import deliver, fire_fused
 from .firing_rules import AlignmentError, RuleJoin
 from .ports import Input, Output
 from .types import identity
@@ -128,10 +130,18 @@ class NodeIO:
         self.streaming = [s for s in slots.values() if not s.config and s.links]
         self.configs = [s for s in slots.values() if s.config and s.links]
         self._turn = 0
+        self.idle = False
+        """The node's ``fire_loop`` waits for input (between firings, not inside one)."""
+        self.fusing = False
+        """A producer is firing this node in its own task now (``firing.fire_fused``)."""
+        self._settled: asyncio.Future[None] | None = None
+        self.fused_streak = 0
+        """Firings in other tasks since the last that let the event loop turn (``firing.YIELD_EVERY``)."""
+        self._outputs = [channel for channels in subscribers.values() for channel, _ in channels]
         self._rules: RuleJoin | None = None
         # The join is chosen once for the node's shape instead of branching on it at every firing.
         if any(slot.port.rule is not None for slot in self.streaming):
-            self._rules = RuleJoin(node_id, self.streaming, rule_sizes, self._config_values)
+            self._rules = RuleJoin(node_id, self.streaming, rule_sizes, self.current_configs)
             self._join = self._rule_firing
         elif merge:
             self._join: Callable[[], Firing | None] = self._merge_firing
@@ -143,7 +153,10 @@ class NodeIO:
             self._join = self._no_firing
         only = self.streaming[0] if len(self.streaming) == 1 and not merge and self._rules is None else None
         # One link, not fan-in: a message can go from the channel straight into the firing (see _single_firing).
-        self._direct = only.links[0] if only is not None and len(only.links) == 1 and not only.port.fan_in else None
+        self.direct_link = only.links[0] if only is not None and len(only.links) == 1 and not only.port.fan_in \
+            else None
+        """The one link of a node whose one streaming input has one link, no firing rule, no fan-in and no merge:
+        the only way a message reaches its firings."""
         self._waits_on = tuple(link.channel for link in only.links) if only is not None else ()
         for slot in slots.values():
             # Pull no more than the links could hold themselves, so backpressure reaches the producers (a window
@@ -158,9 +171,48 @@ class NodeIO:
         A subscriber whose link routes one source only receives messages of that source.
         """
         message = Message(value, stamp, source)
-        for channel, route in self.subscribers[port]:
-            if (route is None or route == source) and not channel.offer(message):
-                await channel.put(message, self.activity)
+        targets = self.subscribers[port]
+        if len(targets) == 1:  # one subscriber: deliver's work without its frame and list
+            channel, route = targets[0]
+            if route is None or route == source:
+                consumer = channel.fused
+                if consumer is not None and consumer.io.fusable_now():
+                    await fire_fused(consumer, channel, message)
+                elif not channel.offer(message):
+                    await channel.put(message, self.activity)
+        elif targets:
+            await deliver([(channel, message) for channel, route in targets if route is None or route == source],
+                          self.activity)
+
+    def fusable_now(self) -> bool:
+        """Whether a producer may fire this node in its own task now, on a message for its direct link: its loop
+        waits between firings, no producer fires it already, its config inputs hold values, and every output has
+        room for a firing's messages."""
+        if not self.idle or self.fusing or (self.configs and not self._read_configs()):
+            return False
+        return self.outputs_have_room()
+
+    def end_fusing(self) -> None:
+        """A producer's firing of this node is over (``firing.fire_fused``)."""
+        self.fusing = False
+        settled, self._settled = self._settled, None
+        if settled is not None and not settled.done():
+            settled.set_result(None)
+
+    async def fused_settled(self) -> None:
+        """Wait while a producer fires this node in its own task: the node's own loop ends only after that."""
+        while self.fusing:
+            self._settled = asyncio.get_running_loop().create_future()
+            await self._settled
+
+    def outputs_have_room(self) -> bool:
+        """Whether every output channel takes a message without waiting."""
+        for channel in self._outputs:
+            if not channel.has_room():
+                return False
+        return True
+
+
 
     def close_outputs(self) -> None:
         """Tell every subscriber that this node sends nothing more."""
@@ -231,7 +283,8 @@ class NodeIO:
             await self.inbox.wait(tuple(link.channel for s in missing for link in s.links))
         return True
 
-    def _config_values(self) -> dict[str, Any]:
+    def current_configs(self) -> dict[str, Any]:
+        """The config inputs' values as they are now, by port name (a fresh dict)."""
         return {slot.port.name: slot.value for slot in self.configs} if self.configs else {}
 
     def _no_firing(self) -> None:
@@ -240,7 +293,7 @@ class NodeIO:
     def _single_firing(self) -> Firing | None:
         """The join of a node with one streaming input: its oldest message of the first source that has one."""
         slot = self.streaming[0]
-        link = self._direct
+        link = self.direct_link
         if link is not None and not slot.pulled:
             # Nothing pending and no sourced queue yet: the channel's head is what the join would fire next, so
             # it skips the pending queues; the rest are pulled as usual, behind an unsourced queue kept first.
@@ -255,7 +308,7 @@ class NodeIO:
                         if not pending:
                             pending[None] = deque()
                         slot.pull()
-                    values = self._config_values()
+                    values = self.current_configs()
                     values[slot.port.name] = message.value if link.convert is identity else \
                         link.convert(message.value)
                     stamp = message.stamp
@@ -269,7 +322,7 @@ class NodeIO:
                 break
         slot.pulled -= 1
         message = queue.popleft()
-        values = self._config_values()
+        values = self.current_configs()
         values[slot.port.name] = message.value
         stamp = message.stamp
         return Firing(values, None if stamp is None else stamp - slot.port.offset, message.source)
@@ -299,7 +352,7 @@ class NodeIO:
         return None
 
     def _fire(self, queues: list[tuple[InputSlot, deque[Message]]]) -> Firing:
-        values = self._config_values()
+        values = self.current_configs()
         stamp: int | None = None
         stamp_port = ""
         source: str | None = None
@@ -337,7 +390,7 @@ class NodeIO:
                 if queue:
                     self._turn = (self._turn + i + 1) % count
                     message = slot.take(queue)
-                    values = self._config_values()
+                    values = self.current_configs()
                     values[slot.port.name] = message.value
                     stamp = None if message.stamp is None else message.stamp - slot.port.offset
                     return Firing(values, stamp, message.source)
@@ -365,7 +418,7 @@ class NodeIO:
         """Wait until every config input holds a value and return them; ``None`` when one ended without."""
         if not await self._take_configs():
             return None
-        return self._config_values()
+        return self.current_configs()
 
     def newest(self, port: str) -> Any:
         """The newest value received so far on config input ``port`` (``None`` before the first), without

@@ -166,6 +166,13 @@ class Node:
             if outputs:
                 await self.emit_all(outputs, firing)
 
+    @classmethod
+    def fires_in_loop(cls) -> bool:
+        """Whether ``run`` fires through ``firing.fire_loop``: the class keeps ``Node``'s own ``run``, ``receive``,
+        ``emit_all`` and ``emit``, so a producer may also fire it in its own task (``firing.fire_fused``)."""
+        return (cls.run is Node.run and cls.receive is Node.receive and cls.emit_all is Node.emit_all
+                and cls.emit is Node.emit)
+
     async def teardown(self) -> None:
         """Release resources; always called, in reverse setup order, also after failures."""
 

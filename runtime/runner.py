@@ -14,6 +14,7 @@ from .context import RunContext
 from .counters import Counters
 from .durations import parse_duration
 from .errors import NodeFailure
+from .firing import FusedFailure
 from .graph import Graph
 from .hang_watch import HangWatch
 from .io import InputSlot, Link, NodeIO
@@ -230,6 +231,7 @@ class GraphRun:
 
     def _stop_now(self) -> None:
         if self._stop_event is not None:
+            self.context.halting = True
             self._stop_event.set()
 
     def _node_stop(self, reason: str, node_id: str) -> None:
@@ -311,6 +313,7 @@ class GraphRun:
             assert cls is not None, f"graph not validated: unknown node type {spec.type}"
             self.nodes[node_id] = cls(node_id, spec.params, self.context.context(node_id, spec.type))
         links = [link for link in graph.links if link.src in self.nodes and link.dst in self.nodes]
+        fuse = graph.run.get("fuse_chains") is not False
         slots: dict[str, dict[str, InputSlot]] = {}
         subscribers: dict[str, dict[str, list[tuple[LocalChannel, str | None]]]] = {}
         for node_id, node in self.nodes.items():
@@ -338,6 +341,12 @@ class GraphRun:
         for node_id, node in self.nodes.items():
             node.io = NodeIO(node_id, self.activities[node_id], slots[node_id], node.output_ports,
                              subscribers[node_id], node.merge, node.rule_sizes)
+            # a merge takes the inputs waiting on it in turn, which its own task does; a producer firing it would not
+            if fuse and not node.merge and node.fires_in_loop():
+                for slot in node.io.streaming:
+                    for link in slot.links:
+                        if link.channel.policy == "block":
+                            link.channel.fused = node
         self.order = setup_order({node_id: type(node) for node_id, node in self.nodes.items()}, links)
 
     def _skipped_nodes(self) -> set[str]:
@@ -464,6 +473,8 @@ class GraphRun:
             node.io.close_outputs()
         except asyncio.CancelledError:
             raise
+        except FusedFailure as failure:
+            self._fail(failure.node_id, "run", failure.cause)
         except Exception as error:
             self._fail(node_id, "run", error)
         finally:

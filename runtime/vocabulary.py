@@ -190,6 +190,8 @@ def engine_run_keys() -> dict[str, RunKey]:
         RunKey("mode", "train or play", one_of("train", "play")),
         RunKey("max_replacements", "int: how many lost parts (workers with on_loss \"replace\") one run replaces "
                "before a loss stops it (default 3)", integer_at_least(0)),
+        RunKey("fuse_chains", "true or false: a node whose one streaming input has one link may fire in its "
+               "producer's task, a chain as one task (default true; the same firings, stamps and stats)", boolean),
         RunKey("ray_address", "str: the Ray cluster that runs the workers placed on Ray (host:port, or auto); "
                "default: a local Ray", text),
     )

@@ -198,3 +198,68 @@ class TestStamps:
         run, result = run_graph(g, registry)
         assert result.stop_reason == "failed"
         assert run.nodes["s"].received == []
+
+
+def chain(n: int = 40, **where: object) -> Graph:
+    """Count -> Where -> Double -> Where: single-link nodes, the last with no output linked, a chain that fuses."""
+    return (Graph().add("c", "Count", n=n).add("w1", "Where", **where).add("d", "Double").add("w2", "Where")
+            .link("c.out", "w1.x").link("w1.y", "d.x").link("d.y", "w2.x"))
+
+
+class TestFusedChains:
+    """A node whose one streaming input has one link fires in its producer's task (``firing.fire_fused``)."""
+
+    def test_a_chain_fires_in_its_producers_task_with_the_same_messages_and_counts(self, registry, run_graph):
+        """Fused and unfused (``fuse_chains: false``) runs deliver the same values, stamps and sources, fire each
+        node as often and count the same messages on every channel; fused, the chain fires in the source's task."""
+        fused_run, fused = run_graph(chain(), registry)
+        plain_graph = chain()
+        plain_graph.run["fuse_chains"] = False
+        plain_run, plain = run_graph(plain_graph, registry)
+        assert fused.stop_reason == plain.stop_reason == "completed"
+        assert fused_run.nodes["w2"].received == plain_run.nodes["w2"].received == [(2 * i, i, None) for i in range(40)]
+        for node_id in ("w1", "d", "w2"):
+            assert fused.nodes[node_id]["firings"] == plain.nodes[node_id]["firings"] == 40
+        for name, stats in plain.channels.items():
+            assert fused.channels[name]["messages"] == stats["messages"] == 40, name
+            assert fused.channels[name]["drops"] == stats["drops"] == 0, name
+        assert set(plain_run.nodes["w1"].tasks) == {"w1"} and set(plain_run.nodes["w2"].tasks) == {"w2"}
+        # the first messages may find w1 still starting (its own task takes them); from then on c fires it
+        assert fused_run.nodes["w1"].tasks.count("c") >= 35 and fused_run.nodes["w2"].tasks.count("c") >= 35
+
+    def test_a_config_input_fuses_once_it_holds_a_value(self, registry, run_graph):
+        """A node with a config input fires in its producer's task on the config's value."""
+        g = (Graph().add("w", "Weights", scale=3).add("c", "Count", n=20).add("m", "Scale").add("r", "Where")
+             .link("w.model", "m.model").link("c.out", "m.x").link("m.y", "r.x"))
+        run, result = run_graph(g, registry)
+        assert [v for v, _, _ in run.nodes["r"].received] == [3 * i for i in range(20)]
+        assert run.nodes["r"].tasks.count("c") >= 15
+
+    def test_a_failure_in_a_fused_node_is_that_nodes(self, registry, run_graph):
+        """A fused node that raises fails the run under its own id, not its producer's."""
+        g = (Graph().add("c", "Count", n=20).add("w", "Where").add("f", "Fail", after=10)
+             .link("c.out", "w.x").link("w.y", "f.x"))
+        run, result = run_graph(g, registry)
+        assert result.stop_reason == "failed"
+        assert result.error is not None and result.error.node_id == "f" and result.error.phase == "run"
+        assert isinstance(result.error.cause, ValueError) and "boom" in str(result.error.cause)
+        assert run.nodes["w"].tasks.count("c") >= 5  # the chain was fused when f raised
+
+    def test_a_fused_firing_is_busy_time_of_the_node_that_fired(self, registry, run_graph):
+        """Time spent in a fused node's compute counts as its busy time, not as time it was blocked, as if it had
+        fired in its own task."""
+        run, result = run_graph(chain(n=10, spin=0.02), registry)
+        assert run.nodes["w1"].tasks.count("c") >= 8
+        assert result.nodes["w1"]["busy_s"] >= 0.15
+        assert result.nodes["w1"]["blocked_s"] < 0.1
+
+    def test_a_full_output_leaves_the_firing_to_the_nodes_own_task(self, registry, run_graph):
+        """Behind a slow consumer the chain's outputs fill: the node then fires in its own task, waiting on the
+        full channel as itself, and every message still arrives once, in order."""
+        g = (Graph().add("c", "Count", n=12).add("w", "Where").add("s", "Sink", delay=0.01)
+             .link("c.out", "w.x").link("w.y", "s.x", capacity=1))
+        run, result = run_graph(g, registry)
+        assert result.stop_reason == "completed"
+        assert [v for v, _, _ in run.nodes["s"].received] == list(range(12))
+        assert "w" in run.nodes["w"].tasks
+        assert result.channels["w.y -> s.x"]["producer_wait_s"] > 0

@@ -212,6 +212,29 @@ class Slow(Recorded):
         return {"y": x}
 
 
+class Where(Recorded):
+    """Forwards each value; records what it received, the task each firing ran in, and spends ``spin`` seconds
+    holding the loop."""
+
+    x = Input("Any", "in")
+    y = Output("Any", "out")
+    spin = Param(float, 0.0, "seconds of time.sleep per firing (the loop is held, as by compute-bound code)",
+                 ge=0.0, le=10.0)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.tasks: list[str] = []
+        self.received: list[tuple[Any, int | None, str | None]] = []
+
+    async def compute(self, x: Any) -> Mapping[str, Any]:
+        self.received.append((x, self.stamp, self.source))
+        task = asyncio.current_task()
+        self.tasks.append(task.get_name() if task is not None else "")
+        if self.spin:
+            time.sleep(self.spin)
+        return {"y": x}
+
+
 class Fail(Recorded):
     """Raises on its ``after``-th message (or in setup)."""
 
@@ -277,8 +300,8 @@ class Reader(Recorded):
         return {"y": x}
 
 
-TOY_NODES = (Count, Double, Add, Sink, Pair, Merge, Relay, Weights, Scale, Bias, Ticker, Echo, Slow, Fail, Forever,
-             Declarer, Reader)
+TOY_NODES = (Count, Double, Add, Sink, Pair, Merge, Relay, Weights, Scale, Bias, Ticker, Echo, Slow, Where, Fail,
+             Forever, Declarer, Reader)
 
 
 def toy_registry(builtins: bool = False) -> NodeRegistry:
