@@ -57,10 +57,14 @@ TARGETS = {1: 0.08, 64: 0.02}
 ITERATIONS = {1: 250, 64: 12, 1024: 3}
 
 
+FUSE = ["run.fuse_chains=true"]
+"""The graph's chains fire as one task (``--unfused``: every node in its own task)."""
+
+
 def load(num_envs: int, max_steps: int) -> Graph:
     """The Cartpole graph at ``num_envs`` envs, stopping at ``max_steps`` only."""
     return load_graph(GRAPH, overrides=[f"env.num_envs={num_envs}", "run.target_return=null",
-                                        f"run.max_steps={max_steps}", "run.timeout=null"])
+                                        f"run.max_steps={max_steps}", "run.timeout=null", *FUSE])
 
 
 def run_graph(graph: Graph, loop_factory: Any) -> tuple[float, float, dict[str, float]]:
@@ -162,7 +166,10 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=1.0, help="multiply the iterations of every env count")
     parser.add_argument("--repeats", type=int, default=1, help="measurements per side (the median is reported)")
     parser.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop", help="event loop of the graph")
+    parser.add_argument("--unfused", action="store_true", help="run.fuse_chains=false: every node in its own task")
     args = parser.parse_args()
+    if args.unfused:
+        FUSE[:] = ["run.fuse_chains=false"]
     torch.set_num_threads(1)
     factories = loop_factories()
     loop_factory = factories.get(args.loop, None)

@@ -32,12 +32,14 @@ class Activity:
     Also accumulates the time the node spent blocked.
     """
 
-    __slots__ = ("node_id", "blocked_on", "blocked_s", "_since", "_watch")
+    __slots__ = ("node_id", "blocked_on", "blocked_s", "lent_s", "_since", "_watch")
 
     def __init__(self, node_id: str, watch: Any = None) -> None:
         self.node_id = node_id
         self.blocked_on: tuple[Channel, ...] = ()
         self.blocked_s = 0.0
+        self.lent_s = 0.0
+        """Seconds its task spent firing other nodes (``firing.fire_fused``): their busy time, not this node's."""
         self._since = 0.0
         self._watch = watch
 

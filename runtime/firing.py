@@ -98,7 +98,7 @@ async def fire_values(node: Node, values: dict[str, Any], stamp: int | None, sou
         channel, message = deliveries[0]
         consumer = channel.fused
         if consumer is not None and consumer.io.fusable_now():
-            await fire_fused(consumer, channel, message)
+            await fire_fused(consumer, channel, message, io.activity)
         elif not channel.offer(message):
             await channel.put(message, io.activity)
     elif deliveries:
@@ -113,14 +113,15 @@ async def deliver(deliveries: list[tuple[Channel, Message]], activity: Activity)
     for index, (channel, message) in enumerate(deliveries):
         consumer = channel.fused
         if index == last and consumer is not None and consumer.io.fusable_now():
-            await fire_fused(consumer, channel, message)
+            await fire_fused(consumer, channel, message, activity)
         elif not channel.offer(message):
             await channel.put(message, activity)
 
 
-async def fire_fused(node: Node, channel: Channel, message: Message) -> None:
+async def fire_fused(node: Node, channel: Channel, message: Message, producer: Activity) -> None:
     """Fire ``node`` in the calling task on ``message``, sent on ``channel`` (one of its streaming inputs), and on
-    every firing that completes with it (see the module doc). The caller checked ``NodeIO.fusable_now``."""
+    every firing that completes with it (see the module doc); the time is the node's busy time, lent by the
+    ``producer``. The caller checked ``NodeIO.fusable_now``."""
     io = node.io
     assert io is not None
     activity = io.activity
@@ -152,8 +153,10 @@ async def fire_fused(node: Node, channel: Channel, message: Message) -> None:
         raise FusedFailure(node.id, error) from error
     finally:
         io.end_fusing()
+        elapsed = perf_counter() - started
+        producer.lent_s += elapsed
         if activity.blocked_on:  # parked in its own wait all along: its firing here is busy time, not blocked
-            activity.shift(perf_counter() - started)
+            activity.shift(elapsed)
     io.fused_streak += 1
     if io.fused_streak >= YIELD_EVERY:  # a chain never waits: give the event loop (timers, other sources) a turn
         io.fused_streak = 0

@@ -177,7 +177,7 @@ class NodeIO:
             if route is None or route == source:
                 consumer = channel.fused
                 if consumer is not None and consumer.io.fusable_now():
-                    await fire_fused(consumer, channel, message)
+                    await fire_fused(consumer, channel, message, self.activity)
                 elif not channel.offer(message):
                     await channel.put(message, self.activity)
         elif targets:

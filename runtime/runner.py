@@ -508,7 +508,7 @@ class GraphRun:
             nodes[node_id] = {
                 "firings": self.nodes[node_id].firings if node_id in self.nodes else 0,
                 "blocked_s": round(activity.blocked_s, 6),
-                "busy_s": round(max(alive - activity.blocked_s, 0.0), 6),
+                "busy_s": round(max(alive - activity.blocked_s - activity.lent_s, 0.0), 6),
             }
         channels = {name: ch.stats.as_dict() | {"depth": len(ch)} for name, ch in self.channels.items()}
         result = RunResult(

@@ -246,12 +246,13 @@ class TestFusedChains:
         assert run.nodes["w"].tasks.count("c") >= 5  # the chain was fused when f raised
 
     def test_a_fused_firing_is_busy_time_of_the_node_that_fired(self, registry, run_graph):
-        """Time spent in a fused node's compute counts as its busy time, not as time it was blocked, as if it had
-        fired in its own task."""
+        """Time spent in a fused node's compute counts as its busy time, not as time it was blocked, and not as
+        busy time of the producer whose task ran it, as if it had fired in its own task."""
         run, result = run_graph(chain(n=10, spin=0.02), registry)
         assert run.nodes["w1"].tasks.count("c") >= 8
         assert result.nodes["w1"]["busy_s"] >= 0.15
         assert result.nodes["w1"]["blocked_s"] < 0.1
+        assert result.nodes["c"]["busy_s"] < 0.1
 
     def test_a_full_output_leaves_the_firing_to_the_nodes_own_task(self, registry, run_graph):
         """Behind a slow consumer the chain's outputs fill: the node then fires in its own task, waiting on the
