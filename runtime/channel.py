@@ -228,12 +228,7 @@ class LocalChannel(Channel):
         self._append(message)
 
     def _append(self, message: Message) -> None:
-        buffer = self._buffer
-        buffer.append(message)
-        stats = self.stats
-        stats.messages += 1
-        if len(buffer) > stats.max_depth:
-            stats.max_depth = len(buffer)
+        self.push(message)
         if self._inbox is not None:
             self._inbox.notify()
 

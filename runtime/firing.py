@@ -8,11 +8,12 @@ synchronous ``offer`` unless the channel is full, only then through ``await put`
 Chains fire as one task (``run.fuse_chains``, on by default): a subscriber that runs this loop (not a merge) and
 waits between firings, with its config inputs set and room on every output, is fired by its producer, in the
 producer's task, on the message it sends to one of its streaming inputs, with every firing that message completes
-(``fire_fused``): no wake-up, no task switch. Only a firing's last message goes that way, once every other is in its
-channel, so no consumer fires before the producer has sent all it sends. Its stamps, sources, firing count, busy and blocked time, channel
-counts and errors are what its own task would have had; its own task stays parked in its wait and takes over
-whenever the producer cannot fire it (a full output, a config input still to come). A chain that never waits still
-lets the event loop turn every ``YIELD_EVERY`` firings of a node, and a loop whose run stops yields before firing.
+(``fire_fused``): no wake-up, no task switch. Only a firing's last message goes that way, once every other is in
+its channel, so no consumer fires before the producer has sent all it sends. Its stamps, sources, firing count,
+busy and blocked time, channel counts and errors are what its own task would have had; its own task stays parked in
+its wait and takes over whenever the producer cannot fire it (a full output, a config input still to come). A
+chain that never waits still lets the event loop turn every ``YIELD_EVERY`` firings of a node, and a loop whose run
+stops yields before firing.
 """
 from __future__ import annotations
 
@@ -96,13 +97,18 @@ async def fire_values(node: Node, values: dict[str, Any], stamp: int | None, sou
                 deliveries.append((channel, message))
     if len(deliveries) == 1:  # one output, one subscriber: the chain's case, without deliver's frame
         channel, message = deliveries[0]
-        consumer = channel.fused
-        if consumer is not None and consumer.io.fusable_now():
+        if (consumer := fusable_consumer(channel)) is not None:
             await fire_fused(consumer, channel, message, io.activity)
         elif not channel.offer(message):
             await channel.put(message, io.activity)
     elif deliveries:
         await deliver(deliveries, io.activity)
+
+
+def fusable_consumer(channel: Channel) -> Node | None:
+    """The consumer of ``channel`` when a message sent on it now may fire it in the sender's task."""
+    consumer = channel.fused
+    return consumer if consumer is not None and consumer.io.fusable_now() else None
 
 
 async def deliver(deliveries: list[tuple[Channel, Message]], activity: Activity) -> None:
@@ -111,8 +117,7 @@ async def deliver(deliveries: list[tuple[Channel, Message]], activity: Activity)
     fires, as when consumers fire in their own tasks."""
     last = len(deliveries) - 1
     for index, (channel, message) in enumerate(deliveries):
-        consumer = channel.fused
-        if index == last and consumer is not None and consumer.io.fusable_now():
+        if index == last and (consumer := fusable_consumer(channel)) is not None:
             await fire_fused(consumer, channel, message, activity)
         elif not channel.offer(message):
             await channel.put(message, activity)

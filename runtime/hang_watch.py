@@ -55,7 +55,8 @@ class HangWatch:
             if waiting:
                 # a node fired in its producer's task (firing.fire_fused) is the one that awaits there
                 culprits = {_fired_node(task) or node_id: task for node_id, task in waiting.items()}
-                places = "; ".join(f"{node_id} awaits {_await_place(task)}" for node_id, task in sorted(culprits.items()))
+                places = "; ".join(f"{node_id} awaits {_await_place(task)}"
+                                   for node_id, task in sorted(culprits.items()))
                 self.on_hang(sorted(culprits)[0], f"nothing has moved for {now - self._since:.0f}s and no channel "
                              f"holds these nodes: {places}")
                 return

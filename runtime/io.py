@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from .channel import Activity, Channel, Inbox, Message
-from .firing import deliver, fire_fused
+from .firing import deliver, fire_fused, fusable_consumer
 from .firing_rules import AlignmentError, RuleJoin
 from .ports import Input, Output
 from .types import identity
@@ -175,8 +175,7 @@ class NodeIO:
         if len(targets) == 1:  # one subscriber: deliver's work without its frame and list
             channel, route = targets[0]
             if route is None or route == source:
-                consumer = channel.fused
-                if consumer is not None and consumer.io.fusable_now():
+                if (consumer := fusable_consumer(channel)) is not None:
                     await fire_fused(consumer, channel, message, self.activity)
                 elif not channel.offer(message):
                     await channel.put(message, self.activity)
