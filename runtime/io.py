@@ -184,9 +184,9 @@ class NodeIO:
                           self.activity)
 
     def fusable_now(self) -> bool:
-        """Whether a producer may fire this node in its own task now, on a message for its direct link: its loop
-        waits between firings, no producer fires it already, its config inputs hold values, and every output has
-        room for a firing's messages."""
+        """Whether a producer may fire this node in its own task now, on a message for one of its streaming inputs:
+        its loop waits between firings, no producer fires it already, its config inputs hold values, and every output
+        has room for a firing's messages."""
         if not self.idle or self.fusing or (self.configs and not self._read_configs()):
             return False
         return self.outputs_have_room()
@@ -210,8 +210,6 @@ class NodeIO:
             if not channel.has_room():
                 return False
         return True
-
-
 
     def close_outputs(self) -> None:
         """Tell every subscriber that this node sends nothing more."""
