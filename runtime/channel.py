@@ -236,6 +236,11 @@ class LocalChannel(Channel):
         """Whether a message sent now would go in without waiting (always under ``latest`` or once released)."""
         return len(self._buffer) < self.capacity or self.policy == "latest" or self.released
 
+    def append_past_capacity(self, message: Message) -> None:
+        """Append ``message`` although the channel is full, waking the consumer: a node fired in its producer's task
+        emitting more than one message an output from ``compute`` (``NodeIO.emit``), which must not block that task."""
+        self._append(message)
+
     def push(self, message: Message) -> None:
         """Append ``message``, counted, without waking the consumer: its producer fires it now
         (``firing.fire_fused``)."""

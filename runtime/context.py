@@ -167,7 +167,7 @@ class RunContext:
         """Nodes waiting at a stop point for a graceful stop to complete."""
         self.stopping = False
         self.halting = False
-        """The run stops now: its node tasks are about to be cancelled (a firing loop yields so that happens)."""
+        """The run stops now: its node tasks are about to be cancelled (no node fires in another's task any more)."""
         self.stop_point_handler: Callable[[], None] | None = None
         self._shared: dict[str, Any] = {}
 

@@ -5,15 +5,16 @@ sources, routes, firing counts and errors), without a coroutine per layer: a fir
 there is taken synchronously (``NodeIO.poll``), and a message goes into each subscriber's channel with the
 synchronous ``offer`` unless the channel is full, only then through ``await put``.
 
-Chains fire as one task (``run.fuse_chains``, on by default): a subscriber that runs this loop (not a merge) and
-waits between firings, with its config inputs set and room on every output, is fired by its producer, in the
-producer's task, on the message it sends to one of its streaming inputs, with every firing that message completes
-(``fire_fused``): no wake-up, no task switch. Only a firing's last message goes that way, once every other is in
-its channel, so no consumer fires before the producer has sent all it sends. Its stamps, sources, firing count,
-busy and blocked time, channel counts and errors are what its own task would have had; its own task stays parked in
-its wait and takes over whenever the producer cannot fire it (a full output, a config input still to come). A
-chain that never waits still lets the event loop turn every ``YIELD_EVERY`` firings of a node, and a loop whose run
-stops yields before firing.
+Chains fire as one task (``run.fuse_chains``, on by default): a subscriber that runs this loop (not a merge, no stop
+points) and waits between firings, with its config inputs set and room on every output, is fired by its producer,
+in the producer's task, on the message it sends to one of its streaming inputs (when that link has room for it),
+with every firing that message completes (``fire_fused``): no wake-up, no task switch. Only a firing's last message
+goes that way, once every other is in its channel, and ``emit`` inside ``compute`` fires nothing, so no consumer
+fires before the producer has sent all it sends. Its stamps, sources, firing count, busy and blocked time, channel
+counts and errors are what its own task would have had; its own task stays parked in its wait, takes no firing
+while a producer fires it, and takes over whenever the producer cannot (a full output, a config input still to
+come). A chain that never waits still lets the event loop turn every ``YIELD_EVERY`` firings of a node, and once its run
+stops nothing fuses (a loop of fused nodes would otherwise fire on past the stop).
 """
 from __future__ import annotations
 
@@ -48,9 +49,10 @@ async def fire_loop(node: Node) -> None:
     poll, next_firing = io.poll, io.next_firing
     wait, missing, ended = io.inbox.wait, io.missing, io.ended
     configs = bool(io.configs)
-    run = node.ctx.run
     try:
         while True:
+            if io.fusing:  # a producer fires it now: that firing takes what completes, in order, until it is done
+                await io.fused_settled()
             firing = poll()
             if firing is None:
                 io.idle = True  # while it waits, a producer may fire it (fire_fused)
@@ -64,12 +66,6 @@ async def fire_loop(node: Node) -> None:
                 if firing is None:
                     await io.fused_settled()  # a producer may still be firing it: the node ends after that firing
                     return
-            elif run.halting:
-                # the run stops: its tasks are cancelled at this turn of the event loop, before this firing (a chain
-                # fired in this task that feeds this node again would otherwise keep it firing without a turn)
-                await asyncio.sleep(0)
-            if io.fusing:  # a producer's firing of it awaits something: one firing at a time, in order
-                await io.fused_settled()
             await fire_values(node, firing.values, firing.stamp, firing.source)
     finally:
         io.idle = False  # ended, failed or cancelled: no producer fires it any more
@@ -80,11 +76,15 @@ async def fire_values(node: Node, values: dict[str, Any], stamp: int | None, sou
     offset."""
     node.stamp, node.source = stamp, source
     node.firings += 1
-    outputs = await node.compute(**values)
-    if not outputs:
-        return
     io = node.io
     assert io is not None
+    io.computing = True
+    try:
+        outputs = await node.compute(**values)
+    finally:
+        io.computing = False
+    if not outputs:
+        return
     ports, subscribers = node.output_ports, io.subscribers
     deliveries = []
     for port, value in outputs.items():
@@ -106,9 +106,12 @@ async def fire_values(node: Node, values: dict[str, Any], stamp: int | None, sou
 
 
 def fusable_consumer(channel: Channel) -> Node | None:
-    """The consumer of ``channel`` when a message sent on it now may fire it in the sender's task."""
+    """The consumer of ``channel`` when a message sent on it now may fire it in the sender's task (the channel has
+    room for it: what the consumer does not fire at once waits there, within the capacity)."""
     consumer = channel.fused
-    return consumer if consumer is not None and consumer.io.fusable_now() else None
+    if consumer is None or not channel.has_room() or consumer.ctx.run.halting:
+        return None  # once the run stops, consumers fire in their own tasks until they are cancelled, as unfused
+    return consumer if consumer.io.fusable_now() else None
 
 
 async def deliver(deliveries: list[tuple[Channel, Message]], activity: Activity) -> None:

@@ -6,7 +6,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from .channel import Activity, Channel, Inbox, Message
+from .channel import Activity, Channel, Inbox, LocalChannel, Message
 from .firing import deliver, fire_fused, fusable_consumer
 from .firing_rules import AlignmentError, RuleJoin
 from .ports import Input, Output
@@ -134,6 +134,11 @@ class NodeIO:
         """The node's ``fire_loop`` waits for input (between firings, not inside one)."""
         self.fusing = False
         """A producer is firing this node in its own task now (``firing.fire_fused``)."""
+        self.fusable = True
+        """Producers may fire it in their tasks (false for a node with stop points, or one that emits from
+        ``compute`` past an output's room)."""
+        self.computing = False
+        """Its ``compute`` runs now (``emit`` from inside it fires no consumer)."""
         self._settled: asyncio.Future[None] | None = None
         self.fused_streak = 0
         """Firings in other tasks since the last that let the event loop turn (``firing.YIELD_EVERY``)."""
@@ -172,7 +177,9 @@ class NodeIO:
         """
         message = Message(value, stamp, source)
         targets = self.subscribers[port]
-        if len(targets) == 1:  # one subscriber: deliver's work without its frame and list
+        if self.computing:
+            await self._emit_in_firing(targets, message, source)
+        elif len(targets) == 1:  # one subscriber: deliver's work without its frame and list
             channel, route = targets[0]
             if route is None or route == source:
                 if (consumer := fusable_consumer(channel)) is not None:
@@ -183,11 +190,27 @@ class NodeIO:
             await deliver([(channel, message) for channel, route in targets if route is None or route == source],
                           self.activity)
 
+    async def _emit_in_firing(self, targets: list[tuple[Channel, str | None]], message: Message,
+                              source: str | None) -> None:
+        """``emit`` from inside ``compute``: no consumer fires before the firing has sent everything, and a node a
+        producer fires in its own task never blocks that task on a full output (the room ``fusable_now`` checked is
+        one message an output): the message goes in past the capacity, and the node fires in its own task from then
+        on."""
+        for channel, route in targets:
+            if route is None or route == source:
+                if channel.offer(message):
+                    continue
+                if self.fusing and isinstance(channel, LocalChannel) and not channel.released:
+                    self.fusable = False
+                    channel.append_past_capacity(message)
+                else:
+                    await channel.put(message, self.activity)
+
     def fusable_now(self) -> bool:
         """Whether a producer may fire this node in its own task now, on a message for one of its streaming inputs:
         its loop waits between firings, no producer fires it already, its config inputs hold values, and every output
         has room for a firing's messages."""
-        if not self.idle or self.fusing or (self.configs and not self._read_configs()):
+        if not self.idle or self.fusing or not self.fusable or (self.configs and not self._read_configs()):
             return False
         return self.outputs_have_room()
 
@@ -228,6 +251,8 @@ class NodeIO:
             return None
         join = self._join
         while True:
+            if self.fusing:  # a producer fires this node now: it takes the firings, in order, until it is done
+                await self.fused_settled()
             firing = join()
             if firing is not None:
                 return firing

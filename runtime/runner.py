@@ -396,6 +396,9 @@ class GraphRun:
                     self._fail(node_id, "setup", error)
                     break
                 set_up.append(node_id)
+            for node_id in self.context.stop_points & set(self.nodes):
+                # waiting at a stop point inside a producer's task would hold that producer too: it fires in its own
+                self.nodes[node_id].io.fusable = False
             if self.restore is not None and self.error is None:
                 checkpoint.restore(self.restore, self)
             for hook in self.hooks:

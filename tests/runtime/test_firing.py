@@ -264,3 +264,35 @@ class TestFusedChains:
         assert [v for v, _, _ in run.nodes["s"].received] == list(range(12))
         assert "w" in run.nodes["w"].tasks
         assert result.channels["w.y -> s.x"]["producer_wait_s"] > 0
+
+    def test_firings_stay_in_order_when_the_nodes_own_task_wakes_meanwhile(self, registry, run_graph):
+        """While a producer fires a node whose compute awaits, the node's own task, woken by another producer, takes
+        no firing: the producer's loop fires what completes, in the order the join gives."""
+        g = (Graph().add("c1", "Later", n=1, wait=0.02).add("c2", "Later", n=10, first=100, wait=0.025)
+             .add("s", "Sink", delay=0.01).link("c1.out", "s.x").link("c2.out", "s.x"))
+        run, result = run_graph(g, registry)
+        assert result.stop_reason == "completed"
+        assert [v for v, _, _ in run.nodes["s"].received] == [0, *range(100, 110)]
+
+    def test_a_fused_join_keeps_its_inputs_bounded(self, registry, run_graph):
+        """A join fired by its producers holds no more on an input than the link's capacity: a fast producer waits
+        for the slow one, as it does when the join fires in its own task."""
+        g = (Graph().add("fast", "Count", n=200).add("slow", "Count", n=200, first=1000, delay=0.001).add("add", "Add")
+             .add("w", "Where").link("fast.out", "add.a", capacity=1).link("slow.out", "add.b", capacity=1)
+             .link("add.total", "w.x"))
+        g.nodes["slow"].params["stamp_from"] = 1
+        run, result = run_graph(g, registry)
+        assert result.stop_reason == "completed" and result.nodes["add"]["firings"] == 200
+        assert result.channels["fast.out -> add.a"]["max_depth"] <= 1
+        assert result.nodes["fast"]["blocked_s"] > 0.05
+
+    def test_a_fused_node_emitting_from_compute_never_blocks_its_producer(self, registry, run_graph):
+        """A node fired in its producer's task that sends more than its output holds (three ``emit`` calls, capacity
+        1) does not stall that producer, which a join downstream (in its own task) still needs: the run completes
+        as unfused."""
+        g = (Graph().add("p", "Steps", n=5, wait=0.02).add("e", "Triple").add("add", "OwnBias").add("w", "Where")
+             .link("p.x", "e.x").link("e.y", "add.x", capacity=1).link("p.b", "add.bias", capacity=1)
+             .link("add.y", "w.x"))
+        run, result = run_graph(g, registry, deadlock_grace_s=1.0)
+        assert result.stop_reason == "completed", result.error
+        assert [v for v, _, _ in run.nodes["w"].received] == [10 * i + copy + i for i in range(5) for copy in range(3)]

@@ -51,6 +51,16 @@ class Count(Recorded):
                 await asyncio.sleep(self.delay)
 
 
+class Later(Count):
+    """``Count`` starting after ``wait`` seconds."""
+
+    wait = Param(float, 0.0, "seconds before the first message", ge=0.0, le=10.0)
+
+    async def run(self) -> None:
+        await asyncio.sleep(self.wait)
+        await super().run()
+
+
 class Double(Recorded):
     """Doubles each value."""
 
@@ -235,6 +245,40 @@ class Where(Recorded):
         return {"y": x}
 
 
+class Triple(Recorded):
+    """Sends ``10 x``, ``10 x + 1`` and ``10 x + 2`` from inside ``compute`` (``self.emit``), returning nothing."""
+
+    x = Input("Int", "in")
+    y = Output("Int", "out")
+
+    async def compute(self, x: int) -> None:
+        for copy in range(3):
+            await self.emit("y", 10 * x + copy)
+
+
+class OwnBias(Bias):
+    """``Bias`` that overrides ``receive``: it always fires in its own task, never in a producer's."""
+
+    async def receive(self) -> Any:
+        return await super().receive()
+
+
+class Steps(Recorded):
+    """Per step, one value on ``x`` then three on ``b``, each its own ``emit``, unstamped."""
+
+    x = Output("Int", "one a step")
+    b = Output("Int", "three a step")
+    n = Param(int, 3, "steps", ge=0, le=1_000_000)
+    wait = Param(float, 0.0, "seconds before the first step", ge=0.0, le=10.0)
+
+    async def run(self) -> None:
+        await asyncio.sleep(self.wait)
+        for i in range(self.n):
+            await self.emit("x", i)
+            for _ in range(3):
+                await self.emit("b", i)
+
+
 class Fail(Recorded):
     """Raises on its ``after``-th message (or in setup)."""
 
@@ -300,8 +344,8 @@ class Reader(Recorded):
         return {"y": x}
 
 
-TOY_NODES = (Count, Double, Add, Sink, Pair, Merge, Relay, Weights, Scale, Bias, Ticker, Echo, Slow, Where, Fail,
-             Forever, Declarer, Reader)
+TOY_NODES = (Count, Later, Double, Add, Sink, Pair, Merge, Relay, Weights, Scale, Bias, Ticker, Echo, Slow, Where, Triple,
+             OwnBias, Steps, Fail, Forever, Declarer, Reader)
 
 
 def toy_registry(builtins: bool = False) -> NodeRegistry:
