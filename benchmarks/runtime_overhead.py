@@ -57,14 +57,12 @@ TARGETS = {1: 0.08, 64: 0.02}
 ITERATIONS = {1: 250, 64: 12, 1024: 3}
 
 
-FUSE = ["run.fuse_chains=true"]
-"""The graph's chains fire as one task (``--unfused``: every node in its own task)."""
-
-
-def load(num_envs: int, max_steps: int) -> Graph:
-    """The Cartpole graph at ``num_envs`` envs, stopping at ``max_steps`` only."""
+def load(num_envs: int, max_steps: int, fuse: bool) -> Graph:
+    """The Cartpole graph at ``num_envs`` envs, stopping at ``max_steps`` only, its chains fused as one task or not
+    (``run.fuse_chains``)."""
     return load_graph(GRAPH, overrides=[f"env.num_envs={num_envs}", "run.target_return=null",
-                                        f"run.max_steps={max_steps}", "run.timeout=null", *FUSE])
+                                        f"run.max_steps={max_steps}", "run.timeout=null",
+                                        f"run.fuse_chains={'true' if fuse else 'false'}"])
 
 
 def run_graph(graph: Graph, loop_factory: Any) -> tuple[float, float, dict[str, float]]:
@@ -168,8 +166,6 @@ def main() -> None:
     parser.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop", help="event loop of the graph")
     parser.add_argument("--unfused", action="store_true", help="run.fuse_chains=false: every node in its own task")
     args = parser.parse_args()
-    if args.unfused:
-        FUSE[:] = ["run.fuse_chains=false"]
     torch.set_num_threads(1)
     factories = loop_factories()
     loop_factory = factories.get(args.loop, None)
@@ -178,17 +174,17 @@ def main() -> None:
     print(f"graph: {GRAPH.relative_to(REPO)} on {loop_name}, torch threads 1, median of {args.repeats}\n")
 
     # Warm-up: pay any first-use cost (lazy imports, kernel set-up) before timing either side.
-    warm = load(1, 33)
+    warm = load(1, 33, not args.unfused)
     run_graph(warm, loop_factory)
     run_loop(warm)
 
     rows = []
     for num_envs in args.envs:
-        probe = load(num_envs, 1)
+        probe = load(num_envs, 1, not args.unfused)
         horizon = resolve_params(PPOTrainerNode, probe.nodes["trainer"].params)["horizon_length"]
         iterations = max(1, round(ITERATIONS.get(num_envs, 4) * args.scale))
         max_steps = iterations * horizon * num_envs
-        graph = load(num_envs, max_steps)
+        graph = load(num_envs, max_steps, not args.unfused)
         graph_wall, graph_cpu, loop_wall, loop_cpu = [], [], [], []
         for _ in range(args.repeats):
             gc.collect()

@@ -7,7 +7,8 @@ import asyncio
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from types import FrameType
 from typing import Any
 
 from .firing import fire_fused
@@ -63,13 +64,19 @@ class HangWatch:
         self._handle = asyncio.get_running_loop().call_later(self.grace_s / 4, self._check)
 
 
+def _await_frames(task: asyncio.Task[Any]) -> Iterator[FrameType]:
+    """The coroutine frames of a suspended task's await chain, outermost first."""
+    awaiting: Any = task.get_coro()
+    while awaiting is not None and getattr(awaiting, "cr_frame", None) is not None:
+        yield awaiting.cr_frame
+        awaiting = awaiting.cr_await
+
+
 def _await_place(task: asyncio.Task[Any]) -> str:
     """Where a suspended task waits: the innermost coroutine frame of its await chain."""
-    awaiting: Any = task.get_coro()
     frame = None
-    while awaiting is not None and getattr(awaiting, "cr_frame", None) is not None:
-        frame = awaiting.cr_frame
-        awaiting = awaiting.cr_await
+    for frame in _await_frames(task):
+        pass
     if frame is None:
         return "an unknown awaitable"
     return f"in {frame.f_code.co_name} at {frame.f_code.co_filename}:{frame.f_lineno}"
@@ -77,13 +84,10 @@ def _await_place(task: asyncio.Task[Any]) -> str:
 
 def _fired_node(task: asyncio.Task[Any]) -> str | None:
     """The id of the innermost node a producer fires in ``task`` (``firing.fire_fused``), ``None`` when none."""
-    awaiting: Any = task.get_coro()
     fired = None
-    while awaiting is not None and getattr(awaiting, "cr_frame", None) is not None:
-        frame = awaiting.cr_frame
+    for frame in _await_frames(task):
         if frame.f_code is fire_fused.__code__:
             fired = frame.f_locals["node"].id
-        awaiting = awaiting.cr_await
     return fired
 
 
