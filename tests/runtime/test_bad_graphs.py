@@ -36,6 +36,7 @@ EXPECTED: dict[str, tuple[str | None, str | None, list[str]]] = {
     "bad_placement__undeclared_worker": ("env", "/placement/env", ["link_crosses_process"]),
     "bad_run_option__run_not_object": (None, "/run", []),
     "bad_run_option__seed": (None, "/run/seed", []),
+    "bad_run_option__fuse_chains": (None, "/run/fuse_chains", []),
     "bad_run_option__timeout": (None, "/run/timeout", []),
     "bad_run_option__unknown_key": (None, "/run/max_step", []),
     "bad_slot_index__api_output": ("3", "/3/inputs/observations", ["missing_required_input"]),
