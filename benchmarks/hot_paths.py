@@ -10,14 +10,19 @@ each side and of the per-round ratio (ours / theirs). Rows:
   would put torch's optimizer wrappers back on the baseline's path.
 - **gradient clipping**: ``ppo.clip_grad_norm`` against ``torch.nn.utils.clip_grad_norm_`` on the same gradients.
 - **PPO update**: one ``PPOUpdate.run`` of the HalfCheetah graph's shape (16 envs x 128 steps, 10 epochs of 16
-  minibatches of 128, value clipping) with ``FlatAdam`` and ``clip_grad_norm``, against the same with ``EagerAdam``
-  and ``clip_grad_norm_``; both start from the same weights and must end with the same ones (checked).
+  minibatches of 128, value clipping) through autograd with ``FlatAdam`` and ``clip_grad_norm``, against the same
+  with ``EagerAdam`` and ``clip_grad_norm_``; both start from the same weights and must end with the same ones
+  (checked).
+- **PPO update in closed form against autograd**: the same update stepped by ``ClosedFormStep`` (the gradients
+  written out, numpy) against autograd, both with ``FlatAdam``; the weights after one update from the same start must
+  agree to float32 rounding (checked).
 - **Gymnasium step, <Task>**: ``GymnasiumEnv.step`` of 16 envs stepped by ``GymEnvLoop`` against the same class over
   Gymnasium's same-step ``SyncVectorEnv``, the same random actions; the results must be equal (checked).
 """
 from __future__ import annotations
 
 import argparse
+import copy
 import statistics
 import time
 from collections.abc import Callable
@@ -85,9 +90,10 @@ def rollout() -> RolloutBuffer:
 
 
 def update_pair() -> tuple[Callable[[], Any], Callable[[], Any], Callable[[], bool]]:
-    """One PPO update with ours and with torch's optimizer and clipping; and a check that their weights agree."""
+    """One PPO update through autograd with ours and with torch's optimizer and clipping; and a check that their
+    weights agree."""
     buffer = rollout()
-    config = PPOConfig(epochs=10, minibatch_size=128, entropy_coef=0.0, clip_value_loss=True)
+    config = PPOConfig(epochs=10, minibatch_size=128, entropy_coef=0.0, clip_value_loss=True, closed_form=False)
     models, updates = [], []
     for optimizer in (FlatAdam, EagerAdam):
         model = actor_critic()
@@ -107,6 +113,33 @@ def update_pair() -> tuple[Callable[[], Any], Callable[[], Any], Callable[[], bo
         return all(torch.equal(a, b) for a, b in zip(models[0].parameters(), models[1].parameters(), strict=True))
 
     return (lambda: updates[0].run(buffer)), theirs, same
+
+
+def closed_form_pair() -> tuple[Callable[[], Any], Callable[[], Any], Callable[[], bool]]:
+    """One PPO update in closed form and one through autograd (both with ``FlatAdam``), the same minibatches; and a
+    check that their weights agree to float32 rounding after the first, warm-up update."""
+    buffer = rollout()
+    models, updates = [], []
+    for closed_form in (True, False):
+        model = actor_critic()
+        models.append(model)
+        config = PPOConfig(epochs=10, minibatch_size=128, entropy_coef=0.0, clip_value_loss=True,
+                           closed_form=closed_form)
+        updates.append(PPOUpdate(model, FlatAdam(model.parameters(), lr=3e-4, eps=1e-5, foreach=True), config,
+                                 torch.Generator().manual_seed(2)))
+    first = [(copy.deepcopy(model.state_dict()), copy.deepcopy(update.optimizer.state_dict()))
+             for model, update in zip(models, updates, strict=True)]
+
+    def same() -> bool:
+        for model, update, (weights, moments) in zip(models, updates, first, strict=True):
+            model.load_state_dict(weights)
+            update.optimizer.load_state_dict(moments)
+            update.generator.manual_seed(2)
+            update.run(buffer)
+        return all(torch.allclose(a, b, rtol=1e-4, atol=1e-6)
+                   for a, b in zip(models[0].parameters(), models[1].parameters(), strict=True))
+
+    return (lambda: updates[0].run(buffer)), (lambda: updates[1].run(buffer)), same
 
 
 def env_pair(task: str) -> tuple[Callable[[], Any], Callable[[], Any], Callable[[], bool]]:
@@ -147,6 +180,8 @@ def main() -> None:
     rows.append(("gradient clipping", "us a call", *clip_pair(), 2000, None))
     ours, theirs, same = update_pair()
     rows.append(("PPO update (160 gradient steps)", "ms an update", ours, theirs, 2, same))
+    ours, theirs, same = closed_form_pair()
+    rows.append(("PPO update in closed form against autograd", "ms an update", ours, theirs, 2, same))
     for task in TASKS:
         ours, theirs, same = env_pair(task)
         rows.append((f"Gymnasium step, {task} x {ENVS}", "us an env step", ours, theirs, 200, same))

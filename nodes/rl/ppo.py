@@ -8,6 +8,7 @@ from typing import Any, Protocol
 import torch
 
 from dnne.nodes.rl.actor_critic import ActorCritic
+from dnne.nodes.rl.closed_form import ClosedFormStep, normalized
 from dnne.nodes.rl.gae import compute_gae
 from dnne.nodes.rl.ppo_loss import ppo_loss
 from dnne.nodes.rl.rollout import RolloutBuffer
@@ -47,6 +48,9 @@ class PPOConfig:
     around the update's starting policy; None: plain GAE and the ratio against the acting policy"""
     seq_length: int = 16
     """recurrent policies: steps per sequence chunk (truncated BPTT)"""
+    closed_form: bool = True
+    """step small MLP actor-critics on the CPU with their gradients written out (``ClosedFormStep``) where it can;
+    False: always autograd"""
 
     def __post_init__(self) -> None:
         if self.normalize_advantage not in ADVANTAGE_NORMALIZATION:
@@ -192,9 +196,31 @@ class PPOUpdate:
         columns = torch.stack([b_advantages, b_log_probs, b_old_values_c, b_returns_c])
 
         # --- epochs x minibatches of clipped PPO steps
+        sums = dict.fromkeys(("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction"), 0.0)
+        stepper = ClosedFormStep.build(model, self.optimizer) if cfg.closed_form and type(sampler) is FlatSampler \
+            else None
+        if stepper is None:
+            steps, nan_skipped, epochs_run, early_stopped = self._autograd_epochs(sampler, columns, sums)
+        else:
+            assert isinstance(sampler, FlatSampler)
+            steps, nan_skipped, epochs_run, early_stopped = self._closed_form_epochs(stepper, sampler, columns, sums)
+
+        # --- statistics
+        stats = {name: total / steps if steps else float("nan") for name, total in sums.items()}
+        stats["explained_variance"] = explained_variance(b_values, b_returns)
+        stats["rho_mean"] = rho_mean
+        stats.update(
+            epochs_run=epochs_run, minibatches=steps, nan_skipped=nan_skipped, early_stopped=int(early_stopped)
+        )
+        return {name: float(value) for name, value in stats.items()}
+
+    def _autograd_epochs(self, sampler: Sampler, columns: torch.Tensor, sums: dict[str, float]
+                         ) -> tuple[int, int, int, bool]:
+        """The update's minibatch steps through autograd and the optimizer's own step; ``sums`` gets each applied
+        step's loss terms. Returns ``(steps, nan_skipped, epochs_run, early_stopped)``."""
+        cfg, model = self.config, self.model
         params = [p for group in self.optimizer.param_groups for p in group["params"]]
         max_norm = math.inf if cfg.max_grad_norm is None else cfg.max_grad_norm
-        sums = dict.fromkeys(("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction"), 0.0)
         steps = nan_skipped = epochs_run = 0
         early_stopped = False
         for _ in range(cfg.epochs):
@@ -230,15 +256,48 @@ class PPOUpdate:
                     sums[name] += getattr(terms, name).item()
             if early_stopped:
                 break
+        return steps, nan_skipped, epochs_run, early_stopped
 
-        # --- statistics
-        stats = {name: total / steps if steps else float("nan") for name, total in sums.items()}
-        stats["explained_variance"] = explained_variance(b_values, b_returns)
-        stats["rho_mean"] = rho_mean
-        stats.update(
-            epochs_run=epochs_run, minibatches=steps, nan_skipped=nan_skipped, early_stopped=int(early_stopped)
-        )
-        return {name: float(value) for name, value in stats.items()}
+    def _closed_form_epochs(self, stepper: ClosedFormStep, sampler: FlatSampler, columns: torch.Tensor,
+                            sums: dict[str, float]) -> tuple[int, int, int, bool]:
+        """``_autograd_epochs`` through ``stepper`` (the same minibatches, the same loss, gradients written out)."""
+        cfg = self.config
+        group = self.optimizer.param_groups[0]
+        lr, betas, eps = float(group["lr"]), group["betas"], float(group["eps"])
+        max_norm = math.inf if cfg.max_grad_norm is None else cfg.max_grad_norm
+        observations, actions = sampler.observations.detach().numpy(), sampler.actions.detach().numpy()
+        table = columns.detach().numpy()
+        steps = nan_skipped = epochs_run = 0
+        early_stopped = False
+        stepper.begin()
+        for _ in range(cfg.epochs):
+            epochs_run += 1
+            for batch in sampler.minibatches(cfg.minibatch_size, self.generator):
+                idx = batch.numpy()
+                mb_advantages, mb_log_probs, mb_old_values, mb_returns = table[:, idx]
+                if cfg.normalize_advantage == "minibatch":
+                    mb_advantages = normalized(mb_advantages)
+                terms, gradients = stepper.loss(
+                    observations[idx], actions[idx], mb_advantages, mb_log_probs, mb_old_values, mb_returns,
+                    cfg.clip_param, cfg.value_coef, cfg.entropy_coef, cfg.clip_value_loss,
+                )  # fmt: skip
+                if cfg.target_kl is not None and terms.approx_kl > cfg.target_kl:
+                    early_stopped = True
+                    break
+                if not math.isfinite(terms.total):
+                    nan_skipped += 1
+                    continue
+                gradients()
+                if not stepper.clip_and_apply(max_norm, lr, betas, eps):
+                    nan_skipped += 1
+                    continue
+                steps += 1
+                for name in sums:
+                    sums[name] += getattr(terms, name)
+            if early_stopped:
+                break
+        stepper.end()
+        return steps, nan_skipped, epochs_run, early_stopped
 
     @torch.no_grad()
     def _off_policy(self, buffer: RolloutBuffer, lags: torch.Tensor | None, sampler: Sampler
