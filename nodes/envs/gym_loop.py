@@ -4,8 +4,9 @@ It returns what ``gymnasium.vector.SyncVectorEnv`` in ``AutoresetMode.SAME_STEP`
 rewards and flags from the same seeds, final observations in ``infos["final_obs"]`` under the ``"_final_obs"``
 mask) and nothing else: the envs' own info dicts, which the vector env merges key by key for every env on every
 step, are dropped, and the wrappers ``gymnasium.make`` adds that change no value (``PassiveEnvChecker``,
-``OrderEnforcing``) are stepped around, with ``TimeLimit``'s count kept here. A MuJoCo env step costs 0.87-0.91x
-what it costs through the vector env (HalfCheetah, Walker2d, Hopper: ``benchmarks/hot_paths.py``).
+``OrderEnforcing``) are stepped around, with ``TimeLimit``'s count kept here. Gymnasium's HalfCheetah, Hopper and
+Walker2d (``-v5``) are stepped as one batch (``LocomotionBatch``: the same numbers). ``benchmarks/hot_paths.py``
+has what an env step costs here against the vector env.
 """
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ import gymnasium
 import numpy as np
 from gymnasium.vector.utils import concatenate, create_empty_array
 from gymnasium.wrappers import OrderEnforcing, PassiveEnvChecker, TimeLimit
+
+from .locomotion_batch import LocomotionBatch
 
 # wrappers whose step and reset return their env's values unchanged
 _TRANSPARENT = (OrderEnforcing, PassiveEnvChecker)
@@ -52,6 +55,8 @@ class GymEnvLoop:
         self._limits = [limit for _, limit in cores]
         self._elapsed = [0] * num_envs
         self._observations = create_empty_array(self.single_observation_space, num_envs)
+        self._batch = LocomotionBatch.build([core.unwrapped for core in self._cores]) if all(
+            core is core.unwrapped for core in self._cores) else None
 
     def reset(self, seed: int | None = None) -> tuple[Any, dict[str, Any]]:
         """Reset every env, env ``i`` with ``seed + i`` (all unseeded when ``seed`` is ``None``)."""
@@ -66,6 +71,8 @@ class GymEnvLoop:
         Returns:
             ``(observations, rewards, terminated, truncated, infos)`` as ``SyncVectorEnv`` batches them.
         """
+        if self._batch is not None:
+            return self._batch_step(actions)
         count = len(self._cores)
         observations = []
         rewards = np.zeros(count, dtype=np.float64)
@@ -92,6 +99,25 @@ class GymEnvLoop:
                 infos["_final_obs"][i], infos["final_obs"][i] = True, observation
         batch = concatenate(self.single_observation_space, observations, self._observations)
         return batch, rewards, terminated, truncated, infos
+
+    def _batch_step(self, actions: np.ndarray) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        """``step`` through ``LocomotionBatch``, then the time limits and resets env by env."""
+        assert self._batch is not None
+        observations, rewards, terminated = self._batch.step(np.asarray(actions), self._observations)
+        truncated = np.zeros(len(self._cores), dtype=np.bool_)
+        infos: dict[str, Any] = {}
+        for i, limit in enumerate(self._limits):
+            if limit is not None:
+                self._elapsed[i] += 1
+                truncated[i] = self._elapsed[i] >= limit
+            if terminated[i] or truncated[i]:
+                if not infos:
+                    infos["_final_obs"] = np.zeros(len(self._cores), dtype=np.bool_)
+                    infos["final_obs"] = np.full(len(self._cores), None, dtype=object)
+                infos["_final_obs"][i], infos["final_obs"][i] = True, observations[i].copy()
+                observations[i] = self._cores[i].reset()[0]
+                self._elapsed[i] = 0
+        return observations, rewards, terminated, truncated, infos
 
     def close(self) -> None:
         """Close every env."""
