@@ -104,7 +104,6 @@ class ClosedFormStep:
     """
 
     def __init__(self, model: ActorCritic, optimizer: torch.optim.Adam, params: list[nn.Parameter]) -> None:
-        self.model = model
         self.optimizer = optimizer
         self.params = params
         self.discrete = model.discrete
@@ -159,16 +158,13 @@ class ClosedFormStep:
         for trunk in (model.trunk, model.critic_trunk):
             if trunk is None:
                 continue
-            if type(trunk) is not nn.Sequential or trunk._forward_hooks or trunk._forward_pre_hooks:
+            # linear layers, each followed by an activation this module can step (module hooks are not run by
+            # autograd's path either: ``encoders.encode`` calls the layers' functions)
+            if type(trunk) is not nn.Sequential or len(trunk) % 2:
                 return None
             for index, module in enumerate(trunk):
-                linear = type(module) is nn.Linear and index % 2 == 0
-                if not linear and (index % 2 == 0 or _activation(module) is None):
+                if type(module) is not nn.Linear if index % 2 == 0 else _activation(module) is None:
                     return None
-                if module._forward_hooks or module._forward_pre_hooks:
-                    return None
-            if len(trunk) % 2:
-                return None
         states = [optimizer.state.get(p, {}) for p in params]  # the state is a defaultdict: look, do not create
         if any(states) and not all({"step", "exp_avg", "exp_avg_sq"} <= state.keys() for state in states):
             return None

@@ -76,7 +76,8 @@ class TestGradients:
             ratio = (model.evaluate(mb["x"], mb["actions"])[0] - mb["old_log_prob"]).exp()
         assert (ratio < 0.8).any() and (ratio > 1.2).any()  # both bounds of the clip are exercised
         for field in ("total", "policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction"):
-            assert getattr(terms, field) == pytest.approx(float(getattr(expected, field)), rel=1e-5, abs=1e-6), field
+            assert getattr(terms, field) == pytest.approx(float(getattr(expected, field).detach()), rel=1e-5,
+                                                           abs=1e-6), field
         gradients()
         for (param_name, param), part in zip(model.named_parameters(), stepper._slices, strict=True):
             assert_gradients_close(torch.from_numpy(stepper.grads[part].reshape(param.shape)), grads[param_name],
