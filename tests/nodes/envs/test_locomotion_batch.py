@@ -11,6 +11,7 @@ from gymnasium.envs.mujoco.hopper_v5 import HopperEnv
 from dnne.nodes.envs.gym_backend import same_step_vector_env
 from dnne.nodes.envs.gym_loop import GymEnvLoop
 from dnne.nodes.envs.locomotion_batch import LocomotionBatch
+from same_steps import assert_same_step
 
 
 @pytest.mark.parametrize(("task", "env_kwargs"), [
@@ -33,14 +34,7 @@ def test_bit_for_bit_the_vector_env_s_steps(task: str, env_kwargs: dict[str, Any
     for _ in range(300):
         actions = generator.uniform(-1.0, 1.0, (5, *theirs.single_action_space.shape)).astype(np.float32)
         mine, reference = ours.step(actions), theirs.step(actions)
-        for got, expected in zip(mine[:4], reference[:4], strict=True):
-            assert got.dtype == expected.dtype
-            np.testing.assert_array_equal(got, expected)
-        none_ended = np.zeros(5, dtype=bool)
-        np.testing.assert_array_equal(mine[4].get("_final_obs", none_ended), reference[4].get("_final_obs", none_ended))
-        for i in np.flatnonzero(reference[4].get("_final_obs", ())):
-            np.testing.assert_array_equal(mine[4]["final_obs"][i], reference[4]["final_obs"][i])
-            ends += 1
+        ends += assert_same_step(mine, reference, 5)
         terminations += int(reference[2].sum())
     assert ends >= 10
     if task == "Hopper-v5" and env_kwargs.get("terminate_when_unhealthy", True):
