@@ -81,45 +81,51 @@ class GymEnvLoop:
         finals: dict[int, Any] = {}
         for i, (core, action) in enumerate(zip(self._cores, actions, strict=True)):
             observation, rewards[i], terminated[i], truncated[i], _ = core.step(action)
-            limit = self._limits[i]
-            if limit is not None:
-                self._elapsed[i] += 1
-                if self._elapsed[i] >= limit:
-                    truncated[i] = True
-            if terminated[i] or truncated[i]:
+            if self._episode_ended(i, terminated, truncated):
                 finals[i] = observation
                 observation = core.reset()[0]
-                self._elapsed[i] = 0
             observations.append(observation)
-        infos: dict[str, Any] = {}
-        if finals:
-            infos["_final_obs"] = np.zeros(count, dtype=np.bool_)
-            infos["final_obs"] = np.full(count, None, dtype=object)
-            for i, observation in finals.items():
-                infos["_final_obs"][i], infos["final_obs"][i] = True, observation
         batch = concatenate(self.single_observation_space, observations, self._observations)
-        return batch, rewards, terminated, truncated, infos
+        return batch, rewards, terminated, truncated, _final_infos(finals, count)
 
     def _batch_step(self, actions: np.ndarray) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         """``step`` through ``LocomotionBatch``, then the time limits and resets env by env."""
         assert self._batch is not None
         observations, rewards, terminated = self._batch.step(np.asarray(actions), self._observations)
-        truncated = np.zeros(len(self._cores), dtype=np.bool_)
-        infos: dict[str, Any] = {}
-        for i, limit in enumerate(self._limits):
-            if limit is not None:
-                self._elapsed[i] += 1
-                truncated[i] = self._elapsed[i] >= limit
-            if terminated[i] or truncated[i]:
-                if not infos:
-                    infos["_final_obs"] = np.zeros(len(self._cores), dtype=np.bool_)
-                    infos["final_obs"] = np.full(len(self._cores), None, dtype=object)
-                infos["_final_obs"][i], infos["final_obs"][i] = True, observations[i].copy()
+        count = len(self._cores)
+        truncated = np.zeros(count, dtype=np.bool_)
+        finals: dict[int, Any] = {}
+        for i in range(count):
+            if self._episode_ended(i, terminated, truncated):
+                finals[i] = observations[i].copy()
                 observations[i] = self._cores[i].reset()[0]
-                self._elapsed[i] = 0
-        return observations, rewards, terminated, truncated, infos
+        return observations, rewards, terminated, truncated, _final_infos(finals, count)
+
+    def _episode_ended(self, i: int, terminated: np.ndarray, truncated: np.ndarray) -> bool:
+        """Count env ``i``'s step against its time limit (``truncated[i]`` set when it is reached); whether its
+        episode ended, its count then starting again."""
+        limit = self._limits[i]
+        if limit is not None:
+            self._elapsed[i] += 1
+            if self._elapsed[i] >= limit:
+                truncated[i] = True
+        if terminated[i] or truncated[i]:
+            self._elapsed[i] = 0
+            return True
+        return False
 
     def close(self) -> None:
         """Close every env."""
         for env in self.envs:
             env.close()
+
+
+def _final_infos(finals: dict[int, Any], count: int) -> dict[str, Any]:
+    """The vector env's ``infos`` for a step: the last observations of the episodes that ended, flagged."""
+    infos: dict[str, Any] = {}
+    if finals:
+        infos["_final_obs"] = np.zeros(count, dtype=np.bool_)
+        infos["final_obs"] = np.full(count, None, dtype=object)
+        for i, observation in finals.items():
+            infos["_final_obs"][i], infos["final_obs"][i] = True, observation
+    return infos

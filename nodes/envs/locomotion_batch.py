@@ -8,8 +8,8 @@ the same operations on the same values, so the same numbers (``tests/nodes/envs/
 them with the envs' own ``step``, bit for bit, across episode ends).
 
 It steps only the exact classes of Gymnasium's ``HalfCheetah-v5``, ``Hopper-v5`` and ``Walker2d-v5`` (any of their
-constructor arguments, read from the env), without rendering; every other env (a subclass, another version, another
-task) keeps its own ``step``.
+constructor arguments, read from the envs once, when the batch is built: settings changed on an env afterwards are
+not seen), without rendering; every other env (a subclass, another version, another task) keeps its own ``step``.
 """
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ class LocomotionBatch:
         self._qpos = np.empty((len(envs), nq))
         self._qvel = np.empty((len(envs), nv))
         self._x_before = np.empty(len(envs))
-        self.nu = first.model.nu
+        self._nu = first.model.nu
         if self.kind is not HalfCheetahEnv:
             self._healthy_reward = first._healthy_reward
             self._terminate_when_unhealthy = first._terminate_when_unhealthy
@@ -72,8 +72,9 @@ class LocomotionBatch:
         Returns:
             ``(observations, rewards, terminated)``: what each env's ``step`` returns, batched.
         """
-        if actions.shape[1:] != (self.nu,):
-            raise ValueError(f"Action dimension mismatch. Expected {(self.nu,)}, found {actions.shape[1:]}")
+        if actions.shape != (len(self._pairs), self._nu):
+            raise ValueError(f"Action dimension mismatch. Expected {(len(self._pairs), self._nu)}, found "
+                             f"{actions.shape}")
         qpos, qvel, before, frame_skip = self._qpos, self._qvel, self._x_before, self._frame_skip
         for i, (model, data) in enumerate(self._pairs):
             before[i] = data.qpos[0]

@@ -10,24 +10,33 @@ update with torch's arithmetic, all on numpy arrays, whose operations cost a fra
 small. The numbers agree with autograd's and torch's Adam to float32 rounding, not bit for bit
 (``tests/nodes/rl/test_closed_form.py``).
 
-``ClosedFormStep.build`` takes a model, optimizer and sampler it can step and gives ``None`` for anything else, which
-then takes autograd: a network on another device or dtype, a recurrent core or a CNN, an activation other than
-tanh, ReLU or ELU, an optimizer other than plain Adam over exactly the model's parameters, parameters with hooks,
-sequence minibatches. The weights and Adam's moments are copied into flat arrays when an update begins and written
-back when it ends, so between updates the model and the optimizer hold what torch's own step would have left.
+``ClosedFormStep.build`` takes a model and optimizer it can step and gives ``None`` for anything else, which then
+takes autograd (``PPOUpdate`` also keeps autograd for sequence minibatches): a network on another device or dtype,
+a recurrent core or a CNN, layers without a bias or of other classes, an activation other than tanh, ReLU or ELU,
+frozen or shared parameters, hooks on the parameters, on the network or on the optimizer's step, an optimizer other
+than torch's plain Adam (or ``EagerAdam``, ``FlatAdam``) over exactly the model's parameters. The weights and Adam's
+moments are copied into flat arrays when an update begins and written back when it ends (also when it fails), so
+between updates the model and the optimizer hold what torch's own step would have left; the learning rate and
+Adam's other settings are read once, when the update begins.
 """
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+
 import numpy as np
 import torch
+import torch.nn.modules.module as module_hooks
+import torch.optim.optimizer as optimizer_module
 from torch import nn
 
+from dnne.nodes.eager_adam import EagerAdam
+from dnne.nodes.flat_adam import FlatAdam
 from dnne.nodes.rl.actor_critic import ActorCritic
 
 _LOG_SQRT_2PI = math.log(math.sqrt(2 * math.pi))
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 # activation: (forward in place on the pre-activation, d loss/d pre-activation from d loss/d output and the output)
 _Activation = tuple[Callable[[np.ndarray], None], Callable[[np.ndarray, np.ndarray], None]]
@@ -50,12 +59,15 @@ def _relu_backward(d: np.ndarray, h: np.ndarray) -> None:
 
 
 def _elu_forward(z: np.ndarray) -> None:
-    np.copyto(z, np.expm1(z), where=z <= 0.0)
+    np.copyto(z, np.expm1(np.minimum(z, 0.0)), where=z <= 0.0)
 
 
 def _elu_backward(d: np.ndarray, h: np.ndarray) -> None:
     d *= np.where(h > 0.0, 1.0, h + 1.0)
 
+
+# torch's Adam and this project's two forms of it (the same step); a subclass may step otherwise
+_ADAMS = (torch.optim.Adam, EagerAdam, FlatAdam)
 
 _ACTIVATIONS: dict[type[nn.Module], _Activation] = {
     nn.Tanh: (_tanh_forward, _tanh_backward),
@@ -68,6 +80,25 @@ def _activation(module: nn.Module) -> _Activation | None:
     if type(module) is nn.ELU and module.alpha == 1.0:
         return _elu_forward, _elu_backward
     return _ACTIVATIONS.get(type(module))
+
+
+def _linear_layers(model: ActorCritic) -> list[nn.Linear] | None:
+    """The linear layers of the trunks and heads, or ``None`` unless each trunk is linear layers with a bias, each
+    followed by an activation this module can step, and each head one linear layer with a bias."""
+    layers: list[nn.Linear] = []
+    for trunk in (model.trunk, model.critic_trunk):
+        if trunk is None:
+            continue
+        if type(trunk) is not nn.Sequential or len(trunk) % 2:
+            return None
+        for index, module in enumerate(trunk):
+            if type(module) is not nn.Linear if index % 2 == 0 else _activation(module) is None:
+                return None
+        layers += trunk[::2]
+    layers += [model.actor_head, model.critic_head]
+    if any(type(layer) is not nn.Linear or layer.bias is None for layer in layers):
+        return None
+    return layers
 
 
 @dataclass
@@ -140,31 +171,32 @@ class ClosedFormStep:
     def build(cls, model: nn.Module, optimizer: torch.optim.Optimizer) -> ClosedFormStep | None:
         """A stepper for ``model`` and ``optimizer``, or ``None`` when they need autograd (see the module's
         docstring)."""
-        if type(model) is not ActorCritic or model.core is not None or not isinstance(optimizer, torch.optim.Adam):
+        if type(model) is not ActorCritic or model.core is not None or type(optimizer) not in _ADAMS:
             return None
-        if len(optimizer.param_groups) != 1:
+        if (model._forward_hooks or model._forward_pre_hooks or optimizer._optimizer_step_pre_hooks
+                or optimizer._optimizer_step_post_hooks or optimizer_module._global_optimizer_pre_hooks
+                or optimizer_module._global_optimizer_post_hooks or module_hooks._global_forward_hooks
+                or module_hooks._global_forward_pre_hooks or len(optimizer.param_groups) != 1):
             return None
         group = optimizer.param_groups[0]
         params: list[nn.Parameter] = group["params"]
-        if {id(p) for p in params} != {id(p) for p in model.parameters()} or len(params) != len(set(map(id, params))):
+        layers = _linear_layers(model)
+        if layers is None:
+            return None
+        used = [p for layer in layers for p in (layer.weight, layer.bias)]
+        if model.log_std is not None:
+            used.append(model.log_std)
+        # every parameter in exactly one place: a weight two layers shared would get one layer's gradient only
+        ids = [id(p) for p in used]
+        if len(set(ids)) != len(ids) or set(ids) != {id(p) for p in params} or len(params) != len(ids):
             return None
         if (group["amsgrad"] or group["maximize"] or group["weight_decay"] != 0 or group["differentiable"]
                 or group["capturable"] or group["fused"]
                 or any(isinstance(value, torch.Tensor) for value in (group["lr"], *group["betas"]))):
             return None
-        if any(p.device.type != "cpu" or p.dtype != torch.float32 or not p.is_contiguous() or p.is_sparse
-               or p._backward_hooks or p._post_accumulate_grad_hooks for p in params):
+        if any(not p.requires_grad or p.device.type != "cpu" or p.dtype != torch.float32 or not p.is_contiguous()
+               or p.is_sparse or p._backward_hooks or p._post_accumulate_grad_hooks for p in params):
             return None
-        for trunk in (model.trunk, model.critic_trunk):
-            if trunk is None:
-                continue
-            # linear layers, each followed by an activation this module can step (module hooks are not run by
-            # autograd's path either: ``encoders.encode`` calls the layers' functions)
-            if type(trunk) is not nn.Sequential or len(trunk) % 2:
-                return None
-            for index, module in enumerate(trunk):
-                if type(module) is not nn.Linear if index % 2 == 0 else _activation(module) is None:
-                    return None
         states = [optimizer.state.get(p, {}) for p in params]  # the state is a defaultdict: look, do not create
         if any(states) and not all({"step", "exp_avg", "exp_avg_sq"} <= state.keys() for state in states):
             return None
@@ -294,9 +326,11 @@ class ClosedFormStep:
         """Clip the gradients to ``max_norm`` (their norm as ``clip_grad_norm``) and take Adam's step; ``False``
         (and nothing applied) when the gradient norm is not finite."""
         grads = self.grads
-        norm = math.sqrt(float(np.dot(grads.astype(np.float64), grads.astype(np.float64))))
-        if not math.isfinite(norm):
+        squares = float(np.dot(grads.astype(np.float64), grads.astype(np.float64)))
+        # torch sums the squares in float32: past its range the norm is inf there, and the step is skipped
+        if not squares <= _FLOAT32_MAX:
             return False
+        norm = math.sqrt(squares)
         grads *= np.float32(min(max_norm / (norm + 1e-6), 1.0))
         beta1, beta2 = betas
         self.step_count += 1.0

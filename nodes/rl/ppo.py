@@ -5,6 +5,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import numpy as np
 import torch
 
 from dnne.nodes.rl.actor_critic import ActorCritic
@@ -260,16 +261,25 @@ class PPOUpdate:
 
     def _closed_form_epochs(self, stepper: ClosedFormStep, sampler: FlatSampler, columns: torch.Tensor,
                             sums: dict[str, float]) -> tuple[int, int, int, bool]:
-        """``_autograd_epochs`` through ``stepper`` (the same minibatches, the same loss, gradients written out)."""
+        """``_autograd_epochs`` through ``stepper`` (the same minibatches, the same loss, gradients written out); the
+        steps applied are written back to the model and optimizer also when one raises."""
+        stepper.begin()
+        # numpy's overflow warnings stay quiet, as torch's do: a non-finite loss or gradient skips its step
+        with np.errstate(all="ignore"):
+            try:
+                return self._closed_form_minibatches(stepper, sampler, columns.detach().numpy(), sums)
+            finally:
+                stepper.end()
+
+    def _closed_form_minibatches(self, stepper: ClosedFormStep, sampler: FlatSampler, table: np.ndarray,
+                                 sums: dict[str, float]) -> tuple[int, int, int, bool]:
+        """The epochs of ``_closed_form_epochs``: ``(steps, nan_skipped, epochs_run, early_stopped)``."""
         cfg = self.config
         group = self.optimizer.param_groups[0]
         lr, betas, eps = float(group["lr"]), group["betas"], float(group["eps"])
         max_norm = math.inf if cfg.max_grad_norm is None else cfg.max_grad_norm
         observations, actions = sampler.observations.detach().numpy(), sampler.actions.detach().numpy()
-        table = columns.detach().numpy()
         steps = nan_skipped = epochs_run = 0
-        early_stopped = False
-        stepper.begin()
         for _ in range(cfg.epochs):
             epochs_run += 1
             for batch in sampler.minibatches(cfg.minibatch_size, self.generator):
@@ -282,8 +292,7 @@ class PPOUpdate:
                     cfg.clip_param, cfg.value_coef, cfg.entropy_coef, cfg.clip_value_loss,
                 )  # fmt: skip
                 if cfg.target_kl is not None and terms.approx_kl > cfg.target_kl:
-                    early_stopped = True
-                    break
+                    return steps, nan_skipped, epochs_run, True
                 if not math.isfinite(terms.total):
                     nan_skipped += 1
                     continue
@@ -294,10 +303,7 @@ class PPOUpdate:
                 steps += 1
                 for name in sums:
                     sums[name] += getattr(terms, name)
-            if early_stopped:
-                break
-        stepper.end()
-        return steps, nan_skipped, epochs_run, early_stopped
+        return steps, nan_skipped, epochs_run, False
 
     @torch.no_grad()
     def _off_policy(self, buffer: RolloutBuffer, lags: torch.Tensor | None, sampler: Sampler

@@ -61,9 +61,10 @@ def test_only_the_three_classes_built_alike_without_rendering() -> None:
     assert GymEnvLoop("CartPole-v1", 2, {})._batch is None
 
 
-def test_a_wrong_action_width_is_refused() -> None:
-    """An action of the wrong width is refused as the env's own step refuses it."""
+def test_a_wrong_action_shape_is_refused_before_any_env_steps() -> None:
+    """Actions of the wrong width or for another number of envs are refused, as the envs' own steps refuse them."""
     loop = GymEnvLoop("Walker2d-v5", 2, {})
     loop.reset(seed=0)
-    with pytest.raises(ValueError, match="Action dimension mismatch"):
-        loop.step(np.zeros((2, 5), dtype=np.float32))
+    for shape in ((2, 5), (3, 6), (1, 6)):
+        with pytest.raises(ValueError, match="Action dimension mismatch"):
+            loop.step(np.zeros(shape, dtype=np.float32))

@@ -188,6 +188,46 @@ class TestWhatItSteps:
         model.critic_head.bias.register_hook(lambda grad: grad)
         assert ClosedFormStep.build(model, torch.optim.Adam(model.parameters())) is None
 
+    @pytest.mark.parametrize("change", ["frozen", "shared weight", "bias-less layer", "head of another class",
+                                        "network hook", "optimizer hook", "adam subclass"])
+    def test_what_it_would_step_otherwise_takes_autograd(self, change: str) -> None:
+        """Frozen or shared parameters, layers it does not write out, and hooks autograd's path runs are refused."""
+        model = network(action_space="continuous", activation="tanh", shared_trunk=False)
+        optimizer_class: type[torch.optim.Adam] = torch.optim.Adam
+        if change == "frozen":
+            model.log_std.requires_grad_(False)
+        elif change == "shared weight":
+            model.critic_trunk[0] = model.trunk[0]
+        elif change == "bias-less layer":
+            model.trunk[2] = torch.nn.Linear(16, 16, bias=False)
+        elif change == "head of another class":
+            model.actor_head = torch.nn.Sequential(torch.nn.Linear(16, ACT))
+        elif change == "network hook":
+            model.register_forward_hook(lambda module, args, output: output)
+        elif change == "adam subclass":
+            class Adam(torch.optim.Adam):
+                """A user's Adam, whose step may differ."""
+
+            optimizer_class = Adam
+        optimizer = optimizer_class(model.parameters())
+        if change == "optimizer hook":
+            optimizer.register_step_post_hook(lambda *args: None)
+        assert ClosedFormStep.build(model, optimizer) is None
+
+    def test_a_gradient_norm_past_float32_skips_the_step(self) -> None:
+        """Gradients whose norm torch's float32 sum would make infinite are not applied (torch's NaN guard)."""
+        model = network(action_space="continuous", activation="tanh", shared_trunk=False)
+        stepper = ClosedFormStep.build(model, torch.optim.Adam(model.parameters()))
+        assert stepper is not None
+        stepper.begin()
+        weights = stepper.weights.copy()
+        stepper.grads.fill(1e18)
+        assert not stepper.clip_and_apply(0.5, 1e-3, (0.9, 0.999), 1e-8)
+        np.testing.assert_array_equal(stepper.weights, weights)
+        stepper.grads.fill(1e-3)
+        assert stepper.clip_and_apply(0.5, 1e-3, (0.9, 0.999), 1e-8)
+        assert not np.array_equal(stepper.weights, weights)
+
     def test_building_creates_no_optimizer_state(self) -> None:
         """An update that applied no step leaves the optimizer without state, as torch's would."""
         model = network(action_space="continuous", activation="tanh", shared_trunk=False)
