@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import os
 import platform
+import re
 import statistics
 import sys
 from collections.abc import Callable, Sequence
@@ -11,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
+# an episode's line in CleanRL's PPO scripts' stdout (Gymnasium 0.29 prints the return as a one-element array)
+CLEANRL_EPISODE = re.compile(r"global_step=(\d+), episodic_return=\[?([-+0-9.eE]+)")
 
 
 def cpu_model() -> str:

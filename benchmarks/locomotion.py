@@ -28,7 +28,6 @@ import argparse
 import csv
 import json
 import os
-import re
 import resource
 import statistics
 import subprocess
@@ -38,7 +37,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import REPO, machine
+from common import CLEANRL_EPISODE, REPO, machine
 
 TASKS = {"halfcheetah": "HalfCheetah", "hopper": "Hopper", "walker2d": "Walker2d", "ant": "Ant"}
 SIDES = ("dnne", "cleanrl", "sb3")
@@ -46,7 +45,6 @@ WINDOW = 20
 # CleanRL's pins (its pyproject.toml: gymnasium 0.29.1, mujoco <= 2.3.3); torch at the project's 2.13.0 (CPU wheel)
 # instead of CleanRL's 2.4.1, which this machine's package index does not hold.
 CLEANRL_PINS = ("torch==2.13.0", "gymnasium==0.29.1", "mujoco==2.3.3", "numpy<2", "tyro", "tensorboard", "imageio")
-EPISODE = re.compile(r"global_step=(\d+), episodic_return=\[?([-+0-9.eE]+)")
 
 
 def one_thread() -> dict[str, str]:
@@ -85,7 +83,7 @@ def run_cleanrl(task: str, seed: int, steps: int, tmp: Path, checkout: Path, pyt
     script = checkout / "cleanrl" / "ppo_continuous_action.py"
     done, wall, cpu = timed([python, str(script), "--env-id", f"{TASKS[task]}-v4", "--seed", str(seed),
                              "--total-timesteps", str(steps), "--no-cuda"], tmp)
-    episodes = [(int(step), float(ret)) for step, ret in EPISODE.findall(done.stdout)]
+    episodes = [(int(step), float(ret)) for step, ret in CLEANRL_EPISODE.findall(done.stdout)]
     return {"return": _tail_mean([ret for _, ret in episodes]), "wall_s": wall, "cpu_s": cpu,
             "curve": _windowed(episodes)}
 

@@ -5,9 +5,10 @@ Run: ``python benchmarks/time_to_solve.py`` (seeds 1-5, both tasks: about ten mi
 
 Sides, run one after the other for each seed: ``dnne`` (the shipped graph, ``graphs/<task>_ppo.json``, tuned for
 wall time), ``dnne zoo`` (``graphs/presets/cartpole_zoo.json``: SB3's zoo hyperparameters in a dnne graph, the
-like-for-like comparison of the runtime against SB3's loop) and ``SB3``. CleanRL's ``ppo.py`` is not measured: it is
-written against Gymnasium 0.29's vector API (``final_info``), and with the Gymnasium 1.x installed here it neither
-reports episodes nor handles the new autoreset step, so its numbers would not be CleanRL's.
+like-for-like comparison of the runtime against SB3's loop), ``SB3`` and, given a CleanRL checkout, ``CleanRL``.
+CleanRL's scripts are written against Gymnasium 0.29's vector API (``final_info``); with the Gymnasium 1.x installed
+here they neither report episodes nor handle the new autoreset step, so they run in their own environment with
+CleanRL's pins (``--cleanrl-python``; ``benchmarks/locomotion.py --make-cleanrl-venv`` builds one).
 
 Each measurement is one fresh process, pinned to one core (``taskset -c 0`` when available; ``--core``), with
 ``OMP_NUM_THREADS=1`` and torch on one thread, timed by this script from spawn to exit (imports, env and network
@@ -23,6 +24,11 @@ time over the seeds and its ratio to SB3's are reported.
 * **SB3**: PPO with rl-baselines3-zoo's hyperparameters (below), stopped by a callback when the mean return of the
   last 20 finished training episodes (Monitor) reaches the target, the same rule as dnne's ``mean_return`` (the
   mean over the window, up to 20 episodes); otherwise it runs its full zoo budget (1e5 steps).
+* **CleanRL**: its script unmodified with its defaults (Cartpole: ``cleanrl/ppo.py``, 4 envs x 128 steps, 4 epochs
+  of 4 minibatches, lr 2.5e-4 annealed over 500k steps; Pendulum: ``cleanrl/ppo_continuous_action.py``, 1 env x
+  2048 steps, annealed over 1M), ``--env-id`` and ``--seed`` set. This script reads the episodes it prints and stops
+  it (SIGKILL) when the mean of its last 20 reaches the target, the rule above: its time is spawn to that line, with
+  no teardown (the others' include their exit, about 0.1 s). Its own stop is its full budget.
 
 Zoo CartPole-v1: n_envs 8, n_steps 32, batch_size 256, gae_lambda 0.8, gamma 0.98, n_epochs 20, ent_coef 0.0,
 learning_rate lin_1e-3, clip_range lin_0.2, 1e5 steps, target 475. Zoo Pendulum-v1: n_envs 4, n_steps 1024,
@@ -43,18 +49,20 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import REPO, machine, markdown_table, median
+from common import CLEANRL_EPISODE, REPO, machine, markdown_table, median
 
 MARK = "TIME_TO_SOLVE_RESULT "
 
 TASKS: dict[str, dict[str, Any]] = {
     "cartpole": {
         "graphs": {"dnne": "graphs/cartpole_ppo.json", "dnne zoo": "graphs/presets/cartpole_zoo.json"}, "gym_id": "CartPole-v1", "target": 475.0,
+        "cleanrl": "ppo.py",
         "sb3": dict(n_envs=8, n_steps=32, batch_size=256, gae_lambda=0.8, gamma=0.98, n_epochs=20, ent_coef=0.0,
                     learning_rate="lin_1e-3", clip_range="lin_0.2", n_timesteps=100_000),
     },
     "pendulum": {
         "graphs": {"dnne": "graphs/pendulum_ppo.json"}, "gym_id": "Pendulum-v1", "target": -250.0,
+        "cleanrl": "ppo_continuous_action.py",
         "sb3": dict(n_envs=4, n_steps=1024, gae_lambda=0.95, gamma=0.9, n_epochs=10, ent_coef=0.0,
                     learning_rate=1e-3, clip_range=0.2, use_sde=True, sde_sample_freq=4, n_timesteps=100_000),
     },
@@ -175,17 +183,56 @@ def run_sb3(task: str, seed: int, timeout: float) -> dict[str, Any]:
     return dict(parse_result(stdout, None), process_s=seconds, cpu_s=cpu, exit_code=code)
 
 
+def run_cleanrl(task: str, seed: int, timeout: float, checkout: Path, python: str) -> dict[str, Any]:
+    """CleanRL's script for ``task``, stopped when the mean of its last 20 printed episodes reaches the target: wall
+    and CPU time from spawn to that line, and the result."""
+    script = checkout / "cleanrl" / TASKS[task]["cleanrl"]
+    target = TASKS[task]["target"]
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    command = [python, "-u", str(script), "--env-id", TASKS[task]["gym_id"], "--seed", str(seed)]
+    returns: list[float] = []
+    solved_at = None
+    with tempfile.TemporaryDirectory(prefix="cleanrl-tts-") as tmp:  # it writes its runs/ folder where it starts
+        cpu = _children_cpu()
+        started = time.perf_counter()
+        process = subprocess.Popen(pinned(command), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                                   env=env, cwd=tmp)
+        assert process.stdout is not None
+        for line in process.stdout:
+            match = CLEANRL_EPISODE.match(line)
+            if match is not None:
+                returns.append(float(match.group(2)))
+                if sum(returns[-20:]) / len(returns[-20:]) >= target:
+                    solved_at = int(match.group(1))
+                    break
+            if time.perf_counter() - started > timeout:
+                break
+        process.kill()
+        code = process.wait()
+        seconds = time.perf_counter() - started
+        cpu = _children_cpu() - cpu
+    window = returns[-20:]
+    return {"solved": solved_at is not None, "env_steps": solved_at, "stop_reason": "target_return" if solved_at
+            else "budget", "mean_return": sum(window) / len(window) if window else None, "process_s": seconds,
+            "cpu_s": cpu, "exit_code": code}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tasks", nargs="+", default=["cartpole", "pendulum"], choices=list(TASKS),
                         help="tasks to measure")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
-    parser.add_argument("--sides", nargs="+", default=["dnne", "dnne zoo", "SB3"], choices=("dnne", "dnne zoo", "SB3"),
+    parser.add_argument("--sides", nargs="+", default=["dnne", "dnne zoo", "SB3"],
+                        choices=("dnne", "dnne zoo", "SB3", "CleanRL"),
                         help="what to run (a side a task has no graph for is skipped)")
+    parser.add_argument("--cleanrl", type=Path, help="a checkout of github.com/vwxyzjn/cleanrl (the CleanRL side)")
+    parser.add_argument("--cleanrl-python", default=None, help="python of an environment with CleanRL's pins")
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds before one process is killed")
     parser.add_argument("--core", default="0", help="the core every process is pinned to")
     parser.add_argument("--sb3-worker", nargs=2, metavar=("TASK", "SEED"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if "CleanRL" in args.sides and (args.cleanrl is None or args.cleanrl_python is None):
+        parser.error("the CleanRL side needs --cleanrl and --cleanrl-python")
     if args.sb3_worker:
         sb3_worker(args.sb3_worker[0], int(args.sb3_worker[1]))
         return
@@ -199,9 +246,9 @@ def main() -> None:
     per_seed, summary = [], []
     for task in args.tasks:
         graphs = TASKS[task]["graphs"]
-        sides = [side for side in args.sides if side == "SB3" or side in graphs]
+        sides = [side for side in args.sides if side in ("SB3", "CleanRL") or side in graphs]
         for side in sides:
-            if side != "SB3":
+            if side in graphs:
                 print(f"{task} {side}: {graphs[side]}, run section "
                       f"{json.loads((REPO / graphs[side]).read_text()).get('run', {})}", flush=True)
         walls: dict[str, list[float]] = {side: [] for side in sides}
@@ -209,8 +256,12 @@ def main() -> None:
         solved: dict[str, int] = {side: 0 for side in sides}
         for seed in args.seeds:
             for side in sides:
-                result = run_sb3(task, seed, args.timeout) if side == "SB3" else \
-                    run_dnne(graphs[side], seed, args.timeout)
+                if side == "SB3":
+                    result = run_sb3(task, seed, args.timeout)
+                elif side == "CleanRL":
+                    result = run_cleanrl(task, seed, args.timeout, args.cleanrl, args.cleanrl_python)
+                else:
+                    result = run_dnne(graphs[side], seed, args.timeout)
                 walls[side].append(result["process_s"])
                 cpus[side].append(result["cpu_s"])
                 solved[side] += bool(result.get("solved"))
