@@ -75,8 +75,7 @@ class FlatAdam(EagerAdam):
     def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
         """One Adam step; each group flat where it can be (see the module's docstring), else torch's step. Step
         hooks and the profiler's scope are torch's (``Optimizer.profile_hook_step``) when any is in use."""
-        if (torch.autograd._profiler_enabled() or self._optimizer_step_pre_hooks or self._optimizer_step_post_hooks
-                or optimizer_module._global_optimizer_pre_hooks or optimizer_module._global_optimizer_post_hooks):
+        if torch.autograd._profiler_enabled() or has_step_hooks(self):
             return _HOOKED_STEP(self, closure)
         return self._step(closure)
 
@@ -111,9 +110,7 @@ class FlatAdam(EagerAdam):
         """The group's flat buffers, with its state tensors turned into views of them (created as torch's
         ``Adam._init_group`` creates them where the group has not stepped yet); ``None`` if it cannot step flat."""
         params: list[Tensor] = group["params"]
-        if (not params or group["amsgrad"] or group["maximize"] or group["weight_decay"] != 0
-                or group["differentiable"] or group["capturable"] or group["fused"]
-                or any(isinstance(value, Tensor) for value in (group["lr"], *group["betas"]))):
+        if not params or not is_plain_adam_group(group):
             return None
         first = params[0]
         if first.device.type != "cpu" or any(
@@ -144,6 +141,20 @@ class FlatAdam(EagerAdam):
             state["exp_avg"], state["exp_avg_sq"] = avg, sq
         return _FlatGroup(list(params), steps, exp_avg, exp_avg_sq, grad, denominator, exp_avg_views, views(grad),
                           views(denominator), [p.data_ptr() for p in params])
+
+
+def has_step_hooks(optimizer: torch.optim.Optimizer) -> bool:
+    """Whether a hook (the optimizer's own or a global one) runs around ``optimizer``'s step."""
+    return bool(optimizer._optimizer_step_pre_hooks or optimizer._optimizer_step_post_hooks
+                or optimizer_module._global_optimizer_pre_hooks or optimizer_module._global_optimizer_post_hooks)
+
+
+def is_plain_adam_group(group: dict[str, Any]) -> bool:
+    """Whether an Adam parameter group is plain Adam: no AMSGrad, maximize or weight decay, not differentiable,
+    capturable or fused, float hyperparameters."""
+    return not (group["amsgrad"] or group["maximize"] or group["weight_decay"] != 0 or group["differentiable"]
+                or group["capturable"] or group["fused"]
+                or any(isinstance(value, Tensor) for value in (group["lr"], *group["betas"])))
 
 
 _EAGER_STEP = inspect.unwrap(EagerAdam.step)  # without torch's hooks, which wrap it once an EagerAdam exists

@@ -28,11 +28,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.modules.module as module_hooks
-import torch.optim.optimizer as optimizer_module
 from torch import nn
 
 from dnne.nodes.eager_adam import EagerAdam
-from dnne.nodes.flat_adam import FlatAdam
+from dnne.nodes.flat_adam import FlatAdam, has_step_hooks, is_plain_adam_group
 from dnne.nodes.rl.actor_critic import ActorCritic
 
 _LOG_SQRT_2PI = math.log(math.sqrt(2 * math.pi))
@@ -173,10 +172,9 @@ class ClosedFormStep:
         docstring)."""
         if type(model) is not ActorCritic or model.core is not None or type(optimizer) not in _ADAMS:
             return None
-        if (model._forward_hooks or model._forward_pre_hooks or optimizer._optimizer_step_pre_hooks
-                or optimizer._optimizer_step_post_hooks or optimizer_module._global_optimizer_pre_hooks
-                or optimizer_module._global_optimizer_post_hooks or module_hooks._global_forward_hooks
-                or module_hooks._global_forward_pre_hooks or len(optimizer.param_groups) != 1):
+        if (model._forward_hooks or model._forward_pre_hooks or has_step_hooks(optimizer)
+                or module_hooks._global_forward_hooks or module_hooks._global_forward_pre_hooks
+                or len(optimizer.param_groups) != 1):
             return None
         group = optimizer.param_groups[0]
         params: list[nn.Parameter] = group["params"]
@@ -190,9 +188,7 @@ class ClosedFormStep:
         ids = [id(p) for p in used]
         if len(set(ids)) != len(ids) or set(ids) != {id(p) for p in params} or len(params) != len(ids):
             return None
-        if (group["amsgrad"] or group["maximize"] or group["weight_decay"] != 0 or group["differentiable"]
-                or group["capturable"] or group["fused"]
-                or any(isinstance(value, torch.Tensor) for value in (group["lr"], *group["betas"]))):
+        if not is_plain_adam_group(group):
             return None
         if any(not p.requires_grad or p.device.type != "cpu" or p.dtype != torch.float32 or not p.is_contiguous()
                or p.is_sparse or p._backward_hooks or p._post_accumulate_grad_hooks for p in params):
