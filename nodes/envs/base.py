@@ -145,9 +145,9 @@ class BatchedEnv(ABC):
         if not actions.is_floating_point():
             raise ValueError(f"{where}: expected continuous actions of a float dtype, {got}")
         actions = actions.detach().to(self.device)
-        finite = torch.isfinite(actions).all(dim=1)
+        finite = torch.isfinite(actions)
         if not bool(finite.all()):
-            bad_envs = (~finite).nonzero().flatten()[:5].tolist()
+            bad_envs = (~finite.all(dim=1)).nonzero().flatten()[:5].tolist()
             raise ValueError(f"{where}: actions contain NaN or infinity in env(s) {bad_envs}")
         return actions
 
@@ -170,18 +170,23 @@ class RunningEpisodes:
         self.returns = torch.zeros_like(self.returns)
         self.lengths = torch.zeros_like(self.lengths)
 
-    def update(self, rewards: Tensor, done: Tensor) -> tuple[Tensor, Tensor]:
+    def update(self, rewards: Tensor, done: Tensor, any_done: bool | None = None) -> tuple[Tensor, Tensor]:
         """Add one step's rewards and close the episodes that ended.
 
         Args:
             rewards: ``[N]`` rewards of the step.
             done: ``[N]`` bool, terminated or truncated.
+            any_done: whether ``done`` holds a true value, where the caller knows it without asking the device
+                (most steps end no episode, and then the counters need no masking).
 
         Returns:
             ``([K] returns, [K] lengths)`` of the ended episodes, in env order.
         """
         returns = self.returns + rewards.to(self.returns.dtype)
         lengths = self.lengths + 1
+        if any_done is False:
+            self.returns, self.lengths = returns, lengths
+            return returns[:0], lengths[:0]
         self.returns = returns.masked_fill(done, 0.0)
         self.lengths = lengths.masked_fill(done, 0)
         return returns[done], lengths[done]

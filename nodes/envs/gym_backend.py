@@ -248,11 +248,15 @@ class GymnasiumEnv(BatchedEnv):
         final_observations = observations.clone()
         for i in np.flatnonzero(infos.get("_final_obs", ())):
             final_observations[i] = self._tensor(self._flatten.one(infos["final_obs"][i]))
-        terminated = torch.as_tensor(terminated, dtype=torch.bool).to(self.device)
+        terminated = np.asarray(terminated, dtype=np.bool_)
         # Gymnasium's TimeLimit can report both; the contract says a terminal state wins.
-        truncated = torch.as_tensor(truncated, dtype=torch.bool).to(self.device) & ~terminated
-        rewards = torch.as_tensor(rewards).to(self.device, self.dtype)
-        episode_returns, episode_lengths = self._episodes.update(rewards, terminated | truncated)
+        truncated = np.asarray(truncated, dtype=np.bool_) & ~terminated
+        done = terminated | truncated
+        rewards = torch.as_tensor(rewards, dtype=self.dtype, device=self.device)
+        episode_returns, episode_lengths = self._episodes.update(
+            rewards, torch.tensor(done, device=self.device), any_done=bool(done.any()))
+        terminated = torch.tensor(terminated, device=self.device)
+        truncated = torch.tensor(truncated, device=self.device)
         if self._recorder is not None:
             if bool(terminated[0] | truncated[0]):
                 self._recorder.episode_ended()

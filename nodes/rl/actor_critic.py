@@ -6,6 +6,7 @@ import copy
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -137,6 +138,8 @@ class ActorCritic(nn.Module):
         self.obs_normalizer = RunningMeanStd((obs_dim,), clip=obs_clip) if normalize_input else None
         # Value targets are never clipped: clipping returns would bias the critic on rare large returns.
         self.value_normalizer = RunningMeanStd((), clip=None) if normalize_value else None
+        self._acting_terms: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._acting_terms_key: tuple[Any, ...] | None = None
 
     # --- normalization ------------------------------------------------------------------------------------------
 
@@ -258,9 +261,23 @@ class ActorCritic(nn.Module):
             else:
                 noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
                 action = mean + std * noise
-        log_prob = self.distribution(params).log_prob(action)
+        log_prob = self._acting_distribution(params).log_prob(action)
         return ActResult(action, log_prob, self.denormalize_value(value), params, x,
                          None if self.core is None else state, next_state)
+
+    def _acting_distribution(self, params: dict[str, torch.Tensor]) -> DiagonalGaussian | CategoricalLogits:
+        """``distribution(params)`` for acting: a Gaussian reuses the terms that depend on the log std alone while
+        the log std and the batch's shape stay as they were (they change once an update)."""
+        if self.discrete:
+            return CategoricalLogits(params["logits"])
+        assert self.log_std is not None
+        std, log_std = params["std"], self.log_std
+        key = self._acting_terms_key
+        if (key is None or key[0] is not log_std or key[1] != log_std._version or key[2] != std.shape
+                or key[3] != std.dtype or key[4] != std.device):
+            self._acting_terms = DiagonalGaussian(params["mean"], std).terms()
+            self._acting_terms_key = (log_std, log_std._version, std.shape, std.dtype, std.device)
+        return DiagonalGaussian(params["mean"], std, self._acting_terms)
 
     def evaluate(
         self, x: torch.Tensor, actions: torch.Tensor

@@ -19,17 +19,25 @@ class DiagonalGaussian:
     Args:
         mean: ``[..., action_dim]``.
         std: ``[..., action_dim]`` (or broadcastable to ``mean``), positive.
+        terms: ``terms()`` of a distribution with this ``std``, when the caller holds them already.
     """
 
-    def __init__(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+    def __init__(self, mean: torch.Tensor, std: torch.Tensor,
+                 terms: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:
         self.mean = mean
         self.std = std
+        self._terms = terms
+
+    def terms(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(2 std^2, log std)``: the parts of ``log_prob`` that depend on ``std`` alone."""
+        if self._terms is None:
+            self._terms = (2 * self.std**2, self.std.log())
+        return self._terms
 
     def log_prob(self, actions: torch.Tensor) -> torch.Tensor:
         """``sum_i log N(a_i; mean_i, std_i)`` over the last dimension (``Normal.log_prob``'s arithmetic)."""
-        variance = self.std**2
-        log_std = self.std.log()
-        return (-((actions - self.mean) ** 2) / (2 * variance) - log_std - _LOG_SQRT_2PI).sum(-1)
+        two_variance, log_std = self.terms()
+        return (-((actions - self.mean) ** 2) / two_variance - log_std - _LOG_SQRT_2PI).sum(-1)
 
     def entropy(self) -> torch.Tensor:
         """``sum_i (1/2 + log(2 pi)/2 + log std_i)`` over the last dimension (``Normal.entropy``'s arithmetic)."""

@@ -1,6 +1,8 @@
 """Running mean and variance of a stream of batches, used to normalize observations and value targets."""
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -30,6 +32,7 @@ class RunningMeanStd(nn.Module):
         # var starts at 1 so normalizing before the first update is (almost) the identity.
         self.register_buffer("var", torch.ones(self.shape, dtype=torch.float64))
         self.register_buffer("count", torch.zeros((), dtype=torch.float64))
+        self._moments_cache: tuple[Any, ...] | None = None
 
     @torch.no_grad()
     def update(self, x: torch.Tensor) -> None:
@@ -51,10 +54,23 @@ class RunningMeanStd(nn.Module):
         self.var.copy_(m2 / total)
         self.count.copy_(total)
 
+    def moments(self, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(mean, sqrt(var + eps))`` in ``dtype``, computed once for each state of the statistics: again after
+        something changes them in place (``update``, ``load_state_dict``) or replaces them (``to``). An actor
+        normalises every step with statistics that change once a rollout; the conversions were a fifth of a small
+        policy's acting step."""
+        mean, var = self.mean, self.var
+        cached = self._moments_cache
+        if (cached is None or cached[0] is not mean or cached[1] is not var or cached[2] != mean._version
+                or cached[3] != var._version or cached[4] != dtype):
+            cached = (mean, var, mean._version, var._version, dtype, mean.to(dtype),
+                      torch.sqrt(var + self.epsilon).to(dtype))
+            self._moments_cache = cached
+        return cached[5], cached[6]
+
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         """Return ``(x - mean) / sqrt(var + eps)``, clipped, in ``x``'s dtype (does not update the statistics)."""
-        mean = self.mean.to(x.dtype)
-        std = torch.sqrt(self.var + self.epsilon).to(x.dtype)
+        mean, std = self.moments(x.dtype)
         y = (x - mean) / std
         if self.clip is not None:
             y = y.clamp(-self.clip, self.clip)
@@ -62,8 +78,7 @@ class RunningMeanStd(nn.Module):
 
     def denormalize(self, y: torch.Tensor) -> torch.Tensor:
         """Invert ``normalize`` (up to clipping): ``y * sqrt(var + eps) + mean`` in ``y``'s dtype."""
-        mean = self.mean.to(y.dtype)
-        std = torch.sqrt(self.var + self.epsilon).to(y.dtype)
+        mean, std = self.moments(y.dtype)
         return y * std + mean
 
     def extra_repr(self) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 import gymnasium
+import mujoco
 import numpy as np
 import pytest
 from gymnasium.envs.mujoco.hopper_v5 import HopperEnv
@@ -28,6 +29,10 @@ def test_bit_for_bit_the_vector_env_s_steps(task: str, env_kwargs: dict[str, Any
     same-step ``SyncVectorEnv`` (each env's own ``step``) exactly, over many episode ends."""
     ours, theirs = GymEnvLoop(task, 5, env_kwargs), same_step_vector_env(task, 5, "sync", env_kwargs)
     assert ours._batch is not None
+    island = getattr(mujoco.mjtDisableBit, "mjDSBL_ISLAND", None)
+    if island is not None:  # ours step without island discovery, Gymnasium's envs with it
+        assert all(model.opt.disableflags & int(island) for model, _ in ours._batch._pairs)
+        assert not theirs.envs[0].unwrapped.model.opt.disableflags & int(island)
     np.testing.assert_array_equal(ours.reset(seed=11)[0], theirs.reset(seed=11)[0])
     generator = np.random.default_rng(4)
     ends = terminations = 0

@@ -249,3 +249,25 @@ class TestDeployable:
         with torch.no_grad():
             model.actor_head.bias.add_(1.0)
         assert torch.equal(policy(raw), before)
+
+
+def test_acting_log_probs_follow_the_log_std() -> None:
+    """Acting reuses the Gaussian's terms of the log std between updates: after an optimizer step, a loaded state
+    and another batch size, its log-probabilities still equal ``distribution(...).log_prob`` exactly."""
+    net = ActorCritic(3, 2, (8,), "tanh", init_log_std=-0.5)
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.5)
+    generator = torch.Generator().manual_seed(0)
+
+    def check(batch: int) -> None:
+        out = net.act(torch.randn(batch, 3, generator=generator), generator=generator)
+        with torch.no_grad():
+            expected = net.distribution(out.params).log_prob(out.action)
+        assert torch.equal(out.log_prob, expected)
+
+    check(4)
+    net.log_std.grad = torch.ones(2)
+    optimizer.step()
+    check(4)
+    net.load_state_dict({**net.state_dict(), "log_std": torch.tensor([0.3, -1.2])})
+    check(4)
+    check(7)

@@ -68,3 +68,30 @@ class TestRunningMeanStd:
         other.load_state_dict(parent.state_dict())
         assert torch.equal(other.norm.mean, parent.norm.mean) and torch.equal(other.norm.var, parent.norm.var)
         assert other.norm.count.item() == 10
+
+
+
+def test_moments_follow_every_change_of_the_statistics() -> None:
+    """The moments kept between changes of the statistics are computed again after an update, a loaded state, an
+    in-place change and a replaced buffer: (de)normalising then gives what the float64 statistics give directly."""
+    rms = RunningMeanStd((3,), clip=None)
+    x = torch.tensor([[1.0, -2.0, 0.5], [4.0, 0.0, 2.5]])
+
+    def moments() -> tuple[torch.Tensor, torch.Tensor]:
+        return rms.mean.to(x.dtype), torch.sqrt(rms.var + rms.epsilon).to(x.dtype)
+
+    def load() -> None:
+        rms.load_state_dict({"mean": torch.full((3,), 7.0, dtype=torch.float64),
+                             "var": torch.full((3,), 4.0, dtype=torch.float64),
+                             "count": torch.tensor(9.0, dtype=torch.float64)})
+
+    def replace() -> None:
+        rms.var = torch.full((3,), 0.25, dtype=torch.float64)
+
+    for change in (lambda: rms.update(x * 3.0), load, lambda: rms.mean.add_(1.0), replace):
+        before = rms.normalize(x)
+        change()
+        mean, std = moments()
+        assert torch.equal(rms.normalize(x), (x - mean) / std)
+        assert torch.equal(rms.denormalize(x), x * std + mean)
+        assert not torch.equal(rms.normalize(x), before)
