@@ -40,9 +40,9 @@ def add_evaluation_args(parser: argparse.ArgumentParser) -> None:
 def cmd_play(args: argparse.Namespace) -> int:
     """Play a checkpoint on fresh episodes: deterministic actions unless ``--stochastic``, optionally paced to real
     time; prints mean and std of the returns and each episode's return and length as JSON."""
-    import torch
+    from dnne.runtime.threads import use_threads
 
-    torch.set_num_threads(1)
+    use_threads(1)
     registry = registry_for(args)
     source = Path(args.checkpoint)
     state = with_best(checkpoint.load(best_file(source))) if args.best else checkpoint.load(source)

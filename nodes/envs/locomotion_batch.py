@@ -41,6 +41,8 @@ class LocomotionBatch:
         first = envs[0]
         self.kind = type(first)
         self._pairs = [(env.model, env.data) for env in envs]
+        # each MjData's arrays, taken once: they live as long as the data, and a view costs more than its copy
+        self._envs = [(model, data, data.qpos, data.qvel, data.ctrl) for model, data in self._pairs]
         self._frame_skip = first.frame_skip
         self._forward_weight = first._forward_reward_weight
         self._ctrl_weight = first._ctrl_cost_weight
@@ -85,13 +87,14 @@ class LocomotionBatch:
             raise ValueError(f"Action dimension mismatch. Expected {(len(self._pairs), self._nu)}, found "
                              f"{actions.shape}")
         qpos, qvel, before, frame_skip = self._qpos, self._qvel, self._x_before, self._frame_skip
-        for i, (model, data) in enumerate(self._pairs):
-            before[i] = data.qpos[0]
-            data.ctrl[:] = actions[i]
-            mujoco.mj_step(model, data, nstep=frame_skip)
-            mujoco.mj_rnePostConstraint(model, data)
-            qpos[i] = data.qpos
-            qvel[i] = data.qvel
+        step, rne = mujoco.mj_step, mujoco.mj_rnePostConstraint
+        for i, (model, data, data_qpos, data_qvel, ctrl) in enumerate(self._envs):
+            before[i] = data_qpos[0]
+            ctrl[:] = actions[i]
+            step(model, data, nstep=frame_skip)
+            rne(model, data)
+            qpos[i] = data_qpos
+            qvel[i] = data_qvel
         model = self._pairs[0][0]
         x_velocity = (qpos[:, 0] - before) / (model.opt.timestep * frame_skip)
         position = qpos[:, 1:] if self._exclude_x else qpos

@@ -42,7 +42,7 @@ def add_parser(sub: Any, graph_args: argparse.ArgumentParser) -> argparse.Argume
     run.add_argument("--force", action="store_true", help="replace the run already in --run-dir")
     run.add_argument("--inference", action="store_true", help="DNNE's flag: play the graph (no training)")
     run.add_argument("--headless", action="store_true", help="DNNE's flag: accepted; runs are headless")
-    run.add_argument("--threads", type=at_least(1), help="torch threads (default 1)")
+    run.add_argument("--threads", type=at_least(1), help="CPU threads of torch and of numpy's BLAS (default 1)")
     run.add_argument("--checkpoint-every", type=at_least(0), help="also save a checkpoint every N iterations")
     run.add_argument("--checkpoint-interval", type=interval, metavar="DURATION",
                      help="save a checkpoint at the first consistent point after each DURATION (default 10m; "
@@ -80,7 +80,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         args.file, args.preset = str(preset_path(args.preset)), None
     if getattr(args, "seeds", None):
         return run_seeds(args, cmd_run)
-    import torch
+    from ..threads import use_threads  # imports torch: after the argument checks
 
     registry = registry_for(args)
     lock = claim(Path(args.resume), resume=True) if args.resume else None
@@ -102,7 +102,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if not args.resume:
             run_dir = Path(args.run_dir) if args.run_dir else Path("runs") / f"{Path(args.file).stem}-{timestamp()}"
             lock = claim(run_dir, force=args.force)
-        torch.set_num_threads(settings["threads"])
+        use_threads(settings["threads"])
         return run_in(run_dir, graph, registry, restore, settings, args)
     finally:
         if lock is not None:

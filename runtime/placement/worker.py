@@ -40,12 +40,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from .. import checkpoint, heap
 from ..loading import load_graph
 from ..registry import default_registry
 from ..runner import GraphRun
+from ..threads import use_threads
 from . import wire
 from .codec import Codec, WireError
 from .endpoint import Endpoint
@@ -169,7 +168,7 @@ class _Worker:
 
     def prepare(self, config: dict[str, Any], plugins: list[str]) -> GraphRun:
         """Load the part, build its run and wire the run's context to the main process."""
-        torch.set_num_threads(int(config.get("threads") or 1))  # this process's own setting, the main one's value
+        use_threads(int(config.get("threads") or 1))  # this process's own setting, the main one's value
         self.nice = lower_priority(int(config.get("nice") or 0))
         registry = default_registry(plugins)
         add_proxies(registry)
