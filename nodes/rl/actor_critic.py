@@ -267,17 +267,31 @@ class ActorCritic(nn.Module):
 
     def _acting_distribution(self, params: dict[str, torch.Tensor]) -> DiagonalGaussian | CategoricalLogits:
         """``distribution(params)`` for acting: a Gaussian reuses the terms that depend on the log std alone while
-        the log std and the batch's shape stay as they were (they change once an update)."""
-        if self.discrete:
-            return CategoricalLogits(params["logits"])
+        the log std (changed through torch, which bumps its version counter) and the batch's shape stay as they
+        were (they change once an update)."""
+        if self.discrete or not self._std_of_log_std:
+            return self.distribution(params)
         assert self.log_std is not None
         std, log_std = params["std"], self.log_std
+        if log_std.is_inference():  # no version counter to tell a change by
+            return self.distribution(params)
         key = self._acting_terms_key
         if (key is None or key[0] is not log_std or key[1] != log_std._version or key[2] != std.shape
                 or key[3] != std.dtype or key[4] != std.device):
             self._acting_terms = DiagonalGaussian(params["mean"], std).terms()
             self._acting_terms_key = (log_std, log_std._version, std.shape, std.dtype, std.device)
         return DiagonalGaussian(params["mean"], std, self._acting_terms)
+
+    @property
+    def _std_of_log_std(self) -> bool:
+        """Whether acting's std is this class's ``exp(log_std)`` (a subclass with its own heads or distribution may
+        compute it otherwise)."""
+        return type(self)._heads is ActorCritic._heads and type(self).distribution is ActorCritic.distribution
+
+    def __getstate__(self) -> dict[str, Any]:
+        """A copy (``copy.deepcopy``, pickling) computes acting's Gaussian terms afresh: its parameters' version
+        counters start again, so the kept ones could match them."""
+        return {**super().__getstate__(), "_acting_terms": None, "_acting_terms_key": None}
 
     def evaluate(
         self, x: torch.Tensor, actions: torch.Tensor

@@ -219,7 +219,7 @@ class ClosedFormStep:
             return
         with torch.no_grad():
             for p, part in zip(self.params, self._slices, strict=True):
-                p.detach().numpy()[...] = self.weights[part].reshape(p.shape)
+                p.copy_(torch.from_numpy(self.weights[part].reshape(p.shape)))  # through torch: bumps p's version
                 state = self.optimizer.state[p]
                 if not state:
                     state["step"] = torch.tensor(0.0, dtype=torch.float32)

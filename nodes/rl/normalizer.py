@@ -56,10 +56,13 @@ class RunningMeanStd(nn.Module):
 
     def moments(self, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
         """``(mean, sqrt(var + eps))`` in ``dtype``, computed once for each state of the statistics: again after
-        something changes them in place (``update``, ``load_state_dict``) or replaces them (``to``). An actor
+        something changes them in place through torch (``update``, ``load_state_dict``, which bump the buffers' version
+counters) or replaces them (``to``). An actor
         normalises every step with statistics that change once a rollout; the conversions were a fifth of a small
         policy's acting step."""
         mean, var = self.mean, self.var
+        if mean.is_inference() or var.is_inference():  # no version counter to tell a change by
+            return mean.to(dtype), torch.sqrt(var + self.epsilon).to(dtype)
         cached = self._moments_cache
         if (cached is None or cached[0] is not mean or cached[1] is not var or cached[2] != mean._version
                 or cached[3] != var._version or cached[4] != dtype):
@@ -67,6 +70,11 @@ class RunningMeanStd(nn.Module):
                       torch.sqrt(var + self.epsilon).to(dtype))
             self._moments_cache = cached
         return cached[5], cached[6]
+
+    def __getstate__(self) -> dict[str, Any]:
+        """A copy (``copy.deepcopy``, pickling) computes its moments afresh: its buffers' version counters start
+        again, so the kept ones could match them."""
+        return {**super().__getstate__(), "_moments_cache": None}
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         """Return ``(x - mean) / sqrt(var + eps)``, clipped, in ``x``'s dtype (does not update the statistics)."""

@@ -1,6 +1,7 @@
 """Tests for the shared-trunk actor-critic."""
 from __future__ import annotations
 
+import copy
 import math
 import warnings
 
@@ -9,6 +10,8 @@ import torch
 from torch.distributions import Categorical, Normal
 
 from dnne.nodes.rl.actor_critic import ActorCritic, ActResult
+from dnne.nodes.rl.categorical import CategoricalLogits
+from dnne.nodes.rl.gaussian import DiagonalGaussian
 
 OBS, ACT, B = 8, 3, 32
 
@@ -177,6 +180,47 @@ class TestAct:
         assert torch.equal(result.action, expected)
 
 
+    def test_log_probs_follow_the_log_std(self) -> None:
+        """Acting reuses the Gaussian's terms of the log std between updates: after an optimizer step, a loaded
+        state, another batch size, and in a deep copy whose counters climb back to the original's numbers, its
+        log-probabilities still equal ``distribution(...).log_prob`` exactly."""
+        net = ActorCritic(3, 2, (8,), "tanh", init_log_std=-0.5)
+        optimizer = torch.optim.SGD(net.parameters(), lr=0.5)
+        generator = torch.Generator().manual_seed(0)
+
+        def check(model: ActorCritic, batch: int) -> None:
+            out = model.act(torch.randn(batch, 3, generator=generator), generator=generator)
+            with torch.no_grad():
+                expected = model.distribution(out.params).log_prob(out.action)
+            assert torch.equal(out.log_prob, expected)
+
+        check(net, 4)
+        net.log_std.grad = torch.ones(2)
+        optimizer.step()
+        check(net, 4)
+        net.load_state_dict({**net.state_dict(), "log_std": torch.tensor([0.3, -1.2])})
+        check(net, 4)
+        check(net, 7)
+        twin = copy.deepcopy(net)
+        with torch.no_grad():
+            while twin.log_std._version < net.log_std._version:
+                twin.log_std.add_(0.25)
+        check(twin, 7)
+
+    def test_a_subclass_s_own_distribution_is_used(self) -> None:
+        """A subclass that computes its distribution otherwise acts with it, not with terms of the log std."""
+        class Wider(ActorCritic):
+            """Doubles the std it is given."""
+
+            def distribution(self, params: dict[str, torch.Tensor]) -> DiagonalGaussian | CategoricalLogits:
+                return DiagonalGaussian(params["mean"], 2 * params["std"])
+
+        net = Wider(3, 2, (8,), "tanh", init_log_std=-0.5)
+        out = net.act(torch.randn(4, 3), generator=torch.Generator().manual_seed(0))
+        assert torch.equal(out.log_prob, DiagonalGaussian(out.params["mean"], 2 * out.params["std"]).log_prob(
+            out.action))
+
+
 class TestNormalization:
     def test_input_normalizer_applied_and_not_updated_by_act(self) -> None:
         """With normalize_input the network sees normalized observations; act does not move the statistics."""
@@ -249,25 +293,3 @@ class TestDeployable:
         with torch.no_grad():
             model.actor_head.bias.add_(1.0)
         assert torch.equal(policy(raw), before)
-
-
-def test_acting_log_probs_follow_the_log_std() -> None:
-    """Acting reuses the Gaussian's terms of the log std between updates: after an optimizer step, a loaded state
-    and another batch size, its log-probabilities still equal ``distribution(...).log_prob`` exactly."""
-    net = ActorCritic(3, 2, (8,), "tanh", init_log_std=-0.5)
-    optimizer = torch.optim.SGD(net.parameters(), lr=0.5)
-    generator = torch.Generator().manual_seed(0)
-
-    def check(batch: int) -> None:
-        out = net.act(torch.randn(batch, 3, generator=generator), generator=generator)
-        with torch.no_grad():
-            expected = net.distribution(out.params).log_prob(out.action)
-        assert torch.equal(out.log_prob, expected)
-
-    check(4)
-    net.log_std.grad = torch.ones(2)
-    optimizer.step()
-    check(4)
-    net.load_state_dict({**net.state_dict(), "log_std": torch.tensor([0.3, -1.2])})
-    check(4)
-    check(7)

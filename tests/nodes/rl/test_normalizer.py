@@ -1,6 +1,8 @@
 """Tests for the running mean/std normalizer."""
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import torch
 from torch import nn
@@ -69,29 +71,54 @@ class TestRunningMeanStd:
         assert torch.equal(other.norm.mean, parent.norm.mean) and torch.equal(other.norm.var, parent.norm.var)
         assert other.norm.count.item() == 10
 
+    def test_moments_follow_every_change_of_the_statistics(self) -> None:
+        """The moments kept between changes of the statistics are computed again after an update, a loaded state,
+        an in-place change and a replaced buffer: (de)normalising then gives what the float64 statistics give
+        directly."""
+        rms = RunningMeanStd((3,), clip=None)
+        x = torch.tensor([[1.0, -2.0, 0.5], [4.0, 0.0, 2.5]])
+
+        def load() -> None:
+            rms.load_state_dict({"mean": torch.full((3,), 7.0, dtype=torch.float64),
+                                 "var": torch.full((3,), 4.0, dtype=torch.float64),
+                                 "count": torch.tensor(9.0, dtype=torch.float64)})
+
+        def replace() -> None:
+            rms.var = torch.full((3,), 0.25, dtype=torch.float64)
+
+        for change in (lambda: rms.update(x * 3.0), load, lambda: rms.mean.add_(1.0), replace):
+            before = rms.normalize(x)
+            change()
+            assert_moments_are_the_statistics(rms, x)
+            assert not torch.equal(rms.normalize(x), before)
+
+    def test_a_copy_computes_its_own_moments(self) -> None:
+        """A deep copy whose buffers' version counters climb back to the original's numbers while their values
+        move elsewhere still normalises with its own statistics."""
+        rms = RunningMeanStd((3,), clip=None)
+        x = torch.tensor([[1.0, -2.0, 0.5], [4.0, 0.0, 2.5]])
+        rms.update(x)
+        rms.normalize(x)
+        twin = copy.deepcopy(rms)
+        while twin.mean._version < rms.mean._version or twin.var._version < rms.var._version:
+            twin.mean.add_(1.0)
+            twin.var.mul_(2.0)
+        assert (twin.mean._version, twin.var._version) == (rms.mean._version, rms.var._version)
+        assert_moments_are_the_statistics(twin, x)
+
+    def test_statistics_made_in_inference_mode_normalise(self) -> None:
+        """Buffers without a version counter (made under ``torch.inference_mode``) are read afresh every time."""
+        with torch.inference_mode():
+            rms = RunningMeanStd((3,), clip=None)
+            x = torch.tensor([[1.0, -2.0, 0.5], [4.0, 0.0, 2.5]])
+            rms.update(x)
+            assert_moments_are_the_statistics(rms, x)
+            rms.mean.add_(1.0)
+            assert_moments_are_the_statistics(rms, x)
 
 
-def test_moments_follow_every_change_of_the_statistics() -> None:
-    """The moments kept between changes of the statistics are computed again after an update, a loaded state, an
-    in-place change and a replaced buffer: (de)normalising then gives what the float64 statistics give directly."""
-    rms = RunningMeanStd((3,), clip=None)
-    x = torch.tensor([[1.0, -2.0, 0.5], [4.0, 0.0, 2.5]])
-
-    def moments() -> tuple[torch.Tensor, torch.Tensor]:
-        return rms.mean.to(x.dtype), torch.sqrt(rms.var + rms.epsilon).to(x.dtype)
-
-    def load() -> None:
-        rms.load_state_dict({"mean": torch.full((3,), 7.0, dtype=torch.float64),
-                             "var": torch.full((3,), 4.0, dtype=torch.float64),
-                             "count": torch.tensor(9.0, dtype=torch.float64)})
-
-    def replace() -> None:
-        rms.var = torch.full((3,), 0.25, dtype=torch.float64)
-
-    for change in (lambda: rms.update(x * 3.0), load, lambda: rms.mean.add_(1.0), replace):
-        before = rms.normalize(x)
-        change()
-        mean, std = moments()
-        assert torch.equal(rms.normalize(x), (x - mean) / std)
-        assert torch.equal(rms.denormalize(x), x * std + mean)
-        assert not torch.equal(rms.normalize(x), before)
+def assert_moments_are_the_statistics(rms: RunningMeanStd, x: torch.Tensor) -> None:
+    """``normalize`` and ``denormalize`` of ``x`` use ``rms``'s float64 statistics as they are now."""
+    mean, std = rms.mean.to(x.dtype), torch.sqrt(rms.var + rms.epsilon).to(x.dtype)
+    assert torch.equal(rms.normalize(x), (x - mean) / std)
+    assert torch.equal(rms.denormalize(x), x * std + mean)
