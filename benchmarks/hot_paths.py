@@ -38,6 +38,7 @@ from dnne.nodes.rl import ppo
 from dnne.nodes.rl.actor_critic import ActorCritic
 from dnne.nodes.rl.ppo import PPOConfig, PPOUpdate
 from dnne.nodes.rl.rollout import RolloutBuffer
+from dnne.runtime.threads import use_threads
 
 OBS, ACT, ENVS, HORIZON = 17, 6, 16, 128
 TASKS = ("HalfCheetah-v5", "Hopper-v5", "Walker2d-v5")
@@ -173,7 +174,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
-    torch.set_num_threads(1)
+    use_threads(1)  # as a run does: torch and numpy's BLAS
     print(f"machine: {machine()}\n")
     rows: list[tuple[str, str, Callable[[], Any], Callable[[], Any], int, Callable[[], bool] | None]] = []
     rows.append(("Adam step", "us a step", *adam_pair(), 2000, None))

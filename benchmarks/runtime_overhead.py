@@ -50,6 +50,7 @@ from dnne.runtime.graph import Graph
 from dnne.runtime.loading import load_graph
 from dnne.runtime.node import resolve_params
 from dnne.runtime.runner import run
+from dnne.runtime.threads import use_threads
 
 GRAPH = REPO / "graphs" / "presets" / "cartpole_zoo.json"
 TARGETS = {1: 0.08, 64: 0.02}
@@ -166,7 +167,7 @@ def main() -> None:
     parser.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop", help="event loop of the graph")
     parser.add_argument("--unfused", action="store_true", help="run.fuse_chains=false: every node in its own task")
     args = parser.parse_args()
-    torch.set_num_threads(1)
+    use_threads(1)  # as a run does: torch and numpy's BLAS
     factories = loop_factories()
     loop_factory = factories.get(args.loop, None)
     loop_name = args.loop if args.loop in factories else "asyncio"
