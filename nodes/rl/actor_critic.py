@@ -6,7 +6,6 @@ import copy
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import nn
@@ -16,6 +15,7 @@ from dnne.nodes.rl.encoders import NATURE_CHANNELS, NATURE_KERNELS, NATURE_STRID
 from dnne.nodes.rl.gaussian import DiagonalGaussian
 from dnne.nodes.rl.normalizer import RunningMeanStd
 from dnne.nodes.rl.recurrent import RECURRENT_KINDS, RecurrentCore
+from dnne.nodes.rl.tensor_cache import TensorCache
 
 ACTION_SPACES = ("continuous", "discrete")
 
@@ -138,8 +138,7 @@ class ActorCritic(nn.Module):
         self.obs_normalizer = RunningMeanStd((obs_dim,), clip=obs_clip) if normalize_input else None
         # Value targets are never clipped: clipping returns would bias the critic on rare large returns.
         self.value_normalizer = RunningMeanStd((), clip=None) if normalize_value else None
-        self._acting_terms: tuple[torch.Tensor, torch.Tensor] | None = None
-        self._acting_terms_key: tuple[Any, ...] | None = None
+        self._acting_terms: TensorCache[tuple[torch.Tensor, torch.Tensor]] = TensorCache()
 
     # --- normalization ------------------------------------------------------------------------------------------
 
@@ -272,26 +271,16 @@ class ActorCritic(nn.Module):
         if self.discrete or not self._std_of_log_std:
             return self.distribution(params)
         assert self.log_std is not None
-        std, log_std = params["std"], self.log_std
-        if log_std.is_inference():  # no version counter to tell a change by
-            return self.distribution(params)
-        key = self._acting_terms_key
-        if (key is None or key[0] is not log_std or key[1] != log_std._version or key[2] != std.shape
-                or key[3] != std.dtype or key[4] != std.device):
-            self._acting_terms = DiagonalGaussian(params["mean"], std).terms()
-            self._acting_terms_key = (log_std, log_std._version, std.shape, std.dtype, std.device)
-        return DiagonalGaussian(params["mean"], std, self._acting_terms)
+        mean, std = params["mean"], params["std"]
+        terms = self._acting_terms.get((self.log_std,), lambda: DiagonalGaussian(mean, std).terms(), std.shape,
+                                       std.dtype, std.device)
+        return DiagonalGaussian(mean, std, terms)
 
     @property
     def _std_of_log_std(self) -> bool:
         """Whether acting's std is this class's ``exp(log_std)`` (a subclass with its own heads or distribution may
         compute it otherwise)."""
         return type(self)._heads is ActorCritic._heads and type(self).distribution is ActorCritic.distribution
-
-    def __getstate__(self) -> dict[str, Any]:
-        """A copy (``copy.deepcopy``, pickling) computes acting's Gaussian terms afresh: its parameters' version
-        counters start again, so the kept ones could match them."""
-        return {**super().__getstate__(), "_acting_terms": None, "_acting_terms_key": None}
 
     def evaluate(
         self, x: torch.Tensor, actions: torch.Tensor

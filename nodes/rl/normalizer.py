@@ -1,10 +1,10 @@
 """Running mean and variance of a stream of batches, used to normalize observations and value targets."""
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import nn
+
+from dnne.nodes.rl.tensor_cache import TensorCache
 
 
 class RunningMeanStd(nn.Module):
@@ -32,7 +32,7 @@ class RunningMeanStd(nn.Module):
         # var starts at 1 so normalizing before the first update is (almost) the identity.
         self.register_buffer("var", torch.ones(self.shape, dtype=torch.float64))
         self.register_buffer("count", torch.zeros((), dtype=torch.float64))
-        self._moments_cache: tuple[Any, ...] | None = None
+        self._moments: TensorCache[tuple[torch.Tensor, torch.Tensor]] = TensorCache()
 
     @torch.no_grad()
     def update(self, x: torch.Tensor) -> None:
@@ -55,26 +55,11 @@ class RunningMeanStd(nn.Module):
         self.count.copy_(total)
 
     def moments(self, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(mean, sqrt(var + eps))`` in ``dtype``, computed once for each state of the statistics: again after
-        something changes them in place through torch (``update``, ``load_state_dict``, which bump the buffers' version
-counters) or replaces them (``to``). An actor
-        normalises every step with statistics that change once a rollout; the conversions were a fifth of a small
-        policy's acting step."""
-        mean, var = self.mean, self.var
-        if mean.is_inference() or var.is_inference():  # no version counter to tell a change by
-            return mean.to(dtype), torch.sqrt(var + self.epsilon).to(dtype)
-        cached = self._moments_cache
-        if (cached is None or cached[0] is not mean or cached[1] is not var or cached[2] != mean._version
-                or cached[3] != var._version or cached[4] != dtype):
-            cached = (mean, var, mean._version, var._version, dtype, mean.to(dtype),
-                      torch.sqrt(var + self.epsilon).to(dtype))
-            self._moments_cache = cached
-        return cached[5], cached[6]
-
-    def __getstate__(self) -> dict[str, Any]:
-        """A copy (``copy.deepcopy``, pickling) computes its moments afresh: its buffers' version counters start
-        again, so the kept ones could match them."""
-        return {**super().__getstate__(), "_moments_cache": None}
+        """``(mean, sqrt(var + eps))`` in ``dtype``, computed again only when the statistics change
+        (``TensorCache``): an actor normalises every step with statistics that change once a rollout, and the
+        conversions were a fifth of a small policy's acting step."""
+        return self._moments.get((self.mean, self.var),
+                                 lambda: (self.mean.to(dtype), torch.sqrt(self.var + self.epsilon).to(dtype)), dtype)
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         """Return ``(x - mean) / sqrt(var + eps)``, clipped, in ``x``'s dtype (does not update the statistics)."""
