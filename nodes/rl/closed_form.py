@@ -254,7 +254,7 @@ class ClosedFormStep:
             chosen = actions.astype(np.int64)
             log_prob = log_pmf[rows, chosen]
             entropies = -(log_pmf * pmf).sum(axis=1)
-            entropy = float(entropies.mean())
+            entropy = _mean(entropies)
         else:
             inv_var = np.exp(-2.0 * self.log_std)
             diff = actions - out
@@ -267,7 +267,7 @@ class ClosedFormStep:
         ratio = np.exp(log_ratio)
         surrogate = ratio * advantages
         clipped_surrogate = np.clip(ratio, 1.0 - clip_param, 1.0 + clip_param) * advantages
-        policy_loss = -float(np.minimum(surrogate, clipped_surrogate).mean())
+        policy_loss = -_mean(np.minimum(surrogate, clipped_surrogate))
 
         # --- value loss, optionally the pessimistic max of the clipped and unclipped squared errors
         error = values - returns
@@ -277,13 +277,14 @@ class ClosedFormStep:
             clipped_values = old_values + np.clip(moved, -clip_param, clip_param)
             clipped_error = clipped_values - returns
             clipped = clipped_error * clipped_error
-            value_loss = 0.5 * float(np.maximum(unclipped, clipped).mean())
+            value_loss = 0.5 * _mean(np.maximum(unclipped, clipped))
         else:
-            value_loss = 0.5 * float(unclipped.mean())
+            value_loss = 0.5 * _mean(unclipped)
 
         total = policy_loss + value_coef * value_loss - entropy_coef * entropy
-        terms = StepTerms(total, policy_loss, value_loss, entropy, float(((ratio - 1.0) - log_ratio).mean()),
-                          float((np.abs(ratio - 1.0) > clip_param).mean()))
+        clipped_ratios = np.abs(ratio - 1.0) > clip_param
+        terms = StepTerms(total, policy_loss, value_loss, entropy, _mean((ratio - 1.0) - log_ratio),
+                          np.count_nonzero(clipped_ratios) / clipped_ratios.size)
 
         def gradients() -> None:
             d_log_prob = np.where(surrogate <= clipped_surrogate, advantages, 0.0).astype(np.float32)
@@ -322,7 +323,8 @@ class ClosedFormStep:
         """Clip the gradients to ``max_norm`` (their norm as ``clip_grad_norm``) and take Adam's step; ``False``
         (and nothing applied) when the gradient norm is not finite."""
         grads = self.grads
-        squares = float(np.dot(grads.astype(np.float64), grads.astype(np.float64)))
+        wide = grads.astype(np.float64)
+        squares = float(np.dot(wide, wide))
         # torch sums the squares in float32: past its range the norm is inf there, and the step is skipped
         if not squares <= _FLOAT32_MAX:
             return False
@@ -367,7 +369,7 @@ class ClosedFormStep:
     def _head_backward(head: _Layer, inputs: np.ndarray, d_out: np.ndarray) -> np.ndarray:
         """Write a head's gradients; return d loss/d its inputs."""
         np.matmul(d_out.T, inputs, out=head.weight_grad)
-        np.sum(d_out, axis=0, out=head.bias_grad)
+        np.add.reduce(d_out, axis=0, out=head.bias_grad)
         return d_out @ head.weight
 
     @staticmethod
@@ -378,11 +380,31 @@ class ClosedFormStep:
             assert layer.activation is not None
             layer.activation[1](d, outputs[index + 1])
             np.matmul(d.T, outputs[index], out=layer.weight_grad)
-            np.sum(d, axis=0, out=layer.bias_grad)
+            np.add.reduce(d, axis=0, out=layer.bias_grad)
             if index:
                 d = d @ layer.weight
 
 
 def normalized(x: np.ndarray) -> np.ndarray:
-    """``ppo._normalized`` on numpy: zero mean, unit std (unbiased) plus 1e-8; a single sample is left as is."""
-    return (x - x.mean()) / (x.std(ddof=1) + np.float32(1e-8)) if x.size > 1 else x
+    """``ppo._normalized`` on numpy: zero mean, unit std (unbiased) plus 1e-8; a single sample is left as is.
+
+    The numbers of ``(x - x.mean()) / (x.std(ddof=1) + 1e-8)`` for a float32 or float64 ``x``, without numpy's
+    Python-level ``mean`` and ``var`` (a third of their time here is their argument handling)."""
+    if x.size <= 1:
+        return x
+    mean = _scalar_mean(x)
+    deviation = x - mean
+    deviation *= deviation
+    std = np.sqrt(x.dtype.type(float(np.add.reduce(deviation, axis=None)) / (x.size - 1)))
+    return (x - mean) / (std + np.float32(1e-8))
+
+
+def _scalar_mean(x: np.ndarray) -> np.generic:
+    """``x.mean()`` for a float32 or float64 ``x``, as numpy computes it (the sum in ``x``'s dtype, divided in
+    float64, rounded back to ``x``'s dtype), without its Python-level argument handling."""
+    return x.dtype.type(float(np.add.reduce(x, axis=None)) / x.size)
+
+
+def _mean(x: np.ndarray) -> float:
+    """``float(x.mean())`` for a float32 or float64 ``x`` (``_scalar_mean``)."""
+    return float(_scalar_mean(x))

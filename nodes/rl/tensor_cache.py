@@ -8,6 +8,7 @@ could meet the kept numbers.
 """
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Hashable
 from typing import Any, Generic, TypeVar
 
@@ -27,11 +28,16 @@ class TensorCache(Generic[T]):
     def get(self, sources: tuple[torch.Tensor, ...], compute: Callable[[], T], *extra: Hashable) -> T:
         """The value ``compute()`` gave for ``sources`` in their present state and for ``extra`` (what else it
         depends on: a dtype, a shape), computed again when any of them changed."""
-        if any(tensor.is_inference() for tensor in sources):
-            return compute()
-        key = (*(tensor._version for tensor in sources), *extra)
-        if (self._value is None or key != self._key or len(sources) != len(self._sources)
-                or any(a is not b for a, b in zip(sources, self._sources))):
+        versions = []
+        for tensor in sources:
+            if tensor.is_inference():
+                return compute()
+            versions.append(tensor._version)
+        key = (*versions, *extra)
+        kept = self._sources
+        # map and operator.is_not: this runs on every acting step, where a generator's frames cost more than the check
+        if (self._value is None or key != self._key or len(sources) != len(kept)
+                or any(map(operator.is_not, sources, kept))):
             self._value, self._sources, self._key = compute(), sources, key
         return self._value
 

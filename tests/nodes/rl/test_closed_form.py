@@ -7,7 +7,7 @@ import torch
 
 from dnne.nodes.flat_adam import FlatAdam
 from dnne.nodes.rl.actor_critic import ActorCritic
-from dnne.nodes.rl.closed_form import ClosedFormStep, normalized
+from dnne.nodes.rl.closed_form import ClosedFormStep, _mean, normalized
 from dnne.nodes.rl.ppo import PPOConfig, PPOUpdate, _normalized
 from dnne.nodes.rl.ppo_loss import ppo_loss
 from dnne.nodes.rl.rollout import RolloutBuffer
@@ -103,6 +103,19 @@ class TestGradients:
         np.testing.assert_allclose(normalized(x.numpy()), _normalized(x).numpy(), rtol=1e-5, atol=1e-6)
         one = np.array([3.0], dtype=np.float32)
         assert normalized(one) is one
+
+    @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+    def test_mean_and_normalized_equal_numpys_own_bit_for_bit(self, dtype: type) -> None:
+        """``_mean`` and ``normalized`` skip numpy's Python-level ``mean`` and ``std``: the same numbers, over
+        sizes, scales and offsets where float32 rounding shows."""
+        rng = np.random.default_rng(0)
+        for size in (2, 3, 64, 127, 128, 1000, 2048):
+            for scale in (1e-3, 1.0, 1e3):
+                x = (rng.standard_normal(size) * scale + rng.uniform(-5, 5)).astype(dtype)
+                assert _mean(x) == float(x.mean())
+                expected = (x - x.mean()) / (x.std(ddof=1) + np.float32(1e-8))
+                assert normalized(x).dtype == expected.dtype
+                np.testing.assert_array_equal(normalized(x), expected)
 
 
 def filled_rollout(model: ActorCritic, nan_at: tuple[int, int] | None = None) -> RolloutBuffer:
