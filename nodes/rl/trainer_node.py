@@ -50,7 +50,9 @@ class PPOTrainerNode(Node):
 
     states = Input("Tensor", "observations after the step (bootstrap at the horizon end)", offset=1, fan_in=True,
                    aliases=("state",))
-    policy_outputs = Input("PolicyOutput", "the agent's decisions", aliases=("policy_output",))
+    policy_outputs = Input("PolicyOutput", "the agent's decisions (or several agents', each serving some of the "
+                           "groups: link the others' weights from this node's 'weights')", fan_in=True,
+                           aliases=("policy_output",))
     rewards = Input("Tensor", "rewards that followed", offset=1, fan_in=True, aliases=("reward",))
     dones = Input("Dones", "episode ends that followed, with final observations", offset=1, fan_in=True,
                   aliases=("done",))

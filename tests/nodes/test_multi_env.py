@@ -87,6 +87,58 @@ class TestMultiEnv:
         assert agent.forward_passes < agent.firings
 
 
+class LossInfoProbe(Node):
+    """Keeps every update's ``loss_info``."""
+
+    info = Input("Dict")
+
+    async def compute(self, info: dict[str, Any]) -> None:
+        self.ctx.shared("loss_info", list).append(info)
+
+
+def two_agent_graph() -> dict[str, Any]:
+    """The multi-env graph with a second agent serving groups 2 and 3 (the first keeps group 1), both giving their
+    decisions to the one trainer; the second takes the trainer's weights through an explicit link."""
+    graph = load_graph(ROOT / "graphs" / "multi_env_ppo.json", registry=default_registry()).to_native()
+    graph["nodes"]["agent2"] = graph["nodes"]["agent"]
+    links = []
+    for link in graph["links"]:
+        text = json.dumps(link)
+        if any(f'{node}{i}' in text for node in ("or", "action") for i in (2, 3)):
+            text = text.replace('"agent.', '"agent2.')
+        links.append(json.loads(text))
+    graph["links"] = links + [["agent2.policy_output", "trainer.policy_outputs"], ["trainer.weights", "agent2.weights"],
+                              ["trainer.loss_info", "probe.info"]]
+    graph["nodes"]["probe"] = {"type": "LossInfoProbe"}
+    graph["nodes"]["trainer"]["params"].update(horizon_length=8, epochs=2)
+    graph["run"].update(max_steps=None, max_iterations=5, target_return=None)
+    return graph
+
+
+class TestSeveralAgents:
+    def test_agents_serving_some_groups_each_share_one_trainer(self) -> None:
+        """Two agents, each serving its own groups, feed one trainer: sync updates still wait for every group's
+        horizon, both agents act, every transition was acted with the version of its rollout (lag 0), and both
+        agents end holding one version of the learner's weights."""
+        from dnne.runtime.runner import GraphRun
+
+        registry = default_registry()
+        registry.add_node(LossInfoProbe)
+        graph_run = GraphRun(load_graph(two_agent_graph(), registry=registry), registry)
+        result = asyncio.run(graph_run.execute())
+        assert result.error is None, result.error
+        assert result.stop_reason == "max_iterations"
+        assert result.counters["env_steps"] == 5 * 8 * (4 + 2 + 2)
+        agents = [graph_run.nodes["agent"], graph_run.nodes["agent2"]]
+        assert all(agent.forward_passes > 0 for agent in agents)
+        updates = graph_run.context.shared("loss_info", list)
+        assert [info["iteration"] for info in updates] == [1, 2, 3, 4, 5]
+        assert all(info["lag_max"] == 0 for info in updates)
+        first, second = (agent.network.state_dict() for agent in agents)
+        assert agents[0].version == agents[1].version >= 4  # the last version may come after the stop
+        assert all(torch.equal(first[name], second[name]) for name in first)
+
+
 class TestPatternGraphsSolve:
     @pytest.mark.slow
     @pytest.mark.parametrize("name", ["multi_env_ppo.json", "multi_env_ppo_procs.json"])
