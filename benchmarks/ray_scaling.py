@@ -77,20 +77,22 @@ def local_acting(document: dict[str, Any], parts: int) -> dict[str, Any]:
     """``document`` with its agent replaced by one agent in each part (``agent1``, ...), serving that part's
     groups, as RLlib's env runners act beside their envs: what crosses to the main process is the transitions,
     and the weights once an update. The first agent sends the trainer its model (and takes the weights on the
-    reply link); the others take the trainer's weights through their own links."""
+    reply link); the others take the trainer's weights through their own links, which keep the newest (``latest``),
+as the reply link does, so the trainer never waits on an agent."""
     agent = document["nodes"].pop("agent")
     links = []
     for link in document["links"]:
         text = json.dumps(link)
         part = next((k for k in range(parts) for i in range(k * GROUPS_PER_PART + 1, (k + 1) * GROUPS_PER_PART + 1)
-                     if f'"or{i}' in text or f'"action{i}.' in text), 0)
+                     if f'"or{i}.' in text or f'"or{i}"' in text or f'"action{i}.' in text), 0)
         links.append(json.loads(text.replace('"agent.', f'"agent{part + 1}.')))
     for k in range(parts):
         name = f"agent{k + 1}"
         document["nodes"][name] = agent
         document["placement"][name] = f"w{k}"
         if k:
-            links += [[f"{name}.policy_output", "trainer.policy_outputs"], ["trainer.weights", f"{name}.weights"]]
+            links += [[f"{name}.policy_output", "trainer.policy_outputs"],
+                      {"from": "trainer.weights", "to": f"{name}.weights", "policy": "latest"}]
     document["links"] = links
     return document
 

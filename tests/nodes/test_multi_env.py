@@ -107,7 +107,8 @@ def two_agent_graph() -> dict[str, Any]:
         if any(f'{node}{i}' in text for node in ("or", "action") for i in (2, 3)):
             text = text.replace('"agent.', '"agent2.')
         links.append(json.loads(text))
-    graph["links"] = links + [["agent2.policy_output", "trainer.policy_outputs"], ["trainer.weights", "agent2.weights"],
+    graph["links"] = links + [["agent2.policy_output", "trainer.policy_outputs"],
+                              {"from": "trainer.weights", "to": "agent2.weights", "policy": "latest"},
                               ["trainer.loss_info", "probe.info"]]
     graph["nodes"]["probe"] = {"type": "LossInfoProbe"}
     graph["nodes"]["trainer"]["params"].update(horizon_length=8, epochs=2)
@@ -137,6 +138,35 @@ class TestSeveralAgents:
         first, second = (agent.network.state_dict() for agent in agents)
         assert agents[0].version == agents[1].version >= 4  # the last version may come after the stop
         assert all(torch.equal(first[name], second[name]) for name in first)
+
+
+    def test_an_agent_in_a_worker_process_acts_with_the_trainer_s_weights(self, tmp_path: Path) -> None:
+        """The second agent and its groups in a worker process (the learner in the main one): every update is
+        still exactly on-policy (lag 0 in the metrics), and the checkpoint taken at the end holds both agents, on
+        one version of the learner's weights."""
+        from dnne.runtime import checkpoint
+        from dnne.runtime.cli import main
+
+        graph = two_agent_graph()
+        del graph["nodes"]["probe"]
+        graph["links"] = [link for link in graph["links"] if "probe" not in json.dumps(link)]
+        graph["placement"] = {node: "actors" for node in ("agent2", "env2", "or2", "action2", "step2", "env3", "or3",
+                                                          "action3", "step3")}
+        graph["workers"] = {"actors": {}}
+        path = tmp_path / "graph.json"
+        path.write_text(json.dumps(graph))
+        code = main(["run", str(path), "--run-dir", str(tmp_path / "run"), "-q"])
+        summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+        assert code == 0 and summary["stop_reason"] == "max_iterations", summary["error"]
+        assert summary["env_steps"] == 5 * 8 * (4 + 2 + 2)
+        rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+        updates = [row for row in rows if row.get("node") == "trainer" and "lag_max" in row]
+        assert [row["iteration"] for row in updates] == [1, 2, 3, 4, 5]
+        assert all(row["lag_max"] == 0 for row in updates)
+        nodes = checkpoint.load(tmp_path / "run")["nodes"]
+        first, second = nodes["agent"], nodes["agent2"]
+        assert first["version"] == second["version"] >= 4
+        assert all(torch.equal(first["model"][name], second["model"][name]) for name in first["model"])
 
 
 class TestPatternGraphsSolve:
