@@ -96,6 +96,30 @@ class LossInfoProbe(Node):
         self.ctx.shared("loss_info", list).append(info)
 
 
+class WeightsProbe(Node):
+    """Keeps a copy of every version of the weights it is sent."""
+
+    weights = Input("PolicyWeights")
+
+    async def compute(self, weights: Any) -> None:
+        copies = {name: tensor.clone() for name, tensor in weights.parameters.items()}
+        self.ctx.shared("published", dict)[weights.version] = copies
+
+
+def probed_registry() -> Any:
+    """The default registry with the two probes."""
+    registry = default_registry()
+    registry.add_node(LossInfoProbe)
+    registry.add_node(WeightsProbe)
+    return registry
+
+
+def holds_published(held: dict[str, torch.Tensor], version: int, published: dict[int, dict[str, Any]]) -> bool:
+    """Whether ``held`` are exactly the weights the trainer published as ``version``."""
+    return held.keys() == published[version].keys() and all(
+        torch.equal(held[name], published[version][name]) for name in held)
+
+
 def two_agent_graph() -> dict[str, Any]:
     """The multi-env graph with a second agent serving groups 2 and 3 (the first keeps group 1), both giving their
     decisions to the one trainer; the second takes the trainer's weights through an explicit link."""
@@ -109,8 +133,9 @@ def two_agent_graph() -> dict[str, Any]:
         links.append(json.loads(text))
     graph["links"] = links + [["agent2.policy_output", "trainer.policy_outputs"],
                               {"from": "trainer.weights", "to": "agent2.weights", "policy": "latest"},
-                              ["trainer.loss_info", "probe.info"]]
+                              ["trainer.loss_info", "probe.info"], ["trainer.weights", "weights_probe.weights"]]
     graph["nodes"]["probe"] = {"type": "LossInfoProbe"}
+    graph["nodes"]["weights_probe"] = {"type": "WeightsProbe"}
     graph["nodes"]["trainer"]["params"].update(horizon_length=8, epochs=2)
     graph["run"].update(max_steps=None, max_iterations=5, target_return=None)
     return graph
@@ -119,12 +144,11 @@ def two_agent_graph() -> dict[str, Any]:
 class TestSeveralAgents:
     def test_agents_serving_some_groups_each_share_one_trainer(self) -> None:
         """Two agents, each serving its own groups, feed one trainer: sync updates still wait for every group's
-        horizon, both agents act, every transition was acted with the version of its rollout (lag 0), and both
-        agents end holding one version of the learner's weights."""
+        horizon, both agents act, every transition was acted with the version of its rollout (lag 0), and each
+        agent ends holding exactly the weights the trainer published as the version it holds."""
         from dnne.runtime.runner import GraphRun
 
-        registry = default_registry()
-        registry.add_node(LossInfoProbe)
+        registry = probed_registry()
         graph_run = GraphRun(load_graph(two_agent_graph(), registry=registry), registry)
         result = asyncio.run(graph_run.execute())
         assert result.error is None, result.error
@@ -135,38 +159,38 @@ class TestSeveralAgents:
         updates = graph_run.context.shared("loss_info", list)
         assert [info["iteration"] for info in updates] == [1, 2, 3, 4, 5]
         assert all(info["lag_max"] == 0 for info in updates)
-        first, second = (agent.network.state_dict() for agent in agents)
-        assert agents[0].version == agents[1].version >= 4  # the last version may come after the stop
-        assert all(torch.equal(first[name], second[name]) for name in first)
+        published = graph_run.context.shared("published", dict)
+        for agent in agents:
+            assert agent.version >= 4  # the last version may come after the stop
+            assert holds_published(agent.network.state_dict(), agent.version, published)
 
 
     def test_an_agent_in_a_worker_process_acts_with_the_trainer_s_weights(self, tmp_path: Path) -> None:
-        """The second agent and its groups in a worker process (the learner in the main one): every update is
-        still exactly on-policy (lag 0 in the metrics), and the checkpoint taken at the end holds both agents, on
-        one version of the learner's weights."""
+        """The second agent and its groups in a worker process (the learner and the probes in the main one): every
+        update is still exactly on-policy (lag 0), and the checkpoint taken at the end holds both agents, each with
+        exactly the weights the trainer published as the version it holds."""
         from dnne.runtime import checkpoint
-        from dnne.runtime.cli import main
+        from dnne.runtime.rundir import RunDirectory
+        from dnne.runtime.runner import GraphRun
 
         graph = two_agent_graph()
-        del graph["nodes"]["probe"]
-        graph["links"] = [link for link in graph["links"] if "probe" not in json.dumps(link)]
         graph["placement"] = {node: "actors" for node in ("agent2", "env2", "or2", "action2", "step2", "env3", "or3",
                                                           "action3", "step3")}
         graph["workers"] = {"actors": {}}
-        path = tmp_path / "graph.json"
-        path.write_text(json.dumps(graph))
-        code = main(["run", str(path), "--run-dir", str(tmp_path / "run"), "-q"])
-        summary = json.loads((tmp_path / "run" / "summary.json").read_text())
-        assert code == 0 and summary["stop_reason"] == "max_iterations", summary["error"]
-        assert summary["env_steps"] == 5 * 8 * (4 + 2 + 2)
-        rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
-        updates = [row for row in rows if row.get("node") == "trainer" and "lag_max" in row]
-        assert [row["iteration"] for row in updates] == [1, 2, 3, 4, 5]
-        assert all(row["lag_max"] == 0 for row in updates)
-        nodes = checkpoint.load(tmp_path / "run")["nodes"]
-        first, second = nodes["agent"], nodes["agent2"]
-        assert first["version"] == second["version"] >= 4
-        assert all(torch.equal(first["model"][name], second["model"][name]) for name in first["model"])
+        registry = probed_registry()
+        graph_run = GraphRun(load_graph(graph, registry=registry), registry, run_dir=tmp_path,
+                             hooks=[RunDirectory(tmp_path, tensorboard=False, checkpoint_interval_s=None)])
+        result = asyncio.run(graph_run.execute())
+        assert result.error is None and result.stop_reason == "max_iterations", result.error
+        assert result.counters["env_steps"] == 5 * 8 * (4 + 2 + 2)
+        updates = graph_run.context.shared("loss_info", list)
+        assert [info["iteration"] for info in updates] == [1, 2, 3, 4, 5]
+        assert all(info["lag_max"] == 0 for info in updates)
+        published = graph_run.context.shared("published", dict)
+        nodes = checkpoint.load(tmp_path)["nodes"]
+        for name in ("agent", "agent2"):
+            assert nodes[name]["version"] >= 4
+            assert holds_published(nodes[name]["model"], nodes[name]["version"], published)
 
 
 class TestPatternGraphsSolve:
