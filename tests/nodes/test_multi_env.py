@@ -11,7 +11,9 @@ from typing import Any
 import pytest
 import torch
 
+from dnne.nodes.types import PolicyWeights
 from dnne.runtime import Input, Node, Output, Param, default_registry, load_graph, run
+from dnne.runtime.registry import NodeRegistry
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -101,12 +103,12 @@ class WeightsProbe(Node):
 
     weights = Input("PolicyWeights")
 
-    async def compute(self, weights: Any) -> None:
+    async def compute(self, weights: PolicyWeights) -> None:
         copies = {name: tensor.clone() for name, tensor in weights.parameters.items()}
         self.ctx.shared("published", dict)[weights.version] = copies
 
 
-def probed_registry() -> Any:
+def probed_registry() -> NodeRegistry:
     """The default registry with the two probes."""
     registry = default_registry()
     registry.add_node(LossInfoProbe)
@@ -163,7 +165,6 @@ class TestSeveralAgents:
         for agent in agents:
             assert agent.version >= 4  # the last version may come after the stop
             assert holds_published(agent.network.state_dict(), agent.version, published)
-
 
     def test_an_agent_in_a_worker_process_acts_with_the_trainer_s_weights(self, tmp_path: Path) -> None:
         """The second agent and its groups in a worker process (the learner and the probes in the main one): every
