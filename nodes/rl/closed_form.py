@@ -392,11 +392,9 @@ def normalized(x: np.ndarray) -> np.ndarray:
     Python-level ``mean`` and ``var`` (a third of their time here is their argument handling)."""
     if x.size <= 1:
         return x
-    mean = _scalar_mean(x)
-    deviation = x - mean
-    deviation *= deviation
-    std = np.sqrt(x.dtype.type(float(np.add.reduce(deviation, axis=None)) / (x.size - 1)))
-    return (x - mean) / (std + np.float32(1e-8))
+    centred = x - _scalar_mean(x)
+    std = np.sqrt(x.dtype.type(float(np.add.reduce(centred * centred, axis=None)) / (x.size - 1)))
+    return centred / (std + np.float32(1e-8))
 
 
 def _scalar_mean(x: np.ndarray) -> np.generic:
