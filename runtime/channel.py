@@ -29,10 +29,12 @@ class Message(NamedTuple):
 class Activity:
     """What a node is doing, as the deadlock watchdog sees it: running, or blocked on channels.
 
-    Also accumulates the time the node spent blocked.
+    Also accumulates the time the node spent blocked: from the start of a wait until its task runs again. A node
+    woken while another task holds the loop is runnable at once (to the watchdog) and blocked until its turn comes,
+    so its busy time is the time it runs.
     """
 
-    __slots__ = ("node_id", "blocked_on", "blocked_s", "lent_s", "_since", "_watch")
+    __slots__ = ("node_id", "blocked_on", "blocked_s", "lent_s", "waiting", "_since", "_watch")
 
     def __init__(self, node_id: str, watch: Any = None) -> None:
         self.node_id = node_id
@@ -40,30 +42,41 @@ class Activity:
         self.blocked_s = 0.0
         self.lent_s = 0.0
         """Seconds its task spent firing other nodes (``firing.fire_fused``): their busy time, not this node's."""
+        self.waiting = False
+        """A wait is open: ``block`` was called and the node's task has not resumed (``resume``) yet."""
         self._since = 0.0
         self._watch = watch
 
     def block(self, channels: tuple[Channel, ...]) -> None:
-        """Mark the node blocked on ``channels``."""
+        """Mark the node blocked on ``channels``; its wait opens."""
         self.blocked_on = channels
         self._since = time.perf_counter()
+        self.waiting = True
         if self._watch is not None:
             self._watch.blocked(self)
 
-    def wake(self) -> float:
-        """Mark the node runnable (called synchronously by whoever unblocks it); returns the seconds it was
-        blocked (0 when it was not)."""
+    def wake(self) -> None:
+        """Mark the node runnable (called synchronously by whoever unblocks it); its wait lasts until its task
+        resumes (``resume``)."""
         if not self.blocked_on:
-            return 0.0
+            return
         self.blocked_on = ()
-        waited = time.perf_counter() - self._since
-        self.blocked_s += waited
         if self._watch is not None:
             self._watch.unblocked(self)
+
+    def resume(self) -> float:
+        """The node's task runs again after a wait: count the wait as blocked time and return its seconds (0 when
+        no wait was open)."""
+        self.wake()
+        if not self.waiting:
+            return 0.0
+        self.waiting = False
+        waited = time.perf_counter() - self._since
+        self.blocked_s += waited
         return waited
 
     def shift(self, seconds: float) -> None:
-        """Count ``seconds`` of the current block as busy: the node fired meanwhile in another task
+        """Count ``seconds`` of the open wait as busy: the node fired meanwhile in another task
         (``firing.fire_fused``)."""
         self._since += seconds
 
@@ -75,19 +88,18 @@ class Activity:
 class Inbox:
     """The single long-lived waiter of a consumer node: every input channel wakes it, no per-message tasks."""
 
-    __slots__ = ("activity", "_waiter", "_woken")
+    __slots__ = ("activity", "_waiter")
 
     def __init__(self, activity: Activity) -> None:
         self.activity = activity
         self._waiter: asyncio.Future[None] | None = None
-        self._woken = 0.0
 
     def notify(self) -> None:
         """Wake the consumer if it waits."""
         waiter = self._waiter
         if waiter is not None:
             self._waiter = None
-            self._woken = self.activity.wake()
+            self.activity.wake()
             if not waiter.done():
                 waiter.set_result(None)
 
@@ -99,8 +111,7 @@ class Inbox:
             await self._waiter
         finally:
             self._waiter = None
-            waited = self.activity.wake() or self._woken
-            self._woken = 0.0
+            waited = self.activity.resume()
             for channel in channels:
                 channel.stats.consumer_wait_s += waited
 
@@ -262,7 +273,7 @@ class LocalChannel(Channel):
         finally:
             self.stats.producer_wait_s += time.perf_counter() - started
             if producer is not None:
-                producer.wake()
+                producer.resume()
 
     def get_nowait(self) -> Message:
         """Take the oldest message and wake one blocked producer."""

@@ -163,7 +163,7 @@ async def fire_fused(node: Node, channel: Channel, message: Message, producer: A
         io.end_fusing()
         elapsed = perf_counter() - started
         producer.lent_s += elapsed
-        if activity.blocked_on:  # parked in its own wait all along: its firing here is busy time, not blocked
+        if activity.waiting:  # parked in its own wait all along: its firing here is busy time, not blocked
             activity.shift(elapsed)
     io.fused_streak += 1
     if io.fused_streak >= YIELD_EVERY:  # a chain never waits: give the event loop (timers, other sources) a turn

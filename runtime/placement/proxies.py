@@ -45,7 +45,7 @@ class RemoteSend(Node):
             if not endpoint.has_credit(self.link):
                 self.io.activity.block(waiting)
             await endpoint.send(self.link, firing.values["x"], firing.stamp, firing.source)
-            self.io.activity.wake()
+            self.io.activity.resume()
         endpoint.end(self.link)
 
 
@@ -76,7 +76,7 @@ class RemoteReceive(Node):
             if not endpoint.ready(self.link):
                 self.io.activity.block(waiting)
             received = await endpoint.receive(self.link)
-            self.io.activity.wake()
+            self.io.activity.resume()
             if received is None:
                 break
             value, stamp, source = received

@@ -72,6 +72,19 @@ class TestChannelPolicies:
         assert stats["consumer_wait_s"] > 0.01
         assert stats["depth"] == 0 and stats["drops"] == 0
 
+    def test_a_node_woken_while_another_holds_the_loop_is_not_busy_meanwhile(self, registry, run_graph):
+        """Busy time is the time a node runs: a sink woken together with a compute-bound node (20 ms a firing, the
+        loop held), which the event loop runs first, waits for its turn blocked, not busy, though the watchdog sees
+        it runnable at once."""
+        g = (Graph().add("c", "Count", n=20, delay=0.002).add("w", "Where", spin=0.02).add("s", "Sink")
+             .link("c.out", "w.x").link("c.out", "s.x"))
+        g.run["fuse_chains"] = False  # each node in its own task: w is woken first, so it runs first
+        _, result = run_graph(g, registry)
+        assert result.stop_reason == "completed"
+        assert result.nodes["w"]["busy_s"] >= 0.3  # the loop was held for 20 x 20 ms
+        assert result.nodes["s"]["busy_s"] < 0.1, result.nodes["s"]
+        assert result.nodes["s"]["blocked_s"] >= 0.3
+
     def test_fan_out_gives_each_subscriber_its_own_channel(self, registry, run_graph):
         """Fan-out: each subscriber gets every message on a channel of its own."""
         g = (Graph().add("c", "Count", n=7).add("s1", "Sink").add("s2", "Sink", delay=0.001)
