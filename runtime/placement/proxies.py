@@ -44,8 +44,10 @@ class RemoteSend(Node):
         while (firing := await self.receive()) is not None:
             if not endpoint.has_credit(self.link):
                 self.io.activity.block(waiting)
-            await endpoint.send(self.link, firing.values["x"], firing.stamp, firing.source)
-            self.io.activity.resume()
+            try:
+                await endpoint.send(self.link, firing.values["x"], firing.stamp, firing.source)
+            finally:  # a stop while it waits for credit still counts the wait as blocked
+                self.io.activity.resume()
         endpoint.end(self.link)
 
 
@@ -75,8 +77,10 @@ class RemoteReceive(Node):
         while True:
             if not endpoint.ready(self.link):
                 self.io.activity.block(waiting)
-            received = await endpoint.receive(self.link)
-            self.io.activity.resume()
+            try:
+                received = await endpoint.receive(self.link)
+            finally:  # a stop while it waits for a frame still counts the wait as blocked
+                self.io.activity.resume()
             if received is None:
                 break
             value, stamp, source = received
