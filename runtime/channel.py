@@ -34,7 +34,7 @@ class Activity:
     so its busy time is the time it runs.
     """
 
-    __slots__ = ("node_id", "blocked_on", "blocked_s", "lent_s", "waiting", "_since", "_watch")
+    __slots__ = ("node_id", "blocked_on", "blocked_s", "lent_s", "waiting", "fused_since", "_since", "_watch")
 
     def __init__(self, node_id: str, watch: Any = None) -> None:
         self.node_id = node_id
@@ -44,6 +44,8 @@ class Activity:
         """Seconds its task spent firing other nodes (``firing.fire_fused``): their busy time, not this node's."""
         self.waiting = False
         """A wait is open: ``block`` was called and the node's task has not resumed (``resume``) yet."""
+        self.fused_since: float | None = None
+        """When the firing that a producer runs for it in the producer's task began (``firing.fire_fused``)."""
         self._since = 0.0
         self._watch = watch
 
@@ -66,12 +68,13 @@ class Activity:
 
     def resume(self) -> float:
         """The node's task runs again after a wait: count the wait as blocked time and return its seconds (0 when
-        no wait was open)."""
+        no wait was open). A wait that a producer's firing of the node interrupts ends where that firing began."""
         self.wake()
         if not self.waiting:
             return 0.0
         self.waiting = False
-        waited = time.perf_counter() - self._since
+        end = time.perf_counter() if self.fused_since is None else self.fused_since
+        waited = max(end - self._since, 0.0)
         self.blocked_s += waited
         return waited
 

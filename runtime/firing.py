@@ -134,7 +134,7 @@ async def fire_fused(node: Node, channel: Channel, message: Message, producer: A
     assert io is not None
     activity = io.activity
     io.fusing = True
-    started = perf_counter()
+    started = activity.fused_since = perf_counter()
     try:
         link = io.direct_link
         if link is not None and not len(channel) and not io.streaming[0].pulled:
@@ -160,6 +160,7 @@ async def fire_fused(node: Node, channel: Channel, message: Message, producer: A
     except Exception as error:
         raise FusedFailure(node.id, error) from error
     finally:
+        activity.fused_since = None
         io.end_fusing()
         elapsed = perf_counter() - started
         producer.lent_s += elapsed
