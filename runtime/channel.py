@@ -73,8 +73,11 @@ class Activity:
         if not self.waiting:
             return 0.0
         self.waiting = False
-        end = time.perf_counter() if self.fused_since is None else self.fused_since
-        waited = max(end - self._since, 0.0)
+        fused = self.fused_since
+        # a wait that a producer's firing of the node interrupted ends where the firing began; one that opened
+        # inside that firing (its output full) runs to now
+        end = fused if fused is not None and fused >= self._since else time.perf_counter()
+        waited = end - self._since
         self.blocked_s += waited
         return waited
 

@@ -255,14 +255,24 @@ class TestFusedChains:
         assert result.nodes["c"]["busy_s"] < 0.1
 
     def test_a_fused_firing_that_its_nodes_own_task_wakes_during_is_still_busy_time(self, registry, run_graph):
-        """A node fired in its producer's task whose compute awaits (200 ms) while a message from another producer
+        """A node fired in its producer's task whose compute awaits (350 ms) while a message from another producer
         wakes its own task: its wait ends where the fused firing began, so that firing is its busy time whole."""
-        g = (Graph().add("p", "Later", n=1, wait=0.05).add("q", "Later", n=1, wait=0.15, first=100)
-             .add("x", "Sink", delay=0.2).link("p.out", "x.x").link("q.out", "x.x"))
+        g = (Graph().add("p", "Later", n=1, wait=0.02).add("q", "Later", n=1, wait=0.25, first=100)
+             .add("x", "Sink", delay=0.35).link("p.out", "x.x").link("q.out", "x.x"))
         run, result = run_graph(g, registry)
         assert [v for v, _, _ in run.nodes["x"].received] == [0, 100]
-        assert result.nodes["x"]["blocked_s"] < 0.1  # until p's message at 50 ms, not q's at 150 ms
-        assert result.nodes["x"]["busy_s"] >= 0.39  # two firings of 200 ms
+        assert result.nodes["x"]["blocked_s"] < 0.15  # until p's message at 20 ms, not q's at 250 ms
+        assert result.nodes["x"]["busy_s"] >= 0.69  # two firings of 350 ms
+
+    def test_a_fused_nodes_wait_on_its_full_output_is_blocked_time(self, registry, run_graph):
+        """A node fired in its producer's task that sends more than its output holds (three messages, capacity 1,
+        a sink taking 100 ms a message) waits on that output inside the fused firing: blocked time."""
+        g = (Graph().add("p", "Later", n=1, wait=0.02).add("x", "EmitReturn").add("s", "Sink", delay=0.1)
+             .link("p.out", "x.x").link("x.y", "s.x", capacity=1))
+        run, result = run_graph(g, registry)
+        assert [v for v, _, _ in run.nodes["s"].received] == [0, 0, 0]
+        assert run.nodes["x"].tasks == ["p"]
+        assert result.nodes["x"]["blocked_s"] >= 0.08, result.nodes["x"]  # the third fits once the sink's 100 ms end
 
     def test_a_full_output_leaves_the_firing_to_the_nodes_own_task(self, registry, run_graph):
         """Behind a slow consumer the chain's outputs fill: the node then fires in its own task, waiting on the

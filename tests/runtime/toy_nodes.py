@@ -256,6 +256,25 @@ class Triple(Recorded):
             await self.emit("y", 10 * x + copy)
 
 
+class EmitReturn(Recorded):
+    """Sends ``x`` twice from inside ``compute`` (``self.emit``), then returns it on the same output: a third message
+    a firing. Records the task each firing ran in."""
+
+    x = Input("Any", "in")
+    y = Output("Any", "out")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.tasks: list[str] = []
+
+    async def compute(self, x: Any) -> Mapping[str, Any]:
+        task = asyncio.current_task()
+        self.tasks.append(task.get_name() if task is not None else "")
+        await self.emit("y", x)
+        await self.emit("y", x)
+        return {"y": x}
+
+
 class OwnBias(Bias):
     """``Bias`` that overrides ``receive``: it always fires in its own task, never in a producer's."""
 
@@ -345,7 +364,7 @@ class Reader(Recorded):
 
 
 TOY_NODES = (Count, Later, Double, Add, Sink, Pair, Merge, Relay, Weights, Scale, Bias, Ticker, Echo, Slow, Where, Triple,
-             OwnBias, Steps, Fail, Forever, Declarer, Reader)
+             EmitReturn, OwnBias, Steps, Fail, Forever, Declarer, Reader)
 
 
 def toy_registry(builtins: bool = False) -> NodeRegistry:
