@@ -78,7 +78,7 @@ def local_acting(document: dict[str, Any], parts: int) -> dict[str, Any]:
     groups, as RLlib's env runners act beside their envs: what crosses to the main process is the transitions,
     and the weights once an update. The first agent sends the trainer its model (and takes the weights on the
     reply link); the others take the trainer's weights through their own links, which keep the newest (``latest``),
-as the reply link does, so the trainer never waits on an agent."""
+    as the reply link does, so the trainer never waits on an agent."""
     agent = document["nodes"].pop("agent")
     links = []
     for link in document["links"]:

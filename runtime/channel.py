@@ -74,8 +74,7 @@ class Activity:
             return 0.0
         self.waiting = False
         fused = self.fused_since
-        # a wait that a producer's firing of the node interrupted ends where the firing began; one that opened
-        # inside that firing (its output full) runs to now
+        # a wait opened inside that firing (its output full) is not interrupted by it: it runs to now
         end = fused if fused is not None and fused >= self._since else time.perf_counter()
         waited = end - self._since
         self.blocked_s += waited
