@@ -5,7 +5,12 @@ Three sides, each run in its own process on one thread (``OMP_NUM_THREADS=1``; t
 itself), interleaved seed by seed and task by task so machine load falls on all sides alike:
 
 - **dnne**: ``dnne run graphs/<task>_ppo.json --seed S --max-steps N`` (Gymnasium ``-v5`` tasks); the return is the
-  run's ``mean_return`` (the mean of its last 20 training episodes) and the curve its metrics rows.
+  run's ``mean_return`` (the mean of its last 20 training episodes) and the curve its metrics rows. Beside it, the
+  final policy's return: ``dnne play --stochastic --episodes 100`` of the run's last checkpoint, every env of the
+  group playing its quota of fresh episodes. The two differ where episodes end early (Hopper, Walker2d): the last
+  20 episodes to finish over 16 envs run side by side over-represent the short ones (an env that falls early
+  finishes more episodes in the same steps), where the one env of CleanRL and of the zoo's MuJoCo settings finishes
+  its episodes one after another, and the quotas do not.
 - **CleanRL**: ``cleanrl/ppo_continuous_action.py`` from the checkout named by ``--cleanrl`` (its public repository;
   the numbers in ``benchmarks/README.md`` used commit fe8d8a0), run as it is, with ``--env-id <Task>-v4 --seed S
   --total-timesteps N --no-cuda`` in its own environment (``--cleanrl-python``; ``--make-cleanrl-venv DIR`` builds one
@@ -42,6 +47,7 @@ from common import CLEANRL_EPISODE, REPO, machine
 TASKS = {"halfcheetah": "HalfCheetah", "hopper": "Hopper", "walker2d": "Walker2d", "ant": "Ant"}
 SIDES = ("dnne", "cleanrl", "sb3")
 WINDOW = 20
+FINAL_EPISODES = 100
 # CleanRL's pins (its pyproject.toml: gymnasium 0.29.1, mujoco <= 2.3.3); torch at the project's 2.13.0 (CPU wheel)
 # instead of CleanRL's 2.4.1, which this machine's package index does not hold.
 CLEANRL_PINS = ("torch==2.13.0", "gymnasium==0.29.1", "mujoco==2.3.3", "numpy<2", "tyro", "tensorboard", "imageio")
@@ -72,10 +78,14 @@ def run_dnne(task: str, seed: int, steps: int, tmp: Path) -> dict[str, Any]:
                           "--max-steps", str(steps), "--set", "run.target_return=null", "--run-dir", str(tmp / "run"),
                           "-q"], REPO)
     summary = json.loads((tmp / "run" / "summary.json").read_text())
+    played = subprocess.run([sys.executable, "-m", "dnne.runtime.cli", "play", str(tmp / "run" / "graph.json"),
+                             "--checkpoint", str(tmp / "run"), "--episodes", str(FINAL_EPISODES), "--stochastic",
+                             "-q"], cwd=REPO, env=one_thread(), capture_output=True, text=True, check=True)
     rows = [json.loads(line) for line in (tmp / "run" / "metrics.jsonl").read_text().splitlines() if line.strip()]
     curve = [(row["env_steps"], row["mean_return"]) for row in rows
              if row.get("mean_return") is not None and row.get("env_steps") is not None]
-    return {"return": summary["mean_return"], "wall_s": wall, "cpu_s": cpu, "curve": curve}
+    return {"return": summary["mean_return"], "final_return": json.loads(played.stdout)["mean_return"],
+            "wall_s": wall, "cpu_s": cpu, "curve": curve}
 
 
 def run_cleanrl(task: str, seed: int, steps: int, tmp: Path, checkout: Path, python: str) -> dict[str, Any]:
@@ -131,10 +141,11 @@ def load(results: Path) -> list[dict[str, Any]]:
 
 
 def report(runs: list[dict[str, Any]], steps: int) -> None:
-    """Markdown table per task: returns per seed and their median, wall and CPU time, ratios to CleanRL."""
-    print(f"| task | side | return at {steps:,} steps (seeds) | median | wall s (seeds) | median wall s | "
-          "median CPU s | load at start | wall / CleanRL's |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    """Markdown table per task: returns per seed and their median (and the final policy's, where measured), wall
+    and CPU time, ratios to CleanRL."""
+    print(f"| task | side | return at {steps:,} steps (seeds) | median | final policy, {FINAL_EPISODES} episodes "
+          "(seeds) | median | wall s (seeds) | median wall s | median CPU s | load at start | wall / CleanRL's |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for task in TASKS:
         mine = [r for r in runs if r["task"] == task and r["steps"] == steps]
         if not mine:
@@ -151,7 +162,12 @@ def report(runs: list[dict[str, Any]], steps: int) -> None:
             per_seed = ", ".join(f"{r['return']:,.0f} (s{r['seed']})" for r in rows if r["return"] is not None)
             wall_seeds = ", ".join(f"{r['wall_s']:.0f}" for r in rows)
             median = f"{statistics.median(returns):,.0f}" if returns else "-"
-            print(f"| {task} | {side} | {per_seed} | {median} | {wall_seeds} | {walls[side]:.0f} | "
+            finals = [r["final_return"] for r in rows if r.get("final_return") is not None]
+            final_seeds = ", ".join(f"{r['final_return']:,.0f} (s{r['seed']})" for r in rows
+                                    if r.get("final_return") is not None) or "-"
+            final_median = f"{statistics.median(finals):,.0f}" if finals else "-"
+            print(f"| {task} | {side} | {per_seed} | {median} | {final_seeds} | {final_median} | {wall_seeds} | "
+                  f"{walls[side]:.0f} | "
                   f"{statistics.median(r['cpu_s'] for r in rows):.0f} | {loads} | {ratio} |")
 
 
