@@ -6,11 +6,11 @@ itself), interleaved seed by seed and task by task so machine load falls on all 
 
 - **dnne**: ``dnne run graphs/<task>_ppo.json --seed S --max-steps N`` (Gymnasium ``-v5`` tasks); the return is the
   run's ``mean_return`` (the mean of its last 20 training episodes) and the curve its metrics rows. Beside it, the
-  final policy's return: ``dnne play --stochastic --episodes 100`` of the run's last checkpoint, every env of the
-  group playing its quota of fresh episodes. The two differ where episodes end early (Hopper, Walker2d): the last
-  20 episodes to finish over 16 envs run side by side over-represent the short ones (an env that falls early
-  finishes more episodes in the same steps), where the one env of CleanRL and of the zoo's MuJoCo settings finishes
-  its episodes one after another, and the quotas do not.
+  final policy's return: ``dnne play --stochastic --episodes 100`` of the run's last checkpoint, in which every env
+  of the group plays an equal quota of fresh episodes. Where episodes end early (Hopper, Walker2d) the window reads
+  low: 20 episodes over 16 envs side by side are little more than one an env, so they are the episodes that
+  finished in the last stretch of steps, mostly short ones, while the long ones still running are left out; the
+  one env of CleanRL (and of the zoo's MuJoCo settings) finishes its last 20 episodes one after another.
 - **CleanRL**: ``cleanrl/ppo_continuous_action.py`` from the checkout named by ``--cleanrl`` (its public repository;
   the numbers in ``benchmarks/README.md`` used commit fe8d8a0), run as it is, with ``--env-id <Task>-v4 --seed S
   --total-timesteps N --no-cuda`` in its own environment (``--cleanrl-python``; ``--make-cleanrl-venv DIR`` builds one
@@ -78,9 +78,9 @@ def run_dnne(task: str, seed: int, steps: int, tmp: Path) -> dict[str, Any]:
                           "--max-steps", str(steps), "--set", "run.target_return=null", "--run-dir", str(tmp / "run"),
                           "-q"], REPO)
     summary = json.loads((tmp / "run" / "summary.json").read_text())
-    played = subprocess.run([sys.executable, "-m", "dnne.runtime.cli", "play", str(tmp / "run" / "graph.json"),
-                             "--checkpoint", str(tmp / "run"), "--episodes", str(FINAL_EPISODES), "--stochastic",
-                             "-q"], cwd=REPO, env=one_thread(), capture_output=True, text=True, check=True)
+    played, _, _ = timed([sys.executable, "-m", "dnne.runtime.cli", "play", str(tmp / "run" / "graph.json"),
+                          "--checkpoint", str(tmp / "run"), "--episodes", str(FINAL_EPISODES), "--stochastic", "-q"],
+                         REPO)
     rows = [json.loads(line) for line in (tmp / "run" / "metrics.jsonl").read_text().splitlines() if line.strip()]
     curve = [(row["env_steps"], row["mean_return"]) for row in rows
              if row.get("mean_return") is not None and row.get("env_steps") is not None]
