@@ -8,8 +8,9 @@ Each repeat spawns, pinned to core 0 (``taskset -c 0`` when available) with ``OM
 (``time.time()``, the clock the parent read just before spawning) at each milestone: the driver's first line
 (interpreter start), ``import torch`` done, ``dnne.runtime.cli`` and the built-in nodes imported, the call to
 ``load_graph`` and its return (graph loading: file, validation, node construction), the first ``step`` of the env
-(setup: the runner, node ``setup``, the first observation and forward pass, the first action), and the trainer's
-optimizer: its construction and its first ``step`` (the first one imported ``torch._dynamo`` before ``EagerAdam``)
+(setup: the runner, node ``setup``, the first observation and forward pass, the first action), the trainer's
+optimizer construction, and the learner's first PPO update (``PPOUpdate.run``: its optimizer's first step imported
+``torch._dynamo`` before ``EagerAdam``; the minibatch steps now run in closed form, ``nodes/rl/closed_form.py``)
 against its second. The probes wrap functions and read a clock; they change nothing the run computes.
 Medians over the repeats; the target is spawn-to-first-env-step <= ``python -c "import torch"`` + 0.3 s.
 """
@@ -43,7 +44,7 @@ import dnne.runtime.cli as cli
 import dnne.runtime.cli.shared as shared
 import dnne.nodes
 from dnne.nodes.envs.base import TensorTask
-from dnne.nodes.eager_adam import EagerAdam
+from dnne.nodes.rl.ppo import PPOUpdate
 T["import dnne"] = now()
 
 def first_call(cls, name, key):
@@ -66,18 +67,18 @@ def load_probe(*args, **kwargs):
 shared.load_graph = load_probe
 first_call(TensorTask, "step", "env step")
 first_call(torch.optim.Adam, "__init__", "optimizer init")
-step = EagerAdam.step
+update = PPOUpdate.run
 calls = []
-def step_probe(self, *args, **kwargs):
+def update_probe(self, *args, **kwargs):
     started = time.perf_counter()
     try:
-        return step(self, *args, **kwargs)
+        return update(self, *args, **kwargs)
     finally:
         calls.append(time.perf_counter() - started)
-EagerAdam.step = step_probe
+PPOUpdate.run = update_probe
 code = cli.main(sys.argv[1:])
-T["first optimizer step s"] = calls[0] if calls else None
-T["second optimizer step s"] = calls[1] if len(calls) > 1 else None
+T["first PPO update s"] = calls[0] if calls else None
+T["second PPO update s"] = calls[1] if len(calls) > 1 else None
 T["dynamo imported"] = "torch._dynamo" in sys.modules
 print(%r + json.dumps(T))
 sys.exit(code)
@@ -118,7 +119,7 @@ def dnne_once(run_dir: str) -> dict[str, Any]:
     result: dict[str, Any] = {key: (value[0] - started, value[1]) for key, value in marks.items()
                               if isinstance(value, list)}
     result["exit"] = (seconds, cpu)
-    for key in ("first optimizer step s", "second optimizer step s", "dynamo imported"):
+    for key in ("first PPO update s", "second PPO update s", "dynamo imported"):
         result[key] = marks[key]
     return result
 
@@ -163,11 +164,10 @@ def main() -> None:
                           "dnne: spawn to first env step s", "difference s", "target <= +0.3 s"), table))
     print()
     print(markdown_table(
-        ("optimizer construction s (CPU)", "first optimizer step s", "second optimizer step s",
-         "torch._dynamo imported"),
+        ("optimizer construction s (CPU)", "first PPO update s", "second PPO update s", "torch._dynamo imported"),
         [(f"{at('optimizer init end', 1) - at('optimizer init start', 1):.4f}",
-          f"{median([r['first optimizer step s'] for r in runs]):.4f}",
-          f"{median([r['second optimizer step s'] for r in runs]):.4f}",
+          f"{median([r['first PPO update s'] for r in runs]):.4f}",
+          f"{median([r['second PPO update s'] for r in runs]):.4f}",
           "yes" if any(r["dynamo imported"] for r in runs) else "no")]))
 
 
