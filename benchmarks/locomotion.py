@@ -156,19 +156,21 @@ def report(runs: list[dict[str, Any]], steps: int) -> None:
             rows = sorted((r for r in mine if r["side"] == side), key=lambda r: r["seed"])
             if not rows:
                 continue
-            returns = [r["return"] for r in rows if r["return"] is not None]
             ratio = f"{walls[side] / walls['cleanrl']:.2f}" if "cleanrl" in walls else "-"
             loads = ", ".join(f"{r['load']:.1f}" for r in rows)
-            per_seed = ", ".join(f"{r['return']:,.0f} (s{r['seed']})" for r in rows if r["return"] is not None)
+            per_seed, median = _returns(rows, "return")
+            final_seeds, final_median = _returns(rows, "final_return")
             wall_seeds = ", ".join(f"{r['wall_s']:.0f}" for r in rows)
-            median = f"{statistics.median(returns):,.0f}" if returns else "-"
-            finals = [r["final_return"] for r in rows if r.get("final_return") is not None]
-            final_seeds = ", ".join(f"{r['final_return']:,.0f} (s{r['seed']})" for r in rows
-                                    if r.get("final_return") is not None) or "-"
-            final_median = f"{statistics.median(finals):,.0f}" if finals else "-"
-            print(f"| {task} | {side} | {per_seed} | {median} | {final_seeds} | {final_median} | {wall_seeds} | "
+            print(f"| {task} | {side} | {per_seed} | {median} | {final_seeds or '-'} | {final_median} | {wall_seeds} | "
                   f"{walls[side]:.0f} | "
                   f"{statistics.median(r['cpu_s'] for r in rows):.0f} | {loads} | {ratio} |")
+
+
+def _returns(rows: list[dict[str, Any]], key: str) -> tuple[str, str]:
+    """The runs' ``key`` per seed (``"4,734 (s1), ..."``; runs without it left out) and their median (``-``: none)."""
+    measured = [r for r in rows if r.get(key) is not None]
+    per_seed = ", ".join(f"{r[key]:,.0f} (s{r['seed']})" for r in measured)
+    return per_seed, f"{statistics.median(r[key] for r in measured):,.0f}" if measured else "-"
 
 
 def plot(runs: list[dict[str, Any]], path: Path) -> None:
