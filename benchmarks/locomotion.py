@@ -7,10 +7,9 @@ itself), interleaved seed by seed and task by task so machine load falls on all 
 - **dnne**: ``dnne run graphs/<task>_ppo.json --seed S --max-steps N`` (Gymnasium ``-v5`` tasks); the return is the
   run's ``mean_return`` (the mean of its last 20 training episodes) and the curve its metrics rows. Beside it, the
   final policy's return: ``dnne play --stochastic --episodes 100`` of the run's last checkpoint, in which every env
-  of the group plays an equal quota of fresh episodes. Where episodes end early (Hopper, Walker2d) the window reads
-  low: 20 episodes over 16 envs side by side are little more than one an env, so they are the episodes that
-  finished in the last stretch of steps, mostly short ones, while the long ones still running are left out; the
-  one env of CleanRL (and of the zoo's MuJoCo settings) finishes its last 20 episodes one after another.
+  of the group plays an equal quota of fresh episodes: 100 episodes of one policy, where the window is 20, so it is
+  the steadier of the two (the window is not biased by the 16 envs side by side, only noisier; see
+  ``benchmarks/README.md``, "Locomotion").
 - **CleanRL**: ``cleanrl/ppo_continuous_action.py`` from the checkout named by ``--cleanrl`` (its public repository;
   the numbers in ``benchmarks/README.md`` used commit fe8d8a0), run as it is, with ``--env-id <Task>-v4 --seed S
   --total-timesteps N --no-cuda`` in its own environment (``--cleanrl-python``; ``--make-cleanrl-venv DIR`` builds one
