@@ -8,7 +8,7 @@ itself), interleaved seed by seed and task by task so machine load falls on all 
   run's ``mean_return`` (the mean of its last 20 training episodes) and the curve its metrics rows. Beside it, the
   final policy's return: ``dnne play --stochastic --episodes 100`` of the run's last checkpoint, in which every env
   of the group plays an equal quota of fresh episodes: 100 episodes of one policy, where the window is 20, so it is
-  the steadier of the two (the window is not biased by the 16 envs side by side, only noisier; see
+  the steadier of the two (the window is not biased by the envs side by side, only noisier; see
   ``benchmarks/README.md``, "Locomotion").
 - **CleanRL**: ``cleanrl/ppo_continuous_action.py`` from the checkout named by ``--cleanrl`` (its public repository;
   the numbers in ``benchmarks/README.md`` used commit fe8d8a0), run as it is, with ``--env-id <Task>-v4 --seed S
@@ -155,7 +155,7 @@ def report(runs: list[dict[str, Any]], steps: int) -> None:
             rows = sorted((r for r in mine if r["side"] == side), key=lambda r: r["seed"])
             if not rows:
                 continue
-            ratio = f"{walls[side] / walls['cleanrl']:.2f}" if "cleanrl" in walls else "-"
+            ratio = f"{walls[side] / walls['cleanrl']:.3f}" if "cleanrl" in walls else "-"
             loads = ", ".join(f"{r['load']:.1f}" for r in rows)
             per_seed, median = _returns(rows, "return")
             final_seeds, final_median = _returns(rows, "final_return")

@@ -14,10 +14,10 @@ pytest.importorskip("mujoco")
 ROOT = Path(__file__).resolve().parents[3]
 GRAPHS = {"halfcheetah": "HalfCheetah-v5", "hopper": "Hopper-v5", "walker2d": "Walker2d-v5", "ant": "Ant-v5"}
 # (env steps, mean of the last 20 episodes that seed 1 must pass). Seed 1's 1M-step runs of the shipped graphs were at
-# 3,042, 589 and 376 at these step counts (HalfCheetah 2026-12-05, Hopper and Walker2d with gamma 0.995 2026-12-06;
-# benchmarks/README.md, "Locomotion"), and seed 1 run with these budgets (the learning rate decays over them) at 356
-# (Hopper) and 436 (Walker2d); they start at about -300 (HalfCheetah), 15 (Hopper) and 0 (Walker2d), where a policy
-# whose update is broken stays.
+# 3,042, 589 and 376 at these step counts (HalfCheetah 2026-12-05; Hopper and Walker2d, with gamma 0.995, 2026-12-06),
+# and seed 1 ends at 356 (Hopper) and 436 (Walker2d) in runs of these budgets, over which the learning rate decays
+# (benchmarks/README.md, "Locomotion"). The tasks start at about -300 (HalfCheetah), 15 (Hopper) and 0 (Walker2d),
+# where a policy whose update is broken stays.
 LEARNING = {"halfcheetah": (300_000, 700.0), "hopper": (100_000, 200.0), "walker2d": (100_000, 200.0)}
 
 
