@@ -160,16 +160,18 @@ def report(runs: list[dict[str, Any]], steps: int) -> None:
             per_seed, median = _returns(rows, "return")
             final_seeds, final_median = _returns(rows, "final_return")
             wall_seeds = ", ".join(f"{r['wall_s']:.0f}" for r in rows)
-            print(f"| {task} | {side} | {per_seed} | {median} | {final_seeds or '-'} | {final_median} | {wall_seeds} | "
-                  f"{walls[side]:.0f} | "
-                  f"{statistics.median(r['cpu_s'] for r in rows):.0f} | {loads} | {ratio} |")
+            print(f"| {task} | {side} | {per_seed} | {median} | {final_seeds} | {final_median} | {wall_seeds} | "
+                  f"{walls[side]:.0f} | {statistics.median(r['cpu_s'] for r in rows):.0f} | {loads} | {ratio} |")
 
 
 def _returns(rows: list[dict[str, Any]], key: str) -> tuple[str, str]:
-    """The runs' ``key`` per seed (``"4,734 (s1), ..."``; runs without it left out) and their median (``-``: none)."""
+    """The runs' ``key`` per seed (``"4,734 (s1), ..."``; runs without it left out) and their median; ``-`` for both
+    when no run has it."""
     measured = [r for r in rows if r.get(key) is not None]
+    if not measured:
+        return "-", "-"
     per_seed = ", ".join(f"{r[key]:,.0f} (s{r['seed']})" for r in measured)
-    return per_seed, f"{statistics.median(r[key] for r in measured):,.0f}" if measured else "-"
+    return per_seed, f"{statistics.median(r[key] for r in measured):,.0f}"
 
 
 def plot(runs: list[dict[str, Any]], path: Path) -> None:
