@@ -3,8 +3,8 @@
 Three variants of one graph, each run `dnne run` in its own process for a fixed env-step budget, the variants
 interleaved per seed (torch on one thread per process, as the CLI sets):
 
-- `sync, one process`: `graphs/halfcheetah_async.json` without its `placement` section and in sync mode, which is
-  `graphs/halfcheetah_ppo.json` (the same nodes and settings in one process);
+- `sync, one process`: `graphs/halfcheetah_async.json` without its `placement` section and in sync mode: the nodes
+  and settings of `graphs/halfcheetah_ppo.json` in one process, on the async graph's 128 envs x 16 steps;
 - `sync, learner process`: `graphs/halfcheetah_async.json` with `--set trainer.mode=sync` (the trainer in its own
   worker process, acting waits for every update);
 - `async, learner process`: `graphs/halfcheetah_async.json` (acting goes on while the learner updates).
@@ -72,7 +72,7 @@ def run(graph: Path, extra: tuple[str, ...], seed: int, steps: int) -> dict[str,
 
 def without_placement(graph: Path, folder: Path) -> Path:
     """A copy of ``graph`` in ``folder`` without its ``placement`` and ``workers``, the trainer's ``lead`` and the
-    link capacities that serve it: the same graph in one process, as ``graphs/halfcheetah_ppo.json`` ships it."""
+    link capacities that serve it: the same graph in one process."""
     document = json.loads(graph.read_text())
     document.pop("placement", None)
     document.pop("workers", None)
