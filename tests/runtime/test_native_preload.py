@@ -50,15 +50,16 @@ def probe(mode: str) -> dict[str, object]:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="measured where torch's _C is an ELF .so")
 def test_loading_torch_leaves_other_threads_running() -> None:
-    """While a thread preloads torch's extension module (0.3-0.6 s of libtorch's static initialisers), another thread
-    keeps waking every millisecond; loading the same file holding the lock (ctypes.CDLL) stops it for the whole
-    load. torch imports and computes normally after the preload."""
+    """While a thread preloads torch's extension module (0.1-0.6 s of libtorch's static initialisers, by machine),
+    another thread keeps waking every millisecond; loading the same file holding the lock (ctypes.CDLL) stops it for
+    the whole load. torch imports and computes normally after the preload."""
     held = probe("ctypes")
     free = probe("preload")
     assert free["loaded"] == held["loaded"] and len(free["loaded"]) == 1
     assert free["sum"] == held["sum"] == 6.0
-    assert held["max_gap_s"] >= 0.8 * held["load_s"] > 0.1  # the control: the lock held throughout
-    assert free["max_gap_s"] < 0.1 and free["max_gap_s"] < free["load_s"] / 2, free
+    # the control: the lock held throughout a load of at least 50 ticks
+    assert held["max_gap_s"] >= 0.8 * held["load_s"] and held["load_s"] > 0.05, held
+    assert free["max_gap_s"] < held["max_gap_s"] / 10 and free["max_gap_s"] < free["load_s"] / 2, (free, held)
 
 
 def test_an_imported_or_missing_package_is_skipped() -> None:
