@@ -10,7 +10,8 @@ interleaved per seed (torch on one thread per process, as the CLI sets):
 - `async, learner process`: `graphs/halfcheetah_async.json` (acting goes on while the learner updates).
 
 Steps per second are env steps over the training wall time in summary.json (start-up excluded); the return is the
-mean of the last 20 episodes at the end of the budget. Per run, from summary.json and metrics.jsonl: `updating` is
+mean of the last 20 episodes finished by the end of the budget (the graph's 128 envs end their 1,000-step episodes
+together, so at 200k steps these are 20 of the 128 that ended at 128k). Per run, from summary.json and metrics.jsonl: `updating` is
 the learner's time in updates (sum of `update_time_s`) over the wall time, `collecting` the trainer node's busy time
 taking transitions in (its busy time less the updates it waited for in sync mode), `acting` the busy time of the
 acting nodes (env, step, agent, action, or), each over the wall time; per process, the share of the wall time it

@@ -198,8 +198,9 @@ class TestPatternGraphsSolve:
     @pytest.mark.slow
     @pytest.mark.parametrize("name", ["multi_env_ppo.json", "multi_env_ppo_procs.json"])
     def test_solves_with_seed_1(self, name: str, tmp_path: Path) -> None:
-        """The shipped multi-environment graph (one process, and each group in its own process) solves Cartpole
-        with --seed 1: summary.json says solved (performance is measured in benchmarks/, not asserted here)."""
+        """The shipped multi-environment graph (one process, and each group and the learner in its own process)
+        solves Cartpole with --seed 1: summary.json says solved (performance is measured in benchmarks/, not
+        asserted here)."""
         from dnne.runtime.cli import main
 
         code = main(["run", str(ROOT / "graphs" / name), "--seed", "1", "--run-dir", str(tmp_path), "-q"])
