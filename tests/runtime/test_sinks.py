@@ -67,8 +67,12 @@ class TestSinks:
         accumulator.Reload()
         tags = set(accumulator.Tags()["scalars"])
         assert {"trainer/policy_loss", "counters/iterations", "counters/mean_return", "run/wall_time_s"} <= tags
-        losses = [event.value for event in accumulator.Scalars("trainer/policy_loss")]
-        assert losses == pytest.approx([row["policy_loss"] for row in jsonl_rows(run_dir)])
+        rows = jsonl_rows(run_dir)
+        for tag, column in (("trainer/policy_loss", "policy_loss"), ("counters/iterations", "iterations"),
+                            ("run/wall_time_s", "wall_time_s")):
+            events = accumulator.Scalars(tag)
+            assert [event.step for event in events] == [row["env_steps"] for row in rows]
+            assert [event.value for event in events] == pytest.approx([row[column] for row in rows])
 
     @pytest.mark.nodes
     def test_wandb_offline_run(self, tracked: tuple[Path, str]) -> None:
