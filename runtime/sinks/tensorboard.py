@@ -13,7 +13,7 @@ class TensorBoardSink(MetricSink):
 
     def __init__(self) -> None:
         self._writer: Any = None
-        self._summary: Any = None
+        self._summary_type: Any = None
         self._info: RunInfo | None = None
 
     def open(self, info: RunInfo) -> None:
@@ -22,14 +22,15 @@ class TensorBoardSink(MetricSink):
         from torch.utils.tensorboard import SummaryWriter
 
         self._info = info
-        self._summary = Summary
+        self._summary_type = Summary
         # purge_step drops the events of steps after the checkpoint, which a resumed run replays
         self._writer = SummaryWriter(str(info.path / "tensorboard"),
                                      purge_step=None if info.resumed_at is None else info.resumed_at + 1)
 
     def write(self, row: dict[str, Any], step: int) -> None:
-        """Add one scalar per finite number of ``row``, all in one event: the scalars ``add_scalar`` would write
-        one event each (an event, its serialisation and checksum cost about 20 us, a row holds two dozen numbers)."""
+        """Add one scalar per finite number of ``row`` (the step counter's is the step), all in one event, where
+        ``add_scalar`` writes an event for each: an event, its serialisation and checksum cost about 20 us, and a
+        row holds about two dozen numbers."""
         assert self._writer is not None and self._info is not None
         counters = self._info.counters.values if self._info.counters is not None else {}
         step_counter = self._info.step_counter
@@ -44,9 +45,9 @@ class TensorBoardSink(MetricSink):
                 group = "counters"
             else:
                 group = node
-            values.append(self._summary.Value(tag=f"{group}/{key}", simple_value=value))
+            values.append(self._summary_type.Value(tag=f"{group}/{key}", simple_value=value))
         if values:
-            self._writer._get_file_writer().add_summary(self._summary(value=values), step)
+            self._writer._get_file_writer().add_summary(self._summary_type(value=values), step)
 
     def close(self) -> None:
         """Flush and close the event file."""
