@@ -194,6 +194,21 @@ class TestSeveralAgents:
             assert holds_published(nodes[name]["model"], nodes[name]["version"], published)
 
 
+@pytest.mark.parametrize("name", ["multi_env_ppo_procs.json", "halfcheetah_async.json"])
+def test_the_shipped_split_graphs_run_the_learner_in_a_process_of_its_own(name: str) -> None:
+    """Issue 9's layout: the trainer is the only node of its worker (the rest there is the crossing links' proxies),
+    and the agent acts in another process."""
+    from dnne.runtime.placement.split import split_graph
+
+    registry = default_registry()
+    parts = split_graph(load_graph(ROOT / "graphs" / name, registry=registry), registry).graphs
+    learners = [part for part in parts.values() if "trainer" in part.nodes]
+    assert len(learners) == 1
+    assert {node for node, spec in learners[0].nodes.items() if not spec.type.startswith("_dnne_remote_")} == {
+        "trainer"}
+    assert "agent" not in learners[0].nodes
+
+
 class TestPatternGraphsSolve:
     @pytest.mark.slow
     @pytest.mark.parametrize("name", ["multi_env_ppo.json", "multi_env_ppo_procs.json"])
