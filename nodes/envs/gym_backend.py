@@ -23,6 +23,8 @@ from .spaces import Box, Discrete
 
 # Raised in the parent when an AsyncVectorEnv worker process has died: its pipe is closed.
 _DEAD_WORKER_ERRORS = (EOFError, BrokenPipeError, ConnectionError)
+# action dtypes ``GymnasiumEnv`` checks on numpy (a bfloat16 tensor has no numpy view)
+_NUMPY_FLOATS = (torch.float32, torch.float64)
 
 # Ids this package provides (MinAtar's games, when the optional ``minatar`` is installed), so graphs name them plainly.
 register_minatar_envs()
@@ -240,23 +242,21 @@ class GymnasiumEnv(BatchedEnv):
         """
         if self._batched is not None:
             return self._batched.step(actions)
-        actions = self.check_actions(actions).cpu().numpy()
-        if not isinstance(self.action_space, Discrete):
-            actions = actions.astype(self._action_dtype)
-        observations, rewards, terminated, truncated, infos = self._call(lambda: self._env.step(actions))
+        array = self._action_array(actions)
+        observations, rewards, terminated, truncated, infos = self._call(lambda: self._env.step(array))
         observations = self._tensor(self._flatten.batch(observations))
         final_observations = observations.clone()
         for i in np.flatnonzero(infos.get("_final_obs", ())):
             final_observations[i] = self._tensor(self._flatten.one(infos["final_obs"][i]))
-        terminated = np.asarray(terminated, dtype=np.bool_)
+        terminated = np.array(terminated, dtype=np.bool_)  # a copy: the tensors below share its memory
         # Gymnasium's TimeLimit can report both; the contract says a terminal state wins.
         truncated = np.asarray(truncated, dtype=np.bool_) & ~terminated
         done = terminated | truncated
         rewards = torch.as_tensor(rewards, dtype=self.dtype, device=self.device)
         episode_returns, episode_lengths = self._episodes.update(
-            rewards, torch.tensor(done, device=self.device), any_done=bool(done.any()))
-        terminated = torch.tensor(terminated, device=self.device)
-        truncated = torch.tensor(truncated, device=self.device)
+            rewards, torch.from_numpy(done).to(self.device), any_done=bool(done.any()))
+        terminated = torch.from_numpy(terminated).to(self.device)
+        truncated = torch.from_numpy(truncated).to(self.device)
         if self._recorder is not None:
             if bool(terminated[0] | truncated[0]):
                 self._recorder.episode_ended()
@@ -270,6 +270,24 @@ class GymnasiumEnv(BatchedEnv):
             episode_returns=episode_returns,
             episode_lengths=episode_lengths,
         )
+
+    def _action_array(self, actions: Tensor) -> np.ndarray:
+        """``check_actions``'s actions as the numpy array the envs take (continuous ones in the action space's
+        dtype). A CPU float batch of the right shape is checked on numpy (one finiteness test instead of a handful
+        of torch calls, a step's largest cost outside the simulator); anything else goes through
+        ``check_actions``, which says what is wrong (bfloat16, which numpy lacks, is read as float32, which holds it
+        exactly)."""
+        if (type(actions) is Tensor and actions.dtype in _NUMPY_FLOATS and actions.device.type == "cpu"
+                and isinstance(self.action_space, Box) and actions.shape == (self.num_envs, self.action_space.dim)):
+            array = actions.detach().numpy()
+            if np.isfinite(array).all():
+                return array.astype(self._action_dtype)
+        checked = self.check_actions(actions).cpu()
+        if isinstance(self.action_space, Discrete):
+            return checked.numpy()
+        if checked.dtype == torch.bfloat16:
+            checked = checked.float()
+        return checked.numpy().astype(self._action_dtype)
 
     def close(self) -> None:
         """Close the envs; worker processes that cannot be shut down politely are terminated."""

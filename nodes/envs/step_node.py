@@ -56,8 +56,9 @@ class StepNode(Node):
             await self._pace(env.dt)
         result = env.step(actions)
         self.ctx.counters.add("env_steps", env.num_envs)
-        EpisodeStats.of(self.ctx).record(self.ctx, result.episode_returns, result.episode_lengths,
-                                       result.terminated | result.truncated)
+        if len(result.episode_returns):
+            EpisodeStats.of(self.ctx).record(self.ctx, result.episode_returns, result.episode_lengths,
+                                           result.terminated | result.truncated)
         return {
             "observations": result.observations,
             "rewards": result.rewards,

@@ -91,6 +91,34 @@ class TestVectorizedCartPole:
         env.close()
 
 
+class TestContinuousActions:
+    @pytest.mark.parametrize(("actions", "message"), [
+        (torch.tensor([[0.0], [float("nan")], [0.0]]), r"NaN or infinity in env\(s\) \[1\]"),
+        (torch.tensor([[0.0], [0.0], [float("-inf")]], dtype=torch.float64), r"NaN or infinity in env\(s\) \[2\]"),
+        (torch.zeros(3), r"expected continuous actions of shape \[3, 1\], got shape \[3\]"),
+        (torch.zeros(3, 1, dtype=torch.long), "float dtype, got shape"),
+    ])
+    def test_rejections_name_the_problem(self, actions: torch.Tensor, message: str) -> None:
+        """Box actions checked on numpy or by ``check_actions`` raise the same errors, naming the envs."""
+        env = GymnasiumEnv("Pendulum-v1", 3)
+        env.reset(seed=0)
+        with pytest.raises(ValueError, match=message):
+            env.step(actions)
+        env.close()
+
+    def test_every_float_dtype_steps_alike(self) -> None:
+        """float32, float64 and bfloat16 actions (the last has no numpy view: ``check_actions`` takes it) and an
+        action that carries gradients step the envs as the action space's dtype does."""
+        actions = torch.tensor([[0.5], [-1.5], [2.0]])
+        results = []
+        for batch in (actions, actions.double(), actions.bfloat16(), actions.clone().requires_grad_()):
+            env = GymnasiumEnv("Pendulum-v1", 3)
+            env.reset(seed=4)
+            results.append([env.step(batch).observations for _ in range(3)])
+            env.close()
+        assert all(torch.equal(a, b) for other in results[1:] for a, b in zip(results[0], other, strict=True))
+
+
 class TestMujoco:
     @pytest.fixture(autouse=True)
     def _in_tmp_dir(self, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
