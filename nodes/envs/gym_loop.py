@@ -19,8 +19,6 @@ from gymnasium.wrappers import OrderEnforcing, PassiveEnvChecker, TimeLimit
 
 from .locomotion_batch import LocomotionBatch
 
-# the time limit of an env without one: never reached
-_NO_LIMIT = np.iinfo(np.int64).max
 # wrappers whose step and reset return their env's values unchanged
 _TRANSPARENT = (OrderEnforcing, PassiveEnvChecker)
 
@@ -54,10 +52,8 @@ class GymEnvLoop:
         self.single_action_space = self.envs[0].action_space
         cores = [_core(env) for env in self.envs]
         self._cores = [core for core, _ in cores]
-        # each env's time limit and the steps of its episode so far (TimeLimit's count), as arrays: the batch
-        # counts every env's step at once
-        self._limits = np.array([_NO_LIMIT if limit is None else limit for _, limit in cores], dtype=np.int64)
-        self._elapsed = np.zeros(num_envs, dtype=np.int64)
+        self._limits = [limit for _, limit in cores]
+        self._elapsed = [0] * num_envs
         self._observations = create_empty_array(self.single_observation_space, num_envs)
         self._batch = LocomotionBatch.build([core.unwrapped for core in self._cores]) if all(
             core is core.unwrapped for core in self._cores) else None
@@ -65,7 +61,7 @@ class GymEnvLoop:
     def reset(self, seed: int | None = None) -> tuple[Any, dict[str, Any]]:
         """Reset every env, env ``i`` with ``seed + i`` (all unseeded when ``seed`` is ``None``)."""
         observations = [core.reset(seed=None if seed is None else seed + i)[0] for i, core in enumerate(self._cores)]
-        self._elapsed[:] = 0
+        self._elapsed = [0] * len(self._cores)
         return concatenate(self.single_observation_space, observations, self._observations), {}
 
     def step(self, actions: np.ndarray) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
@@ -82,13 +78,13 @@ class GymEnvLoop:
         rewards = np.zeros(count, dtype=np.float64)
         terminated = np.zeros(count, dtype=np.bool_)
         truncated = np.zeros(count, dtype=np.bool_)
+        finals: dict[int, Any] = {}
         for i, (core, action) in enumerate(zip(self._cores, actions, strict=True)):
             observation, rewards[i], terminated[i], truncated[i], _ = core.step(action)
+            if self._episode_ended(i, terminated, truncated):
+                finals[i] = observation
+                observation = core.reset()[0]
             observations.append(observation)
-        finals: dict[int, Any] = {}
-        for i in np.flatnonzero(self._end_episodes(terminated, truncated)).tolist():
-            finals[i] = observations[i]
-            observations[i] = self._cores[i].reset()[0]
         batch = concatenate(self.single_observation_space, observations, self._observations)
         return batch, rewards, terminated, truncated, _final_infos(finals, count)
 
@@ -96,23 +92,27 @@ class GymEnvLoop:
         """``step`` through ``LocomotionBatch``, then the time limits and resets env by env."""
         assert self._batch is not None
         observations, rewards, terminated = self._batch.step(np.asarray(actions), self._observations)
-        truncated = np.zeros(len(self._cores), dtype=np.bool_)
+        count = len(self._cores)
+        truncated = np.zeros(count, dtype=np.bool_)
         finals: dict[int, Any] = {}
-        for i in np.flatnonzero(self._end_episodes(terminated, truncated)).tolist():
-            finals[i] = observations[i].copy()
-            observations[i] = self._cores[i].reset()[0]
-        return observations, rewards, terminated, truncated, _final_infos(finals, len(self._cores))
+        for i in range(count):
+            if self._episode_ended(i, terminated, truncated):
+                finals[i] = observations[i].copy()
+                observations[i] = self._cores[i].reset()[0]
+        return observations, rewards, terminated, truncated, _final_infos(finals, count)
 
-    def _end_episodes(self, terminated: np.ndarray, truncated: np.ndarray) -> np.ndarray:
-        """Count every env's step against its time limit (``truncated`` set where it is reached, as ``TimeLimit``
-        does); the mask of the envs whose episode ended, their counts starting again. Envs are independent, so
-        resetting them after the whole batch has stepped gives each the numbers of a reset right after its step."""
-        elapsed = self._elapsed
-        elapsed += 1
-        truncated |= elapsed >= self._limits
-        ended = terminated | truncated
-        elapsed[ended] = 0
-        return ended
+    def _episode_ended(self, i: int, terminated: np.ndarray, truncated: np.ndarray) -> bool:
+        """Count env ``i``'s step against its time limit (``truncated[i]`` set when it is reached); whether its
+        episode ended, its count then starting again."""
+        limit = self._limits[i]
+        if limit is not None:
+            self._elapsed[i] += 1
+            if self._elapsed[i] >= limit:
+                truncated[i] = True
+        if terminated[i] or truncated[i]:
+            self._elapsed[i] = 0
+            return True
+        return False
 
     def close(self) -> None:
         """Close every env."""

@@ -2,9 +2,9 @@
 
 A step of these envs is MuJoCo's simulation and then a few dozen numpy calls on arrays of a dozen numbers (the
 observation, the health check, the reward), each costing more in Python than in arithmetic: 9-32 us of a 40-120 us
-env step on this project's 2-core machine. ``LocomotionBatch`` steps each env's MuJoCo data as the env's own
-``do_simulation`` does, then computes every env's observation, reward and termination at once over the batch, with
-the same operations on the same values, so the same numbers (``tests/nodes/envs/test_locomotion_batch.py`` compares
+env step on this project's 2-core machine. ``LocomotionBatch`` steps each env's MuJoCo data with the simulation
+step of the env's own ``do_simulation``, then computes every env's observation, reward and termination at once
+over the batch, with the same operations on the same values, so the same numbers (``tests/nodes/envs/test_locomotion_batch.py`` compares
 them with the envs' own ``step``, bit for bit, across episode ends).
 
 It steps only the exact classes of Gymnasium's ``HalfCheetah-v5``, ``Hopper-v5`` and ``Walker2d-v5`` (any of their
@@ -16,10 +16,11 @@ constraints form at most one island and the solver computes the same numbers wit
 7-9 % of a Walker2d or Hopper step here; the batch turns it off on its envs' models when they are one tree (the tests
 compare against envs that keep it on).
 
-The envs' ``do_simulation`` calls ``mj_rnePostConstraint`` after the step: it fills the contact and constraint force
-fields (``cacc``, ``cfrc_int``, ``cfrc_ext``), which the next step computes afresh and none of these three tasks
-reads (Ant's observation does; Ant is not batched here). The batch skips it, 1-2 % of a Walker2d step; every number
-the envs return is the same.
+The envs' ``do_simulation`` also calls ``mj_rnePostConstraint`` after the step: it fills the bodies' accelerations and
+their constraint and contact forces (``cacc``, ``cfrc_int``, ``cfrc_ext``), which ``mj_step`` neither reads nor fills
+for these models (they have no sensors) and none of these three tasks reads (Ant's observation does; Ant is not
+batched here). The batch skips it, 1-2 % of a Walker2d step, and leaves those fields as they were; every number the
+envs return is the same.
 """
 from __future__ import annotations
 
