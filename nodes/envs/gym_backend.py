@@ -23,8 +23,6 @@ from .spaces import Box, Discrete
 
 # Raised in the parent when an AsyncVectorEnv worker process has died: its pipe is closed.
 _DEAD_WORKER_ERRORS = (EOFError, BrokenPipeError, ConnectionError)
-# action dtypes ``GymnasiumEnv`` checks on numpy (a bfloat16 tensor has no numpy view)
-_NUMPY_FLOATS = (torch.float32, torch.float64)
 
 # Ids this package provides (MinAtar's games, when the optional ``minatar`` is installed), so graphs name them plainly.
 register_minatar_envs()
@@ -272,16 +270,8 @@ class GymnasiumEnv(BatchedEnv):
         )
 
     def _action_array(self, actions: Tensor) -> np.ndarray:
-        """``check_actions``'s actions as the numpy array the envs take (continuous ones in the action space's
-        dtype). A CPU float batch of the right shape is checked on numpy (one finiteness test instead of a handful
-        of torch calls, a step's largest cost outside the simulator); anything else goes through
-        ``check_actions``, which says what is wrong (bfloat16, which numpy lacks, is read as float32, which holds it
-        exactly)."""
-        if (type(actions) is Tensor and actions.dtype in _NUMPY_FLOATS and actions.device.type == "cpu"
-                and isinstance(self.action_space, Box) and actions.shape == (self.num_envs, self.action_space.dim)):
-            array = actions.detach().numpy()
-            if np.isfinite(array).all():
-                return array.astype(self._action_dtype)
+        """``check_actions``'s actions as the numpy array the envs take: continuous ones in the action space's dtype
+        (bfloat16, which numpy lacks, read as float32, which holds it exactly)."""
         checked = self.check_actions(actions).cpu()
         if isinstance(self.action_space, Discrete):
             return checked.numpy()

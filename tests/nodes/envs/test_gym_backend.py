@@ -99,7 +99,8 @@ class TestContinuousActions:
         (torch.zeros(3, 1, dtype=torch.long), "float dtype, got shape"),
     ])
     def test_rejections_name_the_problem(self, actions: torch.Tensor, message: str) -> None:
-        """Box actions checked on numpy or by ``check_actions`` raise the same errors, naming the envs."""
+        """Bad Box actions of either float dtype (finiteness tested on numpy) or of the wrong shape or dtype raise
+        errors that say what is wrong, naming the envs."""
         env = GymnasiumEnv("Pendulum-v1", 3)
         env.reset(seed=0)
         with pytest.raises(ValueError, match=message):
@@ -107,8 +108,8 @@ class TestContinuousActions:
         env.close()
 
     def test_every_float_dtype_steps_alike(self) -> None:
-        """float32, float64 and bfloat16 actions (the last has no numpy view: ``check_actions`` takes it) and an
-        action that carries gradients step the envs as the action space's dtype does."""
+        """float32, float64 and bfloat16 actions (the last has no numpy view: read as float32) and an action that
+        carries gradients step the envs as the action space's dtype does."""
         actions = torch.tensor([[0.5], [-1.5], [2.0]])
         results = []
         for batch in (actions, actions.double(), actions.bfloat16(), actions.clone().requires_grad_()):
