@@ -5,11 +5,10 @@ sources, routes, firing counts and errors), without a coroutine per layer: a fir
 there is taken synchronously (``NodeIO.poll``), and a message goes into each subscriber's channel with the
 synchronous ``offer`` unless the channel is full, only then through ``await put``.
 
-Chains fire as one task (``run.fuse_chains``, on by default): a subscriber that runs this loop (not a merge, no stop
-points) and waits between firings, with its config inputs set and room on every output, is fired by its producer,
+Chains fire as one task (``run.fuse_chains``, on by default): a subscriber that runs this loop (no stop points) and waits between firings, with its config inputs set and room on every output, is fired by its producer,
 in the producer's task, on the message it sends to one of its streaming inputs (when that link has room for it),
-with every firing that message completes (``fire_fused``): no wake-up, no task switch. Only a firing's last message
-goes that way, once every other is in its channel, and ``emit`` inside ``compute`` fires nothing, so no consumer
+with every firing that message completes (``fire_fused``): no wake-up, no task switch. Only one message of a firing
+goes that way (the last whose link may fuse), once every other is in its channel, and ``emit`` inside ``compute`` fires nothing, so no consumer
 fires before the producer has sent all it sends. Its stamps, sources, firing count, busy and blocked time, channel
 counts and errors are what its own task would have had; its own task stays parked in its wait, takes no firing
 while a producer fires it, and takes over whenever the producer cannot (a full output, a config input still to
@@ -91,8 +90,11 @@ async def fire_values(node: Node, values: dict[str, Any], stamp: int | None, sou
         spec = ports.get(port)
         if spec is None:
             raise KeyError(f"node {node.id!r} returned unknown output {port!r}")
+        targets = subscribers[port]
+        if not targets:
+            continue
         message = Message(value, None if stamp is None else stamp + spec.offset, source)
-        for channel, route in subscribers[port]:
+        for channel, route in targets:
             if route is None or route == source:
                 deliveries.append((channel, message))
     if len(deliveries) == 1:  # one output, one subscriber: the chain's case, without deliver's frame
@@ -111,16 +113,22 @@ def fusable_consumer(channel: Channel) -> Node | None:
     consumer = channel.fused
     if consumer is None or not channel.has_room() or consumer.ctx.run.halting:
         return None  # once the run stops, consumers fire in their own tasks until they are cancelled, as unfused
-    return consumer if consumer.io.fusable_now() else None
+    return consumer if consumer.io.fusable_now(channel) else None
 
 
 async def deliver(deliveries: list[tuple[Channel, Message]], activity: Activity) -> None:
-    """Send a firing's messages, in order, waiting on full channels; the consumer of the last one fires in this
-    task when it can fire now (``fire_fused``). Only the last: every message is in its channel before any consumer
-    fires, as when consumers fire in their own tasks."""
-    last = len(deliveries) - 1
+    """Send a firing's messages, waiting on full channels; the consumer of one of them fires in this task when it
+    can fire now (``fire_fused``). That message is the last one whose link may fuse, and it goes last: every other
+    message is in its channel before any consumer fires, as when consumers fire in their own tasks."""
+    fused = len(deliveries) - 1
+    while fused >= 0 and ((consumer := deliveries[fused][0].fused) is None or not consumer.io.fusable):
+        fused -= 1
     for index, (channel, message) in enumerate(deliveries):
-        if index == last and (consumer := fusable_consumer(channel)) is not None:
+        if index != fused and not channel.offer(message):
+            await channel.put(message, activity)
+    if fused >= 0:
+        channel, message = deliveries[fused]
+        if (consumer := fusable_consumer(channel)) is not None:
             await fire_fused(consumer, channel, message, activity)
         elif not channel.offer(message):
             await channel.put(message, activity)
@@ -137,7 +145,13 @@ async def fire_fused(node: Node, channel: Channel, message: Message, producer: A
     started = activity.fused_since = perf_counter()
     try:
         link = io.direct_link
-        if link is not None and not len(channel) and not io.streaming[0].pulled:
+        if io.fires_ready:  # a node with its own loop: it fires on what the message completes, as in that loop
+            channel.push(message)
+            while await node.fire_ready():
+                if not io.outputs_have_room():
+                    io.inbox.notify()
+                    break
+        elif link is not None and not len(channel) and not io.streaming[0].pulled:
             # the common case: one link in, nothing waiting on it, so the message is the next firing
             stats = channel.stats
             stats.messages += 1

@@ -20,6 +20,12 @@ def _source_order(source: str | None) -> tuple[bool, str]:
     return source is not None, source or ""
 
 
+def _misaligned(node_id: str, stamp_port: str, stamp: int, port: Input, raw: int, normalized: int) -> str:
+    """What an ``AlignmentError`` says: the two inputs whose messages are out of step."""
+    return (f"node {node_id!r}: input {stamp_port!r} holds step {stamp} but input {port.name!r} holds step "
+            f"{normalized} (stamp {raw}, offset {port.offset}); their messages are out of step")
+
+
 @dataclass(slots=True)
 class Firing:
     """One complete set of inputs.
@@ -139,6 +145,8 @@ class NodeIO:
         ``compute`` past an output's room)."""
         self.computing = False
         """Its ``compute`` runs now (``emit`` from inside it fires no consumer)."""
+        self.fires_ready = False
+        """The node has its own ``run`` and fires through ``Node.fire_ready``, reading its config inputs itself."""
         self._settled: asyncio.Future[None] | None = None
         self.fused_streak = 0
         """Firings in other tasks since the last that let the event loop turn (``firing.YIELD_EVERY``)."""
@@ -163,6 +171,13 @@ class NodeIO:
         """The one link of a node whose one streaming input has one link, no firing rule, no fan-in and no merge:
         the only way a message reaches its firings."""
         self._waits_on = tuple(link.channel for link in only.links) if only is not None else ()
+        self._lockstep = [(slot, slot.links[0].channel) for slot in self.streaming] \
+            if self._join == self._join_firing and all(len(s.links) == 1 and not s.port.fan_in
+                                                       for s in self.streaming) else None
+        """A join whose inputs have one link each and no fan-in: the slots and channels its lockstep firing reads."""
+        self._others = {link.channel: [other for other in self.streaming if other is not slot]
+                        for slot in self.streaming for link in slot.links} if merge else {}
+        """A merge's input channels, each with the other inputs' slots (``fusable_now``)."""
         for slot in slots.values():
             # Pull no more than the links could hold themselves, so backpressure reaches the producers (a window
             # input holds a window more: RuleJoin adds it at its first join).
@@ -206,11 +221,15 @@ class NodeIO:
                 else:
                     await channel.put(message, self.activity)
 
-    def fusable_now(self) -> bool:
-        """Whether a producer may fire this node in its own task now, on a message for one of its streaming inputs:
-        its loop waits between firings, no producer fires it already, its config inputs hold values, and every output
-        has room for a firing's messages."""
-        if not self.idle or self.fusing or not self.fusable or (self.configs and not self._read_configs()):
+    def fusable_now(self, channel: Channel) -> bool:
+        """Whether a producer may fire this node in its own task now, on a message for one of its streaming inputs
+        (on ``channel``): its loop waits between firings, no producer fires it already, its config inputs hold
+        values, every output has room for a firing's messages, and for a merge, no other input can still bring a
+        message (a producer firing a merge would otherwise take its own messages before the others' turn came)."""
+        if not self.idle or self.fusing or not self.fusable or \
+                (self.configs and not self.fires_ready and not self._read_configs()):
+            return False
+        if self.merge and not all(slot.exhausted() for slot in self._others[channel]):
             return False
         return self.outputs_have_room()
 
@@ -220,6 +239,17 @@ class NodeIO:
         settled, self._settled = self._settled, None
         if settled is not None and not settled.done():
             settled.set_result(None)
+
+    async def wait_idle(self, channels: tuple[Channel, ...]) -> None:
+        """Wait for input between firings, as ``fire_loop`` does, in the loop of a node with its own ``run`` that
+        fires through ``Node.fire_ready``: meanwhile a producer may fire the node in its task, and once awake the
+        node waits for such a firing to end."""
+        self.idle = True
+        try:
+            await self.inbox.wait(channels)
+        finally:
+            self.idle = False
+        await self.fused_settled()
 
     async def fused_settled(self) -> None:
         """Wait while a producer fires this node in its own task: the node's own loop ends only after that."""
@@ -352,6 +382,10 @@ class NodeIO:
     def _join_firing(self) -> Firing | None:
         """The join of several streaming inputs: one message of each, of one source, stamps aligned."""
         streaming = self.streaming
+        if self._lockstep is not None:
+            firing = self._lockstep_firing(self._lockstep)
+            if firing is not None:
+                return firing
         for slot in streaming:
             slot.pull()
         for slot in streaming:
@@ -373,6 +407,30 @@ class NodeIO:
                 return self._fire(queues)
         return None
 
+    def _lockstep_firing(self, links: list[tuple[InputSlot, Channel]]) -> Firing | None:
+        """The join's firing when each input holds exactly one message, unsourced, in its one link's channel and
+        nothing pulled: the firing the general join would make, taken from the channels without queueing it first
+        (a graph that moves in lockstep, such as an actor-learner loop, always joins this way)."""
+        for slot, channel in links:
+            if slot.pulled or len(channel) != 1 or channel.peek().source is not None:
+                return None
+        values = self.current_configs()
+        stamp: int | None = None
+        stamp_port = ""
+        for slot, channel in links:
+            message = channel.get_nowait()
+            port = slot.port
+            values[port.name] = message.value if slot.links[0].convert is identity else \
+                slot.links[0].convert(message.value)
+            if message.stamp is None:
+                continue
+            normalized = message.stamp - port.offset
+            if stamp is None:
+                stamp, stamp_port = normalized, port.name
+            elif normalized != stamp:
+                raise AlignmentError(_misaligned(self.node_id, stamp_port, stamp, port, message.stamp, normalized))
+        return Firing(values, stamp, None)
+
     def _fire(self, queues: list[tuple[InputSlot, deque[Message]]]) -> Firing:
         values = self.current_configs()
         stamp: int | None = None
@@ -389,11 +447,8 @@ class NodeIO:
             if stamp is None:
                 stamp, stamp_port = normalized, slot.port.name
             elif normalized != stamp:
-                raise AlignmentError(
-                    f"node {self.node_id!r}: input {stamp_port!r} holds step {stamp} but input "
-                    f"{slot.port.name!r} holds step {normalized} (stamp {message.stamp}, offset "
-                    f"{slot.port.offset}); their messages are out of step"
-                )
+                raise AlignmentError(_misaligned(self.node_id, stamp_port, stamp, slot.port, message.stamp,
+                                                 normalized))
         return Firing(values, stamp, source)
 
     def _rule_firing(self) -> Firing | None:

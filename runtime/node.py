@@ -173,6 +173,17 @@ class Node:
         return (cls.run is Node.run and cls.receive is Node.receive and cls.emit_all is Node.emit_all
                 and cls.emit is Node.emit)
 
+    async def fire_ready(self) -> bool:
+        """For a node with its own ``run``: fire on whatever its inputs hold now, without waiting, and say whether
+        it fired. A node that implements it and waits for input through ``NodeIO.wait_idle`` may also be fired in
+        its producers' tasks, as a ``fire_loop`` node is (``firing.fire_fused``)."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement fire_ready()")
+
+    @classmethod
+    def fires_when_ready(cls) -> bool:
+        """Whether the class implements ``fire_ready`` (its producers may fire it in their tasks)."""
+        return cls.fire_ready is not Node.fire_ready
+
     async def teardown(self) -> None:
         """Release resources; always called, in reverse setup order, also after failures."""
 

@@ -341,8 +341,8 @@ class GraphRun:
         for node_id, node in self.nodes.items():
             node.io = NodeIO(node_id, self.activities[node_id], slots[node_id], node.output_ports,
                              subscribers[node_id], node.merge, node.rule_sizes)
-            # a merge takes the inputs waiting on it in turn, which its own task does; a producer firing it would not
-            if fuse and not node.merge and node.fires_in_loop():
+            node.io.fires_ready = node.fires_when_ready()
+            if fuse and (node.fires_in_loop() or node.io.fires_ready):
                 for slot in node.io.streaming:
                     for link in slot.links:
                         if link.channel.policy == "block":

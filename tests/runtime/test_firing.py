@@ -316,3 +316,41 @@ class TestFusedChains:
         run, result = run_graph(g, registry, deadlock_grace_s=1.0)
         assert result.stop_reason == "completed", result.error
         assert [v for v, _, _ in run.nodes["w"].received] == [10 * i + copy + i for i in range(5) for copy in range(3)]
+
+    def test_the_last_subscriber_that_may_fuse_fires_in_the_producers_task(self, registry, run_graph):
+        """A message to several subscribers fires the last one that may fuse in the producer's task, after every
+        other message is in its channel, also when a later subscriber fires only in its own task."""
+        g = (Graph().add("c", "Count", n=20).add("w", "Where").add("o", "OwnBias")
+             .link("c.out", "w.x").link("c.out", "o.x"))
+        run, result = run_graph(g, registry)
+        assert result.stop_reason == "completed"
+        assert [v for v, _, _ in run.nodes["w"].received] == list(range(20))
+        assert result.nodes["o"]["firings"] == 20
+        assert run.nodes["w"].tasks.count("c") >= 15
+
+    def test_a_merge_whose_other_inputs_ended_fires_in_the_producers_task(self, registry, run_graph):
+        """A merge fires in a producer's task once its other inputs can bring nothing more (while they can, it takes
+        its inputs in turn in its own task: ``TestMerge``)."""
+        g = (Graph().add("a", "Count", n=1).add("b", "Later", n=30, first=100, wait=0.05).add("m", "Merge")
+             .add("s", "Sink").link("a.out", "m.a").link("b.out", "m.b").link("m.out", "s.x"))
+        run, result = run_graph(g, registry)
+        assert result.stop_reason == "completed"
+        assert [v for v, _, _ in run.nodes["s"].received] == [0, *range(100, 130)]
+        assert run.nodes["m"].tasks.count("b") >= 25
+
+    def test_a_node_firing_through_fire_ready_fires_in_its_producers_task(self, registry, run_graph):
+        """A node with its own loop that fires through ``fire_ready`` (and waits through ``wait_idle``) is fired in
+        its producer's task, with the same messages, stamps and counts as in its own task."""
+        def served() -> Graph:
+            return (Graph().add("c", "Count", n=40).add("srv", "Server").add("w", "Where")
+                    .link("c.out", "srv.x").link("srv.y", "w.x"))
+
+        fused_run, fused = run_graph(served(), registry)
+        plain_graph = served()
+        plain_graph.run["fuse_chains"] = False
+        plain_run, plain = run_graph(plain_graph, registry)
+        assert fused.stop_reason == plain.stop_reason == "completed"
+        assert fused_run.nodes["w"].received == plain_run.nodes["w"].received == [(i, i, "c") for i in range(40)]
+        assert fused.nodes["srv"]["firings"] == plain.nodes["srv"]["firings"] == 40
+        assert set(plain_run.nodes["srv"].tasks) == {"srv"}
+        assert fused_run.nodes["srv"].tasks.count("c") >= 35

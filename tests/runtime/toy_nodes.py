@@ -113,8 +113,14 @@ class Pair(Recorded):
         self.received.append((x, y, self.source))
 
 
+def task_name() -> str:
+    """The name of the task running now (a node's id when it fires in its own task)."""
+    task = asyncio.current_task()
+    return task.get_name() if task is not None else ""
+
+
 class Merge(Recorded):
-    """Forwards whichever input arrives (a merge node, like ORNode)."""
+    """Forwards whichever input arrives (a merge node, like ORNode); records the task each firing ran in."""
 
     merge = True
     a = Input("Any", "first", optional=True)
@@ -122,9 +128,44 @@ class Merge(Recorded):
     c = Input("Any", "third", optional=True)
     out = Output("Any", "the message that arrived")
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.tasks: list[str] = []
+
     async def compute(self, **inputs: Any) -> Mapping[str, Any]:
+        self.tasks.append(task_name())
         (value,) = inputs.values()
         return {"out": value}
+
+
+class Server(Recorded):
+    """Forwards every value from its own ``run`` loop, firing through ``fire_ready`` (all that waits, oldest first,
+    as an agent serving several streams does); records the task each firing ran in."""
+
+    x = Input("Any", "in", fan_in=True)
+    y = Output("Any", "out")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.tasks: list[str] = []
+
+    async def run(self) -> None:
+        assert self.io is not None
+        while True:
+            if await self.fire_ready():
+                continue
+            if self.io.ended():
+                return
+            await self.io.wait_idle(self.io.missing())
+
+    async def fire_ready(self) -> bool:
+        assert self.io is not None
+        firings = self.io.ready()
+        for firing in firings:
+            self.tasks.append(task_name())
+            self.firings += 1
+            await self.emit("y", firing.values["x"], firing.stamp, firing.source)
+        return bool(firings)
 
 
 class Relay(Recorded):
@@ -238,8 +279,7 @@ class Where(Recorded):
 
     async def compute(self, x: Any) -> Mapping[str, Any]:
         self.received.append((x, self.stamp, self.source))
-        task = asyncio.current_task()
-        self.tasks.append(task.get_name() if task is not None else "")
+        self.tasks.append(task_name())
         if self.spin:
             time.sleep(self.spin)
         return {"y": x}
@@ -268,8 +308,7 @@ class EmitReturn(Recorded):
         self.tasks: list[str] = []
 
     async def compute(self, x: Any) -> Mapping[str, Any]:
-        task = asyncio.current_task()
-        self.tasks.append(task.get_name() if task is not None else "")
+        self.tasks.append(task_name())
         await self.emit("y", x)
         await self.emit("y", x)
         return {"y": x}
@@ -364,7 +403,7 @@ class Reader(Recorded):
 
 
 TOY_NODES = (Count, Later, Double, Add, Sink, Pair, Merge, Relay, Weights, Scale, Bias, Ticker, Echo, Slow, Where, Triple,
-             EmitReturn, OwnBias, Steps, Fail, Forever, Declarer, Reader)
+             EmitReturn, OwnBias, Steps, Fail, Forever, Declarer, Reader, Server)
 
 
 def toy_registry(builtins: bool = False) -> NodeRegistry:
