@@ -107,6 +107,9 @@ class PPOAgentNode(Node):
         self.states: dict[str | None, torch.Tensor] = {}
         self.dones_seen: dict[str | None, int] = {}
         self.served: set[str | None] = set()
+        self.waiting: list[Firing] = []
+        """Observations received that the weights held may not act on yet (or whose dones are still to come)."""
+        self._gated = False
 
     async def setup(self) -> None:
         """Size the network from the env's spaces, checking any sizes given."""
@@ -160,29 +163,41 @@ class PPOAgentNode(Node):
         """Act on every observation batch; batches waiting from several sources share one forward pass.
 
         An observation waits until the agent holds weights that may act on it; the others waiting (other env
-        groups) are served meanwhile, so one group at its horizon end never blocks the rest.
+        groups) are served meanwhile, so one group at its horizon end never blocks the rest. While the agent waits
+        for input, a producer may run ``fire_ready`` in its own task (``dnne.runtime.firing.fire_fused``).
         """
         await self.start()
         assert self.io is not None
         io = self.io
-        gated = self.linked("weights")
+        self._gated = self.linked("weights")
         weight_channels: tuple[Channel, ...] = tuple(link.channel for link in io.slots["weights"].links)
         dones_channels: tuple[Channel, ...] = tuple(link.channel for link in io.slots["dones"].links)
-        waiting: list[Firing] = []
         while True:
-            if gated:
-                self.take_weights(io.newest("weights"))
-            self.take_dones()
-            waiting += io.ready()
-            servable = [f for f in waiting if self.may_act(f.stamp) and self.state_ready(f)]
-            if not servable:
-                if io.ended() and (not waiting or io.slots["weights"].exhausted()):
-                    return
-                await io.inbox.wait(io.missing() + ((weight_channels + dones_channels) if waiting else ()))
+            if await self.fire_ready():
                 continue
-            waiting = [f for f in waiting if not (self.may_act(f.stamp) and self.state_ready(f))]
-            self.firings += len(servable)
-            await self.serve(servable)
+            if io.ended() and (not self.waiting or io.slots["weights"].exhausted()):
+                return
+            await io.wait_idle(io.missing() + ((weight_channels + dones_channels) if self.waiting else ()))
+
+    async def fire_ready(self) -> bool:
+        """Take the newest weights and the dones received, then act on every observation batch waiting that the
+        weights held may act on; whether it acted."""
+        assert self.io is not None
+        io = self.io
+        if self._gated:
+            self.take_weights(io.newest("weights"))
+        self.take_dones()
+        self.waiting += io.ready()
+        servable: list[Firing] = []
+        waiting: list[Firing] = []
+        for firing in self.waiting:
+            (servable if self.may_act(firing.stamp) and self.state_ready(firing) else waiting).append(firing)
+        if not servable:
+            return False
+        self.waiting = waiting
+        self.firings += len(servable)
+        await self.serve(servable)
+        return True
 
     def take_weights(self, weights: PolicyWeights | None) -> None:
         """Act with ``weights`` from now on (nothing changes when they are the ones held)."""

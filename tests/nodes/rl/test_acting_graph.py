@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import torch
 
+from dnne.nodes.rl.agent_node import PPOAgentNode
 from dnne.nodes.types import PolicyOutput
 from dnne.runtime import Input, Node, Output, default_registry, load_graph
 from dnne.runtime.runner import GraphRun, RunResult
@@ -56,11 +57,13 @@ class UpdateProbe(Node):
 
 
 def probed_run(iterations: int, placement: dict[str, str] | None = None, capacity: int | None = None,
-               probe: dict[str, list] | None = None,
+               probe: dict[str, list] | None = None, fuse: bool = True,
                **trainer: Any) -> tuple[list[tuple[int, int]], list[dict[str, Any]], int]:
     """The Cartpole graph with probes on the agent's outputs and the trainer's loss_info (and its triggers, into
-    ``probe["triggers"]`` when given); its horizon. ``capacity``: of every link into and out of the trainer."""
+    ``probe["triggers"]`` when given); its horizon. ``capacity``: of every link into and out of the trainer;
+    ``fuse``: ``run.fuse_chains``."""
     document = json.loads(CARTPOLE.read_text())
+    document["run"]["fuse_chains"] = fuse
     if placement:
         document["placement"] = placement
     if capacity:
@@ -98,6 +101,29 @@ def test_sync_rollout_r_acts_with_version_r() -> None:
     assert all(version == stamp // horizon for stamp, version in versions)
     assert max(version for _, version in versions) >= 5
     assert len(updates) == 6 and all(u["lag_max"] == 0 and u["lag_0"] == 1.0 for u in updates)
+
+
+def test_the_agent_acts_in_its_producers_task_as_in_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The agent fires in the task of the node that sends it observations (``fire_ready``), acting and training
+    exactly as when it fires in its own task (``fuse_chains: false``)."""
+    tasks: list[str] = []
+    serve = PPOAgentNode.serve
+
+    async def recorded(self: PPOAgentNode, firings: list[Any]) -> None:
+        tasks.append(asyncio.current_task().get_name())  # type: ignore[union-attr]
+        await serve(self, firings)
+
+    monkeypatch.setattr(PPOAgentNode, "serve", recorded)
+    fused = probed_run(3)
+    fused_tasks, tasks[:] = tasks[:], []
+    plain = probed_run(3, fuse=False)
+    (fused_versions, fused_updates, _), (versions, updates, _) = fused, plain
+    assert fused_versions == versions and len(updates) == 3
+    timing = {"update_time_s"}
+    assert [{k: v for k, v in u.items() if k not in timing} for u in fused_updates] == \
+        [{k: v for k, v in u.items() if k not in timing} for u in updates]
+    assert set(tasks) == {"agent"}
+    assert fused_tasks.count("agent") < len(fused_tasks) // 2
 
 
 def test_learner_in_its_own_process() -> None:
