@@ -32,11 +32,22 @@ class Trajectory:
         shape = (horizon, num_envs, *obs.shape[1:])
         self.next_observations = torch.zeros(shape, device=device)
         self.final_observations = torch.zeros(shape, device=device)
-        self.truncated = torch.zeros((horizon, num_envs), dtype=torch.bool, device=device)
-        self.versions = torch.zeros(horizon, dtype=torch.long, device=device)
+        self.acted_by = [0] * horizon
+        """The version of the policy that acted at each step (a list: one Python int a step costs no tensor write)."""
         state = first.state
         self.states = None if state is None else torch.zeros((horizon, num_envs, state.shape[1]), device=device)
         self._unknown = torch.zeros((), device=device)  # next values are the learner's to fill
+
+    @property
+    def truncated(self) -> torch.Tensor:
+        """Steps whose episode a time limit cut (ended, not terminated), ``[T, N]`` bool."""
+        buffer = self.buffer
+        return buffer.dones & ~buffer.terminated
+
+    @property
+    def versions(self) -> torch.Tensor:
+        """The version of the policy that acted at each step, ``[T]``."""
+        return torch.tensor(self.acted_by, dtype=torch.long, device=self.buffer.device)
 
     @property
     def full(self) -> bool:
@@ -55,8 +66,7 @@ class Trajectory:
         device = buffer.device
         self.next_observations[t] = states.to(device, torch.float32)
         self.final_observations[t] = dones.final_observations.to(device, torch.float32)
-        self.truncated[t] = (dones.truncated & ~dones.terminated).to(device)
-        self.versions[t] = output.version
+        self.acted_by[t] = output.version
         if self.states is not None:
             if output.state is None:
                 raise ValueError("a recurrent policy's output came without its state")
@@ -70,8 +80,9 @@ class Trajectory:
         other.buffer = copy.copy(self.buffer)
         for name in ("observations", "actions", "log_probs", "values", "rewards", "terminated", "dones", "next_values"):
             setattr(other.buffer, name, getattr(self.buffer, name).clone())
-        for name in ("next_observations", "final_observations", "truncated", "versions"):
+        for name in ("next_observations", "final_observations"):
             setattr(other, name, getattr(self, name).clone())
+        other.acted_by = list(self.acted_by)
         other.states = None if self.states is None else self.states.clone()
         return other
 
