@@ -18,6 +18,7 @@ stops nothing fuses (a loop of fused nodes would otherwise fire on past the stop
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
@@ -157,11 +158,15 @@ async def fire_fused(node: Node, channel: Channel, message: Message, producer: A
             stats.messages += 1
             if not stats.max_depth:
                 stats.max_depth = 1
-            port = io.streaming[0].port
+            slot = io.streaming[0]
+            port = slot.port
             values = io.current_configs() if io.configs else {}
             values[port.name] = message.value if link.convert is identity else link.convert(message.value)
             stamp = message.stamp
-            await fire_values(node, values, None if stamp is None else stamp - port.offset, message.source)
+            source = io.direct_source if message.source is None else message.source
+            if source not in slot.pending:  # the queue the join would have made: queues fire in that order
+                slot.pending[source] = deque()
+            await fire_values(node, values, None if stamp is None else stamp - port.offset, source)
         else:  # a join, or input waiting before the message: fire whatever the join completes, in order
             channel.push(message)
             while (firing := io.poll()) is not None:

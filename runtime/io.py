@@ -165,16 +165,19 @@ class NodeIO:
         else:
             self._join = self._no_firing
         only = self.streaming[0] if len(self.streaming) == 1 and not merge and self._rules is None else None
-        # One link, not fan-in: a message can go from the channel straight into the firing (see _single_firing).
-        self.direct_link = only.links[0] if only is not None and len(only.links) == 1 and not only.port.fan_in \
-            else None
-        """The one link of a node whose one streaming input has one link, no firing rule, no fan-in and no merge:
-        the only way a message reaches its firings."""
+        # One link: a message can go from the channel straight into the firing (see _single_firing).
+        self.direct_link = only.links[0] if only is not None and len(only.links) == 1 else None
+        """The one link of a node whose one streaming input has one link, no firing rule and no merge: the only way
+        a message reaches its firings."""
+        self.direct_source = self.direct_link.upstream if self.direct_link is not None and only.port.fan_in else None
+        """The source an unsourced message on ``direct_link`` fires under: its upstream node's id on a fan-in
+        input (``InputSlot.source_of``), none otherwise."""
         self._waits_on = tuple(link.channel for link in only.links) if only is not None else ()
-        self._lockstep = [(slot, slot.links[0].channel) for slot in self.streaming] \
-            if self._join == self._join_firing and all(len(s.links) == 1 and not s.port.fan_in
-                                                       for s in self.streaming) else None
-        """A join whose inputs have one link each and no fan-in: the slots and channels its lockstep firing reads."""
+        self._lockstep = [(slot, slot.links[0].channel, slot.links[0].upstream if slot.port.fan_in else None)
+                          for slot in self.streaming] \
+            if self._join == self._join_firing and all(len(s.links) == 1 for s in self.streaming) else None
+        """A join whose inputs have one link each: the slots, channels and names of unsourced messages (a fan-in
+        input's upstream node) its lockstep firing reads."""
         self._others = {link.channel: [other for other in self.streaming if other is not slot]
                         for slot in self.streaming for link in slot.links} if merge else {}
         """A merge's input channels, each with the other inputs' slots (``fusable_now``)."""
@@ -347,25 +350,22 @@ class NodeIO:
         slot = self.streaming[0]
         link = self.direct_link
         if link is not None and not slot.pulled:
-            # Nothing pending and no sourced queue yet: the channel's head is what the join would fire next, so
-            # it skips the pending queues; the rest are pulled as usual, behind an unsourced queue kept first.
+            # One unsourced message in the channel and nothing pending: it is what the join would fire next, so it
+            # goes straight into the firing (its queue made as the join would make it: queues fire in that order).
             channel = link.channel
-            if not len(channel):
+            count = len(channel)
+            if not count:
                 return None
             pending = slot.pending
-            if not pending or (len(pending) == 1 and None in pending):
+            unsourced = self.direct_source
+            if count == 1 and channel.peek().source is None:
+                if unsourced not in pending:
+                    pending[unsourced] = deque()
                 message = channel.get_nowait()
-                if message.source is None:
-                    if len(channel):
-                        if not pending:
-                            pending[None] = deque()
-                        slot.pull()
-                    values = self.current_configs()
-                    values[slot.port.name] = message.value if link.convert is identity else \
-                        link.convert(message.value)
-                    stamp = message.stamp
-                    return Firing(values, None if stamp is None else stamp - slot.port.offset, None)
-                slot.store(link, message)
+                values = self.current_configs()
+                values[slot.port.name] = message.value if link.convert is identity else link.convert(message.value)
+                stamp = message.stamp
+                return Firing(values, None if stamp is None else stamp - slot.port.offset, unsourced)
         slot.pull()
         if not slot.pulled:
             return None
@@ -407,21 +407,40 @@ class NodeIO:
                 return self._fire(queues)
         return None
 
-    def _lockstep_firing(self, links: list[tuple[InputSlot, Channel]]) -> Firing | None:
-        """The join's firing when each input holds exactly one message, unsourced, in its one link's channel and
-        nothing pulled: the firing the general join would make, taken from the channels without queueing it first
-        (a graph that moves in lockstep, such as an actor-learner loop, always joins this way)."""
-        for slot, channel in links:
-            if slot.pulled or len(channel) != 1 or channel.peek().source is not None:
+    def _lockstep_firing(self, links: list[tuple[InputSlot, Channel, str | None]]) -> Firing | None:
+        """The join's firing when each input holds exactly one message, either pending or in its one link's channel,
+        and they name at most one source: the firing the general join would make, without queueing the messages
+        still in their channels first (a graph that moves in lockstep, such as an actor-learner loop, always joins
+        this way)."""
+        source: str | None = None
+        for slot, channel, unsourced in links:
+            if slot.pulled:
+                if slot.pulled != 1 or len(channel):
+                    return None
+                named = next(name for name, queue in slot.pending.items() if queue)
+            elif len(channel) == 1:
+                named = channel.peek().source
+                if named is None:
+                    named = unsourced
+            else:
                 return None
+            if named is not None:
+                if source is None:
+                    source = named
+                elif named != source:
+                    return None
         values = self.current_configs()
         stamp: int | None = None
         stamp_port = ""
-        for slot, channel in links:
-            message = channel.get_nowait()
+        for slot, channel, _ in links:
             port = slot.port
-            values[port.name] = message.value if slot.links[0].convert is identity else \
-                slot.links[0].convert(message.value)
+            if slot.pulled:
+                message = slot.take(next(queue for queue in slot.pending.values() if queue))
+                values[port.name] = message.value
+            else:
+                message = channel.get_nowait()
+                convert = slot.links[0].convert
+                values[port.name] = message.value if convert is identity else convert(message.value)
             if message.stamp is None:
                 continue
             normalized = message.stamp - port.offset
@@ -429,7 +448,7 @@ class NodeIO:
                 stamp, stamp_port = normalized, port.name
             elif normalized != stamp:
                 raise AlignmentError(_misaligned(self.node_id, stamp_port, stamp, port, message.stamp, normalized))
-        return Firing(values, stamp, None)
+        return Firing(values, stamp, source)
 
     def _fire(self, queues: list[tuple[InputSlot, deque[Message]]]) -> Firing:
         values = self.current_configs()
