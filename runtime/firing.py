@@ -163,8 +163,10 @@ async def fire_fused(node: Node, channel: Channel, message: Message, producer: A
             values = io.current_configs() if io.configs else {}
             values[port.name] = message.value if link.convert is identity else link.convert(message.value)
             stamp = message.stamp
-            source = io.direct_source if message.source is None else message.source
-            if source not in slot.pending:  # the queue the join would have made: queues fire in that order
+            source = message.source
+            if source is None:
+                source = io.direct_source
+            elif source not in slot.pending:  # the queue the join would have made: queues fire in that order
                 slot.pending[source] = deque()
             await fire_values(node, values, None if stamp is None else stamp - port.offset, source)
         else:  # a join, or input waiting before the message: fire whatever the join completes, in order

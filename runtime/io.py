@@ -172,6 +172,8 @@ class NodeIO:
         self.direct_source = self.direct_link.upstream if self.direct_link is not None and only.port.fan_in else None
         """The source an unsourced message on ``direct_link`` fires under: its upstream node's id on a fan-in
         input (``InputSlot.source_of``), none otherwise."""
+        if only is not None:  # unsourced messages queue first, ahead of any source (as a join takes them)
+            only.pending[self.direct_source if self.direct_link is not None else None] = deque()
         self._waits_on = tuple(link.channel for link in only.links) if only is not None else ()
         self._lockstep = [(slot, slot.links[0].channel, slot.links[0].upstream if slot.port.fan_in else None)
                           for slot in self.streaming] \
@@ -351,21 +353,17 @@ class NodeIO:
         link = self.direct_link
         if link is not None and not slot.pulled:
             # One unsourced message in the channel and nothing pending: it is what the join would fire next, so it
-            # goes straight into the firing (its queue made as the join would make it: queues fire in that order).
+            # goes straight into the firing.
             channel = link.channel
             count = len(channel)
             if not count:
                 return None
-            pending = slot.pending
-            unsourced = self.direct_source
             if count == 1 and channel.peek().source is None:
-                if unsourced not in pending:
-                    pending[unsourced] = deque()
                 message = channel.get_nowait()
                 values = self.current_configs()
                 values[slot.port.name] = message.value if link.convert is identity else link.convert(message.value)
                 stamp = message.stamp
-                return Firing(values, None if stamp is None else stamp - slot.port.offset, unsourced)
+                return Firing(values, None if stamp is None else stamp - slot.port.offset, self.direct_source)
         slot.pull()
         if not slot.pulled:
             return None
