@@ -56,9 +56,9 @@ class StepNode(Node):
             await self._pace(env.dt)
         result = env.step(actions)
         self.ctx.counters.add("env_steps", env.num_envs)
-        if len(result.episode_returns):
-            EpisodeStats.of(self.ctx).record(self.ctx, result.episode_returns, result.episode_lengths,
-                                           result.terminated | result.truncated)
+        if len(result.episode_returns):  # the mask of ended episodes is for evaluations only
+            ended = result.terminated | result.truncated if self.ctx.mode == "play" else None
+            EpisodeStats.of(self.ctx).record(self.ctx, result.episode_returns, result.episode_lengths, ended)
         return {
             "observations": result.observations,
             "rewards": result.rewards,
