@@ -22,6 +22,10 @@ use of torch's autograd and kernels costs a little). torch runs one thread. Over
 ``(t_graph - t_loop) / vector_steps`` in CPU time (medians of each side). The overhead is the median over the
 ``--repeats`` pairs (graph then loop, back to back) of each pair's CPU-time ratio, minus 1. Targets: at most 8 % at
 1 env, at most 2 % at 64 envs.
+
+``--nodes`` adds a third run to each pair: the graph's own nodes, built and set up as a run builds them, called in
+the order a vector step fires them by a plain loop (``run_nodes``), with no runtime between them. Its ratio to the
+loop is what the graph would cost if the runtime's own share were nothing.
 """
 from __future__ import annotations
 
@@ -43,14 +47,15 @@ from dnne.nodes.rl.ppo import PPOConfig, PPOUpdate
 from dnne.nodes.rl.rollout import RolloutBuffer
 from dnne.nodes.rl.schedules import make_schedule
 from dnne.nodes.rl.trainer_node import PPOTrainerNode
-from dnne.nodes.types import PolicyOutput
+from dnne.nodes.types import EnvHandle, PolicyOutput
 from dnne.runtime.context import derive_seed
 from dnne.runtime.counters import Counters
 from dnne.runtime.graph import Graph
 from dnne.runtime.loading import load_graph
 from dnne.runtime.node import resolve_params
-from dnne.runtime.runner import run
+from dnne.runtime.runner import GraphRun, run
 from dnne.runtime.threads import use_threads
+from dnne.runtime.types import Token
 
 GRAPH = REPO / "graphs" / "presets" / "cartpole_zoo.json"
 TARGETS = {1: 0.08, 64: 0.02}
@@ -159,6 +164,44 @@ def run_loop(graph: Graph) -> tuple[float, float, dict[str, float]]:
     return time.perf_counter() - wall, time.process_time() - cpu, counters.values
 
 
+async def run_nodes(graph: Graph) -> tuple[float, float, dict[str, float]]:
+    """Wall and CPU seconds of the graph's own nodes driven without the runtime (``--nodes``): built and set up by
+    ``GraphRun`` as a run builds them, then called in the order a vector step fires them (the agent's ``act``, the
+    action, step and trainer nodes' ``compute``), each output handed straight to the next; the trainer's trigger and
+    weights are taken from their channels. What the runtime would cost if its own share were nothing."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    graph_run = GraphRun(graph)
+    graph_run.build()
+    nodes = graph_run.nodes
+    for node_id in graph_run.order:
+        await nodes[node_id].setup()
+    env, agent, action, step, trainer = (nodes[k] for k in ("env", "agent", "action", "step", "trainer"))
+    await agent.start()
+    await trainer.start()
+    assert agent.io is not None and trainer.io is not None and step.io is not None
+    agent.take_weights(agent.io.newest("weights"))
+    model = trainer.io.slots["model"].value
+    handle = EnvHandle(env.env, {"node": "env", "make": env.recipe})
+    triggers = step.io.slots["trigger"].links[0].channel
+    token = Token("start")
+    observations, max_steps, env_steps = env.first_observations, int(graph.run["max_steps"]), 0
+    while env_steps < max_steps:
+        agent.firings += 1
+        policy = agent.act(observations)
+        actions = (await action.compute(policy.action, handle))["action"]
+        result = await step.compute(handle, actions, token)
+        env_steps += env.env.num_envs
+        trainer.stamp = env_steps // env.env.num_envs
+        await trainer.compute(result["observations"], policy, result["rewards"], result["dones"], model)
+        while len(triggers):
+            triggers.get_nowait()
+        agent.take_weights(agent.io.newest("weights"))
+        observations = result["observations"]
+    for node_id in reversed(graph_run.order):
+        await nodes[node_id].teardown()
+    return time.perf_counter() - wall, time.process_time() - cpu, graph_run.counters.values
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--envs", type=int, nargs="+", default=list(ITERATIONS), help="env counts to measure")
@@ -166,6 +209,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1, help="measurements per side (the median is reported)")
     parser.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop", help="event loop of the graph")
     parser.add_argument("--unfused", action="store_true", help="run.fuse_chains=false: every node in its own task")
+    parser.add_argument("--nodes", action="store_true",
+                        help="also time the graph's nodes driven without the runtime (run_nodes) in each pair")
     args = parser.parse_args()
     use_threads(1)  # as a run does: torch and numpy's BLAS
     factories = loop_factories()
@@ -178,6 +223,8 @@ def main() -> None:
     warm = load(1, 33, not args.unfused)
     run_graph(warm, loop_factory)
     run_loop(warm)
+    if args.nodes:
+        run_on(loop_factory, run_nodes(warm))
 
     rows = []
     for num_envs in args.envs:
@@ -186,7 +233,7 @@ def main() -> None:
         iterations = max(1, round(ITERATIONS.get(num_envs, 4) * args.scale))
         max_steps = iterations * horizon * num_envs
         graph = load(num_envs, max_steps, not args.unfused)
-        graph_wall, graph_cpu, loop_wall, loop_cpu = [], [], [], []
+        graph_wall, graph_cpu, loop_wall, loop_cpu, nodes_cpu = [], [], [], [], []
         for _ in range(args.repeats):
             gc.collect()
             wall, cpu, graph_counters = run_graph(graph, loop_factory)
@@ -196,6 +243,12 @@ def main() -> None:
             wall, cpu, loop_counters = run_loop(graph)
             loop_wall.append(wall)
             loop_cpu.append(cpu)
+            if args.nodes:
+                gc.collect()
+                _, cpu, nodes_counters = run_on(loop_factory, run_nodes(graph))
+                if nodes_counters.get("mean_return") != loop_counters.get("mean_return"):
+                    raise RuntimeError(f"{num_envs} envs: the nodes alone followed another trajectory")
+                nodes_cpu.append(cpu)
         if int(graph_counters.get("iterations", 0)) != iterations or int(loop_counters["iterations"]) != iterations:
             raise RuntimeError(f"{num_envs} envs: expected {iterations} updates, graph did "
                                f"{graph_counters.get('iterations')}, loop {loop_counters['iterations']}")
@@ -219,6 +272,10 @@ def main() -> None:
               f"(mean_return graph {graph_counters.get('mean_return')}, loop {loop_counters.get('mean_return')}); "
               f"CPU ratio per pair {', '.join(f'{r:.3f}' for r in pairs)}",
               flush=True)
+        if nodes_cpu:
+            alone = [n / lp for n, lp in zip(nodes_cpu, loop_cpu)]
+            print(f"{num_envs} envs: the nodes alone (no runtime) / loop, CPU, per pair "
+                  f"{', '.join(f'{r:.3f}' for r in alone)}: {(median(alone) - 1) * 100:+.1f} %", flush=True)
     print()
     print(markdown_table(("envs", "env steps", "updates", "graph steps/s (wall)", "loop steps/s (wall)",
                           "overhead (wall)", "graph steps/s (CPU)", "loop steps/s (CPU)", "overhead (CPU)",
