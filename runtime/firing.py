@@ -120,13 +120,20 @@ def fusable_consumer(channel: Channel) -> Node | None:
 async def deliver(deliveries: list[tuple[Channel, Message]], activity: Activity) -> None:
     """Send a firing's messages, waiting on full channels; the consumer of one of them fires in this task when it
     can fire now (``fire_fused``). That message is the last one whose link may fuse, and it goes last: every other
-    message is in its channel before any consumer fires, as when consumers fire in their own tasks."""
+    message is in its channel before any consumer fires, as when consumers fire in their own tasks. A message
+    behind it that must wait for room sends it first, as it is (its consumer may be what frees that room)."""
     fused = len(deliveries) - 1
     while fused >= 0 and ((consumer := deliveries[fused][0].fused) is None or not consumer.io.fusable):
         fused -= 1
     for index, (channel, message) in enumerate(deliveries):
-        if index != fused and not channel.offer(message):
-            await channel.put(message, activity)
+        if index == fused or channel.offer(message):
+            continue
+        if 0 <= fused < index:
+            held, held_message = deliveries[fused]
+            fused = -1
+            if not held.offer(held_message):
+                await held.put(held_message, activity)
+        await channel.put(message, activity)
     if fused >= 0:
         channel, message = deliveries[fused]
         if (consumer := fusable_consumer(channel)) is not None:

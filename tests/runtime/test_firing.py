@@ -324,12 +324,23 @@ class TestFusedChains:
         """A message to several subscribers fires the last one that may fuse in the producer's task, after every
         other message is in its channel, also when a later subscriber fires only in its own task."""
         g = (Graph().add("c", "Count", n=20).add("w", "Where").add("o", "OwnBias")
-             .link("c.out", "w.x").link("c.out", "o.x"))
+             .link("c.out", "w.x").link("c.out", "o.x", capacity=32))
         run, result = run_graph(g, registry)
         assert result.stop_reason == "completed"
         assert [v for v, _, _ in run.nodes["w"].received] == list(range(20))
         assert result.nodes["o"]["firings"] == 20
         assert run.nodes["w"].tasks.count("c") >= 15
+
+    def test_a_message_that_waits_for_room_sends_the_fusing_one_first(self, registry, run_graph):
+        """A subscriber that may fuse, listed before one whose full channel makes the producer wait, gets its message
+        before that wait (its output is what frees the room: a delay line feeding the full node's other input), so
+        the run completes as unfused instead of deadlocking."""
+        g = (Graph().add("a", "Count", n=20, stamped=False).add("b", "Delay").add("c", "OwnBias").add("s", "Sink")
+             .link("a.out", "b.x", capacity=10).link("a.out", "c.x", capacity=1).link("b.y", "c.bias", capacity=1)
+             .link("c.y", "s.x"))
+        run, result = run_graph(g, registry, deadlock_grace_s=1.0)
+        assert result.stop_reason == "completed", result.error
+        assert [v for v, _, _ in run.nodes["s"].received] == [2 * i for i in range(18)]
 
     def test_a_merge_whose_other_inputs_ended_fires_in_the_producers_task(self, registry, run_graph):
         """A merge fires in a producer's task once its other inputs can bring nothing more (while they can, it takes

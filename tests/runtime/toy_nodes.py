@@ -314,6 +314,21 @@ class EmitReturn(Recorded):
         return {"y": x}
 
 
+class Delay(Recorded):
+    """A delay line: sends each value two messages later (nothing for the first two, the last two never)."""
+
+    x = Input("Any", "in")
+    y = Output("Any", "the value of two messages before")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.held: list[Any] = []
+
+    async def compute(self, x: Any) -> Mapping[str, Any] | None:
+        self.held.append(x)
+        return {"y": self.held.pop(0)} if len(self.held) > 2 else None
+
+
 class OwnBias(Bias):
     """``Bias`` that overrides ``receive``: it always fires in its own task, never in a producer's."""
 
@@ -403,7 +418,7 @@ class Reader(Recorded):
 
 
 TOY_NODES = (Count, Later, Double, Add, Sink, Pair, Merge, Relay, Weights, Scale, Bias, Ticker, Echo, Slow, Where, Triple,
-             EmitReturn, OwnBias, Steps, Fail, Forever, Declarer, Reader, Server)
+             EmitReturn, OwnBias, Steps, Fail, Forever, Declarer, Reader, Server, Delay)
 
 
 def toy_registry(builtins: bool = False) -> NodeRegistry:
