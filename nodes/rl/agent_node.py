@@ -110,6 +110,8 @@ class PPOAgentNode(Node):
         self.waiting: list[Firing] = []
         """Observations received that the weights held may not act on yet (or whose dones are still to come)."""
         self._gated = False
+        self._parked_holding = False
+        """Whether its loop's current wait began with observations held (``waiting``)."""
 
     async def setup(self) -> None:
         """Size the network from the env's spaces, checking any sizes given."""
@@ -177,6 +179,7 @@ class PPOAgentNode(Node):
                 continue
             if io.ended() and (not self.waiting or io.slots["weights"].exhausted()):
                 return
+            self._parked_holding = bool(self.waiting)
             await io.wait_idle(io.missing() + ((weight_channels + dones_channels) if self.waiting else ()))
 
     async def fire_ready(self) -> bool:
@@ -192,9 +195,13 @@ class PPOAgentNode(Node):
         waiting: list[Firing] = []
         for firing in self.waiting:
             (servable if self.may_act(firing.stamp) and self.state_ready(firing) else waiting).append(firing)
+        self.waiting = waiting
+        if bool(waiting) != self._parked_holding:
+            # Fired by a producer while its own loop waits: that wait names other channels than it now waits on
+            # (the weights' and dones' with observations held, or not): its loop wakes and waits again, naming them.
+            io.inbox.notify()
         if not servable:
             return False
-        self.waiting = waiting
         self.firings += len(servable)
         await self.serve(servable)
         return True

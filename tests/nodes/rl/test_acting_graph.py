@@ -12,6 +12,7 @@ import torch
 from dnne.nodes.rl.agent_node import PPOAgentNode
 from dnne.nodes.types import PolicyOutput
 from dnne.runtime import Input, Node, Output, default_registry, load_graph
+from dnne.runtime.channel import LocalChannel
 from dnne.runtime.runner import GraphRun, RunResult
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -124,6 +125,32 @@ def test_the_agent_acts_in_its_producers_task_as_in_its_own(monkeypatch: pytest.
         [{k: v for k, v in u.items() if k not in timing} for u in updates]
     assert set(tasks) == {"agent"}
     assert fused_tasks.count("agent") < len(fused_tasks) // 2
+
+
+def test_an_agent_holding_observations_waits_for_weights_when_fired_by_its_producer(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fired in its producer's task on an observation that the weights held may not act on yet, the agent's own
+    loop waits again naming the weights' channel (what the watchdog reports and its wait stats are charged to), as
+    when it fires in its own task."""
+    named: list[tuple[str, ...]] = []
+    runs: list[GraphRun] = []
+    append = LocalChannel._append
+
+    def watched(self: LocalChannel, message: Any) -> None:
+        agent = runs[-1].nodes.get("agent") if runs else None
+        if self.name == "trainer.weights -> agent.weights" and agent is not None and agent.waiting \
+                and agent.io.activity.waiting:
+            named.append(tuple(channel.name for channel in agent.io.activity.blocked_on))
+        append(self, message)
+
+    monkeypatch.setattr(LocalChannel, "_append", watched)
+    document = json.loads(CARTPOLE.read_text())
+    document["run"].update(max_iterations=4, max_steps=None, target_return=None, timeout="2m")
+    registry = default_registry()
+    runs.append(GraphRun(load_graph(document, registry=registry), registry))
+    result = asyncio.run(runs[-1].execute())
+    assert result.stop_reason == "max_iterations"
+    assert len(named) >= 3 and all("trainer.weights -> agent.weights" in names for names in named), named
 
 
 def test_learner_in_its_own_process() -> None:
