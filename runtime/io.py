@@ -197,7 +197,9 @@ class NodeIO:
         """
         message = Message(value, stamp, source)
         targets = self.subscribers[port]
-        if self.computing:
+        if self.computing or (self.fusing and not self._room_for(targets, source)):
+            # from inside compute, or from a node with its own loop (``fire_ready``) fired in a producer's task
+            # that would wait for room there
             await self._emit_in_firing(targets, message, source)
         elif len(targets) == 1:  # one subscriber: deliver's work without its frame and list
             channel, route = targets[0]
@@ -210,12 +212,20 @@ class NodeIO:
             await deliver([(channel, message) for channel, route in targets if route is None or route == source],
                           self.activity)
 
+    @staticmethod
+    def _room_for(targets: list[tuple[Channel, str | None]], source: str | None) -> bool:
+        """Whether every subscriber that takes messages of ``source`` has room for one."""
+        for channel, route in targets:
+            if (route is None or route == source) and not channel.has_room():
+                return False
+        return True
+
     async def _emit_in_firing(self, targets: list[tuple[Channel, str | None]], message: Message,
                               source: str | None) -> None:
-        """``emit`` from inside ``compute``: no consumer fires before the firing has sent everything, and a node a
-        producer fires in its own task never blocks that task on a full output (the room ``fusable_now`` checked is
-        one message an output): the message goes in past the capacity, and the node fires in its own task from then
-        on."""
+        """``emit`` from inside ``compute`` (or from ``fire_ready`` in a producer's task, where a channel is full):
+        no consumer fires before the firing has sent everything, and a node a producer fires in its own task never
+        blocks that task on a full output (the room ``fusable_now`` checked is one message an output): the message
+        goes in past the capacity, and the node fires in its own task from then on."""
         for channel, route in targets:
             if route is None or route == source:
                 if channel.offer(message):

@@ -368,3 +368,15 @@ class TestFusedChains:
         assert fused.nodes["srv"]["firings"] == plain.nodes["srv"]["firings"] == 40
         assert set(plain_run.nodes["srv"].tasks) == {"srv"}
         assert fused_run.nodes["srv"].tasks.count("c") >= 35
+
+    def test_a_node_firing_through_fire_ready_never_blocks_its_producer(self, registry, run_graph):
+        """A node with its own loop fired in its producer's task that sends more than its output holds (three
+        messages a value, capacity 1) does not stall that producer, which a join downstream still needs: the run
+        completes as unfused."""
+        g = (Graph().add("p", "Steps", n=5, wait=0.02).add("e", "Server", copies=3).add("add", "OwnBias")
+             .add("w", "Where").link("p.x", "e.x").link("e.y", "add.x", capacity=1)
+             .link("p.b", "add.bias", capacity=1).link("add.y", "w.x"))
+        run, result = run_graph(g, registry, deadlock_grace_s=1.0)
+        assert result.stop_reason == "completed", result.error
+        assert [v for v, _, _ in run.nodes["w"].received] == [2 * i for i in range(5) for _ in range(3)]
+        assert "p" in run.nodes["e"].tasks

@@ -139,11 +139,12 @@ class Merge(Recorded):
 
 
 class Server(Recorded):
-    """Forwards every value from its own ``run`` loop, firing through ``fire_ready`` (all that waits, oldest first,
-    as an agent serving several streams does); records the task each firing ran in."""
+    """Forwards every value (``copies`` times) from its own ``run`` loop, firing through ``fire_ready`` (all that
+    waits, oldest first, as an agent serving several streams does); records the task each firing ran in."""
 
     x = Input("Any", "in", fan_in=True)
     y = Output("Any", "out")
+    copies = Param(int, 1, "messages sent a value", ge=1, le=100)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -164,7 +165,8 @@ class Server(Recorded):
         for firing in firings:
             self.tasks.append(task_name())
             self.firings += 1
-            await self.emit("y", firing.values["x"], firing.stamp, firing.source)
+            for _ in range(self.copies):
+                await self.emit("y", firing.values["x"], firing.stamp, firing.source)
         return bool(firings)
 
 
