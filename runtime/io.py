@@ -180,9 +180,11 @@ class NodeIO:
             if self._join == self._join_firing and all(len(s.links) == 1 for s in self.streaming) else None
         """A join whose inputs have one link each: the slots, channels and names of unsourced messages (a fan-in
         input's upstream node) its lockstep firing reads."""
-        self._others = {link.channel: [other for other in self.streaming if other is not slot]
+        self._others = {link.channel: ([other for other in self.streaming if other is not slot],
+                                       [other.channel for other in slot.links if other is not link])
                         for slot in self.streaming for link in slot.links} if merge else {}
-        """A merge's input channels, each with the other inputs' slots (``fusable_now``)."""
+        """A merge's input channels, each with the other inputs' slots and the other links of its own input
+        (``_alone``)."""
         for slot in slots.values():
             # Pull no more than the links could hold themselves, so backpressure reaches the producers (a window
             # input holds a window more: RuleJoin adds it at its first join).
@@ -244,9 +246,20 @@ class NodeIO:
         if not self.idle or self.fusing or not self.fusable or \
                 (self.configs and not self.fires_ready and not self._read_configs()):
             return False
-        if self.merge and not all(slot.exhausted() for slot in self._others[channel]):
+        if self.merge and not self._alone(channel):
             return False
         return self.outputs_have_room()
+
+    def _alone(self, channel: Channel) -> bool:
+        """Whether a merge's other links can bring nothing more: closed and drained, nothing of theirs pending."""
+        slots, siblings = self._others[channel]
+        for slot in slots:
+            if not slot.exhausted():
+                return False
+        for other in siblings:
+            if not other.closed or len(other):
+                return False
+        return True
 
     def end_fusing(self) -> None:
         """A producer's firing of this node is over (``firing.fire_fused``)."""

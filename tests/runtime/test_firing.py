@@ -352,6 +352,15 @@ class TestFusedChains:
         assert [v for v, _, _ in run.nodes["s"].received] == [0, *range(100, 130)]
         assert run.nodes["m"].tasks.count("b") >= 25
 
+    def test_a_merge_with_another_live_link_on_the_same_input_fires_in_its_own_task(self, registry, run_graph):
+        """A merge whose fan-in input has another link still open takes its messages in its own task."""
+        g = (Graph().add("a", "Count", n=20, delay=0.005).add("b", "Count", n=20, first=100, delay=0.005)
+             .add("m", "FanMerge").add("s", "Sink").link("a.out", "m.x").link("b.out", "m.x").link("m.out", "s.x"))
+        run, result = run_graph(g, registry)
+        assert result.stop_reason == "completed"
+        assert sorted(v for v, _, _ in run.nodes["s"].received) == [*range(20), *range(100, 120)]
+        assert run.nodes["m"].tasks.count("m") >= 30
+
     def test_a_node_firing_through_fire_ready_fires_in_its_producers_task(self, registry, run_graph):
         """A node with its own loop that fires through ``fire_ready`` (and waits through ``wait_idle``) is fired in
         its producer's task, with the same messages, stamps and counts as in its own task."""

@@ -138,6 +138,12 @@ class Merge(Recorded):
         return {"out": value}
 
 
+class FanMerge(Merge):
+    """A merge whose one input is fan-in (several links into ``x``)."""
+
+    x = Input("Any", "any number of links", fan_in=True)
+
+
 class Server(Recorded):
     """Forwards every value (``copies`` times) from its own ``run`` loop, firing through ``fire_ready`` (all that
     waits, oldest first, as an agent serving several streams does); records the task each firing ran in."""
@@ -420,7 +426,7 @@ class Reader(Recorded):
 
 
 TOY_NODES = (Count, Later, Double, Add, Sink, Pair, Merge, Relay, Weights, Scale, Bias, Ticker, Echo, Slow, Where, Triple,
-             EmitReturn, OwnBias, Steps, Fail, Forever, Declarer, Reader, Server, Delay)
+             EmitReturn, OwnBias, Steps, Fail, Forever, Declarer, Reader, Server, Delay, FanMerge)
 
 
 def toy_registry(builtins: bool = False) -> NodeRegistry:
