@@ -5,15 +5,19 @@ sources, routes, firing counts and errors), without a coroutine per layer: a fir
 there is taken synchronously (``NodeIO.poll``), and a message goes into each subscriber's channel with the
 synchronous ``offer`` unless the channel is full, only then through ``await put``.
 
-Chains fire as one task (``run.fuse_chains``, on by default): a subscriber that runs this loop (no stop points) and waits between firings, with its config inputs set and room on every output, is fired by its producer,
-in the producer's task, on the message it sends to one of its streaming inputs (when that link has room for it),
-with every firing that message completes (``fire_fused``): no wake-up, no task switch. Only one message of a firing
-goes that way (the last whose link may fuse), once every other is in its channel, and ``emit`` inside ``compute`` fires nothing, so no consumer
-fires before the producer has sent all it sends. Its stamps, sources, firing count, busy and blocked time, channel
-counts and errors are what its own task would have had; its own task stays parked in its wait, takes no firing
-while a producer fires it, and takes over whenever the producer cannot (a full output, a config input still to
-come). A chain that never waits still lets the event loop turn every ``YIELD_EVERY`` firings of a node, and once its run
-stops nothing fuses (a loop of fused nodes would otherwise fire on past the stop).
+Chains fire as one task (``run.fuse_chains``, on by default): a subscriber that waits between firings, with no
+stop points, room on every output and (unless it reads them itself) its config inputs set, is fired by its
+producer, in the producer's task, on the message it sends to one of its streaming inputs (when that link has room
+for it), with every firing that message completes (``fire_fused``): no wake-up, no task switch. That is a node
+running this loop, a merge once its other links can bring nothing more, or a node with its own loop that fires
+through ``Node.fire_ready`` and waits through ``NodeIO.wait_idle``. Only one message of a firing goes that way (the
+last whose link may fuse), once every other is in its channel (a message behind it that must wait for room sends it
+first, as it is), and ``emit`` inside ``compute`` fires nothing, so no consumer fires before the producer has sent
+all it sends. Its stamps, sources, firing count, busy and blocked time, channel counts and errors are what its own
+task would have had; its own task stays parked in its wait, takes no firing while a producer fires it, and takes
+over whenever the producer cannot (a full output, a config input still to come). A chain that never waits still
+lets the event loop turn every ``YIELD_EVERY`` firings of a node, and once its run stops nothing fuses (a loop of
+fused nodes would otherwise fire on past the stop).
 """
 from __future__ import annotations
 

@@ -137,7 +137,7 @@ class NodeIO:
         self.configs = [s for s in slots.values() if s.config and s.links]
         self._turn = 0
         self.idle = False
-        """The node's ``fire_loop`` waits for input (between firings, not inside one)."""
+        """The node's loop waits for input between firings (``fire_loop``, or ``wait_idle`` in a node's own loop)."""
         self.fusing = False
         """A producer is firing this node in its own task now (``firing.fire_fused``)."""
         self.fusable = True
