@@ -104,3 +104,27 @@ def test_a_link_of_several_sources_does_not_hold_back_the_one_a_join_can_fire():
         return found
 
     assert asyncio.run(run()) == [({"x": 3, "y": 30}, "s3")]
+
+
+def test_a_lockstep_join_fires_what_the_general_join_fires():
+    """One message an input, one already pulled and one still in its channel, sourced or not: the firing (values,
+    stamp, source), what stays queued and the stamp check equal those of the general join, taken message by
+    message (``_join_firing`` after ``pull``)."""
+    def joined(general: bool, b_stamp: int, source: str | None) -> tuple:
+        a, b = LocalChannel("a", 2), LocalChannel("b", 2)
+        io = node_io(Add, {"a": [("u", a)], "b": [("v", b)]})
+        assert a.offer(Message(1, 3, None))
+        assert io.poll() is None  # b holds nothing: a's message is pulled and waits
+        assert b.offer(Message(10, b_stamp, source))
+        if general:
+            io._lockstep = None
+        try:
+            firing = io.poll()
+        except AlignmentError as error:
+            return ("error", str(error))
+        return firing.values, firing.stamp, firing.source, io.slots["a"].pulled, io.slots["b"].pulled, len(a), len(b)
+
+    for b_stamp, source in ((4, None), (4, "g1"), (6, None)):
+        assert joined(False, b_stamp, source) == joined(True, b_stamp, source)
+    assert joined(False, 4, "g1") == ({"a": 1, "b": 10}, 3, "g1", 0, 0, 0, 0)
+    assert joined(False, 6, None)[0] == "error"
