@@ -251,7 +251,8 @@ class NodeIO:
         return self.outputs_have_room()
 
     def _alone(self, channel: Channel) -> bool:
-        """Whether a merge's other links can bring nothing more: closed and drained, nothing of theirs pending."""
+        """Whether a merge's other links can bring nothing more: its other inputs exhausted, the other links of this
+        input closed and drained (what this merge pulled from them is taken in the order its own task takes it)."""
         slots, siblings = self._others[channel]
         for slot in slots:
             if not slot.exhausted():
