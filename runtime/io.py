@@ -125,6 +125,7 @@ class NodeIO:
         subscribers: dict[str, list[tuple[Channel, str | None]]],
         merge: bool,
         rule_sizes: Callable[[], dict[str, int]] = dict,
+        fires_ready: bool = False,
     ) -> None:
         self.node_id = node_id
         self.activity = activity
@@ -145,7 +146,7 @@ class NodeIO:
         ``compute`` past an output's room)."""
         self.computing = False
         """Its ``compute`` runs now (``emit`` from inside it fires no consumer)."""
-        self.fires_ready = False
+        self.fires_ready = fires_ready
         """The node has its own ``run`` and fires through ``Node.fire_ready``, reading its config inputs itself."""
         self._settled: asyncio.Future[None] | None = None
         self.fused_streak = 0
@@ -405,7 +406,7 @@ class NodeIO:
         """The join of several streaming inputs: one message of each, of one source, stamps aligned."""
         streaming = self.streaming
         if self._lockstep is not None:
-            firing = self._lockstep_firing(self._lockstep)
+            firing = self._lockstep_firing()
             if firing is not None:
                 return firing
         for slot in streaming:
@@ -429,17 +430,21 @@ class NodeIO:
                 return self._fire(queues)
         return None
 
-    def _lockstep_firing(self, links: list[tuple[InputSlot, Channel, str | None]]) -> Firing | None:
+    def _lockstep_firing(self) -> Firing | None:
         """The join's firing when each input holds exactly one message, either pending or in its one link's channel,
         and they name at most one source: the firing the general join would make, without queueing the messages
         still in their channels first (a graph that moves in lockstep, such as an actor-learner loop, always joins
         this way)."""
         source: str | None = None
-        for slot, channel, unsourced in links:
+        heads: list[tuple[InputSlot, Channel, deque[Message] | None]] = []
+        for slot, channel, unsourced in self._lockstep:  # type: ignore[union-attr]
+            queue: deque[Message] | None = None
             if slot.pulled:
                 if slot.pulled != 1 or len(channel):
                     return None
-                named = next(name for name, queue in slot.pending.items() if queue)
+                for named, queue in slot.pending.items():
+                    if queue:
+                        break
             elif len(channel) == 1:
                 named = channel.peek().source
                 if named is None:
@@ -451,13 +456,14 @@ class NodeIO:
                     source = named
                 elif named != source:
                     return None
+            heads.append((slot, channel, queue))
         values = self.current_configs()
         stamp: int | None = None
         stamp_port = ""
-        for slot, channel, _ in links:
+        for slot, channel, queue in heads:
             port = slot.port
-            if slot.pulled:
-                message = slot.take(next(queue for queue in slot.pending.values() if queue))
+            if queue is not None:
+                message = slot.take(queue)
                 values[port.name] = message.value
             else:
                 message = channel.get_nowait()

@@ -340,8 +340,7 @@ class GraphRun:
             self.context.upstream_links.setdefault((link.dst, link.dst_port), []).append(link.src)
         for node_id, node in self.nodes.items():
             node.io = NodeIO(node_id, self.activities[node_id], slots[node_id], node.output_ports,
-                             subscribers[node_id], node.merge, node.rule_sizes)
-            node.io.fires_ready = node.fires_when_ready()
+                             subscribers[node_id], node.merge, node.rule_sizes, node.fires_when_ready())
             if fuse and (node.fires_in_loop() or node.io.fires_ready):
                 for slot in node.io.streaming:
                     for link in slot.links:

@@ -110,6 +110,7 @@ class PPOAgentNode(Node):
         self.waiting: list[Firing] = []
         """Observations received that the weights held may not act on yet (or whose dones are still to come)."""
         self._gated = False
+        """Whether ``weights`` is linked (set up in ``setup``): acting then waits for the learner's weights."""
         self._parked_holding = False
         """Whether its loop's current wait began with observations held (``waiting``)."""
 
@@ -125,6 +126,7 @@ class PPOAgentNode(Node):
             kind = "discrete" if isinstance(act_space, Discrete) else "continuous"
             raise ValueError(f"action_space is {self.action_space!r} but the env's action space is {kind}: "
                              f"set action_space to {kind!r}")
+        self._gated = self.linked("weights")
         if self.deterministic and self.ctx.mode == "train":
             self.ctx.warn("deterministic=true while training: actions are not explored")
         self.acts_deterministically = self.deterministic or (
@@ -171,7 +173,6 @@ class PPOAgentNode(Node):
         await self.start()
         assert self.io is not None
         io = self.io
-        self._gated = self.linked("weights")
         weight_channels: tuple[Channel, ...] = tuple(link.channel for link in io.slots["weights"].links)
         dones_channels: tuple[Channel, ...] = tuple(link.channel for link in io.slots["dones"].links)
         while True:
@@ -239,7 +240,7 @@ class PPOAgentNode(Node):
     def may_act(self, stamp: int | None) -> bool:
         """Whether the weights held may act on observation ``stamp``: always when ``weights`` is unlinked, never
         before the first weights arrive when it is linked."""
-        if not self.linked("weights"):
+        if not self._gated:
             return True
         return self.held is not None and self.held.may_act(stamp)
 
