@@ -274,6 +274,8 @@ class TestFusedChains:
              .link("p.out", "x.x").link("x.y", "s.x", capacity=1))
         run, result = run_graph(g, registry)
         assert result.nodes["s"]["firings"] == 3
+        if consumer == "Sink":
+            assert [v for v, _, _ in run.nodes["s"].received] == [0, 0, 0]
         assert run.nodes["x"].tasks == ["p"]
         assert result.nodes["x"]["blocked_s"] >= 0.08, result.nodes["x"]  # the third fits once the first 100 ms end
 
