@@ -156,28 +156,27 @@ async def fire_fused(node: Node, channel: Channel, message: Message, producer: A
     io.fusing = True
     started = activity.fused_since = perf_counter()
     try:
-        link = io.direct_link
         if io.fires_ready:  # a node with its own loop: it fires on what the message completes, as in that loop
             channel.push(message)
             while await node.fire_ready():
                 if not io.outputs_have_room():
                     io.inbox.notify()
                     break
-        elif link is not None and not len(channel) and not io.streaming[0].pulled:
-            # the common case: one link in, nothing waiting on it, so the message is the next firing
+        elif (direct := io.direct.get(channel)) is not None and not len(channel) and not direct.slot.pulled:
+            # the common case: nothing waits before the message on its input, so it is the next firing (io.direct)
             stats = channel.stats
             stats.messages += 1
             if not stats.max_depth:
                 stats.max_depth = 1
-            slot = io.streaming[0]
+            slot, link = direct.slot, direct.link
             port = slot.port
             values = io.current_configs() if io.configs else {}
             values[port.name] = message.value if link.convert is identity else link.convert(message.value)
             stamp = message.stamp
             source = message.source
             if source is None:
-                source = io.direct_source
-            elif source not in slot.pending:  # the queue the join would have made: queues fire in that order
+                source = direct.unsourced
+            if source not in slot.pending:  # the queue the join would have made: queues fire in that order
                 slot.pending[source] = deque()
             await fire_values(node, values, None if stamp is None else stamp - port.offset, source)
         else:  # a join, or input waiting before the message: fire whatever the join completes, in order

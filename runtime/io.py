@@ -4,7 +4,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 from .channel import Activity, Channel, Inbox, LocalChannel, Message
 from .firing import deliver, fire_fused, fusable_consumer
@@ -12,7 +12,7 @@ from .firing_rules import AlignmentError, RuleJoin
 from .ports import Input, Output
 from .types import identity
 
-__all__ = ["AlignmentError", "Firing", "InputSlot", "Link", "NodeIO"]
+__all__ = ["AlignmentError", "Direct", "Firing", "InputSlot", "Link", "NodeIO"]
 
 
 def _source_order(source: str | None) -> tuple[bool, str]:
@@ -48,6 +48,15 @@ class Link:
     channel: Channel
     convert: Callable[[Any], Any]
     upstream: str
+
+
+class Direct(NamedTuple):
+    """A link on which a message can be a node's next firing as it is (``NodeIO.direct``)."""
+
+    slot: InputSlot
+    link: Link
+    unsourced: str | None
+    """The source an unsourced message fires under (``InputSlot.source_of``)."""
 
 
 @dataclass
@@ -175,6 +184,16 @@ class NodeIO:
         input (``InputSlot.source_of``), none otherwise."""
         if only is not None:  # unsourced messages queue first, ahead of any source (as a join takes them)
             only.pending[self.direct_source if self.direct_link is not None else None] = deque()
+        self.direct: dict[Channel, Direct] = {}
+        """The links on which a message fired in its producer's task, with nothing waiting before it on its input,
+        is the node's next firing as it is (``firing.fire_fused``): ``direct_link``, and every link of a merge (a
+        producer fires a merge only once its other links can bring nothing more: ``fusable_now``)."""
+        if self.direct_link is not None:
+            self.direct[self.direct_link.channel] = Direct(only, self.direct_link, self.direct_source)
+        if merge and self._rules is None:  # whose turn is next no longer matters there: the other links ended
+            for slot in self.streaming:
+                for link in slot.links:
+                    self.direct[link.channel] = Direct(slot, link, link.upstream if slot.port.fan_in else None)
         self._waits_on = tuple(link.channel for link in only.links) if only is not None else ()
         self._lockstep = [(slot, slot.links[0].channel, slot.links[0].upstream if slot.port.fan_in else None)
                           for slot in self.streaming] \
@@ -431,11 +450,14 @@ class NodeIO:
         return None
 
     def _lockstep_firing(self) -> Firing | None:
-        """The join's firing when each input holds exactly one message, either pending or in its one link's channel,
-        and they name at most one source: the firing the general join would make, without queueing the messages
-        still in their channels first (a graph that moves in lockstep, such as an actor-learner loop, always joins
-        this way)."""
+        """The join's firing on the oldest message of each input, when they name at most one source and each input
+        holds one message (pending, or in its one link's channel), or, nothing pending, several in its channel under
+        a named source whose only message on another input is that source's: the firing the general join would
+        make (no other source, unsourced included, is complete), without queueing the messages still in their
+        channels first (a graph that moves in lockstep, such as an actor-learner loop where acting runs a step
+        ahead of collection, always joins this way)."""
         source: str | None = None
+        deep = anchored = False
         heads: list[tuple[InputSlot, Channel, deque[Message] | None]] = []
         for slot, channel, unsourced in self._lockstep:  # type: ignore[union-attr]
             queue: deque[Message] | None = None
@@ -445,18 +467,28 @@ class NodeIO:
                 for named, queue in slot.pending.items():
                     if queue:
                         break
-            elif len(channel) == 1:
+                anchored = anchored or named is not None
+            else:
+                count = len(channel)
+                if not count:
+                    return None
                 named = channel.peek().source
                 if named is None:
                     named = unsourced
-            else:
-                return None
+                if count == 1:
+                    anchored = anchored or named is not None
+                elif named is None:  # a deeper message of a source could join before it
+                    return None
+                else:
+                    deep = True
             if named is not None:
                 if source is None:
                     source = named
                 elif named != source:
                     return None
             heads.append((slot, channel, queue))
+        if deep and not anchored:
+            return None
         values = self.current_configs()
         stamp: int | None = None
         stamp_port = ""

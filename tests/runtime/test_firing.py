@@ -354,6 +354,23 @@ class TestFusedChains:
         assert [v for v, _, _ in run.nodes["s"].received] == [0, *range(100, 130)]
         assert run.nodes["m"].tasks.count("b") >= 25
 
+    def test_a_fan_in_merge_fired_in_its_producers_task_names_each_message_by_its_link(self, registry, run_graph):
+        """Once its other link has ended, a fan-in merge fires on each message in the producer's task, under the
+        name of the link it came through, as in its own task (fused and unfused runs agree)."""
+        def merged() -> Graph:
+            return (Graph().add("a", "Count", n=1).add("b", "Later", n=20, first=100, wait=0.05)
+                    .add("m", "FanMerge").add("s", "Sink").link("a.out", "m.x").link("b.out", "m.x")
+                    .link("m.out", "s.x"))
+
+        fused_run, fused = run_graph(merged(), registry)
+        plain_graph = merged()
+        plain_graph.run["fuse_chains"] = False
+        plain_run, plain = run_graph(plain_graph, registry)
+        assert fused.stop_reason == plain.stop_reason == "completed"
+        expected = [(0, 0, "a"), *((100 + i, i, "b") for i in range(20))]
+        assert fused_run.nodes["s"].received == plain_run.nodes["s"].received == expected
+        assert fused_run.nodes["m"].tasks.count("b") >= 15
+
     def test_a_merge_with_another_live_link_on_the_same_input_fires_in_its_own_task(self, registry, run_graph):
         """A merge whose fan-in input has another link still open takes its messages in its own task."""
         g = (Graph().add("a", "Count", n=20, delay=0.005).add("b", "Count", n=20, first=100, delay=0.005)

@@ -128,3 +128,48 @@ def test_a_lockstep_join_fires_what_the_general_join_fires():
         assert joined(False, b_stamp, source) == joined(True, b_stamp, source)
     assert joined(False, 4, "g1") == ({"a": 1, "b": 10}, 3, "g1", 0, 0, 0, 0)
     assert joined(False, 6, None)[0] == "error"
+
+
+@pytest.mark.parametrize("cls", [Add, Pair])
+def test_the_lockstep_join_fires_what_the_general_join_fires_on_deep_channels(cls):
+    """Random contents (0-3 messages an input, some pulled before the rest arrive, unsourced or of two sources,
+    fan-in or not): the lockstep join, which fires on channel heads, makes the general join's firings in the same
+    order, and holds the same number of messages an input after each."""
+    import random
+
+    rng = random.Random(7)
+    names = list(cls.input_ports)[:2]
+    upstreams = ("u", "v") if cls is Add else ("g", "g")
+
+    def run(contents: tuple, general: bool) -> list:
+        channels = {name: LocalChannel(name, 4) for name in names}
+        io = node_io(cls, {name: [(upstream, channels[name])] for name, upstream in zip(names, upstreams)})
+        if general:
+            io._lockstep = None
+        early, late = contents
+        for name, messages in zip(names, early):
+            for message in messages:
+                assert channels[name].offer(message)
+        seen = [io.poll()]
+        for name, messages in zip(names, late):
+            for message in messages:
+                assert channels[name].offer(message)
+        while (firing := io.poll()) is not None:
+            seen.append(firing)
+            seen.append([io.slots[name].pulled + len(channels[name]) for name in names])
+        return [f if f is None or isinstance(f, list) else (f.values, f.stamp, f.source) for f in seen]
+
+    fired = 0
+    for _ in range(400):
+        value = iter(range(1000))
+
+        def messages(count: int) -> list[Message]:
+            return [Message(next(value), None, rng.choice((None, "s1", "s2"))) for _ in range(count)]
+
+        early = [messages(rng.randint(0, 1)), []]
+        late = [messages(rng.randint(0, 2)), messages(rng.randint(0, 3))]
+        contents = (early, late)
+        lockstep = run(contents, False)
+        assert lockstep == run(contents, True), contents
+        fired += sum(1 for f in lockstep if isinstance(f, tuple))
+    assert fired > 100
