@@ -44,21 +44,27 @@ class StepNode(Node):
         super().__init__(*args, **kwargs)
         self._next_step_at: float | None = None
         self._behind = 0
+        self._paced = False
+        self._episodes: EpisodeStats | None = None
 
     async def setup(self) -> None:
-        """Join the run's episode statistics (so a checkpoint restores them before the first step)."""
-        EpisodeStats.of(self.ctx)
+        """Join the run's episode statistics (so a checkpoint restores them before the first step) and read whether
+        to keep to real time."""
+        self._episodes = EpisodeStats.of(self.ctx)
+        self._paced = bool(self.pace or self.ctx.settings.get("realtime")) and self.ctx.mode == "play"
 
     async def compute(self, env_handle: EnvHandle, actions: torch.Tensor, trigger: Any = None) -> Mapping[str, Any]:
         """Step once and report the transition."""
         env = env_handle.env
-        if (self.pace or self.ctx.settings.get("realtime")) and self.ctx.mode == "play" and env.dt > 0:
+        if self._paced and env.dt > 0:
             await self._pace(env.dt)
         result = env.step(actions)
-        self.ctx.counters.add("env_steps", env.num_envs)
+        ctx = self.ctx
+        ctx.counters.add("env_steps", env.num_envs)
         if len(result.episode_returns):  # the mask of ended episodes is for evaluations only
-            ended = result.terminated | result.truncated if self.ctx.mode == "play" else None
-            EpisodeStats.of(self.ctx).record(self.ctx, result.episode_returns, result.episode_lengths, ended)
+            assert self._episodes is not None
+            ended = result.terminated | result.truncated if ctx.mode == "play" else None
+            self._episodes.record(ctx, result.episode_returns, result.episode_lengths, ended)
         return {
             "observations": result.observations,
             "rewards": result.rewards,

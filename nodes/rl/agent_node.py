@@ -113,6 +113,10 @@ class PPOAgentNode(Node):
         """Whether ``weights`` is linked (set up in ``setup``): acting then waits for the learner's weights."""
         self._parked_holding = False
         """Whether its loop's current wait began with observations held (``waiting``)."""
+        self._reset_by_dones = False
+        """Whether ``dones`` is linked (set up in ``setup``)."""
+        self._device = torch.device("cpu")
+        """Where the network lives (set up in ``setup``)."""
 
     async def setup(self) -> None:
         """Size the network from the env's spaces, checking any sizes given."""
@@ -127,6 +131,7 @@ class PPOAgentNode(Node):
             raise ValueError(f"action_space is {self.action_space!r} but the env's action space is {kind}: "
                              f"set action_space to {kind!r}")
         self._gated = self.linked("weights")
+        self._reset_by_dones = self.linked("dones")
         if self.deterministic and self.ctx.mode == "train":
             self.ctx.warn("deterministic=true while training: actions are not explored")
         self.acts_deterministically = self.deterministic or (
@@ -148,6 +153,7 @@ class PPOAgentNode(Node):
                 obs_clip=self.obs_clip).to(device)
         self.generator = torch.Generator(device=device)
         self.generator.manual_seed(self.ctx.seed)
+        self._device = self.network.critic_head.weight.device
 
     def _size(self, name: str, given: int | None, from_env: int | None) -> int:
         if given is not None and from_env is not None and given != from_env:
@@ -190,7 +196,8 @@ class PPOAgentNode(Node):
         io = self.io
         if self._gated:
             self.take_weights(io.newest("weights"))
-        self.take_dones()
+        if self._reset_by_dones:
+            self.take_dones()
         self.waiting += io.ready()
         servable: list[Firing] = []
         waiting: list[Firing] = []
@@ -286,9 +293,8 @@ class PPOAgentNode(Node):
              state: torch.Tensor | None) -> tuple[PolicyOutput, torch.Tensor | None]:
         assert self.network is not None
         network = self.network
-        device = network.critic_head.weight.device
         pixels = observations.dtype == torch.uint8
-        observations = observations.to(device, torch.float32)
+        observations = observations.to(self._device, torch.float32)
         if pixels:
             observations = observations / 255.0
         result = network.act(observations, deterministic=self.acts_deterministically, generator=self.generator,
@@ -321,8 +327,7 @@ class PPOAgentNode(Node):
         self.network.load_weights(state["model"])
         self.version = int(state["version"])
         self.generator.set_state(state["generator"])
-        device = self.network.critic_head.weight.device
-        self.states = {source: value.to(device) for source, value in state.get("recurrent_states", {}).items()}
+        self.states = {source: value.to(self._device) for source, value in state.get("recurrent_states", {}).items()}
 
 
 def _action_size(space: Any, action_space: str) -> int | None:

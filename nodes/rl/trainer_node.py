@@ -164,12 +164,15 @@ class PPOTrainerNode(Node):
     async def compute(self, states: torch.Tensor, policy_outputs: PolicyOutput, rewards: torch.Tensor,
                       dones: Dones, model: ModelSpec) -> Mapping[str, Any] | None:
         """Store one transition; at a horizon end update (or hold the trigger until every group is full)."""
-        await self._publish_finished()
+        if self.pending:
+            await self._publish_finished()
         source = self.source
-        trajectory = self._trajectory(source, policy_outputs)
+        trajectory = self.trajectories.get(source) or self._trajectory(source, policy_outputs)
         if self.reward_scaling:
             rewards = self._reward_scaler(source, rewards)(rewards, dones.as_tensor())
-        step = (policy_outputs, rewards * self.reward_scale, dones, states)
+        if self.reward_scale != 1.0:  # the trajectory stores a copy either way
+            rewards = rewards * self.reward_scale
+        step = (policy_outputs, rewards, dones, states)
         if trajectory.full:
             # Acting ran ahead on its lead while the other groups fill: the step opens this group's next rollout.
             self.backlog.setdefault(source, []).append(step)
@@ -223,6 +226,7 @@ class PPOTrainerNode(Node):
         return max(len(self.io.slots["states"].links), 1)
 
     def _trajectory(self, source: str | None, first: PolicyOutput) -> Trajectory:
+        """``source``'s trajectory, made on its first transition (sized by ``first``)."""
         trajectory = self.trajectories.get(source)
         if trajectory is None:
             trajectory = Trajectory(self.horizon_length, first, self.learner_device)
