@@ -148,6 +148,9 @@ class Channel(ABC):
     policy: Policy
     stats: ChannelStats
     closed: bool
+    full: bool
+    """A message sent now would wait for room (``has_room``'s opposite, kept as messages come and go: the hot path
+    reads it without a call)."""
     fused: Any = None
     """The consumer node when it may fire in its producer's task (``firing.fire_fused``); ``None`` otherwise."""
 
@@ -185,7 +188,7 @@ class Channel(ABC):
 
     def has_room(self) -> bool:
         """Whether a message sent now would go in without waiting."""
-        return len(self) < self.capacity
+        return not self.full
 
     def snapshot(self) -> list[Message]:
         """The messages waiting, oldest first, without taking them (for checkpoints)."""
@@ -199,8 +202,8 @@ class Channel(ABC):
 class LocalChannel(Channel):
     """The in-process channel: a deque, a consumer inbox and the futures of blocked producers."""
 
-    __slots__ = ("name", "capacity", "policy", "stats", "closed", "released", "fused", "_buffer", "_inbox",
-                 "_putters")
+    __slots__ = ("name", "capacity", "policy", "stats", "closed", "released", "full", "fused", "_bounded", "_buffer",
+                 "_inbox", "_putters")
 
     def __init__(self, name: str, capacity: int = 1, policy: Policy = "block") -> None:
         if capacity < 1:
@@ -213,7 +216,10 @@ class LocalChannel(Channel):
         self.stats = ChannelStats()
         self.closed = False
         self.released = False
+        self.full = False
         self.fused = None
+        self._bounded = policy == "block"
+        """A full buffer makes a sender wait (``block``, until released)."""
         self._buffer: deque[Message] = deque()
         self._inbox: Inbox | None = None
         self._putters: deque[tuple[asyncio.Future[None], Activity | None]] = deque()
@@ -248,10 +254,6 @@ class LocalChannel(Channel):
         if self._inbox is not None:
             self._inbox.notify()
 
-    def has_room(self) -> bool:
-        """Whether a message sent now would go in without waiting (always under ``latest`` or once released)."""
-        return len(self._buffer) < self.capacity or self.policy == "latest" or self.released
-
     def append_past_capacity(self, message: Message) -> None:
         """Append ``message`` although the channel is full, waking the consumer: a node fired in its producer's task
         emitting more than one message an output from ``compute`` (``NodeIO.emit``), which must not block that task."""
@@ -262,10 +264,19 @@ class LocalChannel(Channel):
         (``firing.fire_fused``)."""
         buffer = self._buffer
         buffer.append(message)
+        depth = len(buffer)
+        if depth >= self.capacity and self._bounded:
+            self.full = True
         stats = self.stats
         stats.messages += 1
-        if len(buffer) > stats.max_depth:
-            stats.max_depth = len(buffer)
+        if depth > stats.max_depth:
+            stats.max_depth = depth
+
+    def prime(self, message: Message) -> None:
+        """Hold ``message`` before the run starts (a primed input's start token), uncounted."""
+        self._buffer.append(message)
+        if len(self._buffer) >= self.capacity and self._bounded:
+            self.full = True
 
     async def _wait_for_room(self, producer: Activity | None) -> None:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -282,7 +293,10 @@ class LocalChannel(Channel):
 
     def get_nowait(self) -> Message:
         """Take the oldest message and wake one blocked producer."""
-        message = self._buffer.popleft()
+        buffer = self._buffer
+        message = buffer.popleft()
+        if self.full and len(buffer) < self.capacity:
+            self.full = False
         putters = self._putters
         while putters:
             future, producer = putters.popleft()
@@ -303,6 +317,7 @@ class LocalChannel(Channel):
     def release(self) -> None:
         """Drop the waiting messages (counted) and wake every blocked producer: nobody will read this channel."""
         self.released = True
+        self.full = self._bounded = False
         self.stats.drops += len(self._buffer)
         self._buffer.clear()
         while self._putters:

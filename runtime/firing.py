@@ -116,7 +116,7 @@ def fusable_consumer(channel: Channel) -> Node | None:
     """The consumer of ``channel`` when a message sent on it now may fire it in the sender's task (the channel has
     room for it: what the consumer does not fire at once waits there, within the capacity)."""
     consumer = channel.fused
-    if consumer is None or not channel.has_room() or consumer.ctx.run.halting:
+    if consumer is None or channel.full or consumer.ctx.run.halting:
         return None  # once the run stops, consumers fire in their own tasks until they are cancelled, as unfused
     return consumer if consumer.io.fusable_now(channel) else None
 

@@ -238,7 +238,7 @@ class NodeIO:
     def _room_for(targets: list[tuple[Channel, str | None]], source: str | None) -> bool:
         """Whether every subscriber that takes messages of ``source`` has room for one."""
         for channel, route in targets:
-            if (route is None or route == source) and not channel.has_room():
+            if (route is None or route == source) and channel.full:
                 return False
         return True
 
@@ -309,7 +309,7 @@ class NodeIO:
     def outputs_have_room(self) -> bool:
         """Whether every output channel takes a message without waiting."""
         for channel in self._outputs:
-            if not channel.has_room():
+            if channel.full:
                 return False
         return True
 
@@ -386,7 +386,10 @@ class NodeIO:
 
     def current_configs(self) -> dict[str, Any]:
         """The config inputs' values as they are now, by port name (a fresh dict)."""
-        return {slot.port.name: slot.value for slot in self.configs} if self.configs else {}
+        values = {}
+        for slot in self.configs:
+            values[slot.port.name] = slot.value
+        return values
 
     def _no_firing(self) -> None:
         return None

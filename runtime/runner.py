@@ -328,7 +328,7 @@ class GraphRun:
             capacity = max(link.capacity or DEFAULT_CAPACITY, port.primed)
             channel = LocalChannel(str(link), capacity, link.policy or "block")  # type: ignore[arg-type]
             for _ in range(port.primed):
-                channel._buffer.append(Message(Token("start"), 0, None))
+                channel.prime(Message(Token("start"), 0, None))
             self.channels[channel.name] = channel
             out_type = self.nodes[link.src].output_ports[link.src_port].type
             convert = self.registry.types.converter(out_type, port.type)

@@ -4,6 +4,7 @@ by hand."""
 from __future__ import annotations
 
 import asyncio
+import random
 
 import pytest
 
@@ -84,6 +85,36 @@ class TestLocalChannel:
         channel.offer(msg(0))
         channel.close()
         assert channel.closed and len(woken) == 2 and channel.get_nowait().value == 0
+
+    @pytest.mark.parametrize("policy", ["block", "latest"])
+    def test_full_follows_the_buffer(self, policy):
+        """``full`` (what the hot path reads instead of calling ``has_room``) is, after every operation, whether a
+        message sent now would wait: a buffer at its capacity under block, never under latest or once released;
+        primed messages, sends past the capacity and takes included."""
+        rng = random.Random(3)
+
+        async def scenario() -> None:
+            for capacity in (1, 2, 3):
+                channel = LocalChannel("c", capacity=capacity, policy=policy)
+                channel.prime(msg(-1))
+                for step in range(200):
+                    operation = rng.choice(("offer", "put", "past", "get", "get"))
+                    if operation == "offer":
+                        channel.offer(msg(step))
+                    elif operation == "put" and (len(channel) < capacity or policy == "latest"):
+                        await channel.put(msg(step))
+                    elif operation == "past":
+                        channel.append_past_capacity(msg(step))
+                    elif operation == "get" and len(channel):
+                        channel.get_nowait()
+                    assert channel.full == (policy == "block" and len(channel) >= capacity), (capacity, step)
+                    assert channel.has_room() is not channel.full
+                channel.release()
+                assert not channel.full and channel.has_room()
+                channel.offer(msg(0))
+                assert not channel.full
+
+        asyncio.run(scenario())
 
     @pytest.mark.parametrize("capacity, policy", [(0, "block"), (1, "newest")])
     def test_bad_options_are_refused(self, capacity, policy):

@@ -3,6 +3,7 @@ inputs keep one queue per stream, mismatched stamps are an AlignmentError, route
 from __future__ import annotations
 
 import asyncio
+import random
 
 import pytest
 from toy_nodes import Add, Pair, Sink
@@ -135,8 +136,6 @@ def test_the_lockstep_join_fires_what_the_general_join_fires_on_deep_channels(cl
     """Random contents (0-3 messages an input, some pulled before the rest arrive, unsourced or of two sources,
     fan-in or not): the lockstep join, which fires on channel heads, makes the general join's firings in the same
     order, and holds the same number of messages an input after each."""
-    import random
-
     rng = random.Random(7)
     names = list(cls.input_ports)[:2]
     upstreams = ("u", "v") if cls is Add else ("g", "g")
