@@ -82,7 +82,12 @@ class InputSlot:
 
     def exhausted(self) -> bool:
         """Every link closed and drained, and nothing pending."""
-        return not self.pulled and all(link.channel.closed and not len(link.channel) for link in self.links)
+        if self.pulled:
+            return False
+        for link in self.links:
+            if not link.channel.closed or len(link.channel):
+                return False
+        return True
 
     def pull(self) -> None:
         """Move waiting messages into ``pending``, bounded by the channels' capacity to keep backpressure.
@@ -399,18 +404,24 @@ class NodeIO:
         slot = self.streaming[0]
         link = self.direct_link
         if link is not None and not slot.pulled:
-            # One unsourced message in the channel and nothing pending: it is what the join would fire next, so it
-            # goes straight into the firing.
+            # One message in the channel and nothing pending: it is what the join would fire next, so it goes
+            # straight into the firing (its source's queue made as the join would have made it: queues fire in that
+            # order).
             channel = link.channel
             count = len(channel)
             if not count:
                 return None
-            if count == 1 and channel.peek().source is None:
+            if count == 1:
                 message = channel.get_nowait()
+                source = message.source
+                if source is None:
+                    source = self.direct_source
+                if source not in slot.pending:
+                    slot.pending[source] = deque()
                 values = self.current_configs()
                 values[slot.port.name] = message.value if link.convert is identity else link.convert(message.value)
                 stamp = message.stamp
-                return Firing(values, None if stamp is None else stamp - slot.port.offset, self.direct_source)
+                return Firing(values, None if stamp is None else stamp - slot.port.offset, source)
         slot.pull()
         if not slot.pulled:
             return None

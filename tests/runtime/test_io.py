@@ -6,7 +6,7 @@ import asyncio
 import random
 
 import pytest
-from toy_nodes import Add, Pair, Sink
+from toy_nodes import Add, Double, Pair, Sink
 
 from dnne.runtime.channel import Activity, LocalChannel, Message
 from dnne.runtime.io import AlignmentError, InputSlot, Link, NodeIO
@@ -172,3 +172,32 @@ def test_the_lockstep_join_fires_what_the_general_join_fires_on_deep_channels(cl
         assert lockstep == run(contents, True), contents
         fired += sum(1 for f in lockstep if isinstance(f, tuple))
     assert fired > 100
+
+
+@pytest.mark.parametrize("cls", [Double, Sink])
+def test_a_single_input_fires_what_its_general_join_fires(cls):
+    """Random arrivals on one link (unsourced or of two sources, fan-in or not), polled between them: the fast path
+    that takes a lone message straight from the channel makes the general join's firings, in the same order, and
+    leaves the same messages held and the same queues (in the same order) behind."""
+    rng = random.Random(11)
+    name = next(iter(cls.input_ports))
+
+    def run(arrivals: list, general: bool) -> list:
+        channel = LocalChannel(name, 3)
+        io = node_io(cls, {name: [("up", channel)]})
+        if general:
+            io.direct_link = None
+        slot, seen = io.slots[name], []
+        for batch in arrivals:
+            for message in batch:
+                channel.offer(message)
+            while (firing := io.poll()) is not None:
+                seen.append((firing.values, firing.stamp, firing.source))
+            seen.append((slot.pulled + len(channel), list(slot.pending)))
+        return seen
+
+    for _ in range(300):
+        values = iter(range(1000))
+        arrivals = [[Message(next(values), rng.choice((None, 4)), rng.choice((None, "s1", "s2")))
+                     for _ in range(rng.randint(0, 2))] for _ in range(4)]
+        assert run(arrivals, False) == run(arrivals, True), arrivals
