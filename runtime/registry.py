@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import importlib
 import logging
-from importlib.metadata import entry_points
+import os
+import sys
+from importlib.metadata import EntryPoint, entry_points
 
 from .node import Node
 from .types import PortType, Token, TypeRegistry
@@ -13,6 +15,29 @@ from .vocabulary import (Check, Expand, RunKey, StopShorthand, SummaryField, Voc
 log = logging.getLogger("dnne")
 
 ENTRY_POINT_GROUP = "dnne.nodes"
+
+_scans: dict[tuple[tuple[str, int | None], ...], list[EntryPoint]] = {}
+"""The last scan of the installed entry points, under the import path it was made on (``installed_entry_points``)."""
+
+
+def installed_entry_points() -> list[EntryPoint]:
+    """The ``dnne.nodes`` entry points installed now, builtin first, then by name. Finding them reads every installed
+    package's metadata (milliseconds), so a process scans again only when its import path, or a folder on it,
+    changed since the last scan (installing or removing a package changes its folder), not for every registry."""
+    path = tuple((entry, _modified(entry)) for entry in sys.path)
+    found = _scans.get(path)
+    if found is None:
+        found = sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: (e.name != "builtin", e.name))
+        _scans.clear()
+        _scans[path] = found
+    return found
+
+
+def _modified(entry: str) -> int | None:
+    try:
+        return os.stat(entry or ".").st_mtime_ns
+    except OSError:
+        return None
 
 
 class PluginCollision(ValueError):
@@ -100,7 +125,7 @@ class NodeRegistry:
 
     def load_entry_points(self) -> None:
         """Register every installed package of the ``dnne.nodes`` group; a failing one is reported, not fatal."""
-        for entry in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: (e.name != "builtin", e.name)):
+        for entry in installed_entry_points():
             source = f"entry point {entry.name!r} ({entry.value})"
             try:
                 register = entry.load()
