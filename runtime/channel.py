@@ -230,9 +230,19 @@ class LocalChannel(Channel):
 
     def offer(self, message: Message) -> bool:
         """Append ``message`` at once when there is room (the common case: no coroutine, no waiting)."""
-        if len(self._buffer) >= self.capacity or self.released:
+        buffer = self._buffer
+        if len(buffer) >= self.capacity or self.released:
             return False
-        self._append(message)
+        buffer.append(message)  # push's work, inline: the hot path of every message sent without waiting
+        depth = len(buffer)
+        if depth >= self.capacity and self._bounded:
+            self.full = True
+        stats = self.stats
+        stats.messages += 1
+        if depth > stats.max_depth:
+            stats.max_depth = depth
+        if self._inbox is not None:
+            self._inbox.notify()
         return True
 
     async def put(self, message: Message, producer: Activity | None = None) -> None:
