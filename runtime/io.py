@@ -465,13 +465,15 @@ class NodeIO:
 
     def _lockstep_firing(self) -> Firing | None:
         """The join's firing on the oldest message of each input, when they name at most one source and each input
-        holds one message (pending, or in its one link's channel), or, nothing pending, several in its channel under
-        a named source whose only message on another input is that source's: the firing the general join would
-        make (no other source, unsourced included, is complete), without queueing the messages still in their
-        channels first (a graph that moves in lockstep, such as an actor-learner loop where acting runs a step
-        ahead of collection, always joins this way)."""
+        holds one message (pending, or in its one link's channel), or, nothing pending, several in its channel (no
+        more than it pulls) under a named source whose only message on another input is that source's: the firing
+        the general join would make (no other source, unsourced included, is complete), without queueing the
+        messages it fires first (a graph that moves in lockstep, such as an actor-learner loop where acting runs a
+        step ahead of collection, always joins this way). The messages behind a head are then pulled, as the
+        general join pulls them, so producers find the room they would find after it."""
         source: str | None = None
-        deep = anchored = False
+        anchored = False
+        deep: list[InputSlot] = []
         heads: list[tuple[InputSlot, Channel, deque[Message] | None]] = []
         for slot, channel, unsourced in self._lockstep:  # type: ignore[union-attr]
             queue: deque[Message] | None = None
@@ -491,10 +493,10 @@ class NodeIO:
                     named = unsourced
                 if count == 1:
                     anchored = anchored or named is not None
-                elif named is None:  # a deeper message of a source could join before it
+                elif named is None or count > slot.limit:  # a deeper message of a source could join before it
                     return None
                 else:
-                    deep = True
+                    deep.append(slot)
             if named is not None:
                 if source is None:
                     source = named
@@ -522,6 +524,8 @@ class NodeIO:
                 stamp, stamp_port = normalized, port.name
             elif normalized != stamp:
                 raise AlignmentError(_misaligned(self.node_id, stamp_port, stamp, port, message.stamp, normalized))
+        for slot in deep:
+            slot.pull()
         return Firing(values, stamp, source)
 
     def _fire(self, queues: list[tuple[InputSlot, deque[Message]]]) -> Firing:
