@@ -465,8 +465,8 @@ class NodeIO:
 
     def _lockstep_firing(self) -> Firing | None:
         """The join's firing on the oldest message of each input, when they name at most one source and each input
-        holds one message (pending, or in its one link's channel), or, nothing pending, several in its channel (no
-        more than it pulls) under a named source whose only message on another input is that source's: the firing
+        holds one message (pending, or in its one link's channel), or several (no more than it pulls) under a named
+        source, the oldest first, whose only message on another input is that source's: the firing
         the general join would make (no other source, unsourced included, is complete), without queueing the
         messages it fires first (a graph that moves in lockstep, such as an actor-learner loop where acting runs a
         step ahead of collection, always joins this way). The messages behind a head are then pulled, as the
@@ -477,26 +477,26 @@ class NodeIO:
         heads: list[tuple[InputSlot, Channel, deque[Message] | None]] = []
         for slot, channel, unsourced in self._lockstep:  # type: ignore[union-attr]
             queue: deque[Message] | None = None
-            if slot.pulled:
-                if slot.pulled != 1 or len(channel):
+            held = len(channel)
+            if slot.pulled:  # one message pending: older than those in the channel
+                if slot.pulled != 1:
                     return None
                 for named, queue in slot.pending.items():
                     if queue:
                         break
-                anchored = anchored or named is not None
-            else:
-                count = len(channel)
-                if not count:
-                    return None
+                held += 1
+            elif held:
                 named = channel.peek().source
                 if named is None:
                     named = unsourced
-                if count == 1:
-                    anchored = anchored or named is not None
-                elif named is None or count > slot.limit:  # a deeper message of a source could join before it
-                    return None
-                else:
-                    deep.append(slot)
+            else:
+                return None
+            if held == 1:
+                anchored = anchored or named is not None
+            elif named is None or held > slot.limit:  # a deeper message of a source could join before it
+                return None
+            else:
+                deep.append(slot)
             if named is not None:
                 if source is None:
                     source = named
