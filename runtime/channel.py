@@ -149,8 +149,8 @@ class Channel(ABC):
     stats: ChannelStats
     closed: bool
     full: bool
-    """A message sent now would wait for room (``has_room``'s opposite, kept as messages come and go: the hot path
-    reads it without a call)."""
+    """A message sent now would wait for room (``has_room``'s opposite, kept by the implementation as messages come
+    and go: the hot path reads it without a call)."""
     fused: Any = None
     """The consumer node when it may fire in its producer's task (``firing.fire_fused``); ``None`` otherwise."""
 

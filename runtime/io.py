@@ -464,13 +464,17 @@ class NodeIO:
         return None
 
     def _lockstep_firing(self) -> Firing | None:
-        """The join's firing on the oldest message of each input, when they name at most one source and each input
-        holds one message (pending, or in its one link's channel), or several (no more than it pulls) under a named
-        source, the oldest first, whose only message on another input is that source's: the firing
-        the general join would make (no other source, unsourced included, is complete), without queueing the
-        messages it fires first (a graph that moves in lockstep, such as an actor-learner loop where acting runs a
-        step ahead of collection, always joins this way). The messages behind a head are then pulled, as the
-        general join pulls them, so producers find the room they would find after it."""
+        """The general join's firing (and what it leaves pending and in the channels) made from the oldest message
+        of each input, without queueing the messages it fires first. It applies when:
+
+        - every input holds at least one message, pending or in its one link's channel, and at most one pending;
+        - the oldest messages name at most one source (an unsourced one on a fan-in input is named by its link);
+        - an input holding several (no more than it pulls) has a named source at its head, and another input holds
+          exactly one message, of that source: no other source, unsourced included, can then be complete.
+
+        A graph that moves in lockstep, such as an actor-learner loop where acting runs a step ahead of collection,
+        always joins this way. The messages behind a head are then pulled, as the general join pulls them, so
+        producers find the room they would find after it."""
         source: str | None = None
         anchored = False
         deep: list[InputSlot] = []
@@ -523,6 +527,8 @@ class NodeIO:
             if stamp is None:
                 stamp, stamp_port = normalized, port.name
             elif normalized != stamp:
+                for other, _, _ in self._lockstep:  # type: ignore[union-attr]
+                    other.pull()  # what the general join holds when it raises
                 raise AlignmentError(_misaligned(self.node_id, stamp_port, stamp, port, message.stamp, normalized))
         for slot in deep:
             slot.pull()

@@ -133,45 +133,59 @@ def test_a_lockstep_join_fires_what_the_general_join_fires():
 
 @pytest.mark.parametrize("cls", [Add, Pair])
 def test_the_lockstep_join_fires_what_the_general_join_fires_on_deep_channels(cls):
-    """Random contents (0-3 messages an input, some pulled before the rest arrive, unsourced or of two sources,
-    fan-in or not): the lockstep join, which fires on channel heads, makes the general join's firings in the same
-    order, and after each leaves the same messages pending (by source) and in the channels."""
+    """Random contents (up to five messages an input over capacities of 1-4, some pulled before the rest arrive,
+    unsourced or of two sources, fan-in or not, stamped in step, out of step or not at all, one link converting):
+    the lockstep join, which fires on the oldest messages, makes the general join's firings in the same order, raises
+    the same alignment errors, and after each leaves the same messages pending (by source) and in the channels."""
     rng = random.Random(7)
-    names = list(cls.input_ports)[:2]
-    upstreams = ("u", "v") if cls is Add else ("g", "g")
+    names = list(cls.input_ports)[:3 if cls is Add else 2]
+    upstreams = ("u", "v", "w") if cls is Add else ("g", "g")
 
-    def run(contents: tuple, general: bool) -> list:
-        channels = {name: LocalChannel(name, 4) for name in names}
+    def run(contents: tuple, capacity: int, general: bool) -> list:
+        channels = {name: LocalChannel(name, capacity) for name in names}
         io = node_io(cls, {name: [(upstream, channels[name])] for name, upstream in zip(names, upstreams)})
+        io.slots[names[0]].links[0].convert = lambda value: value + 0.5
         if general:
             io._lockstep = None
-        early, late = contents
-        for name, messages in zip(names, early):
-            for message in messages:
-                assert channels[name].offer(message)
-        seen = [io.poll()]
-        for name, messages in zip(names, late):
-            for message in messages:
-                assert channels[name].offer(message)
-        while (firing := io.poll()) is not None:
-            seen.append(firing)
-            seen.append([({source: [m.value for m in queue] for source, queue in io.slots[name].pending.items()
-                           if queue}, [m.value for m in channels[name].snapshot()]) for name in names])
-        return [f if f is None or isinstance(f, list) else (f.values, f.stamp, f.source) for f in seen]
+
+        def held() -> list:
+            return [({source: [m.value for m in queue] for source, queue in io.slots[name].pending.items() if queue},
+                     [m.value for m in channels[name].snapshot()]) for name in names]
+
+        seen = []
+        for batch in contents:
+            for name, messages in zip(names, batch):
+                for message in messages:
+                    channels[name].offer(message)
+            try:
+                while (firing := io.poll()) is not None:
+                    seen.append(((firing.values, firing.stamp, firing.source), held()))
+            except AlignmentError as error:
+                return [*seen, (str(error), held())]
+            seen.append(held())
+        return seen
 
     fired = 0
-    for _ in range(400):
+    for _ in range(600):
         value = iter(range(1000))
+        stamped, step = rng.random() < 0.7, {name: 0 for name in names}
 
-        def messages(count: int) -> list[Message]:
-            return [Message(next(value), None, rng.choice((None, "s1", "s2"))) for _ in range(count)]
+        def messages(name: str, count: int) -> list[Message]:
+            found = []
+            for _ in range(count):
+                stamp = None
+                if stamped:
+                    stamp = step[name] + cls.input_ports[name].offset + (rng.random() < 0.05)
+                    step[name] += 1
+                found.append(Message(next(value), stamp, rng.choice((None, None, "s1", "s2"))))
+            return found
 
-        early = [messages(rng.randint(0, 1)), []]
-        late = [messages(rng.randint(0, 2)), messages(rng.randint(0, 3))]
-        contents = (early, late)
-        lockstep = run(contents, False)
-        assert lockstep == run(contents, True), contents
-        fired += sum(1 for f in lockstep if isinstance(f, tuple))
+        contents = ([messages(names[0], rng.randint(0, 2))] + [[] for _ in names[1:]],
+                    [messages(name, rng.randint(0, 3)) for name in names])
+        capacity = rng.randint(1, 4)
+        lockstep = run(contents, capacity, False)
+        assert lockstep == run(contents, capacity, True), contents
+        fired += sum(1 for f in lockstep if isinstance(f, tuple) and not isinstance(f[0], str))
     assert fired > 100
 
 
