@@ -23,7 +23,9 @@ _scans: dict[tuple[tuple[str, int | None], ...], list[EntryPoint]] = {}
 def installed_entry_points() -> list[EntryPoint]:
     """The ``dnne.nodes`` entry points installed now, builtin first, then by name. Finding them reads every installed
     package's metadata (milliseconds), so a process scans again only when its import path, or a folder on it,
-    changed since the last scan (installing or removing a package changes its folder), not for every registry."""
+    changed since the last scan (installing or removing a package with pip changes its folder), not for every
+    registry. Metadata rewritten in place inside a package's own folder (a legacy ``setup.py develop`` run again)
+    is seen by the next process."""
     path = tuple((entry, _modified(entry)) for entry in sys.path)
     found = _scans.get(path)
     if found is None:

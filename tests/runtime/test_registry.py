@@ -2,6 +2,7 @@
 installed or removed on it."""
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -9,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from dnne.runtime.registry import installed_entry_points
+
+SECOND = 1_000_000_000
 
 
 def _install(folder: Path, name: str) -> Path:
@@ -18,6 +21,14 @@ def _install(folder: Path, name: str) -> Path:
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
     (info / "entry_points.txt").write_text(f"[dnne.nodes]\n{name} = {name}_module:register\n")
     return info
+
+
+def _touched(folder: Path, after: int) -> int:
+    """Give ``folder`` a modification time a second past ``after`` (and past its own), so that a change shows on a
+    file system with coarse timestamps too; the time given."""
+    when = max(after, folder.stat().st_mtime_ns) + SECOND
+    os.utime(folder, ns=(when, when))
+    return when
 
 
 def test_entry_points_are_scanned_again_only_when_the_import_path_changes(tmp_path: Path,
@@ -30,6 +41,8 @@ def test_entry_points_are_scanned_again_only_when_the_import_path_changes(tmp_pa
     monkeypatch.setattr(sys, "path", [*sys.path, str(tmp_path)])
     assert "dnne_probe_one" not in [entry.name for entry in installed_entry_points()]
     info = _install(tmp_path, "dnne_probe_one")
+    changed = _touched(tmp_path, 0)
     assert "dnne_probe_one" in [entry.name for entry in installed_entry_points()]
     shutil.rmtree(info)
+    _touched(tmp_path, changed)
     assert "dnne_probe_one" not in [entry.name for entry in installed_entry_points()]
