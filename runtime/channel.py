@@ -230,8 +230,7 @@ class LocalChannel(Channel):
 
     def offer(self, message: Message) -> bool:
         """Append ``message`` at once when there is room (the common case: no coroutine, no waiting)."""
-        buffer = self._buffer
-        if len(buffer) >= self.capacity or self.released:
+        if len(self._buffer) >= self.capacity or self.released:
             return False
         self.push(message)  # _append's work without its frame: the hot path of every message sent without waiting
         if self._inbox is not None:

@@ -106,9 +106,12 @@ class InputSlot:
     def source_of(self, link: Link, message: Message) -> str | None:
         """The source ``message``, arriving on ``link``, is queued under (a fan-in input names unsourced ones)."""
         source = message.source
-        if source is None and self.port.fan_in:
-            return link.upstream
-        return source
+        return self.unsourced(link) if source is None else source
+
+    def unsourced(self, link: Link) -> str | None:
+        """The source an unsourced message arriving on ``link`` is queued under: the link's upstream node on a
+        fan-in input, none otherwise."""
+        return link.upstream if self.port.fan_in else None
 
     def store(self, link: Link, message: Message) -> None:
         """Queue ``message``, taken from ``link``, under its source (a fan-in input names unsourced ones)."""
@@ -184,7 +187,7 @@ class NodeIO:
         self.direct_link = only.links[0] if only is not None and len(only.links) == 1 else None
         """The one link of a node whose one streaming input has one link, no firing rule and no merge: the only way
         a message reaches its firings."""
-        self.direct_source = self.direct_link.upstream if self.direct_link is not None and only.port.fan_in else None
+        self.direct_source = only.unsourced(self.direct_link) if self.direct_link is not None else None
         """The source an unsourced message on ``direct_link`` fires under: its upstream node's id on a fan-in
         input (``InputSlot.source_of``), none otherwise."""
         if only is not None:  # unsourced messages queue first, ahead of any source (as a join takes them)
@@ -198,10 +201,9 @@ class NodeIO:
         if merge and self._rules is None:  # whose turn is next no longer matters there: the other links ended
             for slot in self.streaming:
                 for link in slot.links:
-                    self.direct[link.channel] = Direct(slot, link, link.upstream if slot.port.fan_in else None)
+                    self.direct[link.channel] = Direct(slot, link, slot.unsourced(link))
         self._waits_on = tuple(link.channel for link in only.links) if only is not None else ()
-        self._lockstep = [(slot, slot.links[0].channel, slot.links[0].upstream if slot.port.fan_in else None)
-                          for slot in self.streaming] \
+        self._lockstep = [(slot, slot.links[0].channel, slot.unsourced(slot.links[0])) for slot in self.streaming] \
             if self._join == self._join_firing and all(len(s.links) == 1 for s in self.streaming) else None
         """A join whose inputs have one link each: the slots, channels and names of unsourced messages (a fan-in
         input's upstream node) its lockstep firing reads."""

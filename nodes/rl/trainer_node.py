@@ -167,7 +167,9 @@ class PPOTrainerNode(Node):
         if self.pending:
             await self._publish_finished()
         source = self.source
-        trajectory = self.trajectories.get(source) or self._trajectory(source, policy_outputs)
+        trajectory = self.trajectories.get(source)
+        if trajectory is None:
+            trajectory = self._new_trajectory(source, policy_outputs)
         if self.reward_scaling:
             rewards = self._reward_scaler(source, rewards)(rewards, dones.as_tensor())
         if self.reward_scale != 1.0:  # the trajectory stores a copy either way
@@ -225,17 +227,15 @@ class PPOTrainerNode(Node):
         assert self.io is not None
         return max(len(self.io.slots["states"].links), 1)
 
-    def _trajectory(self, source: str | None, first: PolicyOutput) -> Trajectory:
+    def _new_trajectory(self, source: str | None, first: PolicyOutput) -> Trajectory:
         """``source``'s trajectory, made on its first transition (sized by ``first``)."""
-        trajectory = self.trajectories.get(source)
-        if trajectory is None:
-            trajectory = Trajectory(self.horizon_length, first, self.learner_device)
-            self.trajectories[source] = trajectory
-            num_envs = trajectory.num_envs
-            rollout = self.horizon_length * num_envs * self._groups()
-            if self.minibatch_size > rollout and len(self.trajectories) == 1:
-                self.ctx.warn(f"minibatch_size {self.minibatch_size} is larger than the rollout "
-                              f"({self.horizon_length} steps x {num_envs} envs); clamped to {rollout}")
+        trajectory = Trajectory(self.horizon_length, first, self.learner_device)
+        self.trajectories[source] = trajectory
+        num_envs = trajectory.num_envs
+        rollout = self.horizon_length * num_envs * self._groups()
+        if self.minibatch_size > rollout and len(self.trajectories) == 1:
+            self.ctx.warn(f"minibatch_size {self.minibatch_size} is larger than the rollout "
+                          f"({self.horizon_length} steps x {num_envs} envs); clamped to {rollout}")
         return trajectory
 
     def _reward_scaler(self, source: str | None, rewards: torch.Tensor) -> RewardScaler:
