@@ -153,6 +153,9 @@ class Channel(ABC):
     and go: the hot path reads it without a call)."""
     fused: Any = None
     """The consumer node when it may fire in its producer's task (``firing.fire_fused``); ``None`` otherwise."""
+    messages: deque[Message]
+    """The messages waiting, oldest first. Read it (its length, its head) without a call on the hot path; change it
+    only through the channel's methods, which keep its counts, its ``full`` flag and its waiting producers."""
 
     @abstractmethod
     async def put(self, message: Message, producer: Activity | None = None) -> None:
@@ -166,13 +169,13 @@ class Channel(ABC):
     def get_nowait(self) -> Message:
         """Take the oldest message; ``IndexError`` when empty."""
 
-    @abstractmethod
     def peek(self) -> Message:
         """The oldest message, left in place; ``IndexError`` when empty."""
+        return self.messages[0]
 
-    @abstractmethod
     def __len__(self) -> int:
         """Messages waiting."""
+        return len(self.messages)
 
     @abstractmethod
     def close(self) -> None:
@@ -202,7 +205,7 @@ class Channel(ABC):
 class LocalChannel(Channel):
     """The in-process channel: a deque, a consumer inbox and the futures of blocked producers."""
 
-    __slots__ = ("name", "capacity", "policy", "stats", "closed", "released", "full", "fused", "_bounded", "_buffer",
+    __slots__ = ("name", "capacity", "policy", "stats", "closed", "released", "full", "fused", "_bounded", "messages",
                  "_inbox", "_putters")
 
     def __init__(self, name: str, capacity: int = 1, policy: Policy = "block") -> None:
@@ -220,7 +223,7 @@ class LocalChannel(Channel):
         self.fused = None
         self._bounded = policy == "block"
         """A full buffer makes a sender wait (``block``, until released)."""
-        self._buffer: deque[Message] = deque()
+        self.messages: deque[Message] = deque()
         self._inbox: Inbox | None = None
         self._putters: deque[tuple[asyncio.Future[None], Activity | None]] = deque()
 
@@ -230,7 +233,7 @@ class LocalChannel(Channel):
 
     def offer(self, message: Message) -> bool:
         """Append ``message`` at once when there is room (the common case: no coroutine, no waiting)."""
-        if len(self._buffer) >= self.capacity or self.released:
+        if len(self.messages) >= self.capacity or self.released:
             return False
         self.push(message)  # _append's work without its frame: the hot path of every message sent without waiting
         if self._inbox is not None:
@@ -239,7 +242,7 @@ class LocalChannel(Channel):
 
     async def put(self, message: Message, producer: Activity | None = None) -> None:
         """Append ``message``, waiting for room under ``block`` and dropping the oldest under ``latest``."""
-        buffer = self._buffer
+        buffer = self.messages
         while len(buffer) >= self.capacity and not self.released:
             if self.policy == "latest":
                 buffer.popleft()
@@ -264,7 +267,7 @@ class LocalChannel(Channel):
     def push(self, message: Message) -> None:
         """Append ``message``, counted, without waking the consumer: its producer fires it now
         (``firing.fire_fused``)."""
-        buffer = self._buffer
+        buffer = self.messages
         buffer.append(message)
         depth = len(buffer)
         if depth >= self.capacity and self._bounded:
@@ -276,8 +279,8 @@ class LocalChannel(Channel):
 
     def prime(self, message: Message) -> None:
         """Hold ``message`` before the run starts (a primed input's start token), uncounted."""
-        self._buffer.append(message)
-        if len(self._buffer) >= self.capacity and self._bounded:
+        self.messages.append(message)
+        if len(self.messages) >= self.capacity and self._bounded:
             self.full = True
 
     async def _wait_for_room(self, producer: Activity | None) -> None:
@@ -295,7 +298,7 @@ class LocalChannel(Channel):
 
     def get_nowait(self) -> Message:
         """Take the oldest message and wake one blocked producer."""
-        buffer = self._buffer
+        buffer = self.messages
         message = buffer.popleft()
         if self.full and len(buffer) < self.capacity:
             self.full = False
@@ -309,19 +312,12 @@ class LocalChannel(Channel):
                 break
         return message
 
-    def peek(self) -> Message:
-        """The oldest message, left in place."""
-        return self._buffer[0]
-
-    def __len__(self) -> int:
-        return len(self._buffer)
-
     def release(self) -> None:
         """Drop the waiting messages (counted) and wake every blocked producer: nobody will read this channel."""
         self.released = True
         self.full = self._bounded = False
-        self.stats.drops += len(self._buffer)
-        self._buffer.clear()
+        self.stats.drops += len(self.messages)
+        self.messages.clear()
         while self._putters:
             future, producer = self._putters.popleft()
             if not future.done():
@@ -337,4 +333,4 @@ class LocalChannel(Channel):
 
     def snapshot(self) -> list[Message]:
         """The waiting messages, oldest first."""
-        return list(self._buffer)
+        return list(self.messages)

@@ -162,7 +162,7 @@ async def fire_fused(node: Node, channel: Channel, message: Message, producer: A
                 if not io.outputs_have_room():
                     io.inbox.notify()
                     break
-        elif (direct := io.direct.get(channel)) is not None and not len(channel) and not direct.slot.pulled:
+        elif (direct := io.direct.get(channel)) is not None and not channel.messages and not direct.slot.pulled:
             # the common case: nothing waits before the message on its input, so it is the next firing (io.direct)
             stats = channel.stats
             stats.messages += 1

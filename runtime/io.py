@@ -85,7 +85,7 @@ class InputSlot:
         if self.pulled:
             return False
         for link in self.links:
-            if not link.channel.closed or len(link.channel):
+            if not link.channel.closed or link.channel.messages:
                 return False
         return True
 
@@ -100,7 +100,8 @@ class InputSlot:
         limit = self.limit
         for link in self.links:
             channel = link.channel
-            while len(channel) and (self.pulled < limit or not self.pending.get(self.source_of(link, channel.peek()))):
+            waiting = channel.messages
+            while waiting and (self.pulled < limit or not self.pending.get(self.source_of(link, waiting[0]))):
                 self.store(link, channel.get_nowait())
 
     def source_of(self, link: Link, message: Message) -> str | None:
@@ -285,7 +286,7 @@ class NodeIO:
             if not slot.exhausted():
                 return False
         for other in siblings:
-            if not other.closed or len(other):
+            if not other.closed or other.messages:
                 return False
         return True
 
@@ -377,7 +378,7 @@ class NodeIO:
         for slot in self.configs:
             for link in slot.links:
                 channel = link.channel
-                while len(channel):
+                while channel.messages:
                     slot.value = link.convert(channel.get_nowait().value)
                     slot.has_value = True
             complete = complete and slot.has_value
@@ -410,7 +411,7 @@ class NodeIO:
             # straight into the firing (its source's queue made as the join would have made it: queues fire in that
             # order).
             channel = link.channel
-            count = len(channel)
+            count = len(channel.messages)
             if not count:
                 return None
             if count == 1:
@@ -483,7 +484,7 @@ class NodeIO:
         heads: list[tuple[InputSlot, Channel, deque[Message] | None]] = []
         for slot, channel, unsourced in self._lockstep:  # type: ignore[union-attr]
             queue: deque[Message] | None = None
-            held = len(channel)
+            held = len(channel.messages)
             if slot.pulled:  # one message pending: older than those in the channel
                 if slot.pulled != 1:
                     return None
@@ -492,7 +493,7 @@ class NodeIO:
                         break
                 held += 1
             elif held:
-                named = channel.peek().source
+                named = channel.messages[0].source
                 if named is None:
                     named = unsourced
             else:
@@ -607,7 +608,7 @@ class NodeIO:
         waiting: a node that acts on whatever it holds reads it this way."""
         slot = self.slots[port]
         for link in slot.links:
-            while len(link.channel):
+            while link.channel.messages:
                 slot.value = link.convert(link.channel.get_nowait().value)
                 slot.has_value = True
         return slot.value
