@@ -83,7 +83,7 @@ class Node:
         self.stamp: int | None = None
         self.source: str | None = None
         self.firings = 0
-        self._params = resolve_params(type(self), params)
+        vars(self).update(resolve_params(type(self), params))  # each param an instance attribute: a plain read
 
     @classmethod
     def type_name(cls) -> str:
@@ -259,7 +259,7 @@ def canonical_name(ports: Mapping[str, Input | Output | Param], spelling: str) -
     return None
 
 
-_INSTANCE_ATTRIBUTES = frozenset({"id", "ctx", "io", "stamp", "source", "firings", "_params"})
+_INSTANCE_ATTRIBUTES = frozenset({"id", "ctx", "io", "stamp", "source", "firings"})
 
 
 def _check_definition(cls: type[Node]) -> None:

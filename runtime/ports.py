@@ -118,9 +118,11 @@ class Param:
         self.name = name
 
     def __get__(self, instance: Any, owner: type) -> Any:
+        """The spec, read on the class. ``Node.__init__`` makes each param an instance attribute, which a read on
+        the instance finds first; a node whose ``__init__`` did not run has none."""
         if instance is None:
             return self
-        return instance._params[self.name]
+        raise AttributeError(f"{owner.__name__}.{self.name}: params are set by Node.__init__, which did not run")
 
     @property
     def required(self) -> bool:
