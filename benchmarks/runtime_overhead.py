@@ -26,6 +26,11 @@ use of torch's autograd and kernels costs a little). torch runs one thread. Over
 ``--nodes`` adds a third run to each pair: the graph's own nodes, built and set up as a run builds them, called in
 the order a vector step fires them by a plain loop (``run_nodes``), with no runtime between them. Its ratio to the
 loop is what the graph would cost if the runtime's own share were nothing.
+
+``--bound`` adds another: the same nodes with only the bookkeeping that any executor keeping the graph's semantics
+does (``run_bound``: messages made and counted, stamps, sources and firing counts set, config inputs looked at, busy
+time read off the clock), hand-written for this graph's firing order. Its ratio to the loop is a floor under any
+executor of this graph with these nodes.
 """
 from __future__ import annotations
 
@@ -48,6 +53,7 @@ from dnne.nodes.rl.rollout import RolloutBuffer
 from dnne.nodes.rl.schedules import make_schedule
 from dnne.nodes.rl.trainer_node import PPOTrainerNode
 from dnne.nodes.types import EnvHandle, PolicyOutput
+from dnne.runtime.channel import Message
 from dnne.runtime.context import derive_seed
 from dnne.runtime.counters import Counters
 from dnne.runtime.graph import Graph
@@ -164,22 +170,37 @@ def run_loop(graph: Graph) -> tuple[float, float, dict[str, float]]:
     return time.perf_counter() - wall, time.process_time() - cpu, counters.values
 
 
+async def set_up(graph: Graph) -> GraphRun:
+    """``graph``'s nodes built and set up by ``GraphRun`` as a run builds them, the agent and trainer started and the
+    agent holding the first weights: what ``run_nodes`` and ``run_bound`` drive."""
+    graph_run = GraphRun(graph)
+    graph_run.build()
+    for node_id in graph_run.order:
+        await graph_run.nodes[node_id].setup()
+    agent, trainer = graph_run.nodes["agent"], graph_run.nodes["trainer"]
+    await agent.start()
+    await trainer.start()
+    assert agent.io is not None
+    agent.take_weights(agent.io.newest("weights"))
+    return graph_run
+
+
+async def tear_down(graph_run: GraphRun) -> dict[str, float]:
+    """Tear the nodes of ``set_up`` down, in reverse order; the run's counters."""
+    for node_id in reversed(graph_run.order):
+        await graph_run.nodes[node_id].teardown()
+    return graph_run.counters.values
+
+
 async def run_nodes(graph: Graph) -> tuple[float, float, dict[str, float]]:
     """Wall and CPU seconds of the graph's own nodes driven without the runtime (``--nodes``): built and set up by
     ``GraphRun`` as a run builds them, then called in the order a vector step fires them (the agent's ``act``, the
     action, step and trainer nodes' ``compute``), each output handed straight to the next; the trainer's trigger and
     weights are taken from their channels. What the runtime would cost if its own share were nothing."""
     wall, cpu = time.perf_counter(), time.process_time()
-    graph_run = GraphRun(graph)
-    graph_run.build()
-    nodes = graph_run.nodes
-    for node_id in graph_run.order:
-        await nodes[node_id].setup()
-    env, agent, action, step, trainer = (nodes[k] for k in ("env", "agent", "action", "step", "trainer"))
-    await agent.start()
-    await trainer.start()
+    graph_run = await set_up(graph)
+    env, agent, action, step, trainer = (graph_run.nodes[k] for k in ("env", "agent", "action", "step", "trainer"))
     assert agent.io is not None and trainer.io is not None and step.io is not None
-    agent.take_weights(agent.io.newest("weights"))
     model = trainer.io.slots["model"].value
     handle = EnvHandle(env.env, {"node": "env", "make": env.recipe})
     triggers = step.io.slots["trigger"].links[0].channel
@@ -197,9 +218,82 @@ async def run_nodes(graph: Graph) -> tuple[float, float, dict[str, float]]:
             triggers.get_nowait()
         agent.take_weights(agent.io.newest("weights"))
         observations = result["observations"]
-    for node_id in reversed(graph_run.order):
-        await nodes[node_id].teardown()
-    return time.perf_counter() - wall, time.process_time() - cpu, graph_run.counters.values
+    counters = await tear_down(graph_run)
+    return time.perf_counter() - wall, time.process_time() - cpu, counters
+
+
+async def run_bound(graph: Graph) -> tuple[float, float, dict[str, float]]:
+    """Wall and CPU seconds of the graph's nodes driven with only the bookkeeping that any executor keeping the
+    graph's semantics does (``--bound``): the nodes as in ``run_nodes``, the OR node's firing included, and for every
+    message a ``Message`` with its stamp, counted on its channel; for every firing its stamp, source and count set,
+    its config inputs' channels looked at, its inputs passed by port name and its busy time read off the clock.
+    Hand-written for this graph's firing order, with no join, fusing check or backpressure: a floor under any
+    executor of the graph, not a design for one."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    graph_run = await set_up(graph)
+    nodes = graph_run.nodes
+    env, merge, agent, action, step, trainer = (nodes[k] for k in ("env", "or", "agent", "action", "step", "trainer"))
+    assert all(node.io is not None for node in (merge, agent, action, step, trainer))
+
+    def into(node: Any, port: str) -> Any:
+        """The channel into ``node.port`` (each of these inputs has one link)."""
+        return node.io.slots[port].links[0].channel
+
+    first, looped, observed = into(merge, "input_a"), into(merge, "input_b"), into(agent, "observations")
+    to_action, to_trainer, to_step = into(action, "policy"), into(trainer, "policy_outputs"), into(step, "actions")
+    transitions = [into(trainer, port) for port in ("states", "rewards", "dones")]
+    triggers, weights = into(step, "trigger"), into(agent, "weights")
+    configs = {node.id: [link.channel for slot in node.io.configs for link in slot.links]
+               for node in (merge, action, step, trainer)}
+    model = trainer.io.slots["model"].value
+    handle = EnvHandle(env.env, {"node": "env", "make": env.recipe})
+    busy = dict.fromkeys(nodes, 0.0)
+
+    def send(channel: Any, value: Any, stamp: int) -> Any:
+        channel.stats.messages += 1
+        return Message(value, stamp, None).value
+
+    async def fire(node: Any, values: dict[str, Any], stamp: int) -> Any:
+        for channel in configs[node.id]:
+            if channel.messages:
+                raise RuntimeError(f"{node.id}: a config input changed, which this driver does not follow")
+        node.stamp, node.source = stamp, None
+        node.firings += 1
+        started = time.perf_counter()
+        outputs = await node.compute(**values)
+        busy[node.id] += time.perf_counter() - started
+        return outputs
+
+    token = Token("start")
+    observations, into_merge = env.first_observations, first
+    max_steps, env_steps, stamp = int(graph.run["max_steps"]), 0, 0
+    while env_steps < max_steps:
+        merged = (await fire(merge, {"input_a": send(into_merge, observations, stamp)}, stamp))["output"]
+        agent.stamp, agent.source = stamp, None
+        agent.firings += 1
+        started = time.perf_counter()
+        if weights.messages:
+            agent.take_weights(agent.io.newest("weights"))
+        policy = agent.act(send(observed, merged, stamp))
+        busy["agent"] += time.perf_counter() - started
+        acted = send(to_action, policy, stamp).action
+        policy = send(to_trainer, policy, stamp)
+        actions = (await fire(action, {"policy": acted, "env_handle": handle}, stamp))["action"]
+        result = await fire(step, {"env_handle": handle, "actions": send(to_step, actions, stamp), "trigger": token},
+                            stamp)
+        env_steps += env.env.num_envs
+        stamp += 1
+        states, rewards, dones = (send(channel, result[port], stamp)
+                                  for channel, port in zip(transitions, ("observations", "rewards", "dones")))
+        released = await fire(trainer, {"states": states, "policy_outputs": policy, "rewards": rewards,
+                                        "dones": dones, "model": model}, stamp)
+        if released:
+            token = send(triggers, released["training_complete"], stamp)
+        while triggers.messages:  # after an update the trainer sends its trigger itself
+            token = triggers.get_nowait().value
+        observations, into_merge = result["observations"], looped
+    counters = await tear_down(graph_run)
+    return time.perf_counter() - wall, time.process_time() - cpu, counters
 
 
 def main() -> None:
@@ -211,6 +305,8 @@ def main() -> None:
     parser.add_argument("--unfused", action="store_true", help="run.fuse_chains=false: every node in its own task")
     parser.add_argument("--nodes", action="store_true",
                         help="also time the graph's nodes driven without the runtime (run_nodes) in each pair")
+    parser.add_argument("--bound", action="store_true",
+                        help="also time the nodes with only the bookkeeping every executor keeps (run_bound) in each pair")
     args = parser.parse_args()
     use_threads(1)  # as a run does: torch and numpy's BLAS
     factories = loop_factories()
@@ -223,8 +319,10 @@ def main() -> None:
     warm = load(1, 33, not args.unfused)
     run_graph(warm, loop_factory)
     run_loop(warm)
-    if args.nodes:
-        run_on(loop_factory, run_nodes(warm))
+    drivers = {name: driver for name, driver, wanted in (("the nodes alone (no runtime)", run_nodes, args.nodes),
+               ("the nodes and the bookkeeping of any executor", run_bound, args.bound)) if wanted}
+    for driver in drivers.values():
+        run_on(loop_factory, driver(warm))
 
     rows = []
     for num_envs in args.envs:
@@ -233,7 +331,8 @@ def main() -> None:
         iterations = max(1, round(ITERATIONS.get(num_envs, 4) * args.scale))
         max_steps = iterations * horizon * num_envs
         graph = load(num_envs, max_steps, not args.unfused)
-        graph_wall, graph_cpu, loop_wall, loop_cpu, nodes_cpu = [], [], [], [], []
+        graph_wall, graph_cpu, loop_wall, loop_cpu = [], [], [], []
+        driven_cpu: dict[str, list[float]] = {name: [] for name in drivers}
         for _ in range(args.repeats):
             gc.collect()
             wall, cpu, graph_counters = run_graph(graph, loop_factory)
@@ -243,12 +342,12 @@ def main() -> None:
             wall, cpu, loop_counters = run_loop(graph)
             loop_wall.append(wall)
             loop_cpu.append(cpu)
-            if args.nodes:
+            for name, driver in drivers.items():
                 gc.collect()
-                _, cpu, nodes_counters = run_on(loop_factory, run_nodes(graph))
-                if nodes_counters.get("mean_return") != loop_counters.get("mean_return"):
-                    raise RuntimeError(f"{num_envs} envs: the nodes alone followed another trajectory")
-                nodes_cpu.append(cpu)
+                _, cpu, driven_counters = run_on(loop_factory, driver(graph))
+                if driven_counters.get("mean_return") != loop_counters.get("mean_return"):
+                    raise RuntimeError(f"{num_envs} envs: {name} followed another trajectory")
+                driven_cpu[name].append(cpu)
         if int(graph_counters.get("iterations", 0)) != iterations or int(loop_counters["iterations"]) != iterations:
             raise RuntimeError(f"{num_envs} envs: expected {iterations} updates, graph did "
                                f"{graph_counters.get('iterations')}, loop {loop_counters['iterations']}")
@@ -272,10 +371,10 @@ def main() -> None:
               f"(mean_return graph {graph_counters.get('mean_return')}, loop {loop_counters.get('mean_return')}); "
               f"CPU ratio per pair {', '.join(f'{r:.3f}' for r in pairs)}",
               flush=True)
-        if nodes_cpu:
-            alone = [n / lp for n, lp in zip(nodes_cpu, loop_cpu)]
-            print(f"{num_envs} envs: the nodes alone (no runtime) / loop, CPU, per pair "
-                  f"{', '.join(f'{r:.3f}' for r in alone)}: {(median(alone) - 1) * 100:+.1f} %", flush=True)
+        for name, cpus in driven_cpu.items():
+            ratios = [n / lp for n, lp in zip(cpus, loop_cpu)]
+            print(f"{num_envs} envs: {name} / loop, CPU, per pair "
+                  f"{', '.join(f'{r:.3f}' for r in ratios)}: {(median(ratios) - 1) * 100:+.1f} %", flush=True)
     print()
     print(markdown_table(("envs", "env steps", "updates", "graph steps/s (wall)", "loop steps/s (wall)",
                           "overhead (wall)", "graph steps/s (CPU)", "loop steps/s (CPU)", "overhead (CPU)",
