@@ -1,6 +1,7 @@
 """The node API: typed ports and params as class attributes, an async ``compute`` or ``run``, a lifecycle."""
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -270,6 +271,10 @@ def _check_definition(cls: type[Node]) -> None:
                 raise NodeDefinitionError(f"{cls.__name__}: {kind} name {name!r} is taken by the Node API; "
                                           "choose another name")
     for name, spec in cls.param_specs.items():
+        if inspect.getattr_static(cls, name) is not spec:
+            # each param becomes an instance attribute (Node.__init__), which would hide this class's own
+            raise NodeDefinitionError(f"{cls.__name__}: {name!r} is a param of a base class and an attribute of this "
+                                      "one; rename one of them")
         numeric = spec.type in (int, float) or spec.type is list
         if numeric and spec.ge is None and spec.gt is None and spec.le is None and spec.lt is None:
             raise NodeDefinitionError(f"{cls.__name__}.{name}: a numeric param must declare bounds (ge/gt/le/lt)")

@@ -119,10 +119,10 @@ class Param:
 
     def __get__(self, instance: Any, owner: type) -> Any:
         """The spec, read on the class. ``Node.__init__`` makes each param an instance attribute, which a read on
-        the instance finds first; a node whose ``__init__`` did not run has none."""
+        the instance finds first; a node whose ``Node.__init__`` has not run has none."""
         if instance is None:
             return self
-        raise AttributeError(f"{owner.__name__}.{self.name}: params are set by Node.__init__, which did not run")
+        raise AttributeError(f"{owner.__name__}.{self.name}: params are set by Node.__init__, which has not run")
 
     @property
     def required(self) -> bool:
