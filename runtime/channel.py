@@ -140,7 +140,8 @@ class Channel(ABC):
     """A bounded FIFO from one producer port to one consumer port.
 
     The interface a cross-process channel implements too: ``put`` (blocking when full under ``block``),
-    ``get_nowait``, ``close`` and the consumer ``Inbox`` it wakes.
+    ``get_nowait``, ``close``, the consumer ``Inbox`` it wakes, and ``messages`` and ``full``, which the hot paths
+    read without a call.
     """
 
     name: str
@@ -169,10 +170,6 @@ class Channel(ABC):
     def get_nowait(self) -> Message:
         """Take the oldest message; ``IndexError`` when empty."""
 
-    def peek(self) -> Message:
-        """The oldest message, left in place; ``IndexError`` when empty."""
-        return self.messages[0]
-
     def __len__(self) -> int:
         """Messages waiting."""
         return len(self.messages)
@@ -194,12 +191,8 @@ class Channel(ABC):
         return not self.full
 
     def snapshot(self) -> list[Message]:
-        """The messages waiting, oldest first, without taking them (for checkpoints)."""
-        raise NotImplementedError(f"{type(self).__name__} cannot be snapshotted")
-
-    def depth(self) -> int:
-        """Messages waiting (same as ``len``)."""
-        return len(self)
+        """The messages waiting, oldest first, without taking them."""
+        return list(self.messages)
 
 
 class LocalChannel(Channel):
@@ -330,7 +323,3 @@ class LocalChannel(Channel):
         self.closed = True
         if self._inbox is not None:
             self._inbox.notify()
-
-    def snapshot(self) -> list[Message]:
-        """The waiting messages, oldest first."""
-        return list(self.messages)
