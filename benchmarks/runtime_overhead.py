@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import gc
 import time
+from collections.abc import Awaitable, Callable
 from types import SimpleNamespace
 from typing import Any
 
@@ -53,12 +54,12 @@ from dnne.nodes.rl.rollout import RolloutBuffer
 from dnne.nodes.rl.schedules import make_schedule
 from dnne.nodes.rl.trainer_node import PPOTrainerNode
 from dnne.nodes.types import EnvHandle, PolicyOutput
-from dnne.runtime.channel import Message
+from dnne.runtime.channel import Channel, Message
 from dnne.runtime.context import derive_seed
 from dnne.runtime.counters import Counters
 from dnne.runtime.graph import Graph
 from dnne.runtime.loading import load_graph
-from dnne.runtime.node import resolve_params
+from dnne.runtime.node import Node, resolve_params
 from dnne.runtime.runner import GraphRun, run
 from dnne.runtime.threads import use_threads
 from dnne.runtime.types import Token
@@ -224,74 +225,81 @@ async def run_nodes(graph: Graph) -> tuple[float, float, dict[str, float]]:
 
 async def run_bound(graph: Graph) -> tuple[float, float, dict[str, float]]:
     """Wall and CPU seconds of the graph's nodes driven with only the bookkeeping that any executor keeping the
-    graph's semantics does (``--bound``): the nodes as in ``run_nodes``, the OR node's firing included, and for every
-    message a ``Message`` with its stamp, counted on its channel; for every firing its stamp, source and count set,
-    its config inputs' channels looked at, its inputs passed by port name and its busy time read off the clock.
-    Hand-written for this graph's firing order, with no join, fusing check or backpressure: a floor under any
-    executor of the graph, not a design for one."""
+    graph's semantics does (``--bound``): the nodes as in ``run_nodes``, the OR node's firing included; for every
+    output sent a ``Message`` with its stamp and source, counted on each of its channels; for every firing its stamp,
+    source and count set as the runtime sets them, its config inputs' channels looked at, its inputs passed by port
+    name and its busy time read off the clock. Hand-written for this graph's firing order, with no join, fusing check
+    or backpressure: a floor under any executor of the graph, not a design for one."""
     wall, cpu = time.perf_counter(), time.process_time()
     graph_run = await set_up(graph)
     nodes = graph_run.nodes
     env, merge, agent, action, step, trainer = (nodes[k] for k in ("env", "or", "agent", "action", "step", "trainer"))
-    assert all(node.io is not None for node in (merge, agent, action, step, trainer))
 
-    def into(node: Any, port: str) -> Any:
+    def into(node: Node, port: str) -> Channel:
         """The channel into ``node.port`` (each of these inputs has one link)."""
+        assert node.io is not None
         return node.io.slots[port].links[0].channel
 
-    first, looped, observed = into(merge, "input_a"), into(merge, "input_b"), into(agent, "observations")
-    to_action, to_trainer, to_step = into(action, "policy"), into(trainer, "policy_outputs"), into(step, "actions")
-    transitions = [into(trainer, port) for port in ("states", "rewards", "dones")]
-    triggers, weights = into(step, "trigger"), into(agent, "weights")
-    configs = {node.id: [link.channel for slot in node.io.configs for link in slot.links]
+    looped, observed, triggers, weights = (into(merge, "input_b"), into(agent, "observations"),
+                                           into(step, "trigger"), into(agent, "weights"))
+    policies, to_step = (into(action, "policy"), into(trainer, "policy_outputs")), (into(step, "actions"),)
+    stepped = {"observations": (looped, into(trainer, "states")), "rewards": (into(trainer, "rewards"),),
+               "dones": (into(trainer, "dones"),)}
+    agent_io, trainer_io = agent.io, trainer.io
+    assert agent_io is not None and trainer_io is not None
+    configs = {node.id: [link.channel for slot in node.io.configs for link in slot.links]  # type: ignore[union-attr]
                for node in (merge, action, step, trainer)}
-    model = trainer.io.slots["model"].value
+    model = trainer_io.slots["model"].value
     handle = EnvHandle(env.env, {"node": "env", "make": env.recipe})
     busy = dict.fromkeys(nodes, 0.0)
 
-    def send(channel: Any, value: Any, stamp: int) -> Any:
-        channel.stats.messages += 1
-        return Message(value, stamp, None).value
+    def send(value: Any, stamp: int, source: str | None, channels: tuple[Channel, ...]) -> Any:
+        """One output's message, counted on each channel it goes to; the value its consumers take."""
+        message = Message(value, stamp, source)
+        for channel in channels:
+            channel.stats.messages += 1
+        return message.value
 
-    async def fire(node: Any, values: dict[str, Any], stamp: int) -> Any:
+    async def fire(node: Node, values: dict[str, Any], stamp: int, source: str | None) -> Any:
+        """One firing of ``node`` on ``values``, as the runtime makes it; its outputs."""
         for channel in configs[node.id]:
             if channel.messages:
                 raise RuntimeError(f"{node.id}: a config input changed, which this driver does not follow")
-        node.stamp, node.source = stamp, None
+        node.stamp, node.source = stamp, source
         node.firings += 1
         started = time.perf_counter()
         outputs = await node.compute(**values)
         busy[node.id] += time.perf_counter() - started
         return outputs
 
-    token = Token("start")
-    observations, into_merge = env.first_observations, first
+    # The agent's input is a fan-in: it names the OR node's unsourced messages after it, and what follows carries
+    # that source. The env's first observations are unsourced.
+    named = "or"
+    token, observations, port, source = Token("start"), env.first_observations, "input_a", None
+    into_merge = (into(merge, port),)
     max_steps, env_steps, stamp = int(graph.run["max_steps"]), 0, 0
     while env_steps < max_steps:
-        merged = (await fire(merge, {"input_a": send(into_merge, observations, stamp)}, stamp))["output"]
-        agent.stamp, agent.source = stamp, None
-        agent.firings += 1
+        merged = await fire(merge, {port: send(observations, stamp, source, into_merge)}, stamp, source)
+        agent.firings += 1  # the agent fires through its own loop, which sets no stamp or source on it
         started = time.perf_counter()
         if weights.messages:
-            agent.take_weights(agent.io.newest("weights"))
-        policy = agent.act(send(observed, merged, stamp))
+            agent.take_weights(agent_io.newest("weights"))
+        policy = send(agent.act(send(merged["output"], stamp, source, (observed,)), named), stamp, named, policies)
         busy["agent"] += time.perf_counter() - started
-        acted = send(to_action, policy, stamp).action
-        policy = send(to_trainer, policy, stamp)
-        actions = (await fire(action, {"policy": acted, "env_handle": handle}, stamp))["action"]
-        result = await fire(step, {"env_handle": handle, "actions": send(to_step, actions, stamp), "trigger": token},
-                            stamp)
+        actions = (await fire(action, {"policy": policy.action, "env_handle": handle}, stamp, named))["action"]
+        result = await fire(step, {"env_handle": handle, "actions": send(actions, stamp, named, to_step),
+                                   "trigger": token}, stamp, named)
         env_steps += env.env.num_envs
-        stamp += 1
-        states, rewards, dones = (send(channel, result[port], stamp)
-                                  for channel, port in zip(transitions, ("observations", "rewards", "dones")))
-        released = await fire(trainer, {"states": states, "policy_outputs": policy, "rewards": rewards,
-                                        "dones": dones, "model": model}, stamp)
+        sent = {output: send(result[output], stamp + 1, named, channels) for output, channels in stepped.items()}
+        released = await fire(trainer, {"states": sent["observations"], "policy_outputs": policy,
+                                        "rewards": sent["rewards"], "dones": sent["dones"], "model": model},
+                              stamp, named)
         if released:
-            token = send(triggers, released["training_complete"], stamp)
+            token = send(released["training_complete"], stamp + 1, named, (triggers,))
         while triggers.messages:  # after an update the trainer sends its trigger itself
             token = triggers.get_nowait().value
-        observations, into_merge = result["observations"], looped
+        stamp += 1
+        observations, port, source, into_merge = sent["observations"], "input_b", named, (looped,)
     counters = await tear_down(graph_run)
     return time.perf_counter() - wall, time.process_time() - cpu, counters
 
@@ -306,7 +314,7 @@ def main() -> None:
     parser.add_argument("--nodes", action="store_true",
                         help="also time the graph's nodes driven without the runtime (run_nodes) in each pair")
     parser.add_argument("--bound", action="store_true",
-                        help="also time the nodes with only the bookkeeping every executor keeps (run_bound) in each pair")
+                        help="also time the nodes with only the bookkeeping every executor keeps (run_bound), each pair")
     args = parser.parse_args()
     use_threads(1)  # as a run does: torch and numpy's BLAS
     factories = loop_factories()
@@ -319,8 +327,11 @@ def main() -> None:
     warm = load(1, 33, not args.unfused)
     run_graph(warm, loop_factory)
     run_loop(warm)
-    drivers = {name: driver for name, driver, wanted in (("the nodes alone (no runtime)", run_nodes, args.nodes),
-               ("the nodes and the bookkeeping of any executor", run_bound, args.bound)) if wanted}
+    drivers: dict[str, Callable[[Graph], Awaitable[tuple[float, float, dict[str, float]]]]] = {}
+    if args.nodes:
+        drivers["the nodes alone (no runtime)"] = run_nodes
+    if args.bound:
+        drivers["the nodes and the bookkeeping of any executor"] = run_bound
     for driver in drivers.values():
         run_on(loop_factory, driver(warm))
 
