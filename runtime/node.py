@@ -84,7 +84,10 @@ class Node:
         self.stamp: int | None = None
         self.source: str | None = None
         self.firings = 0
-        vars(self).update(resolve_params(type(self), params))  # each param an instance attribute: a plain read
+        # Each param an instance attribute, so a read is a plain one. Set one by one: touching the instance's __dict__
+        # (vars(self).update) would make CPython keep one, and every attribute read of the node slower.
+        for name, value in resolve_params(type(self), params).items():
+            setattr(self, name, value)
 
     @classmethod
     def type_name(cls) -> str:
