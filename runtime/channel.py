@@ -150,8 +150,8 @@ class Channel(ABC):
     stats: ChannelStats
     closed: bool
     full: bool
-    """A message sent now would wait for room (``has_room``'s opposite, kept by the implementation as messages come
-    and go: the hot path reads it without a call)."""
+    """A message sent now would wait for room (kept by the implementation as messages come and go: the hot path reads
+    it without a call)."""
     fused: Any = None
     """The consumer node when it may fire in its producer's task (``firing.fire_fused``); ``None`` otherwise."""
     messages: deque[Message]
@@ -185,10 +185,6 @@ class Channel(ABC):
     @abstractmethod
     def release(self) -> None:
         """The consumer is done: what waits and what is sent later is dropped (counted), producers never block."""
-
-    def has_room(self) -> bool:
-        """Whether a message sent now would go in without waiting."""
-        return not self.full
 
     def snapshot(self) -> list[Message]:
         """The messages waiting, oldest first, without taking them."""
