@@ -22,12 +22,10 @@ fused nodes would otherwise fire on past the stop).
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from .channel import Activity, Channel, Message
-from .types import identity
 
 if TYPE_CHECKING:
     from .node import Node
@@ -168,17 +166,8 @@ async def fire_fused(node: Node, channel: Channel, message: Message, producer: A
             stats.messages += 1
             if not stats.max_depth:
                 stats.max_depth = 1
-            slot, link = direct.slot, direct.link
-            port = slot.port
-            values = io.current_configs() if io.configs else {}
-            values[port.name] = message.value if link.convert is identity else link.convert(message.value)
-            stamp = message.stamp
-            source = message.source
-            if source is None:
-                source = direct.unsourced
-            if source not in slot.pending:  # the queue the join would have made: queues fire in that order
-                slot.pending[source] = deque()
-            await fire_values(node, values, None if stamp is None else stamp - port.offset, source)
+            firing = io.lone_firing(direct, message)
+            await fire_values(node, firing.values, firing.stamp, firing.source)
         else:  # a join, or input waiting before the message: fire whatever the join completes, in order
             channel.push(message)
             while (firing := io.poll()) is not None:

@@ -184,21 +184,18 @@ class NodeIO:
         else:
             self._join = self._no_firing
         only = self.streaming[0] if len(self.streaming) == 1 and not merge and self._rules is None else None
-        # One link: a message can go from the channel straight into the firing (see _single_firing).
-        self.direct_link = only.links[0] if only is not None and len(only.links) == 1 else None
+        self.single = Direct(only, only.links[0], only.unsourced(only.links[0])) \
+            if only is not None and len(only.links) == 1 else None
         """The one link of a node whose one streaming input has one link, no firing rule and no merge: the only way
-        a message reaches its firings."""
-        self.direct_source = only.unsourced(self.direct_link) if self.direct_link is not None else None
-        """The source an unsourced message on ``direct_link`` fires under: its upstream node's id on a fan-in
-        input (``InputSlot.source_of``), none otherwise."""
+        a message reaches its firings, so a message can go from the channel straight into one (``_single_firing``)."""
         if only is not None:  # unsourced messages queue first, ahead of any source (as a join takes them)
-            only.pending[self.direct_source if self.direct_link is not None else None] = deque()
+            only.pending[self.single.unsourced if self.single is not None else None] = deque()
         self.direct: dict[Channel, Direct] = {}
         """The links on which a message fired in its producer's task, with nothing waiting before it on its input,
-        is the node's next firing as it is (``firing.fire_fused``): ``direct_link``, and every link of a merge (a
+        is the node's next firing as it is (``firing.fire_fused``): ``single``'s, and every link of a merge (a
         producer fires a merge only once its other links can bring nothing more: ``fusable_now``)."""
-        if self.direct_link is not None:
-            self.direct[self.direct_link.channel] = Direct(only, self.direct_link, self.direct_source)
+        if self.single is not None:
+            self.direct[self.single.link.channel] = self.single
         if merge and self._rules is None:  # whose turn is next no longer matters there: the other links ended
             for slot in self.streaming:
                 for link in slot.links:
@@ -399,32 +396,37 @@ class NodeIO:
             values[slot.port.name] = slot.value
         return values
 
+    def lone_firing(self, direct: Direct, message: Message) -> Firing:
+        """The firing ``message`` makes on ``direct``'s link with nothing waiting before it on its input, as the join
+        would make it: the value converted, the config inputs as they are, the stamp less the port's offset, the
+        source as the join names it (and its queue made as the join makes it: queues fire in that order)."""
+        slot, link = direct.slot, direct.link
+        source = message.source
+        if source is None:
+            source = direct.unsourced
+        if source not in slot.pending:
+            slot.pending[source] = deque()
+        values = self.current_configs() if self.configs else {}
+        values[slot.port.name] = message.value if link.convert is identity else link.convert(message.value)
+        stamp = message.stamp
+        return Firing(values, None if stamp is None else stamp - slot.port.offset, source)
+
     def _no_firing(self) -> None:
         return None
 
     def _single_firing(self) -> Firing | None:
         """The join of a node with one streaming input: its oldest message of the first source that has one."""
         slot = self.streaming[0]
-        link = self.direct_link
-        if link is not None and not slot.pulled:
+        single = self.single
+        if single is not None and not slot.pulled:
             # One message in the channel and nothing pending: it is what the join would fire next, so it goes
-            # straight into the firing (its source's queue made as the join would have made it: queues fire in that
-            # order).
-            channel = link.channel
+            # straight into the firing.
+            channel = single.link.channel
             count = len(channel.messages)
             if not count:
                 return None
             if count == 1:
-                message = channel.get_nowait()
-                source = message.source
-                if source is None:
-                    source = self.direct_source
-                if source not in slot.pending:
-                    slot.pending[source] = deque()
-                values = self.current_configs()
-                values[slot.port.name] = message.value if link.convert is identity else link.convert(message.value)
-                stamp = message.stamp
-                return Firing(values, None if stamp is None else stamp - slot.port.offset, source)
+                return self.lone_firing(single, channel.get_nowait())
         slot.pull()
         if not slot.pulled:
             return None

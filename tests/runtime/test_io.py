@@ -201,7 +201,7 @@ def test_a_single_input_fires_what_its_general_join_fires(cls):
         channel = LocalChannel(name, 3)
         io = node_io(cls, {name: [("up", channel)]})
         if general:
-            io.direct_link = None
+            io.single = None
         slot, seen = io.slots[name], []
         for batch in arrivals:
             for message in batch:
