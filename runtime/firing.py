@@ -166,8 +166,8 @@ async def fire_fused(node: Node, channel: Channel, message: Message, producer: A
             stats.messages += 1
             if not stats.max_depth:
                 stats.max_depth = 1
-            firing = io.lone_firing(direct, message)
-            await fire_values(node, firing.values, firing.stamp, firing.source)
+            values, stamp, source = io.lone_firing(direct, message)
+            await fire_values(node, values, stamp, source)
         else:  # a join, or input waiting before the message: fire whatever the join completes, in order
             channel.push(message)
             while (firing := io.poll()) is not None:

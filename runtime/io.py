@@ -396,10 +396,13 @@ class NodeIO:
             values[slot.port.name] = slot.value
         return values
 
-    def lone_firing(self, direct: Direct, message: Message) -> Firing:
+    def lone_firing(self, direct: Direct, message: Message) -> tuple[dict[str, Any], int | None, str | None]:
         """The firing ``message`` makes on ``direct``'s link with nothing waiting before it on its input, as the join
         would make it: the value converted, the config inputs as they are, the stamp less the port's offset, the
-        source as the join names it (and its queue made as the join makes it: queues fire in that order)."""
+        source as the join names it (and its queue made as the join makes it: queues fire in that order).
+
+        Its values, stamp and source as a tuple, not a ``Firing``: a producer firing the node in its task
+        (``firing.fire_fused``) takes them apart at once, and every message of a fused chain comes this way."""
         slot, link = direct.slot, direct.link
         source = message.source
         if source is None:
@@ -409,7 +412,7 @@ class NodeIO:
         values = self.current_configs() if self.configs else {}
         values[slot.port.name] = message.value if link.convert is identity else link.convert(message.value)
         stamp = message.stamp
-        return Firing(values, None if stamp is None else stamp - slot.port.offset, source)
+        return values, None if stamp is None else stamp - slot.port.offset, source
 
     def _no_firing(self) -> None:
         return None
@@ -426,7 +429,7 @@ class NodeIO:
             if not count:
                 return None
             if count == 1:
-                return self.lone_firing(single, channel.get_nowait())
+                return Firing(*self.lone_firing(single, channel.get_nowait()))
         slot.pull()
         if not slot.pulled:
             return None
