@@ -3,8 +3,9 @@
 
 Run: ``python benchmarks/presets.py`` (acrobot, mountaincar, pendulum, invertedpendulum, lunarlander; seeds 1-3);
 ``--presets acrobot --seeds 1`` for a quick look; ``--jobs N`` runs N at once. Each run is one fresh process,
-``nice -n 5 dnne run --preset NAME --seed S -q`` with its own run directory under a temporary folder and
-``--timeout`` as a wall cap (the preset's own ``max_steps`` still applies); its ``summary.json`` says whether it
+``nice -n 5 dnne run --preset NAME --seed S -q`` (this interpreter's CLI, ``python -m dnne.runtime.cli``: no
+activated environment needed) with its own run directory under a temporary folder and ``--timeout`` as a wall cap
+(the preset's own ``max_steps`` still applies; ``common.run_to_target``); its ``summary.json`` says whether it
 reached the target, and ``solved_at`` after how many env steps and seconds. The runs are ordered seed by seed, presets interleaved, so load
 changes spread over all presets. Wall times depend on the machine's load (printed at the start and the end); env
 steps to the target do not.
@@ -14,16 +15,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
-import subprocess
-import sys
-import tempfile
-import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
-from common import REPO, machine, markdown_table
+from common import REPO, machine, markdown_table, run_to_target, to_target_cell
 
 CLASSIC = ("acrobot", "mountaincar", "pendulum", "invertedpendulum", "lunarlander")
 
@@ -32,41 +27,6 @@ def target(preset: str) -> float:
     """The preset's target return, from its graph file."""
     document = json.loads((REPO / "graphs" / "presets" / f"{preset}.json").read_text())
     return float(document["run"]["target_return"])
-
-
-def measure(preset: str, seed: int, cap: str) -> dict[str, Any]:
-    """One run of ``preset`` with ``seed``: its summary (solved, env steps, wall time) and the process's exit code."""
-    with tempfile.TemporaryDirectory(prefix=f"dnne-preset-{preset}-") as tmp:
-        run_dir = Path(tmp) / "run"
-        command = ["nice", "-n", "5", shutil.which("dnne") or "dnne", "run", "--preset", preset, "--seed", str(seed),
-                   "--run-dir", str(run_dir), "--timeout", cap, "-q"]
-        env = dict(os.environ, OMP_NUM_THREADS="1")
-        started = time.perf_counter()
-        done = subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=env)
-        process_s = time.perf_counter() - started
-        summary_path = run_dir / "summary.json"
-        summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
-    if done.returncode != 0:
-        sys.stderr.write(f"{preset} seed {seed} exited {done.returncode}: {done.stderr[-2000:]}\n")
-    at_goal = summary.get("solved_at") or summary  # where the target was reached; else how the run ended
-    return {"preset": preset, "seed": seed, "exit_code": done.returncode, "process_s": process_s,
-            "solved": bool(summary.get("solved")), "stop_reason": summary.get("stop_reason"),
-            "env_steps": at_goal.get("env_steps"), "wall_time_s": at_goal.get("wall_time_s"),
-            "mean_return": at_goal.get("mean_return")}
-
-
-def cell(results: list[dict[str, Any]], key: str, unit: str) -> str:
-    """One table cell: each seed's value at the target, or what it reached instead."""
-    parts = []
-    for r in results:
-        if r["solved"]:
-            value = r[key]
-            parts.append(f"{value:,}" if key == "env_steps" else f"{value:.0f}{unit}")
-        else:
-            mean = "-" if r["mean_return"] is None else f"{r['mean_return']:.1f}"
-            steps = "-" if r["env_steps"] is None else f"{r['env_steps']:,}"
-            parts.append(f"not reached ({r['stop_reason']} at {steps} steps, mean return {mean})")
-    return " / ".join(parts)
 
 
 def main() -> None:
@@ -80,7 +40,8 @@ def main() -> None:
           flush=True)
     order = [(preset, seed) for seed in args.seeds for preset in args.presets]
     def job(preset_seed: tuple[str, int]) -> dict[str, Any]:
-        result = measure(*preset_seed, args.cap)
+        preset, seed = preset_seed
+        result = dict(run_to_target(["--preset", preset], seed, args.cap), preset=preset)
         print(json.dumps(result), flush=True)
         return result
 
@@ -89,8 +50,8 @@ def main() -> None:
     rows = []
     for preset in args.presets:
         mine = sorted((r for r in results if r["preset"] == preset), key=lambda r: r["seed"])
-        rows.append((f"`{preset}.json`", f"{target(preset):g}", cell(mine, "env_steps", ""),
-                     cell(mine, "wall_time_s", " s") if any(r["solved"] for r in mine) else "-"))
+        rows.append((f"`{preset}.json`", f"{target(preset):g}", to_target_cell(mine, "env_steps", ""),
+                     to_target_cell(mine, "wall_time_s", " s") if any(r["solved"] for r in mine) else "-"))
     print()
     print(markdown_table(("preset", "target return", "env steps to target (seeds " + ", ".join(map(str, args.seeds))
                           + ")", "wall time to target"), rows))

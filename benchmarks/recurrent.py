@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 import tempfile
 import time
@@ -106,8 +105,8 @@ def run_side(side: str, seed: int, timeout: float) -> dict[str, Any]:
         return dict(parse_result(stdout, None), process_s=seconds, cpu_s=cpu, exit_code=code)
     with tempfile.TemporaryDirectory(prefix="dnne-recurrent-") as tmp:
         run_dir = Path(tmp) / "run"
-        command = [shutil.which("dnne") or "dnne", "run", GRAPH, "--seed", str(seed), "--run-dir", str(run_dir),
-                   "--timeout", "2h"]
+        command = [sys.executable, "-m", "dnne.runtime.cli", "run", GRAPH, "--seed", str(seed), "--run-dir",
+                   str(run_dir), "--timeout", "2h"]
         if side == "mlp":
             command += ["--set", "agent.recurrent=none"]
         seconds, cpu, stdout, code = spawn(command, timeout)
