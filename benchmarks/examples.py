@@ -5,7 +5,7 @@ Run: ``python benchmarks/examples.py`` (about two minutes; ``--graphs hierarchic
 ``common.run_to_target``: one fresh process, ``nice -n 5 dnne run GRAPH [ARGUMENTS] --seed S -q``, its own run
 directory in a temporary folder; ``summary.json``'s ``solved_at`` gives the env steps, wall time and mean return at
 which the run reached its target (the graph file's ``run.target_return``, or the one its arguments set). The main
-job, the zoo preset and Pendulum are ``time_to_solve.py``'s, the presets ``presets.py``'s, the recurrent graphs
+job, the zoo preset and Pendulum are ``time_to_solve.py``'s, the presets ``presets.py``'s, the LSTM Cartpole graph
 ``recurrent.py``'s, the U-maze graphs ``hierarchical.py``'s, the MinAtar graph ``minatar_breakout.py``'s.
 """
 from __future__ import annotations
@@ -25,8 +25,9 @@ EXAMPLES: dict[str, tuple[tuple[str, ...], tuple[int, ...]]] = {
     "multi_env_ppo_procs.json": ((), (1,)),
     "multi_env_ppo_ray.json": ((), (1,)),
     "hierarchical_ppo.json": ((), (1, 2, 3)),
+    "pendulum_novel_lstm.json": ((), (1,)),
 }
-"""Each example graph (under ``graphs/``): the arguments the README quotes it with, and its seeds."""
+"""Each example graph (under ``graphs/``): the arguments it runs with (the README's table quotes them) and its seeds."""
 
 
 def target(graph: str, arguments: tuple[str, ...]) -> float:

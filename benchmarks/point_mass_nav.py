@@ -1,7 +1,7 @@
 """Returns on ``PointMassNav`` (sparse reward) without learning: what ``graphs/hierarchical_ppo.json``'s target
 (70) is measured against in ``docs/hierarchical.md``.
 
-Run: ``python benchmarks/point_mass_nav.py`` (a few seconds). The task as the graph sets it up (``reward: sparse``,
+Run: ``python benchmarks/point_mass_nav.py`` (about ten seconds). The task as the graph sets it up (``reward: sparse``,
 ``goal_radius`` 1: a reward of 1 for every step within 1 of the goal, 100-step episodes), ``--episodes`` envs (3,072
 by default) running one episode each from seed 0, under four policies: uniform random actions in ``[-1, 1]^2``,
 Gaussian actions (std 1, clipped by the env), the zero action, and a hand-written controller that steers at the goal
